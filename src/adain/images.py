@@ -81,7 +81,7 @@ def split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
         peak = array.max(initial=0.0)
         # 16-bit files span 0..65535; float ones usually 0..1; anything else is taken as 8-bit.
         scale = 255.0 / 65535.0 if peak > 255 else (255.0 if img.mode == "F" and peak <= 1 else 1.0)
-        img = Image.fromarray(np.clip(array * scale, 0, 255).round().astype(np.uint8), mode="L")
+        img = Image.fromarray(np.clip(array * scale, 0, 255).round().astype(np.uint8))
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     if has_alpha:
         rgba = img.convert("RGBA")
@@ -126,7 +126,7 @@ def to_pil(tensor: Tensor) -> Image.Image:
     if tensor.dim() == 4:
         tensor = tensor[0]
     array = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu()
-    return Image.fromarray(array.numpy(), mode="RGB")
+    return Image.fromarray(array.numpy())
 
 
 def save_format(path: str | os.PathLike) -> str:
@@ -134,8 +134,9 @@ def save_format(path: str | os.PathLike) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in SAVE_FORMATS:
         known = ", ".join(sorted(s.lstrip(".") for s in SAVE_FORMATS))
-        raise ImageError(f"{path}: cannot tell the output format from '{suffix or 'no extension'}'"
-                         f" (use one of {known})")
+        raise ImageError(
+            f"{path}: cannot tell the output format from '{suffix or 'no extension'}' (use one of {known})"
+        )
     return SAVE_FORMATS[suffix]
 
 
@@ -174,6 +175,4 @@ def find_images(path: str | os.PathLike, recursive: bool = False) -> list[Path]:
     if not path.is_dir():
         return [path]
     pattern = "**/*" if recursive else "*"
-    return sorted(
-        p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    return sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)

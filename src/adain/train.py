@@ -1,0 +1,396 @@
+"""Training the decoder with the paper's recipe, resumable at any point.
+
+Loss (Huang & Belongie, Sec. 5): with t = AdaIN(f(c), f(s)) and the output g(t),
+    L_c = MSE(f(g(t)), t)                                    at relu4_1
+    L_s = sum_i MSE(mu(phi_i(g(t))), mu(phi_i(s))) + MSE(sigma(.), sigma(.))   relu1_1..relu4_1
+    L   = content_weight * L_c + style_weight * L_s
+Adam at lr / (1 + lr_decay * iteration).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from . import images, weights
+from .errors import AdainError, ImageError
+from .nets import Decoder, DecoderNorm, Encoder, adain, mean_std
+
+ContentTarget = Literal["t", "fc"]
+
+
+@dataclass
+class TrainConfig:
+    content_dir: str
+    style_dir: str
+    out_dir: str
+    load_size: int = 160  # paper: 512 (scaled down for a CPU)
+    crop_size: int = 128  # paper: 256
+    batch_size: int = 4  # paper: 8
+    max_iter: int = 20_000  # paper: 160k
+    lr: float = 1e-4
+    lr_decay: float = 5e-5
+    style_weight: float = 10.0
+    content_weight: float = 1.0
+    content_target: ContentTarget = "t"
+    decoder_norm: DecoderNorm = "none"
+    save_every: int = 500
+    log_every: int = 10
+    workers: int = 1
+    seed: int = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True
+    vgg: str | None = None
+    device: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+
+# -------------------------------------------------------------------------------------------
+# Data
+
+
+class ImageDataset(Dataset):
+    """Images under a folder (recursively), resized to ``load_size`` short side, random-cropped.
+
+    An unreadable file is replaced by another random one and counted, so one bad file never
+    ends a run."""
+
+    def __init__(self, root: str | os.PathLike, load_size: int, crop_size: int) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise AdainError(f"{root}: not a directory")
+        self.files = images.find_images(self.root, recursive=True)
+        if not self.files:
+            raise AdainError(
+                f"{root}: no images found (looked for {', '.join(sorted(images.IMAGE_SUFFIXES))})"
+            )
+        if crop_size > load_size:
+            raise AdainError(f"--crop-size {crop_size} is larger than --load-size {load_size}")
+        self.load_size, self.crop_size = load_size, crop_size
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> Tensor:
+        for _ in range(10):
+            try:
+                img = images.flatten_alpha(images.load_image(self.files[index]))
+                return images.to_tensor(self._random_crop(img))[0]
+            except ImageError as exc:
+                self.skipped += 1
+                warnings.warn(f"skipping unreadable training image: {exc}", stacklevel=1)
+                index = random.randrange(len(self.files))
+        raise AdainError(f"{self.root}: too many unreadable images in a row")
+
+    def _random_crop(self, img):
+        img = images.resize_short_side(img, self.load_size)
+        left = random.randint(0, img.width - self.crop_size)
+        top = random.randint(0, img.height - self.crop_size)
+        return img.crop((left, top, left + self.crop_size, top + self.crop_size))
+
+
+def endless(dataset: Dataset, batch_size: int, workers: int, seed: int) -> Iterator[Tensor]:
+    """Batches forever, reshuffled each epoch; seeded so a resumed run draws a fresh sequence."""
+    epoch = 0
+    while True:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=generator,
+            num_workers=workers,
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+            worker_init_fn=_seed_worker,
+        )
+        yield from loader
+        epoch += 1
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+# -------------------------------------------------------------------------------------------
+# Loss
+
+
+def style_loss(output_taps: list[Tensor], style_taps: list[Tensor]) -> Tensor:
+    """Sum over layers of the MSE between channel means plus the MSE between channel stds."""
+    total = output_taps[0].new_zeros((), dtype=torch.float32)
+    for out, ref in zip(output_taps, style_taps, strict=True):
+        out_mean, out_std = mean_std(out)
+        ref_mean, ref_std = mean_std(ref)
+        total = total + F.mse_loss(out_mean, ref_mean) + F.mse_loss(out_std, ref_std)
+    return total
+
+
+def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
+    return F.mse_loss(output_feat.float(), target.float())
+
+
+class AdaINLoss(torch.nn.Module):
+    """Decoder + frozen encoder, computing the paper's content and style losses for a batch."""
+
+    def __init__(self, encoder: Encoder, decoder: Decoder, content_target: ContentTarget = "t") -> None:
+        super().__init__()
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.decoder = decoder
+        self.content_target = content_target
+
+    def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            style_taps = self.encoder.taps(style)
+            content_feat = self.encoder(content)
+            t = adain(content_feat, style_taps[-1])
+        output = self.decoder(t)
+        output_taps = self.encoder.taps(output)
+        target = t if self.content_target == "t" else content_feat
+        return content_loss(output_taps[-1], target), style_loss(output_taps, style_taps)
+
+
+# -------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    tmp = path.with_name(path.name + ".part")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def export_decoder(
+    decoder: Decoder, path: str | os.PathLike, metadata: dict[str, str] | None = None, half: bool = False
+) -> Path:
+    """Write the decoder as ``.safetensors`` (with metadata) or as a standard ``decoder.pth``."""
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        meta = {"format": "adain-decoder", "norm": decoder.norm, **(metadata or {})}
+        save_file(state, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+    else:
+        torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+# -------------------------------------------------------------------------------------------
+# The loop
+
+
+def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 on a CPU that has native bf16 (AVX-512 BF16 or AMX), fp16/bf16 on
+    CUDA, else none (plain fp32: emulated bf16 on older CPUs is slower than fp32)."""
+    if precision == "fp32":
+        return None
+    if precision in ("bf16", "fp16"):
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class Trainer:
+    """One training run in ``out_dir``: ``checkpoint.pt``, ``log.csv``, ``config.json``, exports."""
+
+    def __init__(self, config: TrainConfig, progress: bool = True) -> None:
+        from .stylize import pick_device
+
+        self.config = config
+        self.device = pick_device(config.device)
+        self.out_dir = Path(config.out_dir)
+        self.progress = progress
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+
+        self.content = ImageDataset(config.content_dir, config.load_size, config.crop_size)
+        self.style = ImageDataset(config.style_dir, config.load_size, config.crop_size)
+        for data in (self.content, self.style):
+            if len(data) < config.batch_size:
+                raise AdainError(
+                    f"{data.root}: {len(data)} images, fewer than --batch-size {config.batch_size}"
+                )
+
+        encoder = Encoder()
+        state = weights.load_encoder_state(config.vgg) if config.vgg else weights.build_encoder_state()
+        encoder.load_state_dict(state)
+        self.decoder = Decoder(config.decoder_norm)
+        self.model = AdaINLoss(encoder, self.decoder, config.content_target).to(self.device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model = self.model.to(memory_format=self.memory_format)
+        self.autocast_dtype = pick_precision(config.precision, self.device)
+        self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+        self.iteration = 0
+        self._stop_signal: int | None = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def lr_at(self, iteration: int) -> float:
+        return self.config.lr / (1.0 + self.config.lr_decay * iteration)
+
+    def save_checkpoint(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        save_atomic(
+            {
+                "decoder": self.decoder.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "iteration": self.iteration,
+                "rng": rng_state(),
+                "config": asdict(self.config),
+            },
+            self.checkpoint_path,
+        )
+
+    def resume(self) -> bool:
+        """Continue from ``checkpoint.pt`` if there is one; True if it did."""
+        if not self.checkpoint_path.is_file():
+            return False
+        try:
+            # weights_only=False: our own checkpoint holds Python RNG state tuples.
+            ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+            self.decoder.load_state_dict(ckpt["decoder"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except Exception as exc:
+            raise AdainError(f"cannot resume from {self.checkpoint_path}: {exc}") from None
+        self.iteration = int(ckpt["iteration"])
+        set_rng_state(ckpt["rng"])
+        return True
+
+    def step(self, content: Tensor, style: Tensor) -> tuple[float, float, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.iteration)
+        content = content.to(self.device, memory_format=self.memory_format, non_blocking=True)
+        style = style.to(self.device, memory_format=self.memory_format, non_blocking=True)
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
+            loss_c, loss_s = self.model(content, style)
+        loss = self.config.content_weight * loss_c + self.config.style_weight * loss_s
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.iteration += 1
+        return loss.item(), loss_c.item(), loss_s.item()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stop_signal = signum
+
+    def run(self) -> Path:
+        """Train up to ``max_iter`` (checkpointing as it goes); returns the exported decoder."""
+        from tqdm import tqdm
+
+        cfg = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "config.json").write_text(_json(asdict(cfg)))
+        log_path = self.out_dir / "log.csv"
+        new_log = not log_path.exists()
+        # each (re)start draws a new data order, so a resumed run does not replay its first batches
+        contents = endless(self.content, cfg.batch_size, cfg.workers, cfg.seed + 2 * self.iteration)
+        styles = endless(self.style, cfg.batch_size, cfg.workers, cfg.seed + 2 * self.iteration + 1)
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        start = time.perf_counter()
+        bar = tqdm(
+            total=cfg.max_iter,
+            initial=self.iteration,
+            disable=not self.progress,
+            desc="train",
+            unit="it",
+            dynamic_ncols=True,
+        )
+        try:
+            with open(log_path, "a", newline="") as log_file:
+                log = csv.writer(log_file)
+                if new_log:
+                    log.writerow(["iteration", "loss", "content", "style", "lr", "seconds"])
+                while self.iteration < cfg.max_iter and self._stop_signal is None:
+                    loss, loss_c, loss_s = self.step(next(contents), next(styles))
+                    bar.update(1)
+                    if self.iteration % cfg.log_every == 0 or self.iteration == cfg.max_iter:
+                        bar.set_postfix(loss=f"{loss:.3f}", content=f"{loss_c:.3f}", style=f"{loss_s:.3f}")
+                        log.writerow(
+                            [
+                                self.iteration,
+                                f"{loss:.5f}",
+                                f"{loss_c:.5f}",
+                                f"{loss_s:.5f}",
+                                f"{self.lr_at(self.iteration):.3e}",
+                                f"{time.perf_counter() - start:.1f}",
+                            ]
+                        )
+                        log_file.flush()
+                    if self.iteration % cfg.save_every == 0:
+                        self.save_checkpoint()
+        finally:
+            bar.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.save_checkpoint()
+        if self._stop_signal is not None:
+            raise KeyboardInterrupt(
+                f"stopped by signal {self._stop_signal} at iteration {self.iteration}; "
+                f"checkpoint saved, --resume continues"
+            )
+        skipped = self.content.skipped + self.style.skipped
+        meta = {
+            "iterations": str(self.iteration),
+            "crop_size": str(cfg.crop_size),
+            "batch_size": str(cfg.batch_size),
+            "content_target": cfg.content_target,
+            "skipped_images": str(skipped),
+        }
+        export_decoder(self.decoder, self.out_dir / "decoder.pth")
+        return export_decoder(self.decoder, self.out_dir / "decoder.safetensors", meta)
+
+
+def _json(obj: object) -> str:
+    import json
+
+    return json.dumps(obj, indent=2) + "\n"

@@ -1,0 +1,211 @@
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from adain import __version__
+from adain.cli import main
+
+from .conftest import CONTENT, MASK, SHARED_VGG, STYLE, STYLE2, make_image, needs_shared, open_rgb
+
+
+@pytest.fixture
+def run(decoder_file, capsys):
+    """Call `adain stylize ...` in-process with the test weights; returns (exit code, stderr)."""
+
+    def call(*argv: str) -> tuple[int, str]:
+        weights = ["--decoder", str(decoder_file), "--device", "cpu", "-q"]
+        if SHARED_VGG.is_file():
+            weights += ["--vgg", str(SHARED_VGG)]
+        code = main(["stylize", *map(str, argv), *weights])
+        return code, capsys.readouterr().err
+
+    return call
+
+
+@pytest.fixture
+def pair(tmp_path):
+    return make_image(tmp_path / "photo.jpg", (70, 50), seed=1), make_image(
+        tmp_path / "art.png", (40, 40), seed=2
+    )
+
+
+@needs_shared
+def test_canonical_sample_end_to_end(run, tmp_path):
+    out = tmp_path / "result.jpg"
+    code, err = run(CONTENT, "--style", STYLE, "-o", out, "--content-size", 64, "--style-size", 64)
+    assert code == 0, err
+    content = Image.open(CONTENT)
+    expected = (round(content.width * 64 / content.height), 64) if content.height < content.width else None
+    assert Image.open(out).size == (expected or Image.open(out).size)
+    assert min(Image.open(out).size) == 64
+
+
+def test_directory_output_names_and_ext(run, tmp_path, pair):
+    content, style = pair
+    style2 = make_image(tmp_path / "two.jpg", (40, 40), seed=3)
+    code, err = run(content, "-s", style, style2, "-o", tmp_path / "out", "--ext", "png", "--content-size", 0)
+    assert code == 0, err
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["photo_stylized_art.png", "photo_stylized_two.png"]
+    assert Image.open(tmp_path / "out" / names[0]).size == (70, 50)
+
+
+def test_style_directories_and_interpolation(run, tmp_path, pair):
+    content, _ = pair
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for i in range(3):
+        make_image(styles / f"s{i}.png", (32, 32), seed=10 + i)
+    (styles / "notes.txt").write_text("not an image, not picked up")
+    code, err = run(
+        content, "-s", styles, "--style-weights", "1,2,1", "-o", tmp_path / "out", "--content-size", 0
+    )
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["photo_stylized_s0+s1+s2.jpg"]
+
+
+@needs_shared
+def test_mask_alpha_and_preserve_color_flags(run, tmp_path):
+    sizes = ["--content-size", 48, "--style-size", 48]
+    assert run(CONTENT, "-s", STYLE, STYLE2, "--mask", MASK, "-o", tmp_path / "m.jpg", *sizes)[0] == 0
+    assert (
+        run(CONTENT, "-s", STYLE, "--alpha", 0.3, "--preserve-color", "-o", tmp_path / "a.jpg", *sizes)[0]
+        == 0
+    )
+    assert run(CONTENT, "-s", STYLE, "--crop", "-o", tmp_path / "c.webp", *sizes)[0] == 0
+    assert Image.open(tmp_path / "c.webp").size == (48, 48)
+
+
+def test_existing_output_is_not_overwritten(run, tmp_path, pair):
+    content, style = pair
+    out = tmp_path / "out.jpg"
+    Image.new("RGB", (5, 5), (1, 2, 3)).save(out)
+    code, err = run(content, "-s", style, "-o", out)
+    assert code == 1 and "exists (pass --overwrite" in err
+    assert Image.open(out).size == (5, 5)
+    assert run(content, "-s", style, "-o", out, "--overwrite", "--content-size", 0)[0] == 0
+    assert Image.open(out).size == (70, 50)
+
+
+def _bad_files(tmp_path):
+    good = make_image(tmp_path / "good.jpg", (120, 120))
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(good.read_bytes()[:300])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("hello")
+    (tmp_path / "random.bin").write_bytes(bytes(range(256)) * 4)
+    return {
+        "missing": (tmp_path / "missing.jpg", "no such file"),
+        "empty": (tmp_path / "empty.png", "empty file"),
+        "text": (tmp_path / "text.jpg", "not an image"),
+        "binary": (tmp_path / "random.bin", "not an image"),
+        "truncated": (truncated, "corrupt or truncated"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "binary", "truncated"])
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_bad_input_files(run, tmp_path, pair, case, role):
+    content, style = pair
+    bad, message = _bad_files(tmp_path)[case]
+    out = tmp_path / "out.jpg"
+    args = (bad, "-s", style) if role == "content" else (content, "-s", bad)
+    code, err = run(*args, "-o", out)
+    assert code != 0
+    assert message in err and "Traceback" not in err
+    assert all(line.startswith("adain:") for line in err.strip().splitlines())
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no temp file left
+
+
+def test_batch_skips_bad_files_and_exits_non_zero(run, tmp_path, pair):
+    content, style = pair
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    code, err = run(content, bad, "-s", style, "-o", tmp_path / "out", "--content-size", 0)
+    assert code == 1
+    assert "broken.jpg" in err and "wrote 1 image" in err and "1 failed" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["photo_stylized_art.jpg"]
+
+
+def test_decompression_bomb_and_override(run, tmp_path, pair):
+    content, style = pair
+    code, err = run(content, "-s", style, "-o", tmp_path / "o.jpg", "--max-pixels", 1000)
+    assert code == 1 and "over the limit" in err and "--max-pixels" in err
+    assert (
+        run(content, "-s", style, "-o", tmp_path / "o.jpg", "--max-pixels", 5000, "--content-size", 0)[0] == 0
+    )
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--alpha", "1.5"], "must be between 0 and 1"),
+        (["--alpha", "x"], "expected a number"),
+        (["--style-weights", "1,2"], "2 style weights given for 1 styles"),
+        (["--style-weights", "a,b"], "comma-separated numbers"),
+        (["--content-size", "-5"], "must be 0 or more"),
+        (["--ext", "gif"], "invalid choice"),
+    ],
+)
+def test_bad_flags(tmp_path, pair, extra, message, capsys):
+    content, style = pair
+    argv = ["stylize", str(content), "-s", str(style), "-o", str(tmp_path / "o.jpg"), *extra]
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and "Traceback" not in err
+    assert not (tmp_path / "o.jpg").exists()
+
+
+def test_bad_flag_messages(tmp_path, pair, decoder_file):
+    content, style = pair
+    for extra, message in [
+        (["--style-weights", "1,2"], "2 style weights given for 1 styles"),
+        (["--mask", str(content)], "exactly two styles"),
+        (["-o", str(tmp_path / "o.xyz")], "cannot tell the output format"),
+    ]:
+        argv = ["stylize", str(content), "-s", str(style), "--decoder", str(decoder_file)]
+        if "-o" not in extra:
+            argv += ["-o", str(tmp_path / "o.jpg")]
+        result = subprocess.run(
+            [sys.executable, "-m", "adain", *argv, *extra], capture_output=True, text=True
+        )
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_decoder_says_how_to_get_one(tmp_path, pair, monkeypatch, capsys):
+    from adain import weights
+
+    monkeypatch.setattr(weights, "packaged_decoder_path", lambda: None)
+    content, style = pair
+    assert main(["stylize", str(content), "-s", str(style), "-o", str(tmp_path / "o.jpg")]) == 1
+    err = capsys.readouterr().err
+    assert "--decoder PATH" in err and "ADAIN_DECODER" in err and "adain train" in err
+
+
+def test_bad_decoder_file_is_one_line(run, tmp_path, pair, capsys):
+    content, style = pair
+    bad = tmp_path / "decoder.pth"
+    bad.write_bytes(b"nope")
+    code = main(
+        ["stylize", str(content), "-s", str(style), "-o", str(tmp_path / "o.jpg"), "--decoder", str(bad)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "cannot read weights file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_version_and_module_entry():
+    result = subprocess.run([sys.executable, "-m", "adain", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"adain {__version__}"
+
+
+def test_output_pixels_match_api(run, tmp_path, pair, stylizer):
+    content, style = pair
+    out = tmp_path / "o.png"
+    assert run(content, "-s", style, "-o", out, "--content-size", 0, "--style-size", 0)[0] == 0
+    assert open_rgb(out).size == (70, 50)

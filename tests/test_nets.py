@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from adain.nets import TAPS, Decoder, Encoder, adain, decoder_keys, encoder_keys, mean_std
+
+
+def test_adain_output_has_the_style_statistics():
+    torch.manual_seed(0)
+    content = torch.randn(2, 512, 13, 9) * 3 + 1
+    style = torch.rand(2, 512, 7, 11) * 5
+    out = adain(content, style)
+    out_mean, out_std = mean_std(out)
+    style_mean, style_std = mean_std(style)
+    assert torch.allclose(out_mean, style_mean, atol=1e-4)
+    assert torch.allclose(out_std, style_std, atol=1e-4)
+
+
+def test_adain_keeps_the_normalised_content():
+    torch.manual_seed(1)
+    content = torch.randn(1, 8, 10, 10)
+    style = torch.randn(1, 8, 5, 5)
+    out = adain(content, style)
+    c_mean, c_std = mean_std(content)
+    s_mean, s_std = mean_std(style)
+    assert torch.allclose((out - s_mean) / s_std, (content - c_mean) / c_std, atol=1e-4)
+
+
+def test_mean_std_by_hand():
+    x = torch.tensor([1.0, 2.0, 3.0, 6.0]).view(1, 1, 2, 2)
+    mean, std = mean_std(x, eps=0.0)
+    assert mean.item() == pytest.approx(3.0)
+    assert std.item() == pytest.approx((14 / 3) ** 0.5)  # unbiased: (4+1+0+9)/3
+
+
+@pytest.mark.parametrize("size", [(16, 16), (17, 33), (35, 18), (64, 48)])
+def test_shapes_at_odd_sizes(size):
+    encoder, decoder = Encoder(), Decoder()
+    x = torch.rand(1, 3, *size)
+    taps = encoder.taps(x)
+    assert [t.shape[1] for t in taps] == [64, 128, 256, 512]
+    assert torch.equal(taps[-1], encoder(x))
+    feat = taps[-1]
+    assert feat.shape[-2:] == tuple(-(-s // 8) for s in size)  # ceil-mode pooling
+    assert decoder(feat).shape[-2:] == tuple(8 * s for s in feat.shape[-2:])
+
+
+def test_standard_key_layouts():
+    assert list(encoder_keys())[:4] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert list(encoder_keys())[-2:] == ["29.weight", "29.bias"]
+    assert encoder_keys()["29.weight"] == (512, 256, 3, 3)
+    assert list(decoder_keys())[:2] == ["1.weight", "1.bias"]
+    assert decoder_keys()["28.weight"] == (3, 64, 3, 3)
+    assert Encoder().tap_index == {"relu1_1": 3, "relu2_1": 10, "relu3_1": 17, "relu4_1": 30}
+    assert list(TAPS) == ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+
+
+@pytest.mark.parametrize(
+    "norm,layer", [("batch", torch.nn.BatchNorm2d), ("instance", torch.nn.InstanceNorm2d)]
+)
+def test_decoder_norm_ablation_adds_norm_layers(norm, layer):
+    decoder = Decoder(norm)
+    assert sum(isinstance(m, layer) for m in decoder) == 8  # every conv but the output one
+    assert decoder(torch.rand(2, 512, 4, 4)).shape == (2, 3, 32, 32)
+    assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)) for m in Decoder())

@@ -1,0 +1,184 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adain import images
+from adain.errors import AdainError, ImageError
+from adain.nets import adain, mean_std
+from adain.stylize import StyleCode, masked_adain, match_color, pad_to_stride
+
+from .conftest import make_image
+
+
+def as_array(img: Image.Image) -> np.ndarray:
+    return np.asarray(img, dtype=np.float32)
+
+
+def test_alpha_zero_is_decoding_the_content_features(stylizer, small_pair):
+    content, style = small_pair
+    out = stylizer(content, style, alpha=0.0)
+    x = images.to_tensor(Image.open(content).convert("RGB"))
+    with torch.no_grad():
+        expected = stylizer.decoder(stylizer.encoder(pad_to_stride(x)))[..., :37, :53]
+    assert np.abs(as_array(out) - as_array(images.to_pil(expected))).max() <= 1
+
+
+def test_alpha_interpolates_features(stylizer, small_pair):
+    content, style = small_pair
+    full, none, half = (as_array(stylizer(content, style, alpha=a)) for a in (1.0, 0.0, 0.5))
+    assert np.abs(full - none).mean() > 1  # style changes the picture
+    assert np.abs(half - full).mean() < np.abs(none - full).mean()
+
+
+def test_one_hot_style_weights_equal_the_single_style(stylizer, tmp_path, small_pair):
+    content, style = small_pair
+    other = make_image(tmp_path / "other.png", (36, 36), seed=9)
+    single = as_array(stylizer(content, style))
+    blended = as_array(stylizer(content, [other, style], style_weights=[0.0, 1.0]))
+    assert np.abs(single - blended).max() <= 1
+    mixed = as_array(stylizer(content, [other, style], style_weights=[1, 1]))
+    assert np.abs(mixed - single).mean() > 0.5
+
+
+def test_output_has_the_content_size_at_odd_sizes(stylizer, tmp_path):
+    style = make_image(tmp_path / "s.png", (32, 32))
+    for size in [(16, 16), (17, 31), (101, 45)]:
+        content = make_image(tmp_path / f"c{size}.png", size)
+        assert stylizer(content, style).size == size
+
+
+def test_resizing_and_crop(stylizer, small_pair):
+    content, style = small_pair
+    assert stylizer(content, style, content_size=24).size == (34, 24)
+    assert stylizer(content, style, content_size=24, crop=True).size == (24, 24)
+
+
+def test_inputs_may_be_paths_pil_or_tensors(stylizer, small_pair):
+    content, style = small_pair
+    by_path = as_array(stylizer(content, style))
+    by_pil = as_array(stylizer(Image.open(content), Image.open(style)))
+    by_tensor = as_array(stylizer(images.to_tensor(Image.open(content).convert("RGB"))[0], style))
+    assert np.abs(by_path - by_pil).max() == 0
+    assert np.abs(by_path - by_tensor).max() <= 1
+
+
+def test_style_code_is_reusable_and_saves(stylizer, small_pair, tmp_path):
+    content, style = small_pair
+    code = stylizer.encode_style(style)
+    assert code.mean.shape == (1, 512, 1, 1)
+    direct = as_array(stylizer(content, style))
+    assert np.abs(as_array(stylizer(content, code)) - direct).max() == 0
+    code.save(tmp_path / "style.safetensors")
+    loaded = StyleCode.load(tmp_path / "style.safetensors")
+    assert torch.equal(loaded.mean, code.mean.cpu()) and loaded.name == "style"
+    (tmp_path / "junk.safetensors").write_bytes(b"junk")
+    with pytest.raises(AdainError, match="not a saved style"):
+        StyleCode.load(tmp_path / "junk.safetensors")
+
+
+def test_masked_adain_gives_each_region_its_style():
+    torch.manual_seed(0)
+    features = torch.rand(1, 16, 8, 8)
+    fg = StyleCode(*mean_std(torch.rand(1, 16, 5, 5) * 4 + 3))
+    bg = StyleCode(*mean_std(torch.rand(1, 16, 5, 5) * 0.5))
+    region = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    region[..., :, :3] = True
+    out = masked_adain(features, fg, bg, region)
+    left = out[..., :, :3].reshape(1, 16, -1, 1)
+    right = out[..., :, 3:].reshape(1, 16, -1, 1)
+    for part, code in ((left, fg), (right, bg)):
+        mean, std = mean_std(part)
+        assert torch.allclose(mean, code.mean, atol=1e-4)
+        assert torch.allclose(std, code.std, atol=1e-3)
+
+
+def test_mask_in_the_pipeline_follows_the_mask(stylizer, tmp_path):
+    content = make_image(tmp_path / "c.png", (64, 64), seed=3)
+    dark = tmp_path / "dark.png"
+    Image.new("RGB", (64, 64), (10, 10, 10)).save(dark)
+    bright = make_image(tmp_path / "bright.png", (64, 64), seed=4)
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))  # left half white: first style
+    mask_path = tmp_path / "mask.png"
+    mask.save(mask_path)
+    masked = as_array(stylizer(content, [bright, dark], mask=mask_path))
+    only_bright = as_array(stylizer(content, bright))
+    only_dark = as_array(stylizer(content, dark))
+    # away from the seam, each half is closer to the single-style result of its own style
+    left, right = slice(0, 20), slice(44, 64)
+    assert (
+        np.abs(masked[:, left] - only_bright[:, left]).mean()
+        < np.abs(masked[:, left] - only_dark[:, left]).mean()
+    )
+    assert (
+        np.abs(masked[:, right] - only_dark[:, right]).mean()
+        < np.abs(masked[:, right] - only_bright[:, right]).mean()
+    )
+
+
+def test_match_color_moves_statistics():
+    torch.manual_seed(0)
+    source = torch.rand(1, 3, 20, 20) * 0.3
+    target = torch.rand(1, 3, 20, 20) * 0.5 + 0.4
+    out = match_color(source, target)
+    assert torch.allclose(out.mean(dim=(2, 3)), target.mean(dim=(2, 3)), atol=0.02)
+
+
+def test_preserve_color_keeps_content_colours(stylizer, tmp_path):
+    content = tmp_path / "blue.png"
+    Image.new("RGB", (48, 48), (30, 60, 200)).save(content)
+    make_image(content, (48, 48), seed=5)  # textured picture
+    red = tmp_path / "red.png"
+    arr = np.zeros((48, 48, 3), np.uint8)
+    arr[..., 0] = np.random.default_rng(0).integers(150, 255, (48, 48))
+    Image.fromarray(arr).save(red)
+    kept = stylizer(content, red, preserve_color=True)
+    assert kept.size == (48, 48)
+    with pytest.raises(AdainError, match="preserve_color needs the style images"):
+        stylizer(content, stylizer.encode_style(red), preserve_color=True)
+
+
+def test_content_alpha_is_carried(stylizer, tmp_path, small_pair):
+    _, style = small_pair
+    content = make_image(tmp_path / "rgba.png", (40, 40), mode="RGBA")
+    out = stylizer(content, style)
+    assert out.mode == "RGBA" and out.size == (40, 40)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"alpha": 1.5}, "alpha must be between 0 and 1"),
+        ({"style_weights": [1.0, 2.0]}, "2 style weights given for 1 styles"),
+        ({"mask": "mask.png"}, "exactly two styles"),
+    ],
+)
+def test_bad_controls(stylizer, small_pair, kwargs, message):
+    content, style = small_pair
+    with pytest.raises(AdainError, match=message):
+        stylizer(content, style, **kwargs)
+
+
+def test_too_small_and_too_large(stylizer, tmp_path, small_pair):
+    _, style = small_pair
+    tiny = make_image(tmp_path / "tiny.png", (8, 30))
+    with pytest.raises(ImageError, match="too small"):
+        stylizer(tiny, style)
+    content, _ = small_pair
+    stylizer.max_pixels = 1000
+    try:
+        with pytest.raises(ImageError, match="over the limit"):
+            stylizer(content, style)
+    finally:
+        stylizer.max_pixels = images.DEFAULT_MAX_PIXELS
+
+
+def test_adain_reference():
+    """The pipeline's transform is the module function: same numbers on real-shaped features."""
+    torch.manual_seed(0)
+    c, s = torch.rand(1, 512, 6, 7), torch.rand(1, 512, 4, 4)
+    mean, std = mean_std(s)
+    from adain.nets import adain_stats
+
+    assert torch.allclose(adain_stats(c, mean, std), adain(c, s))

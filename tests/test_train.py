@@ -1,0 +1,165 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from adain.cli import main
+from adain.nets import Decoder
+from adain.stylize import Stylizer
+from adain.train import content_loss, style_loss
+
+from .conftest import SHARED_VGG, make_image
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    content, style = tmp_path / "content", tmp_path / "style" / "nested"
+    content.mkdir()
+    style.mkdir(parents=True)
+    for i in range(4):
+        make_image(content / f"c{i}.jpg", (48, 40), seed=i)
+        make_image(style / f"s{i}.png", (40, 52), seed=10 + i)
+    return content, tmp_path / "style"
+
+
+def train_args(dataset, out, *extra):
+    content, style = dataset
+    args = ["train", "--content-dir", content, "--style-dir", style, "--out-dir", out, "--load-size", 40,
+            "--crop-size", 32, "--batch-size", 2, "--workers", 0, "--log-every", 1, "-q"]  # fmt: skip
+    if SHARED_VGG.is_file():
+        args += ["--vgg", SHARED_VGG]
+    return [str(a) for a in [*args, *extra]]
+
+
+def read_log(out):
+    with open(out / "log.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_style_and_content_loss_by_hand():
+    out = [torch.tensor([1.0, 3.0]).view(1, 1, 1, 2)]
+    ref = [torch.tensor([2.0, 2.0, 2.0, 6.0]).view(1, 1, 2, 2)]
+    # means 2 vs 3; unbiased stds sqrt(2) vs 2 (eps aside)
+    expected = (2 - 3) ** 2 + ((2 + 1e-5) ** 0.5 - (4 + 1e-5) ** 0.5) ** 2
+    assert style_loss(out, ref).item() == pytest.approx(expected, rel=1e-5)
+    assert content_loss(torch.ones(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)).item() == 1.0
+
+
+def test_tiny_run_exports_a_decoder_that_stylize_loads(dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", 3)) == 0
+    rows = read_log(out)
+    assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
+    assert all(float(r["loss"]) > 0 for r in rows)
+    assert float(rows[1]["lr"]) == pytest.approx(1e-4 / (1 + 5e-5 * 2))
+    for name in ("decoder.safetensors", "decoder.pth", "checkpoint.pt", "config.json"):
+        assert (out / name).is_file()
+    content = next(dataset[0].iterdir())
+    stylized = tmp_path / "stylized.png"
+    code = main(
+        [
+            "stylize",
+            str(content),
+            "-s",
+            str(content),
+            "-o",
+            str(stylized),
+            "--decoder",
+            str(out / "decoder.pth"),
+            "-q",
+        ]
+    )
+    assert code == 0 and stylized.is_file()
+
+
+def test_existing_run_needs_resume(dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", 1)) == 0
+    assert main(train_args(dataset, out, "--max-iter", 2)) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(train_args(dataset, out, "--max-iter", 2, "--resume")) == 0
+    assert [int(r["iteration"]) for r in read_log(out)] == [1, 2]
+
+
+def test_resume_after_sigkill_reaches_the_final_iteration(dataset, tmp_path):
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "adain", *train_args(dataset, out, "--max-iter", 400, "--save-every", 3)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)["iteration"]
+    assert 3 <= saved < 400 and saved % 3 == 0
+    assert main(train_args(dataset, out, "--max-iter", saved + 4, "--save-every", 3, "--resume")) == 0
+    final = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert final["iteration"] == saved + 4
+    assert not list(out.glob("*.part"))
+
+
+def test_sigterm_saves_a_checkpoint(dataset, tmp_path):
+    out = tmp_path / "run"
+    argv = [
+        sys.executable,
+        "-m",
+        "adain",
+        *train_args(dataset, out, "--max-iter", 100000, "--save-every", 100000),
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "log.csv").exists() and len(read_log(out)) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume continues" in err and "Traceback" not in err
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["iteration"] >= 2
+
+
+@pytest.mark.parametrize(
+    "flags", [["--content-target", "fc"], ["--decoder-norm", "batch"], ["--decoder-norm", "instance"]]
+)
+def test_ablation_flags(dataset, tmp_path, flags, capsys):
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", 2, *flags)) == 0
+    if flags[0] == "--decoder-norm":
+        vgg = SHARED_VGG if SHARED_VGG.is_file() else None
+        stylizer = Stylizer.from_pretrained(vgg, out / "decoder.safetensors", "cpu")
+        assert stylizer.decoder.norm == flags[1]
+        assert len(stylizer.decoder) == len(Decoder()) + 8  # a norm layer after each hidden conv
+
+
+def test_empty_and_small_datasets(tmp_path, dataset, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no images here")
+    content, style = dataset
+    args = train_args((empty, style), tmp_path / "run", "--max-iter", 1)
+    assert main(args) == 1
+    assert "no images found" in capsys.readouterr().err
+    assert main(train_args(dataset, tmp_path / "run", "--batch-size", 8)) == 1
+    assert "fewer than --batch-size 8" in capsys.readouterr().err
+    assert main(train_args(dataset, tmp_path / "run", "--crop-size", 64)) == 1
+    assert "larger than --load-size" in capsys.readouterr().err
+
+
+def test_unreadable_training_images_are_skipped(dataset, tmp_path, capsys):
+    (dataset[0] / "broken.jpg").write_bytes(b"\xff\xd8\xffnot really")
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="skipping unreadable training image"):
+        assert main(train_args(dataset, out, "--max-iter", 4, "--seed", 3)) == 0
+    assert int(read_log(out)[-1]["iteration"]) == 4
+
+
+@pytest.mark.skipif(os.cpu_count() is None, reason="needs a cpu count")
+def test_two_workers_data_loading(dataset, tmp_path):
+    out = tmp_path / "run"
+    args = train_args(dataset, out, "--max-iter", 2)
+    args[args.index("--workers") + 1] = "2"
+    assert main(args) == 0
