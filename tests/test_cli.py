@@ -209,3 +209,42 @@ def test_output_pixels_match_api(run, tmp_path, pair, stylizer):
     out = tmp_path / "o.png"
     assert run(content, "-s", style, "-o", out, "--content-size", 0, "--style-size", 0)[0] == 0
     assert open_rgb(out).size == (70, 50)
+
+
+def test_eval_end_to_end_writes_well_formed_reports(tmp_path, decoder_file, capsys):
+    import json
+
+    content_dir, style_dir = tmp_path / "c", tmp_path / "s"
+    content_dir.mkdir()
+    style_dir.mkdir()
+    for i in range(2):
+        make_image(content_dir / f"c{i}.png", (40, 40), seed=i)
+        make_image(style_dir / f"s{i}.png", (40, 40), seed=5 + i)
+    out = tmp_path / "eval"
+    argv = ["eval", "--content-dir", str(content_dir), "--style-dir", str(style_dir), "--out", str(out),
+            "--size", "32", "--decoder", str(decoder_file), "-q"]  # fmt: skip
+    if SHARED_VGG.is_file():
+        argv += ["--vgg", str(SHARED_VGG)]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    methods = summary["methods"]
+    assert set(methods) == {"adain", "content", "style"} and summary["size"] == 32
+    assert all(m["n_pairs"] == 4 for m in methods.values())
+    assert methods["content"]["content_loss"] == 0 and methods["content"]["style_loss"] > 0
+    assert methods["style"]["style_loss"] == 0 and methods["style"]["content_loss"] > 0
+    assert methods["adain"]["content_loss"] > 0 and methods["adain"]["style_loss"] > 0
+    assert len((out / "pairs.csv").read_text().strip().splitlines()) == 1 + 12
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    argv[argv.index(str(style_dir))] = str(empty)
+    assert main(argv) == 1 and "no style images" in capsys.readouterr().err
+
+
+def test_decoder_trained_with_another_encoder_warns(tmp_path, pair, decoder_file):
+    from adain.nets import Decoder
+    from adain.stylize import Stylizer
+    from adain.train import export_decoder
+
+    path = export_decoder(Decoder(), tmp_path / "d.safetensors", {"encoder": "file:other_vgg.pth"})
+    with pytest.warns(UserWarning, match="trained with encoder file:other_vgg.pth"):
+        Stylizer.from_pretrained(SHARED_VGG if SHARED_VGG.is_file() else None, path, "cpu")

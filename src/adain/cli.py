@@ -166,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser("eval", help="content and style loss of stylized images (paper's Fig. 3)")
+    evaluate.add_argument("--content-dir", type=Path, required=True)
+    evaluate.add_argument("--style-dir", type=Path, required=True)
+    evaluate.add_argument(
+        "--out", type=Path, required=True, help="directory for pairs.csv, summary.json, losses.png"
+    )
+    evaluate.add_argument(
+        "--size", type=_positive_int, default=256, help="images are centre-cropped squares of this size"
+    )
+    evaluate.add_argument("--method", action="append", choices=["adain", "content", "style"],
+                          help="repeatable; default: adain, content and style")  # fmt: skip
+    _add_weights_flags(evaluate)
+    evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(run=run_eval)
     return parser
 
 
@@ -295,6 +310,33 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"adain: {stop or 'interrupted'}", file=sys.stderr)
         return 130
     print(f"decoder written to {decoder} and {decoder.with_suffix('.pth')}", file=sys.stderr)
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, write_report
+    from .stylize import Stylizer
+
+    found = {}
+    for role, folder in (("content", args.content_dir), ("style", args.style_dir)):
+        if not folder.is_dir():
+            raise AdainError(f"{folder}: not a directory")
+        found[role] = images.find_images(folder)
+        if not found[role]:
+            raise AdainError(f"{folder}: no {role} images in this directory")
+    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
+    methods = args.method or ["adain", "content", "style"]
+    results = evaluate(stylizer, found["content"], found["style"], methods, args.size, not args.quiet)
+    meta = {
+        "size": args.size,
+        "decoder": stylizer.info["decoder"].source,
+        "encoder": stylizer.info["encoder"].source,
+    }
+    summary = write_report(results, args.out, meta)
+    print(f"{'method':<10}{'content loss':>16}{'style loss':>16}{'pairs':>7}{'seconds':>9}")
+    for method, row in summary.items():
+        print(f"{method:<10}{row['content_loss']:>9.3f} ±{row['content_loss_std']:<6.3f}"
+              f"{row['style_loss']:>9.3f} ±{row['style_loss_std']:<6.3f}{row['n_pairs']:>7}{row['seconds']:>9.1f}")  # fmt: skip
     return 0
 
 

@@ -7,6 +7,7 @@ image = stylizer("photo.jpg", "painting.jpg", alpha=0.8)
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,12 @@ class Stylizer:
             vgg_info = weights.WeightsInfo(str(vgg))
         decoder_path = weights.resolve_decoder(decoder)
         metadata = weights.read_metadata(decoder_path)
+        trained_with, using = metadata.get("encoder"), weights.encoder_id(vgg)
+        if trained_with and trained_with != using:
+            warnings.warn(
+                f"{decoder_path} was trained with encoder {trained_with}, not {using}; results may be off",
+                stacklevel=2,
+            )
         net = Decoder(metadata.get("norm", "none"))  # type: ignore[arg-type]
         net.load_state_dict(weights.load_decoder_state(decoder_path, net.norm))
         info = {"encoder": vgg_info, "decoder": weights.WeightsInfo(str(decoder_path), metadata)}

