@@ -77,6 +77,17 @@ def test_tiny_run_exports_a_decoder_that_stylize_loads(dataset, tmp_path, capsys
     assert code == 0 and stylized.is_file()
 
 
+def test_init_decoder_starts_from_given_weights(dataset, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(train_args(dataset, first, "--max-iter", 2)) == 0
+    second = tmp_path / "second"
+    args = train_args(dataset, second, "--max-iter", 1, "--init-decoder", first / "decoder.pth", "--lr", "0")
+    assert main(args) == 0
+    a = torch.load(first / "decoder.pth", weights_only=True)
+    b = torch.load(second / "decoder.pth", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # lr 0: the weights are exactly the ones given
+
+
 def test_existing_run_needs_resume(dataset, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(dataset, out, "--max-iter", 1)) == 0

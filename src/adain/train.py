@@ -55,6 +55,7 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
     vgg: str | None = None
+    init_decoder: str | None = None  # start from these weights instead of random ones
     device: str = "auto"
     extra: dict = field(default_factory=dict)
 
@@ -259,6 +260,8 @@ class Trainer:
         state = weights.load_encoder_state(config.vgg) if config.vgg else weights.build_encoder_state()
         encoder.load_state_dict(state)
         self.decoder = Decoder(config.decoder_norm)
+        if config.init_decoder:
+            self.decoder.load_state_dict(weights.load_decoder_state(config.init_decoder, config.decoder_norm))
         self.model = AdaINLoss(encoder, self.decoder, config.content_target).to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
