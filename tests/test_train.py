@@ -174,3 +174,26 @@ def test_two_workers_data_loading(dataset, tmp_path):
     args = train_args(dataset, out, "--max-iter", 2)
     args[args.index("--workers") + 1] = "2"
     assert main(args) == 0
+
+
+def test_two_process_gloo_training(dataset, tmp_path):
+    """torchrun with 2 CPU processes: each rank its data shard, rank 0 alone writes the run."""
+    out = tmp_path / "ddp"
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+    ]
+    args = train_args(dataset, out, "--max-iter", 3, "--batch-size", 1, "--save-every", 2)
+    result = subprocess.run([*torchrun, "-m", "adain", *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [int(r["iteration"]) for r in read_log(out)] == [1, 2, 3]  # one log, not one per rank
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["iteration"] == 3
+    from adain.weights import read_metadata
+
+    assert read_metadata(out / "decoder.safetensors")["batch_size"] == "2"  # 1 per rank x 2 ranks

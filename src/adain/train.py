@@ -70,11 +70,14 @@ class ImageDataset(Dataset):
     An unreadable file is replaced by another random one and counted, so one bad file never
     ends a run."""
 
-    def __init__(self, root: str | os.PathLike, load_size: int, crop_size: int) -> None:
+    def __init__(
+        self, root: str | os.PathLike, load_size: int, crop_size: int, shard: tuple[int, int] = (0, 1)
+    ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise AdainError(f"{root}: not a directory")
-        self.files = images.find_images(self.root, recursive=True)
+        rank, world = shard
+        self.files = images.find_images(self.root, recursive=True)[rank::world]
         if not self.files:
             raise AdainError(
                 f"{root}: no images found (looked for {', '.join(sorted(images.IMAGE_SUFFIXES))})"
@@ -234,6 +237,46 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+@dataclass
+class Distributed:
+    """This process's place in a ``torchrun`` job (rank 0 of 1 when run plainly)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+    def start(self, device: torch.device) -> None:
+        if self.world > 1 and not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank if it is true on any (so all ranks stop at the same iteration)."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0])
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+        return bool(value.item())
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def stop(self) -> None:
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
 class Trainer:
     """One training run in ``out_dir``: ``checkpoint.pt``, ``log.csv``, ``config.json``, exports."""
 
@@ -241,19 +284,24 @@ class Trainer:
         from .stylize import pick_device
 
         self.config = config
+        self.dist = Distributed.from_env()
         self.device = pick_device(config.device)
+        if self.device.type == "cuda" and self.dist.world > 1:
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
         self.out_dir = Path(config.out_dir)
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
         torch.manual_seed(config.seed)
         random.seed(config.seed)
         np.random.seed(config.seed)
 
-        self.content = ImageDataset(config.content_dir, config.load_size, config.crop_size)
-        self.style = ImageDataset(config.style_dir, config.load_size, config.crop_size)
+        shard = (self.dist.rank, self.dist.world)  # each rank trains on its own slice of the data
+        self.content = ImageDataset(config.content_dir, config.load_size, config.crop_size, shard)
+        self.style = ImageDataset(config.style_dir, config.load_size, config.crop_size, shard)
         for data in (self.content, self.style):
             if len(data) < config.batch_size:
                 raise AdainError(
-                    f"{data.root}: {len(data)} images, fewer than --batch-size {config.batch_size}"
+                    f"{data.root}: {len(data)} images per process, fewer than --batch-size {config.batch_size}"
                 )
 
         encoder = Encoder()
@@ -267,6 +315,12 @@ class Trainer:
         self.model = self.model.to(memory_format=self.memory_format)
         self.autocast_dtype = pick_precision(config.precision, self.device)
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+        self.dist.start(self.device)
+        # DDP averages the decoder's gradients across ranks; with one process the model runs as it is
+        self.forward = self.model
+        if self.dist.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.iteration = 0
         self._stop_signal: int | None = None
 
@@ -278,6 +332,10 @@ class Trainer:
         return self.config.lr / (1.0 + self.config.lr_decay * iteration)
 
     def save_checkpoint(self) -> None:
+        """Rank 0 writes; the others wait, so every rank resumes from the same file."""
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         save_atomic(
             {
@@ -289,6 +347,7 @@ class Trainer:
             },
             self.checkpoint_path,
         )
+        self.dist.barrier()
 
     def resume(self) -> bool:
         """Continue from ``checkpoint.pt`` if there is one; True if it did."""
@@ -315,7 +374,7 @@ class Trainer:
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
         ):
-            loss_c, loss_s = self.model(content, style)
+            loss_c, loss_s = self.forward(content, style)
         loss = self.config.content_weight * loss_c + self.config.style_weight * loss_s
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -328,70 +387,90 @@ class Trainer:
 
     def run(self) -> Path:
         """Train up to ``max_iter`` (checkpointing as it goes); returns the exported decoder."""
-        from tqdm import tqdm
-
         cfg = self.config
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "config.json").write_text(_json(asdict(cfg)))
-        log_path = self.out_dir / "log.csv"
-        new_log = not log_path.exists()
-        # each (re)start draws a new data order, so a resumed run does not replay its first batches
-        contents = endless(self.content, cfg.batch_size, cfg.workers, cfg.seed + 2 * self.iteration)
-        styles = endless(self.style, cfg.batch_size, cfg.workers, cfg.seed + 2 * self.iteration + 1)
+        main = self.dist.is_main
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.json").write_text(_json(asdict(cfg)))
+        # each (re)start and each rank draws its own data order, so a resumed run does not replay
+        seed = cfg.seed + 2 * self.iteration + 1_000_003 * self.dist.rank
+        contents = endless(self.content, cfg.batch_size, cfg.workers, seed)
+        styles = endless(self.style, cfg.batch_size, cfg.workers, seed + 1)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        start = time.perf_counter()
-        bar = tqdm(
-            total=cfg.max_iter,
-            initial=self.iteration,
-            disable=not self.progress,
-            desc="train",
-            unit="it",
-            dynamic_ncols=True,
+        log = (
+            TrainLog(self.out_dir / "log.csv", self.progress, cfg.max_iter, self.iteration) if main else None
         )
         try:
-            with open(log_path, "a", newline="") as log_file:
-                log = csv.writer(log_file)
-                if new_log:
-                    log.writerow(["iteration", "loss", "content", "style", "lr", "seconds"])
-                while self.iteration < cfg.max_iter and self._stop_signal is None:
-                    loss, loss_c, loss_s = self.step(next(contents), next(styles))
-                    bar.update(1)
-                    if self.iteration % cfg.log_every == 0 or self.iteration == cfg.max_iter:
-                        bar.set_postfix(loss=f"{loss:.3f}", content=f"{loss_c:.3f}", style=f"{loss_s:.3f}")
-                        log.writerow(
-                            [
-                                self.iteration,
-                                f"{loss:.5f}",
-                                f"{loss_c:.5f}",
-                                f"{loss_s:.5f}",
-                                f"{self.lr_at(self.iteration):.3e}",
-                                f"{time.perf_counter() - start:.1f}",
-                            ]
-                        )
-                        log_file.flush()
-                    if self.iteration % cfg.save_every == 0:
-                        self.save_checkpoint()
+            while self.iteration < cfg.max_iter and not self.dist.any(self._stop_signal is not None):
+                losses = self.step(next(contents), next(styles))
+                if log:
+                    log.update(
+                        self.iteration, losses, self.lr_at(self.iteration), cfg.log_every, cfg.max_iter
+                    )
+                if self.iteration % cfg.save_every == 0:
+                    self.save_checkpoint()
         finally:
-            bar.close()
+            if log:
+                log.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self.save_checkpoint()
-        if self._stop_signal is not None:
+        stopped = self.iteration < cfg.max_iter
+        if stopped:
+            self.dist.stop()
             raise KeyboardInterrupt(
-                f"stopped by signal {self._stop_signal} at iteration {self.iteration}; "
-                f"checkpoint saved, --resume continues"
+                f"stopped by signal at iteration {self.iteration}; checkpoint saved, --resume continues"
             )
         skipped = self.content.skipped + self.style.skipped
         meta = {
             "encoder": weights.encoder_id(cfg.vgg),
             "iterations": str(self.iteration),
             "crop_size": str(cfg.crop_size),
-            "batch_size": str(cfg.batch_size),
+            "batch_size": str(cfg.batch_size * self.dist.world),
             "content_target": cfg.content_target,
             "skipped_images": str(skipped),
         }
-        export_decoder(self.decoder, self.out_dir / "decoder.pth")
-        return export_decoder(self.decoder, self.out_dir / "decoder.safetensors", meta)
+        exported = self.out_dir / "decoder.safetensors"
+        if main:
+            export_decoder(self.decoder, self.out_dir / "decoder.pth")
+            export_decoder(self.decoder, exported, meta)
+        self.dist.barrier()
+        self.dist.stop()
+        return exported
+
+
+class TrainLog:
+    """The progress bar and ``log.csv`` (iteration, losses, lr, seconds since this start)."""
+
+    def __init__(self, path: Path, progress: bool, total: int, initial: int) -> None:
+        from tqdm import tqdm
+
+        new = not path.exists()
+        self.file = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self.writer = csv.writer(self.file)
+        if new:
+            self.writer.writerow(["iteration", "loss", "content", "style", "lr", "seconds"])
+        self.bar = tqdm(total=total, initial=initial, disable=not progress, desc="train", unit="it",
+                        dynamic_ncols=True)  # fmt: skip
+        self.start = time.perf_counter()
+
+    def update(
+        self, iteration: int, losses: tuple[float, float, float], lr: float, every: int, last: int
+    ) -> None:
+        self.bar.update(1)
+        if iteration % every and iteration != last:
+            return
+        loss, loss_c, loss_s = losses
+        self.bar.set_postfix(loss=f"{loss:.3f}", content=f"{loss_c:.3f}", style=f"{loss_s:.3f}")
+        seconds = time.perf_counter() - self.start
+        self.writer.writerow(
+            [iteration, f"{loss:.5f}", f"{loss_c:.5f}", f"{loss_s:.5f}", f"{lr:.3e}", f"{seconds:.1f}"]
+        )
+        self.file.flush()
+
+    def close(self) -> None:
+        self.bar.close()
+        self.file.close()
 
 
 def _json(obj: object) -> str:
