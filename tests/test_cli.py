@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -78,6 +79,15 @@ def test_mask_alpha_and_preserve_color_flags(run, tmp_path):
     assert Image.open(tmp_path / "c.webp").size == (48, 48)
 
 
+def test_forced_tiles_from_the_cli(run, tmp_path, pair):
+    content, style = pair
+    whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
+    assert run(content, "-s", style, "-o", whole, "--content-size", 200)[0] == 0
+    assert run(content, "-s", style, "-o", tiled, "--content-size", 200, "--tile", 64)[0] == 0
+    a, b = (np.asarray(open_rgb(p), dtype=np.float64) for p in (whole, tiled))
+    assert a.shape == b.shape and 10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-12)) >= 35
+
+
 def test_existing_output_is_not_overwritten(run, tmp_path, pair):
     content, style = pair
     out = tmp_path / "out.jpg"
@@ -148,11 +158,25 @@ def test_decompression_bomb_and_override(run, tmp_path, pair):
         (["--style-weights", "a,b"], "comma-separated numbers"),
         (["--content-size", "-5"], "must be 0 or more"),
         (["--ext", "gif"], "invalid choice"),
+        (["--tile", "5"], "tile size must be between 64 and 16384"),
+        (["--tile", "999999"], "tile size must be between 64 and 16384"),
+        (["--max-memory", "0"], "must be more than 0"),
+        (["--max-memory", "1", "--content-size", "0"], "too small for even one tile"),
     ],
 )
-def test_bad_flags(tmp_path, pair, extra, message, capsys):
+def test_bad_flags(tmp_path, pair, extra, message, capsys, decoder_file):
     content, style = pair
-    argv = ["stylize", str(content), "-s", str(style), "-o", str(tmp_path / "o.jpg"), *extra]
+    argv = [
+        "stylize",
+        str(content),
+        "-s",
+        str(style),
+        "-o",
+        str(tmp_path / "o.jpg"),
+        "--decoder",
+        str(decoder_file),
+        *extra,
+    ]
     try:
         code = main(argv)
     except SystemExit as exit_:  # argparse's own errors

@@ -6,7 +6,8 @@ from PIL import Image
 from adain import images
 from adain.errors import AdainError, ImageError
 from adain.nets import adain, mean_std
-from adain.stylize import StyleCode, masked_adain, match_color, pad_to_stride
+from adain.stylize import StyleCode, match_color, pad_to_stride, transform
+from adain.tiling import RegionStats
 
 from .conftest import make_image
 
@@ -77,20 +78,22 @@ def test_style_code_is_reusable_and_saves(stylizer, small_pair, tmp_path):
         StyleCode.load(tmp_path / "junk.safetensors")
 
 
-def test_masked_adain_gives_each_region_its_style():
+def test_masked_transform_gives_each_region_its_style():
     torch.manual_seed(0)
     features = torch.rand(1, 16, 8, 8)
-    fg = StyleCode(*mean_std(torch.rand(1, 16, 5, 5) * 4 + 3))
-    bg = StyleCode(*mean_std(torch.rand(1, 16, 5, 5) * 0.5))
-    region = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
-    region[..., :, :3] = True
-    out = masked_adain(features, fg, bg, region)
+    fg = mean_std(torch.rand(1, 16, 5, 5) * 4 + 3)
+    bg = mean_std(torch.rand(1, 16, 5, 5) * 0.5)
+    labels = torch.ones(1, 1, 8, 8, dtype=torch.long)
+    labels[..., :, :3] = 0
+    stats = RegionStats(2)
+    stats.add(features, labels)
+    out = transform(features, [stats.mean_std(0), stats.mean_std(1)], [fg, bg], labels)
     left = out[..., :, :3].reshape(1, 16, -1, 1)
     right = out[..., :, 3:].reshape(1, 16, -1, 1)
-    for part, code in ((left, fg), (right, bg)):
-        mean, std = mean_std(part)
-        assert torch.allclose(mean, code.mean, atol=1e-4)
-        assert torch.allclose(std, code.std, atol=1e-3)
+    for part, (mean, std) in ((left, fg), (right, bg)):
+        got_mean, got_std = mean_std(part)
+        assert torch.allclose(got_mean, mean, atol=1e-4)
+        assert torch.allclose(got_std, std, atol=1e-3)
 
 
 def test_mask_in_the_pipeline_follows_the_mask(stylizer, tmp_path):

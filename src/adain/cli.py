@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, images
+from . import __version__, images, tiling
 from .errors import AdainError
 
 
@@ -29,6 +29,16 @@ def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
     return value
 
 
@@ -115,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=images.DEFAULT_MAX_PIXELS,
         help=f"largest image accepted, in pixels (default {images.DEFAULT_MAX_PIXELS:,})",
+    )
+    stylize.add_argument(
+        "--max-memory",
+        type=_positive_float,
+        default=2048,
+        metavar="MB",
+        help="images needing more memory than this are processed in tiles (default 2048)",
+    )
+    stylize.add_argument(
+        "--tile",
+        type=_non_negative_int,
+        default=0,
+        metavar="SIZE",
+        help="force tiles of SIZE pixels (64-16384; default 0: only when over --max-memory)",
     )
     stylize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     stylize.set_defaults(run=run_stylize)
@@ -248,8 +272,10 @@ def run_stylize(args: argparse.Namespace) -> int:
     if not plan:
         raise AdainError("nothing left to do")
 
+    tile = tiling.check_tile(args.tile) if args.tile else None
     stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
-    stylizer.max_pixels = args.max_pixels
+    stylizer.max_pixels, stylizer.max_memory_mb, stylizer.tile = args.max_pixels, args.max_memory, tile
+    stylizer.progress = not args.quiet
     encoded: dict[Path, StyleCode | AdainError] = {}
 
     def style_input(path: Path) -> StyleCode | Path:

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
+from tqdm import tqdm
 
-from . import images, weights
+from . import images, tiling, weights
 from .errors import AdainError, ImageError
-from .nets import Decoder, Encoder, adain_stats, mean_std
-
-STRIDE = 8  # three 2x poolings: the decoder's output is a multiple of 8 on each side
+from .nets import Decoder, Encoder, mean_std
+from .tiling import STRIDE
 
 
 @dataclass
@@ -90,6 +90,9 @@ class Stylizer:
         self.decoder = decoder.eval().requires_grad_(False).to(self.device)
         self.info = info or {}
         self.max_pixels = images.DEFAULT_MAX_PIXELS
+        self.max_memory_mb: float = 2048  # above this, images are processed in tiles
+        self.tile: int | None = None  # force tiles of this size (pixels)
+        self.progress = False  # a progress bar over tiles
 
     @classmethod
     def from_pretrained(
@@ -201,31 +204,84 @@ class Stylizer:
                 raise AdainError("preserve_color needs the style images, not encoded styles")
             styles = [match_color(self._style_tensor(s, style_size, crop), x) for s in styles]
         codes = [self.encode_style(s, style_size, crop) for s in styles]
-
-        features = self.encode(x)
-        if mask is not None:
-            region = self._mask(mask, features.shape[-2:], content_img.size)
-            target = masked_adain(features, codes[0], codes[1], region)
-        else:
+        if mask is None:
             mix = normalised(style_weights or [1.0] * len(codes))
             style_mean = sum(w * c.mean for w, c in zip(mix, codes, strict=True))
             style_std = sum(w * c.std for w, c in zip(mix, codes, strict=True))
-            target = adain_stats(features, style_mean, style_std)
-        target = alpha * target + (1 - alpha) * features
-        out = self.decoder(target)[..., : x.shape[-2], : x.shape[-1]]
+            targets = [(style_mean, style_std)]
+        else:  # region 0 (white) takes the first style, region 1 (black) the second
+            targets = [(c.mean, c.std) for c in codes]
+        out = self._render(x, targets, alpha, mask)
         result = images.to_pil(out)
         if content_alpha is not None:
             result.putalpha(content_alpha)
         return result
 
-    def _mask(self, mask: ImageLike, feature_size: torch.Size, content_size: tuple[int, int]) -> Tensor:
-        """Foreground (True) where the mask is brighter than mid-grey, at the feature resolution."""
+    def _render(
+        self, x: Tensor, targets: list[tuple[Tensor, Tensor]], alpha: float, mask: ImageLike | None
+    ) -> Tensor:
+        """encode -> AdaIN -> decode, tile by tile when the image is over the memory budget.
+
+        The content statistics are gathered over the whole image first (per mask region), so
+        every tile gets the same transform; a single tile is the whole image, encoded once.
+        """
+        height, width = x.shape[-2:]
+        padded = pad_to_stride(x)
+        size = padded.shape[-2:]
+        feature_size = (size[0] // STRIDE, size[1] // STRIDE)
+        region = None if mask is None else self._mask(mask, feature_size, (width, height))
+        tile = self.tile or tiling.auto_tile(size[0], size[1], self.max_memory_mb)
+        tiles = tiling.grid(size[0], size[1], tile)
+        bar = tqdm(total=2 * len(tiles), desc="tiles", unit="tile", disable=len(tiles) == 1 or not self.progress,
+                   leave=False, dynamic_ncols=True)  # fmt: skip
+
+        stats = tiling.RegionStats(len(targets))
+        whole = None
+        for t in tiles:
+            features = self.encoder(t.context(padded))
+            stats.add(
+                t.core_of_context(features, STRIDE), None if region is None else t.core_features(region)
+            )
+            whole = features if len(tiles) == 1 else None
+            bar.update(1)
+        content_stats = [stats.mean_std(k) for k in range(len(targets))]
+
+        out = torch.empty_like(padded)
+        for t in tiles:
+            features = whole if whole is not None else self.encoder(t.context(padded))
+            labels = None if region is None else t.context_features(region)
+            target = transform(features, content_stats, targets, labels)
+            target = alpha * target + (1 - alpha) * features
+            out[..., t.top : t.bottom, t.left : t.right] = t.core_of_context(self.decoder(target))
+            bar.update(1)
+        bar.close()
+        return out[..., :height, :width]
+
+    def _mask(self, mask: ImageLike, feature_size: tuple[int, int], content_size: tuple[int, int]) -> Tensor:
+        """Region label per feature position: 0 where the mask is brighter than mid-grey, else 1."""
         img = self._image(mask)
         gray = images.to_tensor(images.flatten_alpha(img).convert("L").convert("RGB"))[:, :1]
         gray = F.interpolate(gray, size=(content_size[1], content_size[0]), mode="bilinear")
-        gray = pad_to_stride(gray)
-        small = F.interpolate(gray, size=tuple(feature_size), mode="nearest")
-        return (small > 0.5).to(self.device)
+        small = F.interpolate(pad_to_stride(gray), size=feature_size, mode="nearest")
+        return (small <= 0.5).long().to(self.device)
+
+
+def transform(
+    features: Tensor,
+    content_stats: list[tuple[Tensor, Tensor] | None],
+    style_stats: list[tuple[Tensor, Tensor]],
+    labels: Tensor | None = None,
+) -> Tensor:
+    """AdaIN with given statistics: (f - mu_c) / sigma_c * sigma_s + mu_s, per region when
+    ``labels`` (1, 1, h, w) gives each position's region, as in the Lua original's masks. A region
+    without statistics (too small) keeps its features."""
+    out = features
+    for k, (content, style) in enumerate(zip(content_stats, style_stats, strict=True)):
+        if content is None:
+            continue
+        moved = (features - content[0]) / content[1] * style[1] + style[0]
+        out = moved if labels is None else torch.where(labels == k, moved, out)
+    return out
 
 
 def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:
@@ -258,20 +314,6 @@ def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:
         return x
     mode = "reflect" if pad_h < h and pad_w < w else "replicate"
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
-
-def masked_adain(features: Tensor, fg: StyleCode, bg: StyleCode, foreground: Tensor) -> Tensor:
-    """AdaIN per region, as in the Lua original: each region is normalised by its own statistics
-    and given its style's. ``foreground`` is (1, 1, h, w) bool."""
-    out = features.clone()
-    flat, out_flat = features.flatten(2), out.flatten(2)
-    region = foreground.flatten()
-    for code, where in ((fg, region), (bg, ~region)):
-        if where.sum() < 2:  # a region of one position has no spread to normalise
-            continue
-        part = flat[:, :, where].unsqueeze(-1)
-        out_flat[:, :, where] = adain_stats(part, code.mean, code.std).squeeze(-1)
-    return out_flat.view_as(features)
 
 
 def match_color(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:

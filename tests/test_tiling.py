@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+
+from adain import tiling
+from adain.errors import AdainError
+from adain.nets import mean_std
+
+from .conftest import make_image
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_region_stats_equal_whole_image_statistics_when_gathered_in_parts():
+    torch.manual_seed(0)
+    features = torch.rand(1, 32, 20, 24) * 3
+    stats = tiling.RegionStats()
+    for rows in (slice(0, 7), slice(7, 20)):
+        stats.add(features[..., rows, :])
+    mean, std = stats.mean_std()
+    ref_mean, ref_std = mean_std(features)
+    assert torch.allclose(mean, ref_mean, atol=1e-5) and torch.allclose(std, ref_std, atol=1e-5)
+
+
+def test_grid_covers_the_image_once():
+    tiles = tiling.grid(200, 136, 64)
+    cover = torch.zeros(200, 136, dtype=torch.int32)
+    for t in tiles:
+        cover[t.top : t.bottom, t.left : t.right] += 1
+        assert t.ctx_top <= t.top and t.ctx_bottom >= t.bottom
+        assert all(v % 8 == 0 for v in (t.top, t.left, t.ctx_top, t.ctx_left, t.ctx_bottom, t.ctx_right))
+    assert (cover == 1).all()
+    assert len(tiling.grid(200, 136, None)) == 1
+
+
+def test_tiled_output_matches_untiled(stylizer, tmp_path):
+    content = make_image(tmp_path / "c.png", (200, 168), seed=7)
+    style = make_image(tmp_path / "s.png", (64, 64), seed=8)
+    whole = np.asarray(stylizer(content, style))
+    stylizer.tile = 64
+    try:
+        tiled = np.asarray(stylizer(content, style))
+        masked_args = dict(mask=make_image(tmp_path / "m.png", (200, 168), seed=9, mode="L"))
+        other = make_image(tmp_path / "o.png", (64, 64), seed=10)
+        tiled_mask = np.asarray(stylizer(content, [style, other], **masked_args))
+    finally:
+        stylizer.tile = None
+    untiled_mask = np.asarray(stylizer(content, [style, other], **masked_args))
+    assert tiled.shape == whole.shape
+    assert psnr(tiled, whole) >= 35
+    assert psnr(tiled_mask, untiled_mask) >= 35
+
+
+def test_memory_budget_picks_tiles(stylizer, tmp_path):
+    assert tiling.auto_tile(512, 512, 2048) is None
+    side = tiling.auto_tile(4096, 4096, 2048)
+    assert (
+        side is not None
+        and side % 8 == 0
+        and (side + 2 * tiling.HALO) ** 2 * tiling.BYTES_PER_PIXEL <= 2048 * 2**20
+    )
+    with pytest.raises(AdainError, match="too small for even one tile"):
+        tiling.auto_tile(4096, 4096, 4)
+
+
+@pytest.mark.parametrize("size", [0, 8, 10**6])
+def test_absurd_tile_sizes(size):
+    with pytest.raises(AdainError, match="tile size must be between"):
+        tiling.check_tile(size)
