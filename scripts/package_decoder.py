@@ -1,0 +1,95 @@
+"""Ship a trained decoder inside the package: fp16 .safetensors with its metadata, plus the model
+card's loss curve.
+
+    python scripts/package_decoder.py runs/default [--out src/adain/decoder.safetensors]
+
+Reads RUN/checkpoint.pt, RUN/config.json and RUN/log.csv (as written by `adain train`); writes the
+decoder, docs/model-card/loss.png and docs/model-card/train-log.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from adain import weights
+from adain.nets import Decoder
+from adain.train import export_decoder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def plot_loss(log: Path, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(log) as f:
+        rows = list(csv.DictReader(f))
+    it = [int(r["iteration"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    for ax, key in zip(axes, ("content", "style"), strict=True):
+        values = [float(r[key]) for r in rows]
+        window = 10
+        smooth = [
+            sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+            for i in range(len(values))
+        ]
+        ax.plot(it, values, alpha=0.3, lw=0.8)
+        ax.plot(it, smooth, lw=1.5)
+        ax.set_title(f"{key} loss" + (" (x1, before lambda=10)" if key == "style" else ""))
+        ax.set_xlabel("iteration")
+        ax.set_yscale("log")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "src" / "adain" / weights.PACKAGED_DECODER)
+    parser.add_argument("--card", type=Path, default=ROOT / "docs" / "model-card")
+    args = parser.parse_args()
+
+    checkpoint = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    config = json.loads((args.run / "config.json").read_text())
+    decoder = Decoder(config.get("decoder_norm", "none"))
+    decoder.load_state_dict(checkpoint["decoder"])
+    meta = {
+        "encoder": weights.encoder_id(config.get("vgg")),
+        "iterations": checkpoint["iteration"],
+        **{
+            k: config[k]
+            for k in (
+                "batch_size",
+                "crop_size",
+                "load_size",
+                "lr",
+                "lr_decay",
+                "style_weight",
+                "content_weight",
+                "content_target",
+                "seed",
+            )
+        },  # fmt: skip
+        "data": "shared/data/content/train + shared/data/style/train",
+    }
+    export_decoder(decoder, args.out, meta, half=True)
+    args.card.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.run / "log.csv", args.card / "train-log.csv")
+    plot_loss(args.run / "log.csv", args.card / "loss.png")
+    print(f"{args.out} ({args.out.stat().st_size / 2**20:.1f} MiB), iteration {checkpoint['iteration']}")
+
+
+if __name__ == "__main__":
+    main()
