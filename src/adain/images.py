@@ -125,7 +125,7 @@ def to_pil(tensor: Tensor) -> Image.Image:
     """An RGB image from a (1, 3, H, W) or (3, H, W) tensor, clamped to [0, 1]."""
     if tensor.dim() == 4:
         tensor = tensor[0]
-    array = tensor.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu()
+    array = tensor.detach().float().clamp(0, 1).mul_(255).round_().byte().permute(1, 2, 0).cpu()
     return Image.fromarray(array.numpy())
 
 

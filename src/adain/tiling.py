@@ -24,6 +24,10 @@ MAX_TILE = 16384
 # Peak memory of one fp32 encode/decode, per input pixel: the 64-channel full-resolution layers
 # (reflection-padded copy, conv output, relu output) dominate: about 3 x 64 x 4 bytes, plus slack.
 BYTES_PER_PIXEL = 1024
+# Whole-image buffers that exist however the image is tiled: the content and the output (fp32 RGB)
+# and one conversion buffer, per pixel; and the process itself (torch, the weights).
+IMAGE_BYTES_PER_PIXEL = 36
+RUNTIME_MB = 300
 
 
 @dataclass(frozen=True)
@@ -80,16 +84,21 @@ def check_tile(tile: int) -> int:
 
 
 def auto_tile(height: int, width: int, max_memory_mb: float) -> int | None:
-    """None when the whole image fits in the memory budget, else the largest tile core that does."""
-    budget = max_memory_mb * 2**20
+    """None when the whole image fits in the memory budget, else the largest tile core that does.
+
+    The budget covers the whole process: runtime, whole-image buffers, and one tile's working set.
+    """
+    fixed = RUNTIME_MB * 2**20 + height * width * IMAGE_BYTES_PER_PIXEL
+    budget = max_memory_mb * 2**20 - fixed
     if height * width * BYTES_PER_PIXEL <= budget:
         return None
-    side = int(math.sqrt(budget / BYTES_PER_PIXEL)) - 2 * HALO
+    side = int(math.sqrt(max(budget, 0) / BYTES_PER_PIXEL)) - 2 * HALO
     side = side // STRIDE * STRIDE
     if side < MIN_TILE:
-        need = math.ceil((MIN_TILE + 2 * HALO) ** 2 * BYTES_PER_PIXEL / 2**20)
+        need = math.ceil((fixed + (MIN_TILE + 2 * HALO) ** 2 * BYTES_PER_PIXEL) / 2**20)
         raise AdainError(
-            f"a memory budget of {max_memory_mb:g} MB is too small for even one tile (need {need} MB)"
+            f"a memory budget of {max_memory_mb:g} MB is too small for a {width}x{height} image "
+            f"(needs at least {need} MB; raise --max-memory)"
         )
     return side
 
