@@ -272,3 +272,32 @@ def test_decoder_trained_with_another_encoder_warns(tmp_path, pair, decoder_file
     path = export_decoder(Decoder(), tmp_path / "d.safetensors", {"encoder": "file:other_vgg.pth"})
     with pytest.warns(UserWarning, match="trained with encoder file:other_vgg.pth"):
         Stylizer.from_pretrained(SHARED_VGG if SHARED_VGG.is_file() else None, path, "cpu")
+
+
+def test_bench_end_to_end_writes_json(tmp_path, decoder_file, capsys):
+    import json
+
+    out = tmp_path / "bench.json"
+    argv = [
+        "bench",
+        "--sizes",
+        "32,48",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--decoder",
+        str(decoder_file),
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert [r["size"] for r in result["results"]] == [32, 48]
+    for row in result["results"]:
+        for case in ("excluding_style", "including_style"):
+            cell = row[case]
+            assert cell["runs"] == 2 and 0 < cell["min_ms"] <= cell["median_ms"] <= cell["max_ms"]
+    assert "including style" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["bench", "--sizes", "1,2"])

@@ -42,6 +42,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {text!r}") from None
+    if not sizes or any(not 16 <= size <= 8192 for size in sizes):
+        raise argparse.ArgumentTypeError("sizes must be between 16 and 8192")
+    return sizes
+
+
 def _unit_float(text: str) -> float:
     try:
         value = float(text)
@@ -206,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_flags(evaluate)
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=run_eval)
+
+    speed = commands.add_parser(
+        "bench", help="time per image, excluding and including style encoding (Table 1)"
+    )
+    speed.add_argument("--sizes", type=_sizes, default=[256, 512], metavar="N,N,...", help="default 256,512")
+    speed.add_argument("--runs", type=_positive_int, default=5, help="timed runs per case (default 5)")
+    speed.add_argument("--warmup", type=_non_negative_int, default=1)
+    speed.add_argument("--out", type=Path, help="also write the results as JSON here")
+    _add_weights_flags(speed)
+    speed.set_defaults(run=run_bench)
     return parser
 
 
@@ -364,6 +384,26 @@ def run_eval(args: argparse.Namespace) -> int:
     for method, row in summary.items():
         print(f"{method:<10}{row['content_loss']:>9.3f} ±{row['content_loss_std']:<6.3f}"
               f"{row['style_loss']:>9.3f} ±{row['style_loss_std']:<6.3f}{row['n_pairs']:>7}{row['seconds']:>9.1f}")  # fmt: skip
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from .bench import bench
+    from .stylize import Stylizer
+
+    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
+    result = bench(stylizer, args.sizes, args.runs, args.warmup)
+    print(f"{result['device']}, {result['dtype']}, torch {result['torch']}")
+    print(f"{'size':>6}  {'excluding style (ms)':>24}  {'including style (ms)':>24}")
+    for row in result["results"]:
+        cells = [row[k] for k in ("excluding_style", "including_style")]
+        text = [f"{c['median_ms']:9.1f} [{c['min_ms']:.1f}-{c['max_ms']:.1f}]" for c in cells]
+        print(f"{row['size']:>6}  {text[0]:>24}  {text[1]:>24}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
