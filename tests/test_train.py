@@ -88,6 +88,21 @@ def test_init_decoder_starts_from_given_weights(dataset, tmp_path, capsys):
     assert all(torch.equal(a[k], b[k]) for k in a)  # lr 0: the weights are exactly the ones given
 
 
+def test_tensorboard_scalars_and_preview_images(dataset, tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", 4, "--image-every", 2)) == 0
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    assert {"loss/total", "loss/content", "loss/style", "lr"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("loss/total")] == [1, 2, 3, 4]
+    previews = events.Images("preview")
+    assert [p.step for p in previews] == [2, 4]
+    assert (previews[0].width, previews[0].height) == (3 * 32, 3 * 32)  # 2 styles + 2 contents + results
+
+
 def test_existing_run_needs_resume(dataset, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(dataset, out, "--max-iter", 1)) == 0

@@ -186,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--save-every", type=_positive_int, default=500)
     train.add_argument("--log-every", type=_positive_int, default=10)
+    train.add_argument(
+        "--image-every", type=_positive_int, default=500, help="TensorBoard preview grid interval"
+    )
+    train.add_argument(
+        "--no-tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        help="no TensorBoard logs (written to OUT_DIR/tensorboard when the package is installed)",
+    )
     train.add_argument("--workers", type=_non_negative_int, default=1, help="data-loading processes")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(

@@ -50,6 +50,8 @@ class TrainConfig:
     decoder_norm: DecoderNorm = "none"
     save_every: int = 500
     log_every: int = 10
+    image_every: int = 500  # a content x style preview grid in TensorBoard
+    tensorboard: bool = True  # when the tensorboard package is installed
     workers: int = 1
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -385,6 +387,32 @@ class Trainer:
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop_signal = signum
 
+    @torch.no_grad()
+    def preview(self, n: int = 2) -> Tensor:
+        """A (3, H, W) grid: styles along the top, contents down the left, results inside; the same
+        images every time (the first files of each folder, centre-cropped) so progress shows."""
+        size = self.config.crop_size
+
+        def fixed(data: ImageDataset) -> Tensor:
+            picks = []
+            for path in data.files[:n]:
+                img = images.flatten_alpha(images.load_image(path))
+                picks.append(images.to_tensor(images.center_crop(images.resize_short_side(img, size), size)))
+            return torch.cat(picks).to(self.device)
+
+        contents, styles = fixed(self.content), fixed(self.style)
+        was_training = self.decoder.training
+        self.decoder.eval()
+        encoder = self.model.encoder
+        rows = [torch.cat([torch.ones_like(contents[:1]), *styles.split(1)], dim=3)]
+        for content in contents.split(1):
+            outs = [
+                self.decoder(adain(encoder(content), encoder(style))).clamp(0, 1) for style in styles.split(1)
+            ]
+            rows.append(torch.cat([content, *outs], dim=3))
+        self.decoder.train(was_training)
+        return torch.cat(rows, dim=2)[0].float().cpu()
+
     def run(self) -> Path:
         """Train up to ``max_iter`` (checkpointing as it goes); returns the exported decoder."""
         cfg = self.config
@@ -398,7 +426,9 @@ class Trainer:
         styles = endless(self.style, cfg.batch_size, cfg.workers, seed + 1)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         log = (
-            TrainLog(self.out_dir / "log.csv", self.progress, cfg.max_iter, self.iteration) if main else None
+            TrainLog(self.out_dir, self.progress, cfg.max_iter, self.iteration, cfg.tensorboard)
+            if main
+            else None
         )
         try:
             while self.iteration < cfg.max_iter and not self.dist.any(self._stop_signal is not None):
@@ -407,6 +437,8 @@ class Trainer:
                     log.update(
                         self.iteration, losses, self.lr_at(self.iteration), cfg.log_every, cfg.max_iter
                     )
+                if log and self.iteration % cfg.image_every == 0:
+                    log.image("preview", self.preview(), self.iteration)
                 if self.iteration % cfg.save_every == 0:
                     self.save_checkpoint()
         finally:
@@ -440,12 +472,24 @@ class Trainer:
 
 
 class TrainLog:
-    """The progress bar and ``log.csv`` (iteration, losses, lr, seconds since this start)."""
+    """The progress bar, ``log.csv`` (iteration, losses, lr, seconds since this start) and, where
+    the tensorboard package is installed, the same scalars and preview images in ``tensorboard/``."""
 
-    def __init__(self, path: Path, progress: bool, total: int, initial: int) -> None:
+    def __init__(
+        self, out_dir: Path, progress: bool, total: int, initial: int, tensorboard: bool = True
+    ) -> None:
         from tqdm import tqdm
 
+        path = out_dir / "log.csv"
         new = not path.exists()
+        self.board = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.board = SummaryWriter(str(out_dir / "tensorboard"), purge_step=initial + 1)
+            except ImportError:
+                pass
         self.file = open(path, "a", newline="")  # noqa: SIM115 - closed in close()
         self.writer = csv.writer(self.file)
         if new:
@@ -467,10 +511,25 @@ class TrainLog:
             [iteration, f"{loss:.5f}", f"{loss_c:.5f}", f"{loss_s:.5f}", f"{lr:.3e}", f"{seconds:.1f}"]
         )
         self.file.flush()
+        if self.board:
+            for name, value in (
+                ("loss/total", loss),
+                ("loss/content", loss_c),
+                ("loss/style", loss_s),
+                ("lr", lr),
+            ):
+                self.board.add_scalar(name, value, iteration)
+
+    def image(self, tag: str, image: Tensor, iteration: int) -> None:
+        if self.board:
+            self.board.add_image(tag, image, iteration)
+            self.board.flush()
 
     def close(self) -> None:
         self.bar.close()
         self.file.close()
+        if self.board:
+            self.board.close()
 
 
 def _json(obj: object) -> str:
