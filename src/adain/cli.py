@@ -220,8 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--size", type=_positive_int, default=256, help="images are centre-cropped squares of this size"
     )
-    evaluate.add_argument("--method", action="append", choices=["adain", "content", "style"],
+    evaluate.add_argument("--method", action="append", choices=["adain", "gatys", "content", "style"],
                           help="repeatable; default: adain, content and style")  # fmt: skip
+    evaluate.add_argument(
+        "--gatys-iters",
+        type=_positive_int,
+        default=200,
+        help="loss evaluations per pair for the gatys method (default 200)",
+    )
     _add_weights_flags(evaluate)
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=run_eval)
@@ -382,7 +388,9 @@ def run_eval(args: argparse.Namespace) -> int:
             raise AdainError(f"{folder}: no {role} images in this directory")
     stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
     methods = args.method or ["adain", "content", "style"]
-    results = evaluate(stylizer, found["content"], found["style"], methods, args.size, not args.quiet)
+    results = evaluate(
+        stylizer, found["content"], found["style"], methods, args.size, not args.quiet, args.gatys_iters
+    )
     meta = {
         "size": args.size,
         "decoder": stylizer.info["decoder"].source,

@@ -3,7 +3,8 @@
 For every content x style pair, measured with the normalised VGG encoder:
     content loss = MSE(f(output), f(content))                at relu4_1
     style loss   = sum over relu1_1..relu4_1 of MSE of channel means + MSE of channel stds
-Reference points: ``content`` (the content image itself) and ``style`` (the style image itself).
+Methods: ``adain`` (the stylizer's decoder), ``gatys`` (optimisation, see ``gatys.py``), and the
+paper's reference points ``content`` (the content image itself) and ``style`` (the style image itself).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from torch import Tensor
 
 from . import images
 from .errors import AdainError
+from .gatys import gatys
 from .stylize import Stylizer
 from .train import content_loss, style_loss
 
-METHODS = ("adain", "content", "style")
+METHODS = ("adain", "gatys", "content", "style")
 
 
 @dataclass
@@ -60,6 +62,7 @@ def evaluate(
     methods: Sequence[str] = ("adain",),
     size: int = 256,
     progress: bool = True,
+    gatys_iters: int = 200,
 ) -> list[PairResult]:
     """Every method on every content x style pair, images centre-cropped to ``size`` squares."""
     from tqdm import tqdm
@@ -80,6 +83,10 @@ def evaluate(
         start = time.perf_counter()
         if method == "adain":
             output = images.to_tensor(stylizer(content, style))
+        elif method == "gatys":
+            device = stylizer.device
+            output, _ = gatys(stylizer.encoder, content.to(device), style.to(device), gatys_iters)
+            output = output.cpu()
         else:
             output = content if method == "content" else style
         seconds = time.perf_counter() - start

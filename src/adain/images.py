@@ -117,8 +117,8 @@ def center_crop(img: Image.Image, size: int) -> Image.Image:
 
 def to_tensor(img: Image.Image) -> Tensor:
     """(1, 3, H, W) float32 in [0, 1] from an RGB image."""
-    array = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+    array = np.array(img.convert("RGB"), dtype=np.uint8)  # a writable copy for torch
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float().div_(255.0).contiguous()
 
 
 def to_pil(tensor: Tensor) -> Image.Image:

@@ -1,0 +1,27 @@
+import pytest
+import torch
+
+from adain.evaluate import evaluate, summarize
+from adain.gatys import gatys
+
+from .conftest import make_image
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_gatys_lowers_its_loss(stylizer, optimizer):
+    torch.manual_seed(0)
+    content = torch.rand(1, 3, 32, 32)
+    style = torch.rand(1, 3, 32, 32) ** 3
+    image, history = gatys(stylizer.encoder, content, style, iterations=8, optimizer=optimizer)
+    assert len(history) == 8
+    assert history[-1] < 0.7 * history[0]
+    assert image.shape == content.shape and image.min() >= 0 and image.max() <= 1
+
+
+def test_gatys_in_the_evaluation_beats_the_content_on_style(stylizer, tmp_path):
+    c = make_image(tmp_path / "c.png", (32, 32), seed=1)
+    s = make_image(tmp_path / "s.png", (32, 32), seed=2)
+    results = evaluate(stylizer, [c], [s], ["gatys", "content"], size=32, progress=False, gatys_iters=10)
+    summary = summarize(results)
+    assert summary["gatys"]["style_loss"] < summary["content"]["style_loss"]
+    assert summary["gatys"]["content_loss"] > 0
