@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__, images, tiling
 from .errors import AdainError
@@ -15,11 +16,23 @@ class UsageError(AdainError):
     """A bad flag value; exits 2 like argparse's own errors."""
 
 
-def _non_negative_int(text: str) -> int:
+def _number(text: str, kind: type[int] | type[float]) -> Any:
     try:
-        value = int(text)
+        return kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        expected = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+
+
+def _numbers(text: str, kind: type[int] | type[float]) -> list[Any]:
+    try:
+        return [_number(part, kind) for part in text.split(",") if part.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _non_negative_int(text: str) -> int:
+    value = _number(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
@@ -33,40 +46,28 @@ def _positive_int(text: str) -> int:
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _number(text, float)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
     return value
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {text!r}") from None
-    if not sizes or any(not 16 <= size <= 8192 for size in sizes):
-        raise argparse.ArgumentTypeError("sizes must be between 16 and 8192")
-    return sizes
-
-
 def _unit_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    value = _number(text, float)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
 
 
+def _sizes(text: str) -> list[int]:
+    sizes = _numbers(text, int)
+    if not sizes or any(not 16 <= size <= 8192 for size in sizes):
+        raise argparse.ArgumentTypeError("sizes must be between 16 and 8192")
+    return sizes
+
+
 def _weights(text: str) -> list[float]:
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    values = _numbers(text, float)
     if not values or any(v < 0 for v in values) or sum(values) <= 0:
         raise argparse.ArgumentTypeError("weights must be non-negative numbers, not all zero")
     return values
