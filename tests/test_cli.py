@@ -88,6 +88,28 @@ def test_forced_tiles_from_the_cli(run, tmp_path, pair):
     assert a.shape == b.shape and 10 * np.log10(255**2 / max(np.mean((a - b) ** 2), 1e-12)) >= 35
 
 
+def test_output_problems_are_one_line_errors(run, tmp_path, pair):
+    content, style = pair
+    existing = tmp_path / "results.jpg"
+    existing.write_bytes(b"x")
+    other = make_image(tmp_path / "other.png", (32, 32), seed=4)
+    code, err = run(content, "-s", style, other, "-o", existing)
+    assert code == 1 and "is a file: give a directory for 2 results" in err
+    code, err = run(content, "-s", style, "-o", existing / "sub" / "o.jpg", "--content-size", 0)
+    assert code == 1 and "cannot write" in err and "Traceback" not in err
+
+
+def test_cuda_without_a_gpu(tmp_path, pair, decoder_file, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    content, style = pair
+    argv = ["stylize", str(content), "-s", str(style), "-o", str(tmp_path / "o.jpg"), "--device", "cuda"]
+    assert main([*argv, "--decoder", str(decoder_file)]) == 1
+    assert "no CUDA GPU" in capsys.readouterr().err
+
+
 def test_existing_output_is_not_overwritten(run, tmp_path, pair):
     content, style = pair
     out = tmp_path / "out.jpg"

@@ -89,13 +89,20 @@ def test_save_is_atomic_and_refuses_to_overwrite(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temp files left
 
 
+def test_unwritable_destination_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(ImageError, match="cannot write"):
+        images.save_image(Image.new("RGB", (4, 4)), blocker / "out.png")
+
+
 def test_failed_save_leaves_nothing(tmp_path, monkeypatch):
     def broken(self, fp, *args, **kwargs):
         fp.write(b"half")
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(ImageError, match="cannot write .*disk full"):
         images.save_image(Image.new("RGB", (4, 4)), tmp_path / "x.jpg")
     assert list(tmp_path.iterdir()) == []
 

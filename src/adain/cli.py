@@ -293,6 +293,8 @@ def run_stylize(args: argparse.Namespace) -> int:
     to_file = len(jobs) == 1 and not args.output.is_dir() and args.output.suffix != ""
     if to_file:
         images.save_format(args.output)
+    elif args.output.exists() and not args.output.is_dir():
+        raise AdainError(f"{args.output} is a file: give a directory for {len(jobs)} results")
     plan = []
     for content, job_styles in jobs:
         if to_file:

@@ -156,15 +156,20 @@ def save_image(
         img = img.convert("RGB")
         img.putalpha(alpha.resize(img.size) if alpha.size != img.size else alpha)
     options = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(fmt, {})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             img.save(handle, format=fmt, **options)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     return path
 
