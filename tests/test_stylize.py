@@ -169,12 +169,12 @@ def test_too_small_and_too_large(stylizer, tmp_path, small_pair):
     with pytest.raises(ImageError, match="too small"):
         stylizer(tiny, style)
     content, _ = small_pair
-    stylizer.max_pixels = 1000
-    try:
-        with pytest.raises(ImageError, match="over the limit"):
-            stylizer(content, style)
-    finally:
-        stylizer.max_pixels = images.DEFAULT_MAX_PIXELS
+    with pytest.raises(
+        ImageError, match="resizing to 100000 px would make a 143243x100000 image, over the limit"
+    ):
+        stylizer(content, style, content_size=100_000)
+    with pytest.raises(ImageError, match="over the limit"):
+        stylizer(content, style, style_size=100_000)
 
 
 def test_adain_reference():

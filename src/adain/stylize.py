@@ -141,17 +141,23 @@ class Stylizer:
             )
         return images.to_tensor(img).to(self.device)
 
-    @staticmethod
-    def _prepare(img: Image.Image, size: int, crop: bool) -> Image.Image:
+    def _prepare(self, img: Image.Image, size: int, crop: bool) -> Image.Image:
+        """Resized to ``size`` on the short side (checked against ``max_pixels`` before any pixel
+        is made) and centre-cropped if asked."""
+        if size > 0:
+            scale = size / min(img.size)
+            width, height = round(img.width * scale), round(img.height * scale)
+            if crop:
+                width, height = min(width, size), min(height, size)
+            if width * height > self.max_pixels:
+                raise ImageError(
+                    f"resizing to {size} px would make a {width}x{height} image, over the limit of "
+                    f"{self.max_pixels:,} pixels (raise it with --max-pixels)"
+                )
         img = images.resize_short_side(img, size)
         return images.center_crop(img, size) if crop else img
 
     # -- the pipeline ------------------------------------------------------------------------
-
-    @torch.inference_mode()
-    def encode(self, x: Tensor) -> Tensor:
-        """relu4_1 features of an image batch, padded to the network's stride by reflection."""
-        return self.encoder(pad_to_stride(x))
 
     @torch.inference_mode()
     def encode_style(self, style: ImageLike, size: int = 0, crop: bool = False) -> StyleCode:
@@ -192,11 +198,6 @@ class Stylizer:
         content_img, content_alpha = images.split_alpha(
             self._prepare(self._image(content), content_size, crop)
         )
-        if content_img.width * content_img.height > self.max_pixels:
-            raise ImageError(
-                f"content would be {content_img.width}x{content_img.height}, over the "
-                f"limit of {self.max_pixels:,} pixels (raise it with --max-pixels)"
-            )
         x = self._to_device(content_img)
 
         if preserve_color:
