@@ -148,6 +148,21 @@ def test_sigterm_saves_a_checkpoint(dataset, tmp_path):
     assert torch.load(out / "checkpoint.pt", weights_only=False)["iteration"] >= 2
 
 
+def test_ctrl_c_to_the_process_group_with_data_workers(dataset, tmp_path):
+    """A terminal's Ctrl-C reaches the workers too; the run still ends cleanly with a checkpoint."""
+    out = tmp_path / "run"
+    args = train_args(dataset, out, "--max-iter", 100000, "--save-every", 100000)
+    args[args.index("--workers") + 1] = "1"
+    proc = subprocess.Popen([sys.executable, "-m", "adain", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((out / "log.csv").exists() and len(read_log(out)) >= 2):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "--resume continues" in err and "Traceback" not in err, err[-1500:]
+
+
 @pytest.mark.parametrize(
     "flags", [["--content-target", "fc"], ["--decoder-norm", "batch"], ["--decoder-norm", "instance"]]
 )

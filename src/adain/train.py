@@ -131,8 +131,6 @@ def endless(dataset: Dataset, batch_size: int, workers: int, seed: int) -> Itera
 
 
 def _seed_worker(worker_id: int) -> None:
-    # Ctrl-C reaches the whole process group: the main process stops cleanly and ends the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
