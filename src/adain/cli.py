@@ -242,6 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--out", type=Path, help="also write the results as JSON here")
     _add_weights_flags(speed)
     speed.set_defaults(run=run_bench)
+
+    serve = commands.add_parser("serve", help="REST API and web page")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_positive_int, default=8000)
+    serve.add_argument("--workers", type=_positive_int, default=1, help="processes, each with its own model")
+    serve.add_argument("--max-upload-mb", type=_positive_float, default=20.0)
+    serve.add_argument("--max-pixels", type=_positive_int, default=25_000_000, help="largest image accepted")
+    serve.add_argument(
+        "--queue", type=_non_negative_int, default=8, help="requests that may wait; more get 503"
+    )
+    serve.add_argument("--concurrency", type=_positive_int, default=1, help="inferences at once per process")
+    serve.add_argument("--styles-dir", type=Path, help="images offered as built-in styles on the page")
+    _add_weights_flags(serve)
+    serve.set_defaults(run=run_serve)
     return parser
 
 
@@ -424,6 +438,33 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    try:
+        import uvicorn
+
+        from .serve import ServeConfig, create_app
+    except ImportError:
+        raise AdainError("adain serve needs its extras: pip install 'adain[serve]'") from None
+    config = ServeConfig(
+        vgg=str(args.vgg) if args.vgg else None, decoder=str(args.decoder) if args.decoder else None,
+        device=args.device, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+        concurrency=args.concurrency, queue=args.queue, styles_dir=str(args.styles_dir) if args.styles_dir else None,
+    )  # fmt: skip
+    if args.workers == 1:
+        uvicorn.run(create_app(config), host=args.host, port=args.port)
+        return 0
+    from dataclasses import asdict
+
+    os.environ["ADAIN_SERVE_CONFIG"] = json.dumps(asdict(config))
+    uvicorn.run(
+        "adain.serve:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers
+    )
     return 0
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -47,13 +49,23 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageError(f"{path}: is a directory, not an image")
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
+    with open(path, "rb") as handle:
+        return decode_image(handle, str(path), max_pixels)
+
+
+def decode_image(source: BinaryIO | bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """``load_image`` for an open binary file or bytes (an upload, say); ``name`` goes in errors."""
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError(f"{name}: empty file (0 bytes)")
+        source = io.BytesIO(source)
     with _pixel_limit_off():
         try:
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise ImageError(
-                        f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
+                        f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of "
                         f"{max_pixels:,} (a decompression-bomb guard; raise it with --max-pixels)"
                     )
                 img.load()
@@ -61,11 +73,11 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         except ImageError:
             raise
         except UnidentifiedImageError:
-            raise ImageError(f"{path}: not an image file Pillow can read") from None
+            raise ImageError(f"{name}: not an image file Pillow can read") from None
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise ImageError(f"{path}: corrupt or truncated image ({_first_line(exc)})") from None
+            raise ImageError(f"{name}: corrupt or truncated image ({_first_line(exc)})") from None
     if min(img.size) < 1:
-        raise ImageError(f"{path}: image has no pixels")
+        raise ImageError(f"{name}: image has no pixels")
     return img
 
 

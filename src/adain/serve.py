@@ -1,0 +1,315 @@
+"""``adain serve``: a REST API and a web page over one ``Stylizer`` per process.
+
+Inference runs in worker threads, at most ``concurrency`` at a time; at most ``queue`` requests
+wait for a turn, and any beyond get 503 with Retry-After, so a burst never grows memory without
+bound. Uploads are counted while they stream in and cut off at the size limit (413). The server
+keeps no state a load balancer would need to know about: uploaded styles live in a per-process LRU
+cache, so scale-out is more replicas behind any HTTP load balancer (clients re-upload a style that
+a replica does not know: 404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import importlib.resources
+import io
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import __version__, images
+from .errors import AdainError, ImageError
+from .stylize import StyleCode, Stylizer
+
+MEDIA = {"jpeg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp")}
+
+
+@dataclass
+class ServeConfig:
+    vgg: str | None = None
+    decoder: str | None = None
+    device: str = "auto"
+    max_upload_mb: float = 20.0
+    max_pixels: int = 25_000_000
+    concurrency: int = 1  # inferences at once in one process
+    queue: int = 8  # requests allowed to wait for a turn
+    style_cache: int = 64  # uploaded styles kept (least recently used dropped)
+    styles_dir: str | None = None  # images offered as built-in styles
+    style_size: int = 512
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Style:
+    """An encoded style and the (resized) image it came from, which colour preservation needs."""
+
+    name: str
+    code: StyleCode | None  # None for a style uploaded with the request: encoded on the fly
+    image: Image.Image
+
+
+class Busy(Exception):
+    pass
+
+
+class Gate:
+    """At most ``concurrency`` holders at once and at most ``queue`` waiting; more raise Busy."""
+
+    def __init__(self, concurrency: int, queue: int) -> None:
+        self.free = asyncio.Semaphore(concurrency)
+        self.queue = queue
+        self.waiting = 0
+
+    async def __aenter__(self) -> None:
+        if self.free.locked() and self.waiting >= self.queue:
+            raise Busy
+        self.waiting += 1
+        try:
+            await self.free.acquire()
+        finally:
+            self.waiting -= 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.free.release()
+
+
+class UploadLimit:
+    """ASGI middleware: 413 as soon as a request body passes ``max_bytes``, before it is all read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._too_large(send)
+        seen, started, rejected = 0, False, False
+
+        async def counted_receive() -> Message:
+            # Past the limit: answer 413 now and tell the app the client left, so it stops reading
+            # (an exception here would be turned into a 400 by the body parser).
+            nonlocal seen, started, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    rejected = True
+                    if not started:
+                        started = True
+                        await self._too_large(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            if rejected:
+                return  # the 413 has gone out; whatever the app answers to the disconnect is dropped
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted_receive, tracked_send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps({"detail": f"upload over the limit of {self.max_bytes / 2**20:g} MB"}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"connection", b"close")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+def _error(status: int, detail: str, **headers: str) -> HTTPException:
+    return HTTPException(status_code=status, detail=detail, headers=headers or None)
+
+
+def _image_error(exc: ImageError) -> HTTPException:
+    """413 for images over the pixel limit, 415 for anything that is not a readable image."""
+    return _error(413 if "over the limit" in str(exc) else 415, str(exc))
+
+
+def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = None) -> FastAPI:
+    """The app; loads the model once unless a ``stylizer`` is given (tests pass their own)."""
+    config = config or ServeConfig()
+    if stylizer is None:
+        stylizer = Stylizer.from_pretrained(config.vgg, config.decoder, config.device)
+    stylizer = copy.copy(stylizer)  # shares the networks; the limits below are this app's own
+    stylizer.max_pixels = config.max_pixels
+    gate = Gate(config.concurrency, config.queue)
+    uploaded: OrderedDict[str, Style] = OrderedDict()
+    builtin = _load_builtin_styles(stylizer, config)
+
+    app = FastAPI(title="adain", version=__version__,
+                  description="Arbitrary style transfer with adaptive instance normalisation.")  # fmt: skip
+    app.add_middleware(UploadLimit, max_bytes=int(config.max_upload_mb * 2**20))
+
+    async def decode(upload: UploadFile, field_name: str) -> Image.Image:
+        data = await upload.read()
+        try:
+            return await run_in_threadpool(images.decode_image, data, f"{field_name} ({upload.filename})",
+                                           config.max_pixels)  # fmt: skip
+        except ImageError as exc:
+            raise _image_error(exc) from None
+
+    def find_style(style_id: str) -> Style:
+        if style_id in builtin:
+            return builtin[style_id]
+        if style_id in uploaded:
+            uploaded.move_to_end(style_id)
+            return uploaded[style_id]
+        raise _error(404, f"style_id {style_id!r} is not known here (upload it with POST /v1/styles)")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> str:
+        return (importlib.resources.files("adain") / "web" / "index.html").read_text()
+
+    @app.get("/healthz")
+    def health() -> dict:
+        return {"status": "ok", "version": __version__, "device": str(stylizer.device),
+                "decoder": stylizer.info.get("decoder").source if stylizer.info.get("decoder") else None,
+                "busy": gate.free.locked(), "waiting": gate.waiting}  # fmt: skip
+
+    @app.get("/v1/styles")
+    def list_styles() -> dict:
+        """The built-in example styles (ids usable as ``style_id``)."""
+        return {"styles": [{"id": sid, "name": s.name, "thumbnail": f"/v1/styles/{sid}/thumbnail"}
+                           for sid, s in builtin.items()]}  # fmt: skip
+
+    @app.get("/v1/styles/{style_id}/thumbnail", responses={200: {"content": {"image/jpeg": {}}}})
+    def thumbnail(style_id: str) -> Response:
+        style = find_style(style_id)
+        img = style.image.copy()
+        img.thumbnail((256, 256))
+        return Response(_encode(img, "jpeg"), media_type="image/jpeg")
+
+    @app.post("/v1/styles", status_code=201)
+    async def upload_style(style: Annotated[UploadFile, File(description="a style image")]) -> dict:
+        """Encode a style once; its id can then stand in for the file in /v1/stylize."""
+        img = await decode(style, "style")
+        digest = hashlib.sha256(img.tobytes()).hexdigest()[:16]
+        if digest not in uploaded:
+            name = Path(style.filename or "style").stem
+            uploaded[digest] = await run_in_threadpool(_encode_style, stylizer, img, name, config.style_size)
+            while len(uploaded) > config.style_cache:
+                uploaded.popitem(last=False)
+        return {"id": digest, "name": uploaded[digest].name}
+
+    @app.post(
+        "/v1/stylize", responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}}
+    )
+    async def stylize(
+        content: Annotated[UploadFile, File(description="the photo to paint")],
+        style: Annotated[list[UploadFile] | None, File(description="style image(s)")] = None,
+        style_id: Annotated[
+            list[str] | None, Form(description="ids from /v1/styles, before any files")
+        ] = None,
+        mask: Annotated[UploadFile | None, File(description="white: first style, black: second")] = None,
+        alpha: Annotated[float, Form(ge=0.0, le=1.0)] = 1.0,
+        style_weights: Annotated[str | None, Form(description="comma-separated, one per style")] = None,
+        preserve_color: Annotated[bool, Form()] = False,
+        content_size: Annotated[int, Form(ge=0, le=4096, description="short side; 0 keeps it")] = 512,
+        format: Annotated[Literal["jpeg", "png", "webp"], Form()] = "jpeg",
+    ) -> Response:
+        """Paint ``content`` in the style(s); returns the image."""
+        weights = _parse_weights(style_weights)
+        styles = [find_style(sid) for sid in style_id or []]
+        content_img = await decode(content, "content")
+        for upload in style or []:
+            img = await decode(upload, "style")
+            styles.append(Style(Path(upload.filename or "style").stem, None, img))
+        if not styles:
+            raise _error(422, "style: give at least one style file or style_id")
+        mask_img = await decode(mask, "mask") if mask is not None else None
+        try:
+            async with gate:
+                image = await run_in_threadpool(
+                    _run, stylizer, content_img, styles, alpha, weights, mask_img, preserve_color,
+                    content_size, config.style_size,
+                )  # fmt: skip
+        except Busy:
+            raise _error(
+                503, "busy: too many requests waiting, try again shortly", **{"Retry-After": "2"}
+            ) from None
+        except ImageError as exc:
+            raise _image_error(exc) from None
+        except AdainError as exc:
+            raise _error(422, str(exc)) from None
+        return Response(_encode(image, format), media_type=MEDIA[format][1])
+
+    @app.exception_handler(AdainError)
+    async def adain_error(_request, exc: AdainError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    app.state.stylizer, app.state.gate, app.state.uploaded = stylizer, gate, uploaded
+    return app
+
+
+def _parse_weights(text: str | None) -> list[float] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise _error(422, f"style_weights: expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v < 0 for v in values) or sum(values) <= 0:
+        raise _error(422, "style_weights: must be non-negative numbers, not all zero")
+    return values
+
+
+def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int) -> Style:
+    resized = images.resize_short_side(images.flatten_alpha(img), size)
+    code = stylizer.encode_style(resized)
+    return Style(name, StyleCode(code.mean, code.std, name), resized)
+
+
+def _run(stylizer: Stylizer, content: Image.Image, styles: list[Style], alpha: float,
+         weights: list[float] | None, mask: Image.Image | None, preserve_color: bool,
+         content_size: int, style_size: int) -> Image.Image:  # fmt: skip
+    if preserve_color:
+        inputs = [s.image for s in styles]
+    else:
+        inputs = [s.code if s.code is not None else s.image for s in styles]
+    return stylizer(content, inputs, alpha=alpha, style_weights=weights, mask=mask,
+                    preserve_color=preserve_color, content_size=content_size, style_size=style_size)  # fmt: skip
+
+
+def _encode(img: Image.Image, fmt: str) -> bytes:
+    pil_format = MEDIA[fmt][0]
+    if img.mode == "RGBA" and pil_format == "JPEG":
+        img = img.convert("RGB")
+    buffer = io.BytesIO()
+    img.save(buffer, format=pil_format, **({"quality": 92} if pil_format != "PNG" else {}))
+    return buffer.getvalue()
+
+
+def _load_builtin_styles(stylizer: Stylizer, config: ServeConfig) -> dict[str, Style]:
+    if not config.styles_dir:
+        return {}
+    folder = Path(config.styles_dir)
+    if not folder.is_dir():
+        raise AdainError(f"--styles-dir {folder}: not a directory")
+    styles = {}
+    for path in images.find_images(folder):
+        try:
+            img = images.load_image(path, config.max_pixels)
+        except ImageError:
+            continue  # a bad file in the folder is skipped, not fatal
+        styles[path.stem] = _encode_style(stylizer, img, path.stem, config.style_size)
+    return styles
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` worker processes: the config travels in ``$ADAIN_SERVE_CONFIG``."""
+    return create_app(ServeConfig(**json.loads(os.environ.get("ADAIN_SERVE_CONFIG", "{}"))))

@@ -1,0 +1,182 @@
+import asyncio
+import io
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+
+from adain.serve import ServeConfig, create_app  # noqa: E402
+
+from .conftest import make_image  # noqa: E402
+
+
+def png_bytes(size=(48, 40), seed=0, tmp=None) -> bytes:
+    path = make_image(tmp / f"img{seed}.png", size, seed=seed)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def app_factory(stylizer, tmp_path):
+    def make(**options):
+        return create_app(ServeConfig(**options), stylizer=stylizer)
+
+    return make
+
+
+@pytest.fixture
+def client(app_factory, tmp_path):
+    styles = tmp_path / "builtin"
+    styles.mkdir()
+    make_image(styles / "waves.png", (40, 40), seed=21)
+    (styles / "broken.jpg").write_bytes(b"not an image")
+    from fastapi.testclient import TestClient
+
+    return TestClient(app_factory(styles_dir=str(styles)))
+
+
+def stylize(client, tmp_path, **fields):
+    files = [("content", ("photo.png", png_bytes((53, 37), 1, tmp_path), "image/png"))]
+    if fields.pop("with_style", True):
+        files.append(("style", ("art.png", png_bytes((40, 40), 2, tmp_path), "image/png")))
+    files += fields.pop("files", [])
+    return client.post("/v1/stylize", files=files, data=fields)
+
+
+def test_health_page_and_docs(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>adain" in page.text
+    assert client.get("/docs").status_code == 200
+    assert "/v1/stylize" in client.get("/openapi.json").json()["paths"]
+
+
+def test_stylize_returns_the_image(client, tmp_path):
+    response = stylize(client, tmp_path, content_size="0", alpha="0.7")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(response.content)).size == (53, 37)
+    png = stylize(client, tmp_path, content_size="24", format="png")
+    assert png.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(png.content)).size == (34, 24)
+
+
+def test_uploaded_and_builtin_styles(client, tmp_path):
+    listed = client.get("/v1/styles").json()["styles"]
+    assert [s["id"] for s in listed] == ["waves"]  # the broken file in the folder is skipped
+    assert client.get(listed[0]["thumbnail"]).headers["content-type"] == "image/jpeg"
+    uploaded = client.post(
+        "/v1/styles", files={"style": ("mine.png", png_bytes((40, 40), 3, tmp_path), "image/png")}
+    )
+    assert uploaded.status_code == 201
+    style_id = uploaded.json()["id"]
+    both = stylize(
+        client,
+        tmp_path,
+        with_style=False,
+        style_id=["waves", style_id],
+        style_weights="1,3",
+        content_size="0",
+    )
+    assert both.status_code == 200
+    assert stylize(client, tmp_path, with_style=False, style_id="nope").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "fields,field_name",
+    [
+        ({"alpha": "2"}, "alpha"),
+        ({"alpha": "x"}, "alpha"),
+        ({"content_size": "-1"}, "content_size"),
+        ({"format": "gif"}, "format"),
+        ({"style_weights": "1,a"}, "style_weights"),
+        ({"style_weights": "1,2"}, "style weights given for 1 styles"),
+        ({"with_style": False}, "style"),
+    ],
+)
+def test_bad_fields_are_422_naming_the_field(client, tmp_path, fields, field_name):
+    response = stylize(client, tmp_path, **fields)
+    assert response.status_code == 422
+    assert field_name in str(response.json()["detail"])
+
+
+def test_non_images_are_415_and_do_not_break_the_worker(client, tmp_path):
+    text = [("style", ("notes.txt", b"hello", "text/plain"))]
+    response = client.post(
+        "/v1/stylize", files=[("content", ("c.png", b"\x89PNG\r\n\x1a\n broken", "image/png")), *text]
+    )
+    assert response.status_code == 415 and "content" in response.json()["detail"]
+    assert stylize(client, tmp_path, files=text, with_style=False).status_code == 415
+    assert stylize(client, tmp_path, content_size="0").status_code == 200  # the next good request works
+
+
+def test_upload_limits(app_factory, tmp_path):
+    from fastapi.testclient import TestClient
+
+    client = TestClient(app_factory(max_upload_mb=0.005))
+    big = make_image(tmp_path / "big.png", (300, 300), seed=5).read_bytes()
+    assert len(big) > 0.005 * 2**20
+    response = client.post("/v1/stylize", files={"content": ("big.png", big, "image/png")})
+    assert response.status_code == 413 and "over the limit" in response.json()["detail"]
+    pixels = TestClient(app_factory(max_pixels=1000))
+    assert stylize(pixels, tmp_path).status_code == 413
+
+
+def test_upload_limit_is_enforced_while_streaming(app_factory):
+    """No Content-Length: the body is counted as it arrives and cut off at the limit."""
+    app = app_factory(max_upload_mb=0.01)
+    chunks_sent = 0
+
+    async def body():
+        nonlocal chunks_sent
+        yield b'--zzz\r\nContent-Disposition: form-data; name="content"; filename="c.png"\r\n'
+        yield b"Content-Type: image/png\r\n\r\n"
+        for _ in range(1000):  # would be ~8 MB in all
+            chunks_sent += 1
+            yield b"x" * 8192
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            headers = {"content-type": "multipart/form-data; boundary=zzz"}
+            return await http.post("/v1/stylize", content=body(), headers=headers)
+
+    response = asyncio.run(go())
+    assert response.status_code == 413
+    assert chunks_sent < 50  # stopped reading long before the end
+
+
+def test_burst_beyond_the_queue_gets_503_and_waiting_stays_bounded(app_factory, tmp_path, stylizer):
+    app = app_factory(concurrency=1, queue=2)
+    gate = app.state.gate
+    slow_stylizer = app.state.stylizer
+    original = type(slow_stylizer).__call__
+    peak_waiting = 0
+
+    class Slow(type(slow_stylizer)):
+        def __call__(self, *args, **kwargs):
+            nonlocal peak_waiting
+            peak_waiting = max(peak_waiting, gate.waiting)
+            time.sleep(0.3)
+            return original(self, *args, **kwargs)
+
+    slow_stylizer.__class__ = Slow
+    content = png_bytes((40, 40), 1, tmp_path)
+    style = png_bytes((40, 40), 2, tmp_path)
+
+    async def one(http):
+        files = {"content": ("c.png", content, "image/png"), "style": ("s.png", style, "image/png")}
+        return await http.post("/v1/stylize", files=files, data={"content_size": "0"})
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as http:
+            return await asyncio.gather(*(one(http) for _ in range(8)))
+
+    responses = asyncio.run(burst())
+    codes = sorted(r.status_code for r in responses)
+    assert codes.count(200) == 3  # one running + two waiting
+    assert codes.count(503) == 5
+    assert all(r.headers.get("retry-after") == "2" for r in responses if r.status_code == 503)
+    assert peak_waiting <= 2 and gate.waiting == 0
