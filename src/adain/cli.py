@@ -59,6 +59,13 @@ def _unit_float(text: str) -> float:
     return value
 
 
+def _momentum(text: str) -> float:
+    value = _number(text, float)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    return value
+
+
 def _sizes(text: str) -> list[int]:
     sizes = _numbers(text, int)
     if not sizes or any(not 16 <= size <= 8192 for size in sizes):
@@ -242,6 +249,41 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--out", type=Path, help="also write the results as JSON here")
     _add_weights_flags(speed)
     speed.set_defaults(run=run_bench)
+
+    video = commands.add_parser("video", help="stylize a video, keeping its frame rate and sound")
+    video.add_argument("input", type=Path, help="a video file")
+    video.add_argument(
+        "-s", "--style", nargs="+", type=Path, required=True, help="style image(s) or saved styles"
+    )
+    video.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4, .mkv, .mov)")
+    video.add_argument("--alpha", type=_unit_float, default=1.0, help="style strength, 0-1 (default 1)")
+    video.add_argument("--style-weights", type=_weights, metavar="W1,W2,...", help="blend the styles")
+    video.add_argument(
+        "--style-size", type=_non_negative_int, default=512, help="style short side (default 512)"
+    )
+    video.add_argument(
+        "--stable",
+        type=_momentum,
+        nargs="?",
+        const=0.9,
+        metavar="MOMENTUM",
+        help="less flicker: smooth the content statistics over time (default momentum 0.9)",
+    )
+    video.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
+    video.add_argument(
+        "--crf", type=_non_negative_int, default=18, help="x264/x265 quality (lower is better)"
+    )
+    video.add_argument(
+        "--max-memory",
+        type=_positive_float,
+        default=2048,
+        metavar="MB",
+        help="frames needing more memory are processed in tiles (default 2048)",
+    )
+    video.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    _add_weights_flags(video)
+    video.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    video.set_defaults(run=run_video)
 
     serve = commands.add_parser("serve", help="REST API and web page")
     serve.add_argument("--host", default="127.0.0.1")
@@ -438,6 +480,35 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def run_video(args: argparse.Namespace) -> int:
+    try:
+        from .video import stylize_video
+    except ImportError:
+        raise AdainError("adain video needs PyAV: pip install 'adain[video]'") from None
+    from .stylize import StyleCode, Stylizer, check_controls
+
+    check_controls(args.alpha, len(args.style), args.style_weights, False)
+    if args.output.exists() and not args.overwrite:
+        raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
+    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
+    stylizer.max_memory_mb = args.max_memory
+    codes = [
+        StyleCode.load(path)
+        if path.suffix == ".safetensors"
+        else stylizer.encode_style(path, args.style_size)
+        for path in args.style
+    ]  # each style is encoded once for the whole video
+    done = stylize_video(
+        stylizer, args.input, args.output, codes, alpha=args.alpha, style_weights=args.style_weights,
+        stable=args.stable, codec=args.codec, crf=args.crf, overwrite=args.overwrite, progress=not args.quiet,
+    )  # fmt: skip
+    if not args.quiet:
+        sound = "with its audio" if done["audio"] else "no audio stream"
+        print(f"adain: wrote {done['frames']} frames ({done['width']}x{done['height']}, {done['fps']:g} fps, "
+              f"{sound}) to {args.output}", file=sys.stderr)  # fmt: skip
     return 0
 
 

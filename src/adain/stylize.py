@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -62,6 +62,7 @@ class StyleCode:
 
 
 ImageLike = Union[str, os.PathLike, Image.Image, Tensor]
+Stats = tuple[Tensor, Tensor]  # per-channel (mean, std), each (1, C, 1, 1)
 StyleLike = Union[ImageLike, StyleCode]
 
 
@@ -205,21 +206,36 @@ class Stylizer:
                 raise AdainError("preserve_color needs the style images, not encoded styles")
             styles = [match_color(self._style_tensor(s, style_size, crop), x) for s in styles]
         codes = [self.encode_style(s, style_size, crop) for s in styles]
-        if mask is None:
-            mix = normalised(style_weights or [1.0] * len(codes))
-            style_mean = sum(w * c.mean for w, c in zip(mix, codes, strict=True))
-            style_std = sum(w * c.std for w, c in zip(mix, codes, strict=True))
-            targets = [(style_mean, style_std)]
-        else:  # region 0 (white) takes the first style, region 1 (black) the second
-            targets = [(c.mean, c.std) for c in codes]
-        out = self._render(x, targets, alpha, mask)
+        out = self._render(x, style_targets(codes, style_weights, mask is not None), alpha, mask)
         result = images.to_pil(out)
         if content_alpha is not None:
             result.putalpha(content_alpha)
         return result
 
+    @torch.inference_mode()
+    def stylize_tensor(
+        self,
+        x: Tensor,
+        styles: Sequence[StyleCode],
+        alpha: float = 1.0,
+        style_weights: Sequence[float] | None = None,
+        smooth: Callable[[list[Stats | None]], list[Stats | None]] | None = None,
+    ) -> Tensor:
+        """The pipeline on a (1, 3, H, W) tensor in [0, 1] with encoded styles, for frame loops.
+
+        ``smooth`` may replace the content statistics before they are used (``video --stable``).
+        """
+        check_controls(alpha, len(styles), style_weights, False)
+        targets = style_targets([s.to(self.device) for s in styles], style_weights, False)
+        return self._render(x.to(self.device), targets, alpha, None, smooth).clamp(0, 1)
+
     def _render(
-        self, x: Tensor, targets: list[tuple[Tensor, Tensor]], alpha: float, mask: ImageLike | None
+        self,
+        x: Tensor,
+        targets: list[Stats],
+        alpha: float,
+        mask: ImageLike | None,
+        smooth: Callable[[list[Stats | None]], list[Stats | None]] | None = None,
     ) -> Tensor:
         """encode -> AdaIN -> decode, tile by tile when the image is over the memory budget.
 
@@ -246,6 +262,8 @@ class Stylizer:
             whole = features if len(tiles) == 1 else None
             bar.update(1)
         content_stats = [stats.mean_std(k) for k in range(len(targets))]
+        if smooth is not None:
+            content_stats = smooth(content_stats)
 
         out = torch.empty_like(padded)
         for t in tiles:
@@ -283,6 +301,19 @@ def transform(
         moved = (features - content[0]) / content[1] * style[1] + style[0]
         out = moved if labels is None else torch.where(labels == k, moved, out)
     return out
+
+
+def style_targets(
+    codes: Sequence[StyleCode], style_weights: Sequence[float] | None, masked: bool
+) -> list[Stats]:
+    """The (mean, std) each region is given: one blend of all styles, or one style per mask region
+    (region 0, white, takes the first)."""
+    if masked:
+        return [(c.mean, c.std) for c in codes]
+    mix = normalised(style_weights or [1.0] * len(codes))
+    mean = sum(w * c.mean for w, c in zip(mix, codes, strict=True))
+    std = sum(w * c.std for w, c in zip(mix, codes, strict=True))
+    return [(mean, std)]
 
 
 def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:

@@ -1,0 +1,121 @@
+import pytest
+
+av = pytest.importorskip("av")
+
+from adain.cli import main  # noqa: E402
+
+from .conftest import SHARED_IMAGES, SHARED_VGG, STYLE, make_image, needs_shared  # noqa: E402
+
+BUNNY = SHARED_IMAGES / "videos" / "cutBunny.mp4"
+pytestmark = needs_shared
+
+
+def cut(src, dst, seconds=1.0):
+    """The first ``seconds`` of ``src``, packets copied (no re-encoding)."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = {s: out.add_stream_from_template(s) for s in (inp.streams.video[0], inp.streams.audio[0])}
+        for packet in inp.demux(*streams):
+            if packet.dts is None or packet.pts is None or packet.pts * packet.time_base >= seconds:
+                continue
+            packet.stream = streams[packet.stream]
+            out.mux(packet)
+    return dst
+
+
+def probe(path):
+    with av.open(str(path)) as c:
+        video, audio = c.streams.video[0], c.streams.audio[0] if c.streams.audio else None
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+        rate, size = video.base_rate, (video.codec_context.width, video.codec_context.height)
+    audio_seconds = None
+    if audio is not None:
+        with av.open(str(path)) as c:
+            stream = c.streams.audio[0]
+            audio_seconds = float(sum(p.duration for p in c.demux(stream) if p.duration) * stream.time_base)
+    return {
+        "frames": len(times),
+        "times": times,
+        "fps": float(rate),
+        "size": size,
+        "audio_seconds": audio_seconds,
+    }
+
+
+def synth_video(path, size=(64, 48), frames=12, fps=12):
+    """A small moving-gradient clip without sound."""
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        x = np.linspace(0, 255, size[0])[None, :, None]
+        for i in range(frames):
+            img = np.broadcast_to((x + 10 * i) % 256, (size[1], size[0], 3)).astype(np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return cut(BUNNY, tmp_path_factory.mktemp("video") / "bunny1s.mp4")
+
+
+def video_args(decoder_file, *extra):
+    return [
+        *map(str, extra),
+        "--decoder",
+        str(decoder_file),
+        "--vgg",
+        str(SHARED_VGG),
+        "--style-size",
+        "64",
+        "-q",
+    ]
+
+
+def test_video_keeps_frames_rate_size_and_sound(clip, tmp_path, decoder_file):
+    out = tmp_path / "styled.mp4"
+    assert main(["video", *video_args(decoder_file, clip, "-s", STYLE, "-o", out)]) == 0
+    before, after = probe(clip), probe(out)
+    assert after["frames"] == before["frames"] > 20
+    assert after["times"] == before["times"]  # every frame keeps its timestamp
+    assert after["fps"] == before["fps"] == 24
+    assert after["size"] == before["size"] == (640, 360)
+    assert after["audio_seconds"] == pytest.approx(before["audio_seconds"], abs=1e-6)
+    assert [p.name for p in tmp_path.iterdir()] == ["styled.mp4"]  # no temporary file left
+
+
+def test_stable_mode_and_no_audio(tmp_path, decoder_file):
+    clip = synth_video(tmp_path / "small.mkv")
+    out = tmp_path / "stable.mkv"
+    assert main(["video", *video_args(decoder_file, clip, "-s", STYLE, "-o", out, "--stable", "0.8")]) == 0
+    before, after = probe(clip), probe(out)
+    assert after["frames"] == before["frames"] == 12 and after["times"] == before["times"]
+    assert after["audio_seconds"] is None
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated", "image", "missing"])
+def test_bad_videos_are_one_line_errors(clip, tmp_path, decoder_file, capsys, kind):
+    bad = tmp_path / f"bad_{kind}.mp4"
+    if kind == "text":
+        bad.write_text("not a video")
+    elif kind == "truncated":
+        bad.write_bytes(clip.read_bytes()[:2000])
+    elif kind == "image":
+        bad = make_image(tmp_path / "picture.png", (32, 32))
+    out = tmp_path / "out.mp4"
+    assert main(["video", *video_args(decoder_file, bad, "-s", STYLE, "-o", out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("adain: error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_odd_frame_size_and_existing_output(tmp_path, decoder_file, capsys):
+    odd = synth_video(tmp_path / "odd.mkv", size=(33, 32), frames=2)
+    assert main(["video", *video_args(decoder_file, odd, "-s", STYLE, "-o", tmp_path / "o.mp4")]) == 1
+    assert "odd side" in capsys.readouterr().err
+    existing = tmp_path / "exists.mp4"
+    existing.write_bytes(b"keep me")
+    assert main(["video", *video_args(decoder_file, odd, "-s", STYLE, "-o", existing)]) == 1
+    assert "exists" in capsys.readouterr().err and existing.read_bytes() == b"keep me"
