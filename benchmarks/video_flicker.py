@@ -1,0 +1,83 @@
+"""Flicker of a stylized video with and without --stable, measured in one run.
+
+Flicker = mean absolute difference between consecutive output frames divided by the same measure
+on the input frames (1.0: the output changes exactly as much as the input does).
+
+    python benchmarks/video_flicker.py [--video ../shared/images/videos/cutBunny.mp4] [--seconds 2] [--momentum 0.9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+
+from adain import Stylizer
+from adain.video import stylize_video
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        out = []
+        for frame in c.decode(video=0):
+            out.append(frame.to_ndarray(format="rgb24").astype(np.float32))
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
+def change(seq: list[np.ndarray]) -> float:
+    return float(np.mean([np.abs(b - a).mean() for a, b in zip(seq[:-1], seq[1:], strict=True)]))
+
+
+def cut(src: Path, dst: Path, seconds: float) -> Path:
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        video = inp.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        for packet in inp.demux(video):
+            if packet.dts is not None and packet.pts is not None and packet.pts * packet.time_base < seconds:
+                packet.stream = stream
+                out.mux(packet)
+    return dst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--video", type=Path, default=ROOT.parent / "shared" / "images" / "videos" / "cutBunny.mp4"
+    )
+    parser.add_argument(
+        "--style",
+        type=Path,
+        default=ROOT.parent / "shared" / "images" / "style" / "woman_with_hat_matisse.jpg",
+    )
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--momentum", type=float, default=0.9)
+    parser.add_argument("--decoder", type=Path)
+    args = parser.parse_args()
+    stylizer = Stylizer.from_pretrained(decoder=args.decoder)
+    style = [stylizer.encode_style(args.style, 512)]
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = cut(args.video, Path(tmp) / "clip.mp4", args.seconds)
+        source = frames(clip)
+        base = change(source)
+        results = {}
+        for name, stable in (("plain", None), ("stable", args.momentum)):
+            out = Path(tmp) / f"{name}.mp4"
+            stylize_video(stylizer, clip, out, style, stable=stable, crf=12, progress=False)
+            results[name] = change(frames(out)) / base
+    print(f"{len(source)} frames of {args.video.name}, style {args.style.name}")
+    print(f"input frame-to-frame change: {base:.2f} (0-255 scale)")
+    print(f"flicker (output change / input change): plain {results['plain']:.3f}, "
+          f"--stable {args.momentum}: {results['stable']:.3f}, ratio {results['stable'] / results['plain']:.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
