@@ -16,7 +16,7 @@ import av
 import numpy as np
 
 from adain import Stylizer
-from adain.video import stylize_video
+from adain.video import cut, stylize_video
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,17 +33,6 @@ def frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
 
 def change(seq: list[np.ndarray]) -> float:
     return float(np.mean([np.abs(b - a).mean() for a, b in zip(seq[:-1], seq[1:], strict=True)]))
-
-
-def cut(src: Path, dst: Path, seconds: float) -> Path:
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        video = inp.streams.video[0]
-        stream = out.add_stream_from_template(video)
-        for packet in inp.demux(video):
-            if packet.dts is not None and packet.pts is not None and packet.pts * packet.time_base < seconds:
-                packet.stream = stream
-                out.mux(packet)
-    return dst
 
 
 def main() -> None:
@@ -65,7 +54,7 @@ def main() -> None:
     stylizer = Stylizer.from_pretrained(decoder=args.decoder)
     style = [stylizer.encode_style(args.style, 512)]
     with tempfile.TemporaryDirectory() as tmp:
-        clip = cut(args.video, Path(tmp) / "clip.mp4", args.seconds)
+        clip = cut(args.video, Path(tmp) / "clip.mp4", args.seconds, audio=False)
         source = frames(clip)
         base = change(source)
         results = {}

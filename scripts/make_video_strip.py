@@ -14,7 +14,7 @@ import av
 from PIL import Image
 
 from adain import Stylizer
-from adain.video import stylize_video
+from adain.video import cut, stylize_video
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "images"
@@ -37,19 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     stylizer = Stylizer.from_pretrained(decoder=args.decoder)
     with tempfile.TemporaryDirectory() as tmp:
-        clip = Path(tmp) / "clip.mp4"
-        with av.open(str(SHARED / "videos" / "cutBunny.mp4")) as inp, av.open(str(clip), "w") as out:
-            streams = {
-                s: out.add_stream_from_template(s) for s in (inp.streams.video[0], inp.streams.audio[0])
-            }
-            for packet in inp.demux(*streams):
-                if (
-                    packet.dts is not None
-                    and packet.pts is not None
-                    and packet.pts * packet.time_base < args.seconds
-                ):
-                    packet.stream = streams[packet.stream]
-                    out.mux(packet)
+        clip = cut(SHARED / "videos" / "cutBunny.mp4", Path(tmp) / "clip.mp4", args.seconds)
         styled = Path(tmp) / "styled.mp4"
         stylize_video(stylizer, clip, styled, [stylizer.encode_style(args.style, 512)], stable=0.9, crf=12)
         every = max(1, int(24 * args.seconds) // args.frames)

@@ -3,23 +3,12 @@ import pytest
 av = pytest.importorskip("av")
 
 from adain.cli import main  # noqa: E402
+from adain.video import cut  # noqa: E402
 
 from .conftest import SHARED_IMAGES, SHARED_VGG, STYLE, make_image, needs_shared  # noqa: E402
 
 BUNNY = SHARED_IMAGES / "videos" / "cutBunny.mp4"
 pytestmark = needs_shared
-
-
-def cut(src, dst, seconds=1.0):
-    """The first ``seconds`` of ``src``, packets copied (no re-encoding)."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        streams = {s: out.add_stream_from_template(s) for s in (inp.streams.video[0], inp.streams.audio[0])}
-        for packet in inp.demux(*streams):
-            if packet.dts is None or packet.pts is None or packet.pts * packet.time_base >= seconds:
-                continue
-            packet.stream = streams[packet.stream]
-            out.mux(packet)
-    return dst
 
 
 def probe(path):
@@ -58,7 +47,7 @@ def synth_video(path, size=(64, 48), frames=12, fps=12):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    return cut(BUNNY, tmp_path_factory.mktemp("video") / "bunny1s.mp4")
+    return cut(BUNNY, tmp_path_factory.mktemp("video") / "bunny1s.mp4", seconds=1.0)
 
 
 def video_args(decoder_file, *extra):

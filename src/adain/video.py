@@ -167,6 +167,21 @@ def stylize_video(
     }
 
 
+def cut(source: str | os.PathLike, target: str | os.PathLike, seconds: float, audio: bool = True) -> Path:
+    """The first ``seconds`` of a video (and its first audio stream), packets copied as they are."""
+    import av
+
+    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
+        wanted = [inp.streams.video[0]] + (inp.streams.audio[:1] if audio else [])
+        streams = {s: out.add_stream_from_template(s) for s in wanted}
+        for packet in inp.demux(*streams):
+            if packet.dts is None or packet.pts is None or packet.pts * packet.time_base >= seconds:
+                continue
+            packet.stream = streams[packet.stream]
+            out.mux(packet)
+    return Path(target)
+
+
 def _format_for(path: Path) -> str | None:
     return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}.get(
         path.suffix.lower()
