@@ -78,6 +78,21 @@ def test_style_code_is_reusable_and_saves(stylizer, small_pair, tmp_path):
         StyleCode.load(tmp_path / "junk.safetensors")
 
 
+def test_mask_is_cropped_with_the_content(stylizer, tmp_path):
+    """With crop, the mask must be cut like the content, not squashed onto the cropped square."""
+    content = make_image(tmp_path / "wide.png", (96, 48), seed=3)
+    mask = Image.new("L", (96, 48), 0)
+    mask.paste(255, (0, 0, 24, 48))  # only the left quarter is white: outside the centre crop
+    mask_path = tmp_path / "mask.png"
+    mask.save(mask_path)
+    a = make_image(tmp_path / "a.png", (48, 48), seed=4)
+    dark = tmp_path / "dark.png"
+    Image.new("RGB", (48, 48), (10, 10, 10)).save(dark)
+    cropped_masked = as_array(stylizer(content, [a, dark], mask=mask_path, crop=True, content_size=48))
+    cropped_dark = as_array(stylizer(content, dark, crop=True, content_size=48))
+    assert np.abs(cropped_masked - cropped_dark).max() <= 1  # the crop holds only the black region
+
+
 def test_masked_transform_gives_each_region_its_style():
     torch.manual_seed(0)
     features = torch.rand(1, 16, 8, 8)

@@ -196,10 +196,16 @@ class Stylizer:
         """
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         check_controls(alpha, len(styles), style_weights, mask is not None)
-        content_img, content_alpha = images.split_alpha(
-            self._prepare(self._image(content), content_size, crop)
-        )
+        original = self._image(content)
+        content_img, content_alpha = images.split_alpha(self._prepare(original, content_size, crop))
         x = self._to_device(content_img)
+        if mask is not None:  # the mask follows the content through the same resize and crop
+            mask_img = (
+                images.flatten_alpha(self._image(mask))
+                .convert("L")
+                .resize(original.size, Image.Resampling.BILINEAR)
+            )
+            mask = self._prepare(mask_img, content_size, crop)
 
         if preserve_color:
             if any(isinstance(s, StyleCode) for s in styles):
@@ -278,9 +284,10 @@ class Stylizer:
 
     def _mask(self, mask: ImageLike, feature_size: tuple[int, int], content_size: tuple[int, int]) -> Tensor:
         """Region label per feature position: 0 where the mask is brighter than mid-grey, else 1."""
-        img = self._image(mask)
-        gray = images.to_tensor(images.flatten_alpha(img).convert("L").convert("RGB"))[:, :1]
-        gray = F.interpolate(gray, size=(content_size[1], content_size[0]), mode="bilinear")
+        img = images.flatten_alpha(self._image(mask)).convert("L")
+        if img.size != content_size:
+            img = img.resize(content_size, Image.Resampling.BILINEAR)
+        gray = images.to_tensor(img.convert("RGB"))[:, :1]
         small = F.interpolate(pad_to_stride(gray), size=feature_size, mode="nearest")
         return (small <= 0.5).long().to(self.device)
 
