@@ -100,6 +100,22 @@ def test_bad_videos_are_one_line_errors(clip, tmp_path, decoder_file, capsys, ki
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
+def test_batched_frames_equal_frame_by_frame(stylizer):
+    """A batch is the same computation as its frames one by one, --stable smoothing included."""
+    import torch
+
+    from adain.video import StatsEMA
+
+    torch.manual_seed(0)
+    frames = torch.rand(5, 3, 40, 48)
+    code = [stylizer.encode_style(torch.rand(3, 32, 32))]
+    one_by_one_ema, batch_ema = StatsEMA(0.8), StatsEMA(0.8)
+    single = torch.cat([stylizer.stylize_tensor(f[None], code, 0.9, None, one_by_one_ema) for f in frames])
+    batched = torch.cat([stylizer.stylize_tensor(frames[:3], code, 0.9, None, batch_ema),
+                         stylizer.stylize_tensor(frames[3:], code, 0.9, None, batch_ema)])  # fmt: skip
+    assert torch.allclose(single, batched, atol=1e-4)
+
+
 def test_odd_frame_size_and_existing_output(tmp_path, decoder_file, capsys):
     odd = synth_video(tmp_path / "odd.mkv", size=(33, 32), frames=2)
     assert main(["video", *video_args(decoder_file, odd, "-s", STYLE, "-o", tmp_path / "o.mp4")]) == 1

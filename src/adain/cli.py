@@ -269,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MOMENTUM",
         help="less flicker: smooth the content statistics over time (default momentum 0.9)",
     )
+    video.add_argument("--batch", type=_positive_int, default=4, help="frames stylized together (default 4)")
     video.add_argument("--codec", default="libx264", help="video encoder (default libx264)")
     video.add_argument(
         "--crf", type=_non_negative_int, default=18, help="x264/x265 quality (lower is better)"
@@ -504,6 +505,7 @@ def run_video(args: argparse.Namespace) -> int:
     done = stylize_video(
         stylizer, args.input, args.output, codes, alpha=args.alpha, style_weights=args.style_weights,
         stable=args.stable, codec=args.codec, crf=args.crf, overwrite=args.overwrite, progress=not args.quiet,
+        batch=args.batch,
     )  # fmt: skip
     if not args.quiet:
         sound = "with its audio" if done["audio"] else "no audio stream"

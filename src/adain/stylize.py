@@ -227,9 +227,10 @@ class Stylizer:
         style_weights: Sequence[float] | None = None,
         smooth: Callable[[list[Stats | None]], list[Stats | None]] | None = None,
     ) -> Tensor:
-        """The pipeline on a (1, 3, H, W) tensor in [0, 1] with encoded styles, for frame loops.
+        """The pipeline on an (N, 3, H, W) batch in [0, 1] with encoded styles, for frame loops.
 
-        ``smooth`` may replace the content statistics before they are used (``video --stable``).
+        Each image is normalised by its own statistics. ``smooth`` may replace them before they are
+        used, called once per image in batch order (``video --stable``).
         """
         check_controls(alpha, len(styles), style_weights, False)
         targets = style_targets([s.to(self.device) for s in styles], style_weights, False)
@@ -245,37 +246,42 @@ class Stylizer:
     ) -> Tensor:
         """encode -> AdaIN -> decode, tile by tile when the image is over the memory budget.
 
-        The content statistics are gathered over the whole image first (per mask region), so
-        every tile gets the same transform; a single tile is the whole image, encoded once.
+        The content statistics are gathered over the whole image first (per image of the batch,
+        per mask region), so every tile gets the same transform; a single tile is the whole image,
+        encoded once.
         """
+        n = x.shape[0]
         height, width = x.shape[-2:]
         padded = pad_to_stride(x)
         size = padded.shape[-2:]
         feature_size = (size[0] // STRIDE, size[1] // STRIDE)
         region = None if mask is None else self._mask(mask, feature_size, (width, height))
-        tile = self.tile or tiling.auto_tile(size[0], size[1], self.max_memory_mb)
+        tile = self.tile or tiling.auto_tile(size[0], size[1], self.max_memory_mb / n)
         tiles = tiling.grid(size[0], size[1], tile)
         bar = tqdm(total=2 * len(tiles), desc="tiles", unit="tile", disable=len(tiles) == 1 or not self.progress,
                    leave=False, dynamic_ncols=True)  # fmt: skip
 
-        stats = tiling.RegionStats(len(targets))
+        stats = [tiling.RegionStats(len(targets)) for _ in range(n)]
         whole = None
         for t in tiles:
             features = self.encoder(t.context(padded))
-            stats.add(
-                t.core_of_context(features, STRIDE), None if region is None else t.core_features(region)
-            )
+            core = t.core_of_context(features, STRIDE)
+            labels = None if region is None else t.core_features(region)
+            for i, image_stats in enumerate(stats):
+                image_stats.add(core[i : i + 1], labels)
             whole = features if len(tiles) == 1 else None
             bar.update(1)
-        content_stats = [stats.mean_std(k) for k in range(len(targets))]
+        content_stats = [[s.mean_std(k) for k in range(len(targets))] for s in stats]
         if smooth is not None:
-            content_stats = smooth(content_stats)
+            content_stats = [smooth(image_stats) for image_stats in content_stats]
 
         out = torch.empty_like(padded)
         for t in tiles:
             features = whole if whole is not None else self.encoder(t.context(padded))
             labels = None if region is None else t.context_features(region)
-            target = transform(features, content_stats, targets, labels)
+            target = torch.cat(
+                [transform(features[i : i + 1], content_stats[i], targets, labels) for i in range(n)]
+            )
             target = alpha * target + (1 - alpha) * features
             out[..., t.top : t.bottom, t.left : t.right] = t.core_of_context(self.decoder(target))
             bar.update(1)

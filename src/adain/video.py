@@ -81,6 +81,7 @@ def stylize_video(
     crf: int = 18,
     overwrite: bool = False,
     progress: bool = True,
+    batch: int = 4,
 ) -> dict:
     """Write ``target`` (through a temporary file and a rename) and return what was done."""
     import av
