@@ -227,3 +227,32 @@ def test_two_process_gloo_training(dataset, tmp_path):
     from adain.weights import read_metadata
 
     assert read_metadata(out / "decoder.safetensors")["batch_size"] == "2"  # 1 per rank x 2 ranks
+
+
+def test_ablate_trains_and_evaluates_every_variant(dataset, tmp_path, capsys):
+    import json
+
+    out = tmp_path / "ablation"
+    content, style = dataset
+    eval_c, eval_s = tmp_path / "eval_c", tmp_path / "eval_s"
+    for folder, seed in ((eval_c, 30), (eval_s, 40)):
+        folder.mkdir()
+        for i in range(2):
+            make_image(folder / f"e{i}.png", (32, 32), seed=seed + i)
+    argv = ["ablate", "--content-dir", content, "--style-dir", style, "--eval-content-dir", eval_c,
+            "--eval-style-dir", eval_s, "--out-dir", out, "--max-iter", 2, "--load-size", 40,
+            "--crop-size", 32, "--batch-size", 2, "--size", 32, "--workers", 0, "-q"]  # fmt: skip
+    if SHARED_VGG.is_file():
+        argv += ["--vgg", SHARED_VGG]
+    assert main([str(a) for a in argv]) == 0
+    table = json.loads((out / "ablation.json").read_text())
+    assert list(table) == ["adain", "content-target-fc", "decoder-batchnorm", "decoder-instancenorm"]
+    assert all(
+        row["iterations"] == 2 and row["content_loss"] > 0 and row["style_loss"] > 0 for row in table.values()
+    )
+    assert table["content-target-fc"]["content_target"] == "fc"
+    assert "| decoder-instancenorm | t | instance | 2 |" in (out / "ablation.md").read_text()
+    from PIL import Image
+
+    assert Image.open(out / "ablation_grid.jpg").size == ((2 + 4) * 32, 4 * 32)  # 2x2 pairs, 6 columns
+    assert "decoder-batchnorm" in capsys.readouterr().out

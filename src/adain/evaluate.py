@@ -39,7 +39,8 @@ class PairResult:
     seconds: float
 
 
-def _square(path: Path, size: int, max_pixels: int) -> Tensor:
+def load_square(path: Path, size: int, max_pixels: int = images.DEFAULT_MAX_PIXELS) -> Tensor:
+    """An image as a (1, 3, size, size) tensor: short side resized to ``size``, centre-cropped."""
     img = images.flatten_alpha(images.load_image(path, max_pixels))
     return images.to_tensor(images.center_crop(images.resize_short_side(img, size), size))
 
@@ -74,8 +75,8 @@ def evaluate(
         raise AdainError("evaluation needs at least one content and one style image")
     if size < 16:
         raise AdainError(f"--size must be at least 16, got {size}")
-    content_tensors = {c: _square(c, size, stylizer.max_pixels) for c in contents}
-    style_tensors = {s: _square(s, size, stylizer.max_pixels) for s in styles}
+    content_tensors = {c: load_square(c, size, stylizer.max_pixels) for c in contents}
+    style_tensors = {s: load_square(s, size, stylizer.max_pixels) for s in styles}
     results = []
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
     for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
