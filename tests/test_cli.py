@@ -166,9 +166,11 @@ def test_decompression_bomb_and_override(run, tmp_path, pair):
     content, style = pair
     code, err = run(content, "-s", style, "-o", tmp_path / "o.jpg", "--max-pixels", 1000)
     assert code == 1 and "over the limit" in err and "--max-pixels" in err
-    assert (
-        run(content, "-s", style, "-o", tmp_path / "o.jpg", "--max-pixels", 5000, "--content-size", 0)[0] == 0
-    )
+    args = ("-o", tmp_path / "o.jpg", "--max-pixels", 5000, "--content-size", 0)
+    code, err = run(content, "-s", style, *args)  # the style would be resized to 512 px: over the limit too
+    assert code == 1 and "resizing to 512 px would make a 512x512 image" in err
+    code, err = run(content, "-s", style, *args, "--style-size", 0)
+    assert code == 0, err
 
 
 @pytest.mark.parametrize(

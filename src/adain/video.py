@@ -173,7 +173,7 @@ def cut(source: str | os.PathLike, target: str | os.PathLike, seconds: float, au
     import av
 
     with av.open(str(source)) as inp, av.open(str(target), "w") as out:
-        wanted = [inp.streams.video[0]] + (inp.streams.audio[:1] if audio else [])
+        wanted = [inp.streams.video[0], *(inp.streams.audio[:1] if audio else [])]
         streams = {s: out.add_stream_from_template(s) for s in wanted}
         for packet in inp.demux(*streams):
             if packet.dts is None or packet.pts is None or packet.pts * packet.time_base >= seconds:
