@@ -1,6 +1,7 @@
 """Stylization time of our pipeline against a faithful plain implementation of the reference one
-(naoto0804/pytorch-AdaIN's test.py: fp32, eager, contiguous tensors, whole image, style encoded for
-every image), same weights, measured in one run; with the PSNR between the two outputs.
+(naoto0804/pytorch-AdaIN's test.py: fp32, eager, contiguous tensors, out-of-place ReLUs, whole image,
+style encoded for every image), same weights, measured in one run; with the PSNR between the two
+outputs, and the floor: the convolutions' FLOPs over this machine's measured matmul throughput.
 
     python benchmarks/inference.py [--sizes 256,512,1024] [--runs 3] [--decoder PATH]
 """
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from adain import Stylizer
 from adain.nets import Decoder, Encoder, adain
@@ -22,6 +24,29 @@ from adain.nets import Decoder, Encoder, adain
 def reference(encoder: Encoder, decoder: Decoder, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return decoder(adain(encoder(content), encoder(style))).clamp(0, 1)
+
+
+def plain_copy(net: torch.nn.Sequential, like: type[torch.nn.Sequential]) -> torch.nn.Sequential:
+    """The reference's modules: same weights, contiguous layout, ReLUs that allocate their output."""
+    plain = like().eval()
+    plain.load_state_dict(net.state_dict())
+    for module in plain.modules():
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = False
+    return plain
+
+
+def matmul_gflops(n: int = 2048, runs: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds, _ = timed(lambda: a @ b, runs)
+    return 2 * n**3 / seconds / 1e9
+
+
+def flops(fn) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
 
 
 def timed(fn, runs: int) -> tuple[float, object]:
@@ -49,12 +74,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/inference.json"))
     args = parser.parse_args()
     ours = Stylizer.from_pretrained(decoder=args.decoder, device="cpu")
-    plain_encoder, plain_decoder = Encoder().eval(), Decoder().eval()
-    plain_encoder.load_state_dict(ours.encoder.state_dict())
-    plain_decoder.load_state_dict(ours.decoder.state_dict())
-    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    plain_encoder, plain_decoder = plain_copy(ours.encoder, Encoder), plain_copy(ours.decoder, Decoder)
+    peak = matmul_gflops()
+    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, matmul {peak:.0f} GFLOP/s")
     print(
-        f"{'size':>6} {'reference':>10} {'ours':>10} {'speed-up':>9} {'ours, cached style':>19} {'speed-up':>9} {'PSNR dB':>8}"
+        f"{'size':>6} {'reference':>10} {'ours':>10} {'speed-up':>9} {'ours, cached style':>19} {'speed-up':>9} "
+        f"{'PSNR dB':>8} {'floor, cached':>14} {'of floor':>9}"
     )
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
@@ -71,11 +96,15 @@ def main() -> None:
         )
         code = ours.encode_style(style[0])
         t_cached, _ = timed(lambda c=content, k=code: ours.stylize_tensor(c, [k]), args.runs)
+        # the floor: our cached pipeline's FLOPs (fused decoder included) at the matmul throughput
+        cached_flops = flops(lambda c=content, k=code: ours.stylize_tensor(c, [k]))
+        floor = cached_flops / (peak * 1e9)
         row = {"size": size, "reference_s": t_ref, "ours_s": t_ours, "ours_cached_s": t_cached,
-               "speedup": t_ref / t_ours, "speedup_cached": t_ref / t_cached, "psnr_db": psnr(out_ours, out_ref)}  # fmt: skip
+               "speedup": t_ref / t_ours, "speedup_cached": t_ref / t_cached, "psnr_db": psnr(out_ours, out_ref),
+               "cached_gflop": cached_flops / 1e9, "floor_cached_s": floor, "matmul_gflops": peak}  # fmt: skip
         rows.append(row)
         print(f"{size:>6} {t_ref:>9.3f}s {t_ours:>9.3f}s {row['speedup']:>8.2f}x {t_cached:>18.3f}s "
-              f"{row['speedup_cached']:>8.2f}x {row['psnr_db']:>8.1f}")  # fmt: skip
+              f"{row['speedup_cached']:>8.2f}x {row['psnr_db']:>8.1f} {floor:>13.3f}s {floor / t_cached:>8.0%}")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")
 

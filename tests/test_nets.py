@@ -1,7 +1,17 @@
 import pytest
 import torch
 
-from adain.nets import TAPS, Decoder, Encoder, adain, decoder_keys, encoder_keys, mean_std
+from adain.nets import (
+    TAPS,
+    Decoder,
+    Encoder,
+    UpsampleConv,
+    adain,
+    decoder_keys,
+    encoder_keys,
+    fuse_upsampling,
+    mean_std,
+)
 
 
 def test_adain_output_has_the_style_statistics():
@@ -62,3 +72,29 @@ def test_decoder_norm_ablation_adds_norm_layers(norm, layer):
     assert sum(isinstance(m, layer) for m in decoder) == 8  # every conv but the output one
     assert decoder(torch.rand(2, 512, 4, 4)).shape == (2, 3, 32, 32)
     assert not any(isinstance(m, (torch.nn.BatchNorm2d, torch.nn.InstanceNorm2d)) for m in Decoder())
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "instance"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_upsampling_equals_the_decoder(norm, channels_last):
+    torch.manual_seed(0)
+    decoder = Decoder(norm).eval()
+    fused = fuse_upsampling(decoder)
+    assert sum(isinstance(m, UpsampleConv) for m in fused) == 3
+    assert len(fused) == len(decoder) - 6
+    x = torch.randn(2, 512, 5, 7)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected, got = decoder(x), fused(x)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_upsampling_follows_later_weight_changes():
+    decoder = Decoder().eval()
+    fused = fuse_upsampling(decoder)
+    decoder.load_state_dict({k: torch.randn_like(v) for k, v in decoder.state_dict().items()})
+    x = torch.randn(1, 512, 4, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x), decoder(x), rtol=1e-4, atol=1e-4)

@@ -9,7 +9,7 @@ from adain.nets import adain, mean_std
 from adain.stylize import StyleCode, match_color, pad_to_stride, transform
 from adain.tiling import RegionStats
 
-from .conftest import make_image
+from .conftest import CONTENT, STYLE, make_image, needs_shared
 
 
 def as_array(img: Image.Image) -> np.ndarray:
@@ -202,18 +202,19 @@ def test_adain_reference():
     assert torch.allclose(adain_stats(c, mean, std), adain(c, s))
 
 
-def test_fast_path_matches_the_plain_fp32_path(stylizer, tmp_path):
-    """The fidelity gate: channels_last (the default) against contiguous fp32, >= 40 dB PSNR."""
-    import copy
-
+@needs_shared
+@pytest.mark.parametrize("content_size", [128, 203])
+def test_fast_path_matches_the_plain_fp32_path(content_size):
+    """The fidelity gate: the fast path (channels_last, upsampling fused into the decoder's convs)
+    against the plain contiguous fp32 pipeline, with the shipped decoder on a canonical pair."""
+    from adain.nets import UpsampleConv
     from adain.stylize import Stylizer
 
-    plain = Stylizer(
-        copy.deepcopy(stylizer.encoder), copy.deepcopy(stylizer.decoder), "cpu", channels_last=False
-    )
-    assert plain.memory_format == torch.contiguous_format and stylizer.memory_format == torch.channels_last
-    content = make_image(tmp_path / "c.png", (96, 72), seed=11)
-    style = make_image(tmp_path / "s.png", (64, 64), seed=12)
-    fast, slow = as_array(stylizer(content, style)), as_array(plain(content, style))
-    mse = np.mean((fast.astype(np.float64) - slow) ** 2)
+    fast = Stylizer.from_pretrained(device="cpu")
+    plain = Stylizer.from_pretrained(device="cpu", fast=False)
+    assert sum(isinstance(m, UpsampleConv) for m in fast.decode) == 3
+    assert plain.decode is plain.decoder and plain.memory_format == torch.contiguous_format
+    a = as_array(fast(CONTENT, STYLE, content_size=content_size, style_size=128))
+    b = as_array(plain(CONTENT, STYLE, content_size=content_size, style_size=128))
+    mse = np.mean((a.astype(np.float64) - b) ** 2)
     assert mse == 0 or 10 * np.log10(255**2 / mse) >= 40

