@@ -1,7 +1,7 @@
 """Peak memory (max RSS of a fresh process) of stylizing a large content image, tiled by the
 memory budget, against the same image processed whole. Each case runs in its own process.
 
-    python benchmarks/memory.py [--sizes 2048,4096] [--max-memory 2048] [--decoder PATH]
+    python benchmarks/memory.py [--sizes 2048,4096,7680x4320] [--max-memory 2048] [--decoder PATH]
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from pathlib import Path
 CASE = """
 import json, resource, sys, time, torch
 from adain import Stylizer
-side, budget, decoder = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3] or None
+width, height, budget, decoder = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] or None
 torch.manual_seed(0)
 content = torch.rand(1, 3, 8, 8)
-content = torch.nn.functional.interpolate(content, size=(side, side), mode="bicubic").clamp(0, 1)[0]
+content = torch.nn.functional.interpolate(content, size=(height, width), mode="bicubic").clamp(0, 1)[0]
 style = torch.rand(3, 256, 256)
 s = Stylizer.from_pretrained(decoder=decoder, device="cpu")
-s.max_pixels, s.max_memory_mb = side * side + 1, budget
+s.max_pixels, s.max_memory_mb = width * height + 1, budget
 start = time.perf_counter()
 out = s(content, style)
-print(json.dumps({"side": side, "budget_mb": budget, "seconds": time.perf_counter() - start,
+print(json.dumps({"width": width, "height": height, "budget_mb": budget, "seconds": time.perf_counter() - start,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "size": out.size}))
 """
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="2048,4096")
+    parser.add_argument("--sizes", default="2048,4096", help="N for N x N, or WxH")
     parser.add_argument("--max-memory", type=float, default=2048)
     parser.add_argument("--decoder", default="")
     parser.add_argument(
@@ -41,18 +41,23 @@ def main() -> None:
     )
     args = parser.parse_args()
     rows = []
-    for side in (int(s) for s in args.sizes.split(",")):
+    for size in args.sizes.split(","):
+        width, _, height = size.partition("x")
+        height = height or width
         budgets = [args.max_memory] + ([1e9] if args.whole else [])
         for budget in budgets:
-            result = subprocess.run([sys.executable, "-c", CASE, str(side), str(budget), args.decoder],
+            result = subprocess.run([sys.executable, "-c", CASE, width, height, str(budget), args.decoder],
                                     capture_output=True, text=True)  # fmt: skip
+            mode = "whole" if budget >= 1e9 else f"budget {budget:g} MB"
             if result.returncode != 0:
-                print(f"{side}px budget {budget:g} MB failed: {result.stderr.strip().splitlines()[-1]}")
+                print(f"{width}x{height} {mode} failed: {result.stderr.strip().splitlines()[-1]}")
                 continue
             row = json.loads(result.stdout.strip().splitlines()[-1])
             rows.append(row)
-            mode = "whole" if budget >= 1e9 else f"budget {budget:g} MB"
-            print(f"{side}x{side} {mode:>16}: peak RSS {row['peak_rss_mb']:7.0f} MB, {row['seconds']:6.1f} s")
+            print(
+                f"{width}x{height} {mode:>16}: peak RSS {row['peak_rss_mb']:7.0f} MB, {row['seconds']:6.1f} s",
+                flush=True,
+            )
     Path("benchmarks/results").mkdir(parents=True, exist_ok=True)
     Path("benchmarks/results/memory.json").write_text(json.dumps(rows, indent=2) + "\n")
 

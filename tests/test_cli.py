@@ -259,6 +259,15 @@ def test_output_pixels_match_api(run, tmp_path, pair, stylizer):
     assert open_rgb(out).size == (70, 50)
 
 
+def test_plain_pipeline_flag_gives_the_same_image(run, tmp_path, pair):
+    content, style = pair
+    fast, plain = tmp_path / "fast.png", tmp_path / "plain.png"
+    assert run(content, "-s", style, "-o", fast)[0] == 0
+    assert run(content, "-s", style, "-o", plain, "--plain")[0] == 0
+    difference = np.abs(np.asarray(open_rgb(fast), float) - np.asarray(open_rgb(plain), float))
+    assert difference.max() <= 1
+
+
 def test_eval_end_to_end_writes_well_formed_reports(tmp_path, decoder_file, capsys):
     import json
 

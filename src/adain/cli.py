@@ -6,11 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, images, tiling
 from .ablate import VARIANTS
 from .errors import AdainError
+
+if TYPE_CHECKING:
+    from .stylize import Stylizer
 
 
 class UsageError(AdainError):
@@ -326,6 +329,17 @@ def _add_weights_flags(parser: argparse.ArgumentParser) -> None:
         "--decoder", type=Path, help="decoder file (default: $ADAIN_DECODER, else the one shipped with adain)"
     )
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="the plain fp32 pipeline (contiguous layout, no fused upsampling), for comparisons",
+    )
+
+
+def _stylizer(args: argparse.Namespace) -> Stylizer:
+    from .stylize import Stylizer
+
+    return Stylizer.from_pretrained(args.vgg, args.decoder, args.device, fast=not args.plain)
 
 
 def _expand(paths: Sequence[Path], what: str, errors: list[str]) -> list[Path]:
@@ -347,7 +361,7 @@ def _expand(paths: Sequence[Path], what: str, errors: list[str]) -> list[Path]:
 def run_stylize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .stylize import StyleCode, Stylizer, check_controls
+    from .stylize import StyleCode, check_controls
 
     errors: list[str] = []
     contents = _expand(args.content, "content", errors)
@@ -384,7 +398,7 @@ def run_stylize(args: argparse.Namespace) -> int:
         raise AdainError("nothing left to do")
 
     tile = tiling.check_tile(args.tile) if args.tile else None
-    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
+    stylizer = _stylizer(args)
     stylizer.max_pixels, stylizer.max_memory_mb, stylizer.tile = args.max_pixels, args.max_memory, tile
     stylizer.progress = not args.quiet
     encoded: dict[Path, StyleCode | AdainError] = {}
@@ -453,7 +467,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, write_report
-    from .stylize import Stylizer
 
     found = {}
     for role, folder in (("content", args.content_dir), ("style", args.style_dir)):
@@ -462,7 +475,7 @@ def run_eval(args: argparse.Namespace) -> int:
         found[role] = images.find_images(folder)
         if not found[role]:
             raise AdainError(f"{folder}: no {role} images in this directory")
-    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
+    stylizer = _stylizer(args)
     methods = args.method or ["adain", "content", "style"]
     results = evaluate(
         stylizer, found["content"], found["style"], methods, args.size, not args.quiet, args.gatys_iters
@@ -505,9 +518,8 @@ def run_bench(args: argparse.Namespace) -> int:
     import json
 
     from .bench import bench
-    from .stylize import Stylizer
 
-    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
+    stylizer = _stylizer(args)
     result = bench(stylizer, args.sizes, args.runs, args.warmup)
     print(f"{result['device']}, {result['dtype']}, torch {result['torch']}")
     print(f"{'size':>6}  {'excluding style (ms)':>24}  {'including style (ms)':>24}")
@@ -526,12 +538,12 @@ def run_video(args: argparse.Namespace) -> int:
         from .video import stylize_video
     except ImportError:
         raise AdainError("adain video needs PyAV: pip install 'adain[video]'") from None
-    from .stylize import StyleCode, Stylizer, check_controls
+    from .stylize import StyleCode, check_controls
 
     check_controls(args.alpha, len(args.style), args.style_weights, False)
     if args.output.exists() and not args.overwrite:
         raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
-    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, args.device)
+    stylizer = _stylizer(args)
     stylizer.max_memory_mb = args.max_memory
     codes = [
         StyleCode.load(path)
@@ -563,7 +575,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise AdainError("adain serve needs its extras: pip install 'adain[serve]'") from None
     config = ServeConfig(
         vgg=str(args.vgg) if args.vgg else None, decoder=str(args.decoder) if args.decoder else None,
-        device=args.device, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+        device=args.device, fast=not args.plain, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
         concurrency=args.concurrency, queue=args.queue, styles_dir=str(args.styles_dir) if args.styles_dir else None,
     )  # fmt: skip
     if args.workers == 1:
