@@ -130,37 +130,37 @@ def test_resume_after_sigkill_reaches_the_final_iteration(dataset, tmp_path):
     assert not list(out.glob("*.part"))
 
 
-def test_sigterm_saves_a_checkpoint(dataset, tmp_path):
-    out = tmp_path / "run"
-    argv = [
-        sys.executable,
-        "-m",
-        "adain",
-        *train_args(dataset, out, "--max-iter", 100000, "--save-every", 100000),
-    ]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def start_long_run(dataset, out, workers: int = 0) -> subprocess.Popen:
+    """`adain train` in its own process group, returned once it has logged two iterations."""
+    args = train_args(dataset, out, "--max-iter", 100000, "--save-every", 100000)
+    args[args.index("--workers") + 1] = str(workers)
+    proc = subprocess.Popen([sys.executable, "-m", "adain", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline and not ((out / "log.csv").exists() and len(read_log(out)) >= 2):
         time.sleep(0.05)
+    return proc
+
+
+def test_sigterm_saves_a_checkpoint(dataset, tmp_path):
+    out = tmp_path / "run"
+    proc = start_long_run(dataset, out)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume continues" in err and "Traceback" not in err
     assert torch.load(out / "checkpoint.pt", weights_only=False)["iteration"] >= 2
 
 
-def test_ctrl_c_to_the_process_group_with_data_workers(dataset, tmp_path):
-    """A terminal's Ctrl-C reaches the workers too; the run still ends cleanly with a checkpoint."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_to_the_process_group_with_data_workers(dataset, tmp_path, signum):
+    """A terminal's Ctrl-C, or `pkill`/a container stop, reaches the data workers too; the run
+    still ends cleanly with a checkpoint."""
     out = tmp_path / "run"
-    args = train_args(dataset, out, "--max-iter", 100000, "--save-every", 100000)
-    args[args.index("--workers") + 1] = "1"
-    proc = subprocess.Popen([sys.executable, "-m", "adain", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
-    deadline = time.time() + 120
-    while time.time() < deadline and not ((out / "log.csv").exists() and len(read_log(out)) >= 2):
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGINT)
+    proc = start_long_run(dataset, out, workers=1)
+    os.killpg(proc.pid, signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "--resume continues" in err and "Traceback" not in err, err[-1500:]
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["iteration"] >= 2
 
 
 @pytest.mark.parametrize(

@@ -46,13 +46,12 @@ def load_square(path: Path, size: int, max_pixels: int = images.DEFAULT_MAX_PIXE
 
 
 @torch.inference_mode()
-def losses(stylizer: Stylizer, output: Tensor, content: Tensor, style: Tensor) -> tuple[float, float]:
-    """(content loss, style loss) of ``output`` against ``content`` and ``style`` (all on CPU or
-    the stylizer's device, (1, 3, H, W) in [0, 1])."""
-    device = stylizer.device
-    out_taps = stylizer.encoder.taps(output.to(device))
-    content_feat = stylizer.encoder(content.to(device))
-    style_taps = stylizer.encoder.taps(style.to(device))
+def losses(
+    stylizer: Stylizer, output: Tensor, content_feat: Tensor, style_taps: list[Tensor]
+) -> tuple[float, float]:
+    """(content loss, style loss) of ``output`` (1, 3, H, W) in [0, 1] against the content's relu4_1
+    features and the style's activations at relu1_1..relu4_1 (all from ``stylizer.encoder``)."""
+    out_taps = stylizer.encoder.taps(output.to(stylizer.device))
     return content_loss(out_taps[-1], content_feat).item(), style_loss(out_taps, style_taps).item()
 
 
@@ -64,8 +63,13 @@ def evaluate(
     size: int = 256,
     progress: bool = True,
     gatys_iters: int = 200,
+    outputs_dir: Path | None = None,
 ) -> list[PairResult]:
-    """Every method on every content x style pair, images centre-cropped to ``size`` squares."""
+    """Every method on every content x style pair, images centre-cropped to ``size`` squares.
+
+    Each image is encoded once (its loss-network features and, for styles, the AdaIN statistics);
+    ``outputs_dir`` keeps the stylized images as ``<method>/<content>__<style>.png``.
+    """
     from tqdm import tqdm
 
     unknown = [m for m in methods if m not in METHODS]
@@ -75,24 +79,32 @@ def evaluate(
         raise AdainError("evaluation needs at least one content and one style image")
     if size < 16:
         raise AdainError(f"--size must be at least 16, got {size}")
+    device = stylizer.device
     content_tensors = {c: load_square(c, size, stylizer.max_pixels) for c in contents}
     style_tensors = {s: load_square(s, size, stylizer.max_pixels) for s in styles}
+    with torch.inference_mode():
+        content_feats = {c: stylizer.encoder(t.to(device)) for c, t in content_tensors.items()}
+        style_taps = {s: stylizer.encoder.taps(t.to(device)) for s, t in style_tensors.items()}
+        style_codes = {s: stylizer.encode_style(t[0]) for s, t in style_tensors.items()}
     results = []
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
     for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
         content, style = content_tensors[c], style_tensors[s]
         start = time.perf_counter()
         if method == "adain":
-            output = images.to_tensor(stylizer(content, style))
+            output = stylizer.stylize_tensor(content, [style_codes[s]]).cpu()
         elif method == "gatys":
-            device = stylizer.device
             output, _ = gatys(stylizer.encoder, content.to(device), style.to(device), gatys_iters)
             output = output.cpu()
         else:
             output = content if method == "content" else style
         seconds = time.perf_counter() - start
-        loss_c, loss_s = losses(stylizer, output, content, style)
+        loss_c, loss_s = losses(stylizer, output, content_feats[c], style_taps[s])
         results.append(PairResult(method, c.name, s.name, loss_c, loss_s, seconds))
+        if outputs_dir is not None and method in ("adain", "gatys"):
+            path = Path(outputs_dir) / method / f"{c.stem}__{s.stem}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            images.save_image(images.to_pil(output), path, overwrite=True)
     return results
 
 

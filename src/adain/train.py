@@ -131,6 +131,9 @@ def endless(dataset: Dataset, batch_size: int, workers: int, seed: int) -> Itera
 
 
 def _seed_worker(worker_id: int) -> None:
+    # A SIGTERM sent to the whole process group (pkill, a container stop) is the trainer's to act on:
+    # it saves a checkpoint and then shuts the workers down (PyTorch already ignores SIGINT here).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
