@@ -25,3 +25,22 @@ def test_gatys_in_the_evaluation_beats_the_content_on_style(stylizer, tmp_path):
     summary = summarize(results)
     assert summary["gatys"]["style_loss"] < summary["content"]["style_loss"]
     assert summary["gatys"]["content_loss"] > 0
+
+
+def test_evaluation_keeps_outputs_and_matches_the_stylizer(stylizer, tmp_path):
+    """Cached features give the same losses as encoding everything afresh; outputs are kept."""
+    from adain import images
+    from adain.evaluate import load_square, losses
+
+    c = make_image(tmp_path / "c.png", (40, 32), seed=3)
+    s = make_image(tmp_path / "s.png", (32, 48), seed=4)
+    outputs = tmp_path / "outputs"
+    (result,) = evaluate(stylizer, [c], [s], ["adain"], size=32, progress=False, outputs_dir=outputs)
+    kept = outputs / "adain" / "c__s.png"
+    assert kept.is_file() and images.load_image(kept).size == (32, 32)
+    content, style = load_square(c, 32), load_square(s, 32)
+    output = images.to_tensor(stylizer(content, style))
+    with torch.inference_mode():
+        expected = losses(stylizer, output, stylizer.encoder(content), stylizer.encoder.taps(style))
+    assert result.content_loss == pytest.approx(expected[0], rel=0.05)
+    assert result.style_loss == pytest.approx(expected[1], rel=0.05)
