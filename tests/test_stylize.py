@@ -218,3 +218,17 @@ def test_fast_path_matches_the_plain_fp32_path(content_size):
     b = as_array(plain(CONTENT, STYLE, content_size=content_size, style_size=128))
     mse = np.mean((a.astype(np.float64) - b) ** 2)
     assert mse == 0 or 10 * np.log10(255**2 / mse) >= 40
+
+
+@pytest.mark.parametrize("text", ["", "a,1", "1,-1", "0,0", "nan,1", "1,inf"])
+def test_bad_style_weights_are_one_line_errors(text):
+    from adain.stylize import parse_style_weights
+
+    with pytest.raises(AdainError, match="style weights"):
+        parse_style_weights(text)
+
+
+def test_style_weights_parse():
+    from adain.stylize import parse_style_weights
+
+    assert parse_style_weights("3, 1") == [3.0, 1.0]

@@ -78,10 +78,12 @@ def _sizes(text: str) -> list[int]:
 
 
 def _weights(text: str) -> list[float]:
-    values = _numbers(text, float)
-    if not values or any(v < 0 for v in values) or sum(values) <= 0:
-        raise argparse.ArgumentTypeError("weights must be non-negative numbers, not all zero")
-    return values
+    from .stylize import parse_style_weights
+
+    try:
+        return parse_style_weights(text)
+    except AdainError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__, images
 from .errors import AdainError, ImageError
-from .stylize import StyleCode, Stylizer
+from .stylize import StyleCode, Stylizer, parse_style_weights
 
 MEDIA = {"jpeg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp")}
 
@@ -261,12 +261,9 @@ def _parse_weights(text: str | None) -> list[float] | None:
     if text is None or not text.strip():
         return None
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise _error(422, f"style_weights: expected comma-separated numbers, got {text!r}") from None
-    if not values or any(v < 0 for v in values) or sum(values) <= 0:
-        raise _error(422, "style_weights: must be non-negative numbers, not all zero")
-    return values
+        return parse_style_weights(text)
+    except AdainError as exc:
+        raise _error(422, f"style_weights: {exc}") from None
 
 
 def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int) -> Style:

@@ -6,6 +6,7 @@ image = stylizer("photo.jpg", "painting.jpg", alpha=0.8)
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -345,12 +346,26 @@ def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] |
     if style_weights is not None:
         if len(style_weights) != n_styles:
             raise AdainError(f"{len(style_weights)} style weights given for {n_styles} styles")
-        if any(w < 0 for w in style_weights) or sum(style_weights) <= 0:
-            raise AdainError("style weights must be non-negative and not all zero")
+        check_style_weights(style_weights)
     if masked and n_styles != 2:
         raise AdainError(f"a mask needs exactly two styles (foreground, background), got {n_styles}")
     if masked and style_weights is not None:
         raise AdainError("a mask and style weights cannot be combined")
+
+
+def check_style_weights(values: Sequence[float]) -> None:
+    if not values or any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
+        raise AdainError("style weights must be non-negative numbers, not all zero")
+
+
+def parse_style_weights(text: str) -> list[float]:
+    """``"3,1"`` -> ``[3.0, 1.0]``, the form the CLI and the server take them in."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise AdainError(f"style weights: expected comma-separated numbers, got {text!r}") from None
+    check_style_weights(values)
+    return values
 
 
 def normalised(weights_: Sequence[float]) -> list[float]:
