@@ -9,6 +9,7 @@ on the input frames (1.0: the output changes exactly as much as the input does).
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--decoder", type=Path)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "video_flicker.json")
     args = parser.parse_args()
     stylizer = Stylizer.from_pretrained(decoder=args.decoder)
     style = [stylizer.encode_style(args.style, 512)]
@@ -66,6 +68,10 @@ def main() -> None:
     print(f"input frame-to-frame change: {base:.2f} (0-255 scale)")
     print(f"flicker (output change / input change): plain {results['plain']:.3f}, "
           f"--stable {args.momentum}: {results['stable']:.3f}, ratio {results['stable'] / results['plain']:.3f}")  # fmt: skip
+    row = {"video": args.video.name, "style": args.style.name, "frames": len(source), "momentum": args.momentum,
+           "input_change": base, "flicker_plain": results["plain"], "flicker_stable": results["stable"]}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(row, indent=2) + "\n")
 
 
 if __name__ == "__main__":
