@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="evaluation image size")
     parser.add_argument("--gatys-iters", type=int, default=150, help="L-BFGS loss evaluations per pair")
     parser.add_argument("--bench-sizes", default="256,512")
-    parser.add_argument("--ablation-iters", type=int, default=300)
+    parser.add_argument("--ablation-iters", type=int, default=200)
     parser.add_argument("--ablation-pairs", type=int, default=4, help="contents (and styles) evaluated")
     args = parser.parse_args()
     figures = args.out.parent / "reproduction"

@@ -126,3 +126,15 @@ def test_resize_and_crop():
     assert images.resize_short_side(img, 100).size == (150, 100)
     assert images.resize_short_side(img, 0).size == (300, 200)
     assert images.center_crop(img, 120).size == (120, 120)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    """Atomic writes go through mkstemp (owner-only); the result must be readable as usual."""
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        path = images.save_image(Image.new("RGB", (8, 8)), tmp_path / "out.png")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644

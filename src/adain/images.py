@@ -176,7 +176,7 @@ def save_image(
     try:
         with os.fdopen(fd, "wb") as handle:
             img.save(handle, format=fmt, **options)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -184,6 +184,15 @@ def save_image(
             raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     return path
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a finished temporary file onto ``path``, with the permissions a plain ``open()`` would
+    have given it (mkstemp makes files readable by their owner only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
 
 
 def find_images(path: str | os.PathLike, recursive: bool = False) -> list[Path]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import images
 from .errors import AdainError
 from .stylize import Stats, StyleCode, Stylizer
 
@@ -146,7 +147,7 @@ def stylize_video(
                     bar.update(1)
             output.mux(video_out.encode(None))
             bar.close()
-        os.replace(tmp, target)
+        images.publish(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
