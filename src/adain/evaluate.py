@@ -23,7 +23,8 @@ from torch import Tensor
 from . import images
 from .errors import AdainError
 from .gatys import gatys
-from .stylize import Stylizer
+from .nets import mean_std
+from .stylize import StyleCode, Stylizer
 from .train import content_loss, style_loss
 
 METHODS = ("adain", "gatys", "content", "style")
@@ -85,7 +86,8 @@ def evaluate(
     with torch.inference_mode():
         content_feats = {c: stylizer.encoder(t.to(device)) for c, t in content_tensors.items()}
         style_taps = {s: stylizer.encoder.taps(t.to(device)) for s, t in style_tensors.items()}
-        style_codes = {s: stylizer.encode_style(t[0]) for s, t in style_tensors.items()}
+    # the last tap is relu4_1, the encoder's output: AdaIN's style statistics come from it
+    style_codes = {s: StyleCode(*mean_std(taps[-1]), s.stem) for s, taps in style_taps.items()}
     results = []
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
     for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
