@@ -467,21 +467,23 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _images_in(folder: Path, role: str) -> list[Path]:
+    """The images of an evaluation folder, or a one-line error."""
+    if not folder.is_dir():
+        raise AdainError(f"{folder}: not a directory")
+    found = images.find_images(folder)
+    if not found:
+        raise AdainError(f"{folder}: no {role} images in this directory")
+    return found
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, write_report
 
-    found = {}
-    for role, folder in (("content", args.content_dir), ("style", args.style_dir)):
-        if not folder.is_dir():
-            raise AdainError(f"{folder}: not a directory")
-        found[role] = images.find_images(folder)
-        if not found[role]:
-            raise AdainError(f"{folder}: no {role} images in this directory")
+    contents, styles = _images_in(args.content_dir, "content"), _images_in(args.style_dir, "style")
     stylizer = _stylizer(args)
     methods = args.method or ["adain", "content", "style"]
-    results = evaluate(
-        stylizer, found["content"], found["style"], methods, args.size, not args.quiet, args.gatys_iters
-    )
+    results = evaluate(stylizer, contents, styles, methods, args.size, not args.quiet, args.gatys_iters)
     meta = {
         "size": args.size,
         "decoder": stylizer.info["decoder"].source,
@@ -499,19 +501,14 @@ def run_ablate(args: argparse.Namespace) -> int:
     from .ablate import ablate, markdown_table
     from .train import TrainConfig
 
-    evals = {}
-    for role, folder in (("content", args.eval_content_dir), ("style", args.eval_style_dir)):
-        evals[role] = images.find_images(folder) if folder.is_dir() else []
-        if not evals[role]:
-            raise AdainError(f"{folder}: no {role} images to evaluate on")
+    contents = _images_in(args.eval_content_dir, "content")
+    styles = _images_in(args.eval_style_dir, "style")
     base = TrainConfig(
         content_dir=args.content_dir, style_dir=args.style_dir, out_dir=str(args.out_dir), load_size=args.load_size,
         crop_size=args.crop_size, batch_size=args.batch_size, max_iter=args.max_iter, workers=args.workers,
         seed=args.seed, vgg=args.vgg, device=args.device, save_every=max(1, args.max_iter // 10),
     )  # fmt: skip
-    table = ablate(
-        base, evals["content"], evals["style"], args.out_dir, args.variant, args.size, not args.quiet
-    )
+    table = ablate(base, contents, styles, args.out_dir, args.variant, args.size, not args.quiet)
     print(markdown_table(table), end="")
     return 0
 
