@@ -205,14 +205,16 @@ def test_adain_reference():
 @needs_shared
 @pytest.mark.parametrize("content_size", [128, 203])
 def test_fast_path_matches_the_plain_fp32_path(content_size):
-    """The fidelity gate: the fast path (channels_last, upsampling fused into the decoder's convs)
-    against the plain contiguous fp32 pipeline, with the shipped decoder on a canonical pair."""
-    from adain.nets import UpsampleConv
+    """The fidelity gate: the fast path (channels_last, upsampling fused into the decoder's convs,
+    Winograd convolutions) against the plain contiguous fp32 pipeline, with the shipped decoder on a
+    canonical pair."""
     from adain.stylize import Stylizer
+    from adain.winograd import WinogradConv
 
     fast = Stylizer.from_pretrained(device="cpu")
     plain = Stylizer.from_pretrained(device="cpu", fast=False)
-    assert sum(isinstance(m, UpsampleConv) for m in fast.decode) == 3
+    assert sum(isinstance(m, WinogradConv) and m.upsample for m in fast.decode) == 3
+    assert sum(isinstance(m, WinogradConv) for m in fast.encode) == 8  # every conv but the RGB input one
     assert plain.decode is plain.decoder and plain.memory_format == torch.contiguous_format
     a = as_array(fast(CONTENT, STYLE, content_size=content_size, style_size=128))
     b = as_array(plain(CONTENT, STYLE, content_size=content_size, style_size=128))

@@ -17,10 +17,10 @@ from typing import Union
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
-from . import images, tiling, weights
+from . import images, tiling, weights, winograd
 from .errors import AdainError, ImageError
 from .nets import Decoder, Encoder, fuse_upsampling, mean_std
 from .tiling import STRIDE
@@ -89,13 +89,17 @@ class Stylizer:
         fast: bool = True,
     ) -> None:
         self.device = pick_device(device)
-        # The fast path: channels_last lets oneDNN/cuDNN pick faster convolutions, and the decoder's
-        # upsample -> conv steps run at the low resolution (benchmarks/inference.py measures both).
+        # The fast path: channels_last lets oneDNN/cuDNN pick faster convolutions, the decoder's
+        # upsample -> conv steps run at the low resolution, and on the CPU the wide 3x3 convs run as
+        # Winograd F(6x6, 3x3) (benchmarks/inference.py measures it; `fast=False` is the plain network).
         self.fast = fast
         self.memory_format = torch.channels_last if fast else torch.contiguous_format
         self.encoder = encoder.eval().requires_grad_(False).to(self.device, memory_format=self.memory_format)
         self.decoder = decoder.eval().requires_grad_(False).to(self.device, memory_format=self.memory_format)
-        self.decode = fuse_upsampling(self.decoder) if fast else self.decoder
+        self.encode: nn.Module = self.encoder
+        self.decode: nn.Module = fuse_upsampling(self.decoder) if fast else self.decoder
+        if fast and self.device.type == "cpu":
+            self.encode, self.decode = winograd.accelerate(self.encode), winograd.accelerate(self.decode)
         self.info = info or {}
         self.max_pixels = images.DEFAULT_MAX_PIXELS
         self.max_memory_mb: float = 2048  # above this, images are processed in tiles
@@ -174,7 +178,7 @@ class Stylizer:
         if isinstance(style, StyleCode):
             return style.to(self.device)
         name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
-        mean, std = mean_std(self.encoder(self._style_tensor(style, size, crop)))
+        mean, std = mean_std(self.encode(self._style_tensor(style, size, crop)))
         return StyleCode(mean, std, name)
 
     def _style_tensor(self, style: ImageLike, size: int, crop: bool) -> Tensor:
@@ -272,7 +276,7 @@ class Stylizer:
         stats = [tiling.RegionStats(len(targets)) for _ in range(n)]
         whole = None
         for t in tiles:
-            features = self.encoder(t.context(padded))
+            features = self.encode(t.context(padded))
             core = t.core_of_context(features, STRIDE)
             labels = None if region is None else t.core_features(region)
             for i, image_stats in enumerate(stats):
@@ -285,7 +289,7 @@ class Stylizer:
 
         out = torch.empty_like(padded)
         for t in tiles:
-            features = whole if whole is not None else self.encoder(t.context(padded))
+            features = whole if whole is not None else self.encode(t.context(padded))
             labels = None if region is None else t.context_features(region)
             target = torch.cat(
                 [transform(features[i : i + 1], content_stats[i], targets, labels) for i in range(n)]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import images, weights
 from .errors import AdainError, ImageError
@@ -110,24 +110,38 @@ class ImageDataset(Dataset):
         return img.crop((left, top, left + self.crop_size, top + self.crop_size))
 
 
+class EndlessBatches(Sampler[list[int]]):
+    """Index batches forever: each epoch a fresh seeded permutation, its incomplete last batch dropped."""
+
+    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch = 0
+        while True:
+            order = torch.randperm(
+                self.size, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            )
+            for start in range(0, self.size - self.batch_size + 1, self.batch_size):
+                yield order[start : start + self.batch_size].tolist()
+            epoch += 1
+
+
 def endless(dataset: Dataset, batch_size: int, workers: int, seed: int) -> Iterator[Tensor]:
-    """Batches forever, reshuffled each epoch; seeded so a resumed run draws a fresh sequence."""
-    epoch = 0
-    while True:
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=True,
-            drop_last=True,
-            generator=generator,
-            num_workers=workers,
-            persistent_workers=False,
-            prefetch_factor=4 if workers else None,
-            worker_init_fn=_seed_worker,
-        )
-        yield from loader
-        epoch += 1
+    """Batches forever, reshuffled each epoch; seeded so a resumed run draws a fresh sequence.
+
+    The data workers start here, once, for the whole run: forking new ones at every epoch while the
+    progress bar's and TensorBoard's threads run could copy a held lock into a worker and hang it.
+    """
+    loader = DataLoader(
+        dataset,  # type: ignore[arg-type]
+        batch_sampler=EndlessBatches(len(dataset), batch_size, seed),  # type: ignore[arg-type]
+        num_workers=workers,
+        prefetch_factor=4 if workers else None,
+        worker_init_fn=_seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return iter(loader)
 
 
 def _seed_worker(worker_id: int) -> None:
