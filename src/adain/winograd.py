@@ -41,6 +41,7 @@ POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
 # Transformed data per band of tile rows: small enough to stay in the last-level cache,
 # but at least twice the transformed weights, which every band reads again.
 BAND_BYTES = 4 << 20
+CHUNK = 16  # tiles per parallel task: enough tasks for every thread even in a one-row band
 
 
 def transform_matrices(m: int = TILE, r: int = 3) -> tuple[Tensor, Tensor, Tensor]:
@@ -78,10 +79,12 @@ if numba is not None:
         batch, height, width, channels = x.shape
         n = bt.shape[0]
         rows = row1 - row0
-        for t in numba.prange(batch * rows):
+        chunks = -(-tiles_w // CHUNK)  # tasks of up to CHUNK tiles of one tile row
+        for task in numba.prange(batch * rows * chunks):
+            t, first = task // chunks, task % chunks * CHUNK
             b, ti = t // rows, row0 + t % rows
             cols = np.empty((n, n, channels), dtype=np.float32)
-            for tj in range(tiles_w):
+            for tj in range(first, min(first + CHUNK, tiles_w)):
                 p = t * tiles_w + tj
                 for v in range(n):
                     q = _source(tj * m - 1 + v, width, replicate)
@@ -113,11 +116,13 @@ if numba is not None:
         m, n = at.shape
         phases = shuffle * shuffle
         rows = row1 - row0
-        for t in numba.prange(batch * rows):
+        chunks = -(-tiles_w // CHUNK)
+        for task in numba.prange(batch * rows * chunks):
+            t, first = task // chunks, task % chunks * CHUNK
             b, ti = t // rows, row0 + t % rows
             half = np.empty((m, n, phases * channels), dtype=np.float32)
             acc = np.empty(channels, dtype=np.float32)
-            for tj in range(tiles_w):
+            for tj in range(first, min(first + CHUNK, tiles_w)):
                 p = t * tiles_w + tj
                 half[:] = 0.0
                 for i in range(m):
