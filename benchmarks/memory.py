@@ -13,18 +13,23 @@ import sys
 from pathlib import Path
 
 CASE = """
-import json, resource, sys, time, torch
+import json, os, resource, sys, tempfile, time, numpy as np
+from PIL import Image
 from adain import Stylizer
 width, height, budget, decoder = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] or None
-torch.manual_seed(0)
-content = torch.rand(1, 3, 8, 8)
-content = torch.nn.functional.interpolate(content, size=(height, width), mode="bicubic").clamp(0, 1)[0]
-style = torch.rand(3, 256, 256)
+# a smooth synthetic photo, saved as a file: the CLI's path, where the caller holds no copy of its own
+rng = np.random.default_rng(0)
+small = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+path = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
+small.resize((width, height), Image.Resampling.BICUBIC).save(path, compress_level=1)
+style = Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
 s = Stylizer.from_pretrained(decoder=decoder, device="cpu")
 s.max_pixels, s.max_memory_mb = width * height + 1, budget
 start = time.perf_counter()
-out = s(content, style)
-print(json.dumps({"width": width, "height": height, "budget_mb": budget, "seconds": time.perf_counter() - start,
+out = s(path, style)
+seconds = time.perf_counter() - start
+os.unlink(path)
+print(json.dumps({"width": width, "height": height, "budget_mb": budget, "seconds": seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "size": out.size}))
 """
 
@@ -39,6 +44,7 @@ def main() -> None:
     parser.add_argument(
         "--whole", action="store_true", help="also run each size untiled (needs a lot of RAM)"
     )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
     args = parser.parse_args()
     rows = []
     for size in args.sizes.split(","):
@@ -58,8 +64,8 @@ def main() -> None:
                 f"{width}x{height} {mode:>16}: peak RSS {row['peak_rss_mb']:7.0f} MB, {row['seconds']:6.1f} s",
                 flush=True,
             )
-    Path("benchmarks/results").mkdir(parents=True, exist_ok=True)
-    Path("benchmarks/results/memory.json").write_text(json.dumps(rows, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
-"""Seconds per training iteration: our step (auto precision, channels_last) against a plain fp32
-eager loop at the same settings, measured in the same run on the same random batches.
+"""Seconds per training iteration: our step (auto precision, channels_last, Winograd convs on the
+CPU) against a plain fp32 eager loop at the same settings, measured in the same run on the same
+random batches, the two steps taking turns so that both see the same machine load.
 
     python benchmarks/train_step.py [--batch-size 4] [--crop-size 128] [--iters 5] [--precision auto]
+        [--no-winograd] [--out benchmarks/results/train_step.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,13 +39,16 @@ def plain_step(encoder, decoder, optimizer, content, style):
     optimizer.step()
 
 
-def time_it(step, iters: int) -> list[float]:
-    step()  # warm-up
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
+def time_alternating(steps: list, iters: int) -> list[list[float]]:
+    """Seconds of each of ``iters`` calls of every step, the steps taking turns, after a warm-up."""
+    for step in steps:
         step()
-        times.append(time.perf_counter() - start)
+    times: list[list[float]] = [[] for _ in steps]
+    for _ in range(iters):
+        for step, record in zip(steps, times, strict=True):
+            start = time.perf_counter()
+            step()
+            record.append(time.perf_counter() - start)
     return times
 
 
@@ -53,6 +60,8 @@ def main() -> None:
     parser.add_argument("--crop-size", type=int, default=128)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--no-winograd", dest="winograd", action="store_false")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step.json"))
     args = parser.parse_args()
     torch.manual_seed(0)
     encoder = Encoder().eval().requires_grad_(False)
@@ -61,11 +70,10 @@ def main() -> None:
     content, style = torch.rand(shape), torch.rand(shape)
 
     decoder = Decoder()
-    optimizer = torch.optim.Adam(decoder.parameters(), 1e-4)
-    plain = time_it(lambda: plain_step(encoder, decoder, optimizer, content, style), args.iters)
+    plain_optimizer = torch.optim.Adam(decoder.parameters(), 1e-4)
 
     dtype = pick_precision(args.precision, torch.device("cpu"))
-    model = AdaINLoss(encoder, Decoder()).to(memory_format=torch.channels_last)
+    model = AdaINLoss(encoder, Decoder(), winograd=args.winograd).to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.decoder.parameters(), 1e-4)
     c_last, s_last = (x.to(memory_format=torch.channels_last) for x in (content, style))
 
@@ -77,11 +85,26 @@ def main() -> None:
         loss.backward()
         optimizer.step()
 
-    fast = time_it(ours, args.iters)
+    plain, fast = time_alternating(
+        [lambda: plain_step(encoder, decoder, plain_optimizer, content, style), ours], args.iters
+    )
     p, f = statistics.median(plain), statistics.median(fast)
     print(f"batch {args.batch_size}, crop {args.crop_size}, {torch.get_num_threads()} threads, "
-          f"precision {dtype or 'fp32'} (native bf16 on this CPU: {cpu_has_native_bf16()})")  # fmt: skip
+          f"precision {dtype or 'fp32'} (native bf16 on this CPU: {cpu_has_native_bf16()}), "
+          f"winograd {args.winograd}")  # fmt: skip
     print(f"plain fp32 eager: {p:.3f} s/iter   ours: {f:.3f} s/iter   speed-up: {p / f:.2f}x")
+    result = {
+        "batch_size": args.batch_size,
+        "crop_size": args.crop_size,
+        "threads": torch.get_num_threads(),
+        "precision": str(dtype or "fp32"),
+        "winograd": args.winograd,
+        "plain_s_per_iter": p,
+        "ours_s_per_iter": f,
+        "speedup": p / f,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -69,12 +69,9 @@ def test_follows_weight_changes():
 
 
 def test_falls_back_where_the_kernels_do_not_apply():
-    """Autograd, float64 and a 1-pixel side go through the plain layers, with the same results."""
+    """Float64, a 1-pixel side, autocast and training an upsampling conv go through the plain layers,
+    with the same results."""
     conv = nn.Conv2d(64, 64, 3)
-    module = WinogradConv(conv, True)
-    x = torch.randn(1, 64, 8, 8, requires_grad=True)
-    module(x).sum().backward()
-    assert x.grad is not None and conv.weight.grad is not None
     x64 = torch.randn(1, 64, 8, 8, dtype=torch.float64)
     with torch.no_grad():
         conv64 = nn.Conv2d(64, 64, 3).double()
@@ -82,6 +79,36 @@ def test_falls_back_where_the_kernels_do_not_apply():
         thin = torch.randn(1, 64, 1, 5)
         up = WinogradConv(conv, False, upsample=True)
         torch.testing.assert_close(up(thin), UpsampleConv(conv)(thin))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert WinogradConv(conv, True)(torch.randn(1, 64, 8, 8)).dtype == torch.bfloat16
+    x = torch.randn(1, 64, 6, 6, requires_grad=True)
+    up(x).sum().backward()
+    assert x.grad is not None and conv.weight.grad is not None
+
+
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("size", [(13, 10), (2, 7), (6, 12)])
+def test_gradients_match_the_direct_convolution(relu, size):
+    """Training: the input gradient (a Winograd convolution, folded back through the reflection
+    padding) and the weight and bias gradients equal those of the plain layers."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(64, 96, 3)
+    x = torch.randn(2, 64, *size, requires_grad=True)
+    upstream = torch.randn(2, 96, *size)
+    (WinogradConv(conv, relu)(x) * upstream).sum().backward()
+    ours = (x.grad, conv.weight.grad, conv.bias.grad)
+    x.grad = conv.weight.grad = conv.bias.grad = None
+    (_direct(conv, x, relu, False) * upstream).sum().backward()
+    for got, want in zip(ours, (x.grad, conv.weight.grad, conv.bias.grad), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+
+
+def test_a_frozen_layer_passes_the_input_gradient_only():
+    """The encoder in training: weights frozen, the gradient flows through to the decoder."""
+    conv = nn.Conv2d(64, 64, 3).requires_grad_(False)
+    x = torch.randn(1, 64, 9, 9, requires_grad=True)
+    WinogradConv(conv, True)(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0 and conv.weight.grad is None
 
 
 def test_accelerate_rewrites_the_wide_convs_of_both_networks():
@@ -99,3 +126,18 @@ def test_accelerate_rewrites_the_wide_convs_of_both_networks():
         torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
         out, expected = fast_decoder(features), decoder(features)
         torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+
+
+def test_the_memory_budget_counts_the_kernels_and_transformed_weights():
+    from adain import tiling
+    from adain.winograd import RUNTIME_MB, footprint_mb
+
+    encoder = accelerate(Encoder())
+    # transformed 8x8 kernels of the 3x3 convs with 64 or more channels in and out (all but two)
+    wide = [m for m in Encoder() if isinstance(m, nn.Conv2d) and min(m.in_channels, m.out_channels) >= 64]
+    assert len(wide) == 8
+    weights_mb = sum(m.weight.numel() for m in wide) * 64 / 9 * 4 / 2**20
+    assert footprint_mb(encoder) == pytest.approx(RUNTIME_MB + weights_mb)
+    assert footprint_mb(Encoder()) == 0
+    # what the kernels take comes out of the tiles' share of the budget
+    assert tiling.auto_tile(4096, 4096, 2048, footprint_mb(encoder)) < tiling.auto_tile(4096, 4096, 2048)

@@ -205,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto: bf16 where the CPU has it natively, fp16/bf16 on CUDA, else fp32",
     )
     train.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    train.add_argument(
+        "--no-winograd",
+        dest="winograd",
+        action="store_false",
+        help="plain PyTorch convolutions instead of the CPU's Winograd kernels",
+    )
     train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
     train.add_argument("--init-decoder", help="start from this decoder (e.g. to continue the shipped one)")
     train.set_defaults(run=run_train)

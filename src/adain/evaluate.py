@@ -23,7 +23,7 @@ from torch import Tensor
 from . import images
 from .errors import AdainError
 from .gatys import gatys
-from .nets import mean_std
+from .nets import mean_std, taps
 from .stylize import StyleCode, Stylizer
 from .train import content_loss, style_loss
 
@@ -51,8 +51,8 @@ def losses(
     stylizer: Stylizer, output: Tensor, content_feat: Tensor, style_taps: list[Tensor]
 ) -> tuple[float, float]:
     """(content loss, style loss) of ``output`` (1, 3, H, W) in [0, 1] against the content's relu4_1
-    features and the style's activations at relu1_1..relu4_1 (all from ``stylizer.encoder``)."""
-    out_taps = stylizer.encoder.taps(output.to(stylizer.device))
+    features and the style's activations at relu1_1..relu4_1 (all from ``stylizer.encode``)."""
+    out_taps = taps(stylizer.encode, output.to(stylizer.device))
     return content_loss(out_taps[-1], content_feat).item(), style_loss(out_taps, style_taps).item()
 
 
@@ -84,10 +84,10 @@ def evaluate(
     content_tensors = {c: load_square(c, size, stylizer.max_pixels) for c in contents}
     style_tensors = {s: load_square(s, size, stylizer.max_pixels) for s in styles}
     with torch.inference_mode():
-        content_feats = {c: stylizer.encoder(t.to(device)) for c, t in content_tensors.items()}
-        style_taps = {s: stylizer.encoder.taps(t.to(device)) for s, t in style_tensors.items()}
+        content_feats = {c: stylizer.encode(t.to(device)) for c, t in content_tensors.items()}
+        style_taps = {s: taps(stylizer.encode, t.to(device)) for s, t in style_tensors.items()}
     # the last tap is relu4_1, the encoder's output: AdaIN's style statistics come from it
-    style_codes = {s: StyleCode(*mean_std(taps[-1]), s.stem) for s, taps in style_taps.items()}
+    style_codes = {s: StyleCode(*mean_std(feats[-1]), s.stem) for s, feats in style_taps.items()}
     results = []
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
     for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
@@ -96,7 +96,7 @@ def evaluate(
         if method == "adain":
             output = stylizer.stylize_tensor(content, [style_codes[s]]).cpu()
         elif method == "gatys":
-            output, _ = gatys(stylizer.encoder, content.to(device), style.to(device), gatys_iters)
+            output, _ = gatys(stylizer.encode, content.to(device), style.to(device), gatys_iters)
             output = output.cpu()
         else:
             output = content if method == "content" else style

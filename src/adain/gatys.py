@@ -14,14 +14,14 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .nets import Encoder
+from .nets import taps
 from .train import content_loss, style_loss
 
 
 def gatys(
-    encoder: Encoder,
+    encoder: nn.Sequential,
     content: Tensor,
     style: Tensor,
     iterations: int = 200,
@@ -39,15 +39,15 @@ def gatys(
     encoder = encoder.eval().requires_grad_(False)
     with torch.no_grad():
         content_target = encoder(content)
-        style_targets = encoder.taps(style)
+        style_targets = taps(encoder, style)
     image = content.clone(memory_format=torch.contiguous_format).requires_grad_(True)
     history: list[float] = []
     bar = tqdm(total=iterations, desc="gatys", unit="step", disable=not progress, leave=False)
 
     def objective() -> Tensor:
-        taps = encoder.taps(image)
-        loss = content_weight * content_loss(taps[-1], content_target) + style_weight * style_loss(
-            taps, style_targets
+        feats = taps(encoder, image)
+        loss = content_weight * content_loss(feats[-1], content_target) + style_weight * style_loss(
+            feats, style_targets
         )
         return loss
 

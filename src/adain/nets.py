@@ -80,13 +80,18 @@ class Encoder(nn.Sequential):
 
     def taps(self, x: Tensor) -> list[Tensor]:
         """Activations at relu1_1, relu2_1, relu3_1 and relu4_1, in that order."""
-        wanted = set(self.tap_index.values())
-        out = []
-        for i, layer in enumerate(self):
-            x = layer(x)
-            if i in wanted:
-                out.append(x)
-        return out
+        return taps(self, x)
+
+
+def taps(encoder: nn.Sequential, x: Tensor) -> list[Tensor]:
+    """The activations an ``Encoder``, or a rewritten copy of one, names in its ``tap_index``."""
+    wanted = set(encoder.tap_index.values())
+    out = []
+    for i, layer in enumerate(encoder):
+        x = layer(x)
+        if i in wanted:
+            out.append(x)
+    return out
 
 
 def _norm_layer(kind: DecoderNorm, channels: int) -> list[nn.Module]:

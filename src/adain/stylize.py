@@ -103,6 +103,7 @@ class Stylizer:
         self.info = info or {}
         self.max_pixels = images.DEFAULT_MAX_PIXELS
         self.max_memory_mb: float = 2048  # above this, images are processed in tiles
+        self.overhead_mb = winograd.footprint_mb(self.encode, self.decode)  # counted in that budget
         self.tile: int | None = None  # force tiles of this size (pixels)
         self.progress = False  # a progress bar over tiles
 
@@ -264,38 +265,45 @@ class Stylizer:
         """
         n = x.shape[0]
         height, width = x.shape[-2:]
-        padded = pad_to_stride(x).contiguous(memory_format=self.memory_format)
+        padded = pad_to_stride(x)  # each tile is put in the networks' memory format, not this whole copy
         size = padded.shape[-2:]
         feature_size = (size[0] // STRIDE, size[1] // STRIDE)
         region = None if mask is None else self._mask(mask, feature_size, (width, height))
-        tile = self.tile or tiling.auto_tile(size[0], size[1], self.max_memory_mb / n)
+        tile = self.tile or tiling.auto_tile(size[0], size[1], self.max_memory_mb / n, self.overhead_mb / n)
         tiles = tiling.grid(size[0], size[1], tile)
         bar = tqdm(total=2 * len(tiles), desc="tiles", unit="tile", disable=len(tiles) == 1 or not self.progress,
                    leave=False, dynamic_ncols=True)  # fmt: skip
 
         stats = [tiling.RegionStats(len(targets)) for _ in range(n)]
         whole = None
+
+        def encode(t: tiling.Tile) -> Tensor:
+            return self.encode(t.context(padded).contiguous(memory_format=self.memory_format))
+
         for t in tiles:
-            features = self.encode(t.context(padded))
+            features = encode(t)
             core = t.core_of_context(features, STRIDE)
             labels = None if region is None else t.core_features(region)
             for i, image_stats in enumerate(stats):
                 image_stats.add(core[i : i + 1], labels)
             whole = features if len(tiles) == 1 else None
+            tiling.release_freed_memory()
             bar.update(1)
         content_stats = [[s.mean_std(k) for k in range(len(targets))] for s in stats]
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
 
-        out = torch.empty_like(padded)
+        out = torch.empty_like(padded, memory_format=self.memory_format)
         for t in tiles:
-            features = whole if whole is not None else self.encode(t.context(padded))
+            features = whole if whole is not None else encode(t)
             labels = None if region is None else t.context_features(region)
             target = torch.cat(
                 [transform(features[i : i + 1], content_stats[i], targets, labels) for i in range(n)]
             )
             target = alpha * target + (1 - alpha) * features
             out[..., t.top : t.bottom, t.left : t.right] = t.core_of_context(self.decode(target))
+            del features, target
+            tiling.release_freed_memory()
             bar.update(1)
         bar.close()
         return out[..., :height, :width]

@@ -28,7 +28,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import images, weights
 from .errors import AdainError, ImageError
-from .nets import Decoder, DecoderNorm, Encoder, adain, mean_std
+from .nets import Decoder, DecoderNorm, Encoder, adain, mean_std, taps
+from .winograd import accelerate
 
 ContentTarget = Literal["t", "fc"]
 
@@ -56,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
+    winograd: bool = True  # Winograd convs on the CPU (fp32 only; see winograd.py)
     vgg: str | None = None
     init_decoder: str | None = None  # start from these weights instead of random ones
     device: str = "auto"
@@ -145,9 +147,11 @@ def endless(dataset: Dataset, batch_size: int, workers: int, seed: int) -> Itera
 
 
 def _seed_worker(worker_id: int) -> None:
-    # A SIGTERM sent to the whole process group (pkill, a container stop) is the trainer's to act on:
-    # it saves a checkpoint and then shuts the workers down (PyTorch already ignores SIGINT here).
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A Ctrl-C or SIGTERM sent to the whole process group (a terminal, pkill, a container stop) is the
+    # trainer's to act on: it saves a checkpoint and then shuts the workers down. PyTorch's worker loop
+    # ends quietly on SIGINT, and a batch still in flight from a worker gone that way fails to unpickle.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -172,21 +176,29 @@ def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
 
 
 class AdaINLoss(torch.nn.Module):
-    """Decoder + frozen encoder, computing the paper's content and style losses for a batch."""
+    """Decoder + frozen encoder, computing the paper's content and style losses for a batch.
 
-    def __init__(self, encoder: Encoder, decoder: Decoder, content_target: ContentTarget = "t") -> None:
+    ``winograd`` runs the wide 3x3 convs of both networks, forward and backward, through the
+    CPU's Winograd kernels (``winograd.py``); the parameters are the same either way.
+    """
+
+    def __init__(
+        self, encoder: Encoder, decoder: Decoder, content_target: ContentTarget = "t", winograd: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = encoder.eval().requires_grad_(False)
         self.decoder = decoder
         self.content_target = content_target
+        self.encode = accelerate(self.encoder) if winograd else self.encoder
+        self.decode = accelerate(self.decoder) if winograd else self.decoder
 
     def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            style_taps = self.encoder.taps(style)
-            content_feat = self.encoder(content)
+            style_taps = taps(self.encode, style)
+            content_feat = self.encode(content)
             t = adain(content_feat, style_taps[-1])
-        output = self.decoder(t)
-        output_taps = self.encoder.taps(output)
+        output = self.decode(t)
+        output_taps = taps(self.encode, output)
         target = t if self.content_target == "t" else content_feat
         return content_loss(output_taps[-1], target), style_loss(output_taps, style_taps)
 
@@ -329,7 +341,7 @@ class Trainer:
         self.decoder = Decoder(config.decoder_norm)
         if config.init_decoder:
             self.decoder.load_state_dict(weights.load_decoder_state(config.init_decoder, config.decoder_norm))
-        self.model = AdaINLoss(encoder, self.decoder, config.content_target).to(self.device)
+        self.model = AdaINLoss(encoder, self.decoder, config.content_target, config.winograd).to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.autocast_dtype = pick_precision(config.precision, self.device)

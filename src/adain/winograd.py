@@ -38,10 +38,14 @@ TILE = 6  # output tile side: F(6x6, 3x3), 8x8 input tiles
 # Interpolation points of the Cook-Toom construction (plus the point at infinity); these small
 # values are the usual choice for F(6, 3) and keep float32 error near 1e-5.
 POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
-# Transformed data per band of tile rows: small enough to stay in the last-level cache,
-# but at least twice the transformed weights, which every band reads again.
+# Transformed data per band of tile rows: small enough to stay in the last-level cache, but at
+# least twice the transformed weights (which every band reads again) up to a cap on the buffers.
 BAND_BYTES = 4 << 20
+MAX_BAND_BYTES = 32 << 20
+# What loading the kernels adds to the process (numba and LLVM), measured as resident memory.
+RUNTIME_MB = 180
 CHUNK = 16  # tiles per parallel task: enough tasks for every thread even in a one-row band
+REFLECT, REPLICATE, ZERO = 0, 1, 2  # padding modes of the input transform
 
 
 def transform_matrices(m: int = TILE, r: int = 3) -> tuple[Tensor, Tensor, Tensor]:
@@ -65,17 +69,22 @@ def transform_matrices(m: int = TILE, r: int = 3) -> tuple[Tensor, Tensor, Tenso
 if numba is not None:
 
     @numba.njit(inline="always")
-    def _source(i, size, replicate):  # pragma: no cover - compiled
-        """The input row (or column) that padded position ``i`` reads."""
+    def _source(i, size, mode):  # pragma: no cover - compiled
+        """The input row (or column) that padded position ``i`` reads; -1 for a zero."""
+        if 0 <= i < size:
+            return i
+        if mode == ZERO:
+            return -1
         if i < 0:
-            i = 0 if replicate else -i
+            i = 0 if mode == REPLICATE else -i
         if i >= size:
-            i = size - 1 if replicate else 2 * size - 2 - i
+            i = size - 1 if mode == REPLICATE else 2 * size - 2 - i
         return max(i, 0)  # rows far past the end only feed outputs that are cropped away
 
     @numba.njit(parallel=True, fastmath=True, cache=True)
-    def _input_transform(x, bt, m, replicate, row0, row1, tiles_w, out):  # pragma: no cover
-        """``out[k, p, :] = (B^T d B)[k]`` for every tile p in tile rows [row0, row1) of NHWC ``x``."""
+    def _input_transform(x, bt, m, mode, pad, row0, row1, tiles_w, out):  # pragma: no cover
+        """``out[k, p, :] = (B^T d B)[k]`` for every tile p in tile rows [row0, row1) of NHWC ``x``,
+        padded by ``pad`` on the top and left (and as far as the tiles reach on the other sides)."""
         batch, height, width, channels = x.shape
         n = bt.shape[0]
         rows = row1 - row0
@@ -87,10 +96,14 @@ if numba is not None:
             for tj in range(first, min(first + CHUNK, tiles_w)):
                 p = t * tiles_w + tj
                 for v in range(n):
-                    q = _source(tj * m - 1 + v, width, replicate)
+                    q = _source(tj * m - pad + v, width, mode)
                     cols[:, v, :] = 0.0
+                    if q < 0:
+                        continue
                     for u in range(n):
-                        r = _source(ti * m - 1 + u, height, replicate)
+                        r = _source(ti * m - pad + u, height, mode)
+                        if r < 0:
+                            continue
                         for k in range(n):
                             coef = bt[k, u]
                             if coef != 0.0:
@@ -157,12 +170,28 @@ def available() -> bool:
     return numba is not None
 
 
+def _upsample_phases(kernel: Tensor) -> Tensor:
+    """The four output phases of ``conv(reflection_pad(upsample_2x(x)))`` as one 3x3 conv with four
+    times the output channels (each phase's 2x2 kernel placed in a 3x3 window; see ``UpsampleConv``)."""
+    phases = []
+    for a in (0, 1):
+        rows = _fold_taps(kernel, 2, a)
+        for b in (0, 1):
+            phase = kernel.new_zeros(kernel.shape)
+            phase[:, :, a : a + 2, b : b + 2] = _fold_taps(rows, 3, b)
+            phases.append(phase)
+    return torch.cat(phases)
+
+
 class WinogradConv(nn.Module):
     """``relu?(conv(pad(x)))`` for a 3x3 conv, by Winograd F(6x6, 3x3) on the CPU.
 
     ``upsample=True`` computes ``conv(reflection_pad(upsample_2x(x)))`` at the low resolution: each
     of the four output phases is a 2x2 conv of the replication-padded input (see ``UpsampleConv``),
     so all four are one 3x3 conv with four times the output channels, sharing one input transform.
+
+    With autograd (training), the gradient with respect to the input is a Winograd convolution too
+    (of the output gradient with the flipped, transposed kernel); the weight gradient is PyTorch's.
     ``fallback`` is the plain module run for inputs the kernels do not cover.
     """
 
@@ -172,7 +201,7 @@ class WinogradConv(nn.Module):
         self.conv = conv  # shared with the source network; transformed weights follow its changes
         self.relu = relu
         self.upsample = upsample
-        self._cache: tuple[tuple[int, int], Tensor, np.ndarray] | None = None
+        self._cache: dict[bool, tuple[tuple[int, int], Tensor]] = {}
         at, g, bt = transform_matrices()
         self._g = g.float()
         self._at = at.float().numpy().copy()
@@ -182,44 +211,44 @@ class WinogradConv(nn.Module):
         y = UpsampleConv(self.conv)(x) if self.upsample else self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
         return torch.relu(y) if self.relu else y
 
-    def _weights(self) -> tuple[Tensor, np.ndarray]:
-        """``G g G^T`` as (64, C_in, C_out') and the bias, recomputed only when the weights change."""
+    def transformed_weights(self, transpose: bool = False) -> Tensor:
+        """``G g G^T`` as (64, C_in, C_out), recomputed only when the weights change; ``transpose``:
+        of the flipped kernel with inputs and outputs swapped, for the gradient of the input."""
         w = self.conv.weight
         key = (w._version, w.data_ptr())
-        if self._cache is None or self._cache[0] != key:
+        cached = self._cache.get(transpose)
+        if cached is None or cached[0] != key:
             kernel = w.detach().float().cpu()
-            if self.upsample:  # the four phases' 2x2 kernels, each placed in a 3x3 window
-                phases = []
-                for a in (0, 1):
-                    rows = _fold_taps(kernel, 2, a)
-                    for b in (0, 1):
-                        phase = kernel.new_zeros(kernel.shape)
-                        phase[:, :, a : a + 2, b : b + 2] = _fold_taps(rows, 3, b)
-                        phases.append(phase)
-                kernel = torch.cat(phases)
-            g = self._g
-            u = torch.einsum("ay,bx,oiyx->abio", g, g, kernel).reshape(-1, kernel.shape[1], kernel.shape[0])
-            bias = (
-                self.conv.bias.detach().float().cpu()
-                if self.conv.bias is not None
-                else kernel.new_zeros(w.shape[0])
-            )
-            self._cache = (key, u.contiguous(), bias.numpy().copy())
-        return self._cache[1], self._cache[2]
+            if self.upsample:
+                kernel = _upsample_phases(kernel)
+            if transpose:
+                kernel = kernel.flip(2, 3).transpose(0, 1)
+            u = torch.einsum("ay,bx,oiyx->abio", self._g, self._g, kernel)
+            cached = (key, u.reshape(-1, kernel.shape[1], kernel.shape[0]).contiguous())
+            self._cache[transpose] = cached
+        return cached[1]
 
-    def forward(self, x: Tensor) -> Tensor:
-        if not self._covers(x):
-            return self.fallback(x)
-        u, bias = self._weights()
-        batch, channels, height, width = x.shape
+    def bias(self) -> np.ndarray:
+        if self.conv.bias is None:
+            return np.zeros(self.conv.out_channels, dtype=np.float32)
+        return self.conv.bias.detach().float().cpu().numpy().copy()
+
+    def convolve(
+        self, x: Tensor, u: Tensor, bias: np.ndarray, relu: bool, mode: int, pad: int, size: tuple[int, int]
+    ) -> Tensor:
+        """The Winograd convolution of NCHW ``x`` with transformed weights ``u``, padded by ``pad``
+        in ``mode``, giving ``size`` (times 2 when upsampling) output pixels; NHWC memory."""
+        batch, channels = x.shape[:2]
+        height, width = size
         m, n = TILE, TILE + 2
         tiles_h, tiles_w = -(-height // m), -(-width // m)
         scale = 2 if self.upsample else 1
-        out = torch.empty((batch, height * scale, width * scale, self.conv.out_channels))
-        src = x.permute(0, 2, 3, 1).contiguous().numpy()
+        out = torch.empty((batch, height * scale, width * scale, u.shape[2] // scale**2))
+        src = x.detach().permute(0, 2, 3, 1).contiguous().numpy()
         dst = out.numpy()
         per_tile_row = n * n * batch * tiles_w * max(channels, u.shape[2]) * 4
-        band = max(1, min(tiles_h, max(BAND_BYTES, 2 * u.numel() * 4) // per_tile_row))
+        band_bytes = max(BAND_BYTES, min(2 * u.numel() * 4, MAX_BAND_BYTES))
+        band = max(1, min(tiles_h, band_bytes // per_tile_row))
         # flat buffers, so that every band's view is contiguous (one compiled kernel, 'C' layout)
         transformed = torch.empty(n * n * batch * band * tiles_w * channels)
         products = torch.empty(n * n * batch * band * tiles_w * u.shape[2])
@@ -229,22 +258,85 @@ class WinogradConv(nn.Module):
             count = batch * (row1 - row0) * tiles_w
             v = transformed[: n * n * count * channels].view(n * n, count, channels)
             prod = products[: n * n * count * u.shape[2]].view(n * n, count, u.shape[2])
-            _input_transform(src, self._bt, m, self.upsample, row0, row1, tiles_w, v.numpy())
+            _input_transform(src, self._bt, m, mode, pad, row0, row1, tiles_w, v.numpy())
             torch.bmm(v, u, out=prod)
             _output_transform(
-                prod.numpy(), self._at, bias, self.relu, scale, row0, row1, tiles_w, height, width, dst
+                prod.numpy(), self._at, bias, relu, scale, row0, row1, tiles_w, height, width, dst
             )
-        return out.permute(0, 3, 1, 2)  # NHWC memory: a channels_last NCHW tensor
+        return out.permute(0, 3, 1, 2)  # a channels_last NCHW tensor
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self._covers(x):
+            return self.fallback(x)
+        if torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad):
+            weight, bias = self.conv.weight, self.conv.bias
+            return _WinogradConvFunction.apply(x, weight, bias, self)
+        mode = REPLICATE if self.upsample else REFLECT
+        return self.convolve(x, self.transformed_weights(), self.bias(), self.relu, mode, 1, x.shape[2:])
 
     def _covers(self, x: Tensor) -> bool:
+        grad = torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
         return (
             numba is not None
             and x.device.type == "cpu"
             and x.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu")
             and x.dim() == 4
             and min(x.shape[2:]) >= 2  # reflection padding needs two pixels
-            and not (torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad))
+            and not (grad and self.upsample)  # training runs the decoder's upsampling unfused
         )
+
+
+class _WinogradConvFunction(torch.autograd.Function):
+    """``relu?(conv(reflection_pad(x)))`` with its gradients, for training."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, layer: WinogradConv) -> Tensor:
+        out = layer.convolve(
+            x, layer.transformed_weights(), layer.bias(), layer.relu, REFLECT, 1, x.shape[2:]
+        )
+        ctx.layer = layer
+        ctx.save_for_backward(x, weight, out if layer.relu else None)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        layer: WinogradConv = ctx.layer
+        x, weight, out = ctx.saved_tensors
+        if out is not None:
+            grad = grad * (out > 0)
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            # the gradient of the padded input is the "full" correlation of the output gradient
+            # (zero-padded by 2) with the flipped, transposed kernel; the padding's reflected
+            # border rows and columns then fold back onto the rows and columns they copied
+            height, width = x.shape[2:]
+            zeros = np.zeros(x.shape[1], dtype=np.float32)
+            full = layer.convolve(
+                grad, layer.transformed_weights(True), zeros, False, ZERO, 2, (height + 2, width + 2)
+            )
+            full[:, :, 2] += full[:, :, 0]
+            full[:, :, height - 1] += full[:, :, height + 1]
+            full[:, :, :, 2] += full[:, :, :, 0]
+            full[:, :, :, width - 1] += full[:, :, :, width + 1]
+            grad_x = full[:, :, 1 : height + 1, 1 : width + 1]
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+            _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
+                grad, padded, weight, [weight.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
+                [False, ctx.needs_input_grad[1], ctx.needs_input_grad[2]],
+            )  # fmt: skip
+        return grad_x, grad_weight, grad_bias, None
+
+
+def footprint_mb(*nets: nn.Module) -> float:
+    """Memory that the ``WinogradConv`` layers in ``nets`` add to a process: the kernels' runtime and
+    the transformed weights, 64/9 times the size of the 3x3 weights (4 x that for upsampling ones)."""
+    convs = [m for net in nets for m in net.modules() if isinstance(m, WinogradConv)]
+    if not convs:
+        return 0.0
+    weights = sum(64 * c.conv.in_channels * c.conv.out_channels * (4 if c.upsample else 1) for c in convs)
+    return RUNTIME_MB + weights * 4 / 2**20
 
 
 def _wide_enough(conv: nn.Conv2d) -> bool:
@@ -273,22 +365,29 @@ def _block_at(layers: list[nn.Module], i: int) -> tuple[nn.Conv2d, bool, int] | 
 
 
 def accelerate(net: nn.Sequential) -> nn.Sequential:
-    """An inference copy of ``net`` with each reflection-padded 3x3 conv and each ``UpsampleConv``
-    (with the ReLU after it) run as a ``WinogradConv``; other layers are shared, not copied.
+    """A copy of ``net`` with each reflection-padded 3x3 conv and each ``UpsampleConv`` (with the
+    ReLU after it) run as a ``WinogradConv``; other layers are shared, not copied, so training the
+    copy trains ``net``. An encoder's ``tap_index`` is carried over to the new layer indices.
     Returns ``net`` itself when the kernels are not available."""
     if not available():
         return net
     layers, out = list(net), []
+    last_source = []  # per new layer, the index of the last source layer it stands for
     i = 0
     while i < len(layers):
         block = _block_at(layers, i)
         if block is None:
             out.append(layers[i])
             i += 1
-            continue
-        conv, upsample, length = block
-        i += length
-        relu = i < len(layers) and isinstance(layers[i], nn.ReLU)
-        i += relu
-        out.append(WinogradConv(conv, relu, upsample))
-    return nn.Sequential(*out)
+        else:
+            conv, upsample, length = block
+            i += length
+            relu = i < len(layers) and isinstance(layers[i], nn.ReLU)
+            i += relu
+            out.append(WinogradConv(conv, relu, upsample))
+        last_source.append(i - 1)
+    fast = nn.Sequential(*out)
+    if hasattr(net, "tap_index"):
+        new_index = {source: new for new, source in enumerate(last_source)}
+        fast.tap_index = {name: new_index[source] for name, source in net.tap_index.items()}
+    return fast
