@@ -6,7 +6,10 @@ the best time a direct-convolution implementation could reach here (Winograd con
 multiplies than that, so our pipeline can beat it). The three pipelines are timed in turns, so that a
 noisy machine slows all of them alike.
 
-    python benchmarks/inference.py [--sizes 256,512,1024] [--runs 3] [--decoder PATH]
+    python benchmarks/inference.py [--sizes 256,512,1024] [--runs 3] [--decoder PATH] [--precision auto]
+
+Our pipeline's arithmetic follows ``--precision`` (auto: bf16 on a CPU with native bf16, else fp32
+with Winograd convolutions); the floor uses the matmul throughput in that arithmetic.
 """
 
 from __future__ import annotations
@@ -39,8 +42,8 @@ def plain_copy(net: torch.nn.Sequential, like: type[torch.nn.Sequential]) -> tor
     return plain
 
 
-def matmul_gflops(n: int = 2048, runs: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(dtype: torch.dtype = torch.float32, n: int = 2048, runs: int = 5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     (seconds,), _ = timed([lambda: a @ b], runs)
     return 2 * n**3 / seconds / 1e9
 
@@ -76,12 +79,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,512,1024")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--decoder", type=Path)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/inference.json"))
     args = parser.parse_args()
-    ours = Stylizer.from_pretrained(decoder=args.decoder, device="cpu")
+    ours = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", precision=args.precision)
     plain_encoder, plain_decoder = plain_copy(ours.encoder, Encoder), plain_copy(ours.decoder, Decoder)
-    peak = matmul_gflops()
-    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, matmul {peak:.0f} GFLOP/s")
+    dtype = ours.dtype or torch.float32
+    peak = matmul_gflops(dtype)
+    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, ours in {str(dtype)[6:]}, "
+          f"matmul {peak:.0f} GFLOP/s in {str(dtype)[6:]}")  # fmt: skip
     print(
         f"{'size':>6} {'reference':>10} {'ours':>10} {'speed-up':>9} {'ours, cached style':>19} {'speed-up':>9} "
         f"{'PSNR dB':>8} {'floor, cached':>14} {'of floor':>9} {'GFLOP':>8} {'ours':>8}"
@@ -112,7 +118,7 @@ def main() -> None:
         row = {"size": size, "reference_s": t_ref, "ours_s": t_ours, "ours_cached_s": t_cached,
                "speedup": t_ref / t_ours, "speedup_cached": t_ref / t_cached, "psnr_db": psnr(out_ours, out_ref),
                "direct_gflop": direct_flops / 1e9, "ours_cached_gflop": cached_flops / 1e9,
-               "floor_cached_s": floor, "matmul_gflops": peak}  # fmt: skip
+               "floor_cached_s": floor, "matmul_gflops": peak, "precision": str(dtype)[6:]}  # fmt: skip
         rows.append(row)
         print(f"{size:>6} {t_ref:>9.3f}s {t_ours:>9.3f}s {row['speedup']:>8.2f}x {t_cached:>18.3f}s "
               f"{row['speedup_cached']:>8.2f}x {row['psnr_db']:>8.1f} {floor:>13.3f}s {floor / t_cached:>8.0%} "

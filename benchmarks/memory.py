@@ -2,6 +2,7 @@
 memory budget, against the same image processed whole. Each case runs in its own process.
 
     python benchmarks/memory.py [--sizes 2048,4096,7680x4320] [--max-memory 2048] [--decoder PATH]
+        [--precision auto]
 """
 
 from __future__ import annotations
@@ -16,21 +17,22 @@ CASE = """
 import json, os, resource, sys, tempfile, time, numpy as np
 from PIL import Image
 from adain import Stylizer
-width, height, budget, decoder = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] or None
+width, height, budget, decoder, precision = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] or None, sys.argv[5]
 # a smooth synthetic photo, saved as a file: the CLI's path, where the caller holds no copy of its own
 rng = np.random.default_rng(0)
 small = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
 path = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
 small.resize((width, height), Image.Resampling.BICUBIC).save(path, compress_level=1)
 style = Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
-s = Stylizer.from_pretrained(decoder=decoder, device="cpu")
+s = Stylizer.from_pretrained(decoder=decoder, device="cpu", precision=precision)
 s.max_pixels, s.max_memory_mb = width * height + 1, budget
 start = time.perf_counter()
 out = s(path, style)
 seconds = time.perf_counter() - start
 os.unlink(path)
 print(json.dumps({"width": width, "height": height, "budget_mb": budget, "seconds": seconds,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "size": out.size}))
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "size": out.size,
+                  "precision": str(s.dtype or "float32").replace("torch.", "")}))
 """
 
 
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="2048,4096", help="N for N x N, or WxH")
     parser.add_argument("--max-memory", type=float, default=2048)
     parser.add_argument("--decoder", default="")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument(
         "--whole", action="store_true", help="also run each size untiled (needs a lot of RAM)"
     )
@@ -52,7 +55,7 @@ def main() -> None:
         height = height or width
         budgets = [args.max_memory] + ([1e9] if args.whole else [])
         for budget in budgets:
-            result = subprocess.run([sys.executable, "-c", CASE, width, height, str(budget), args.decoder],
+            result = subprocess.run([sys.executable, "-c", CASE, width, height, str(budget), args.decoder, args.precision],
                                     capture_output=True, text=True)  # fmt: skip
             mode = "whole" if budget >= 1e9 else f"budget {budget:g} MB"
             if result.returncode != 0:

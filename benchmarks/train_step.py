@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from adain import weights
+from adain.devices import cpu_has_native_bf16, pick_precision
 from adain.nets import Decoder, Encoder, adain, mean_std
-from adain.train import AdaINLoss, cpu_has_native_bf16, pick_precision
+from adain.train import AdaINLoss
 
 
 def plain_step(encoder, decoder, optimizer, content, style):

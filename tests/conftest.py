@@ -59,7 +59,8 @@ def stylizer(decoder_file) -> Stylizer:
     from adain.weights import load_decoder_state
 
     decoder.load_state_dict(load_decoder_state(decoder_file))
-    return Stylizer(encoder, decoder, "cpu")
+    # fp32, so that exact comparisons hold on every CPU (bf16 has its own fidelity tests)
+    return Stylizer(encoder, decoder, "cpu", precision="fp32")
 
 
 def _random_state():

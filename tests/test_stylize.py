@@ -203,23 +203,37 @@ def test_adain_reference():
 
 
 @needs_shared
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("content_size", [128, 203])
-def test_fast_path_matches_the_plain_fp32_path(content_size):
+def test_fast_path_matches_the_plain_fp32_path(content_size, precision):
     """The fidelity gate: the fast path (channels_last, upsampling fused into the decoder's convs,
-    Winograd convolutions) against the plain contiguous fp32 pipeline, with the shipped decoder on a
-    canonical pair."""
-    from adain.stylize import Stylizer
+    Winograd convolutions in fp32, or bf16 autocast as on CPUs with native bf16) against the plain
+    contiguous fp32 pipeline, with the shipped decoder on a canonical pair."""
+    from adain.stylize import Autocast, Stylizer
     from adain.winograd import WinogradConv
 
-    fast = Stylizer.from_pretrained(device="cpu")
+    fast = Stylizer.from_pretrained(device="cpu", precision=precision)
     plain = Stylizer.from_pretrained(device="cpu", fast=False)
-    assert sum(isinstance(m, WinogradConv) and m.upsample for m in fast.decode) == 3
-    assert sum(isinstance(m, WinogradConv) for m in fast.encode) == 8  # every conv but the RGB input one
+    if precision == "fp32":
+        assert sum(isinstance(m, WinogradConv) and m.upsample for m in fast.decode) == 3
+        assert sum(isinstance(m, WinogradConv) for m in fast.encode) == 8  # every conv but the RGB input one
+    else:
+        assert isinstance(fast.encode, Autocast) and fast.encode.dtype == torch.bfloat16
     assert plain.decode is plain.decoder and plain.memory_format == torch.contiguous_format
     a = as_array(fast(CONTENT, STYLE, content_size=content_size, style_size=128))
     b = as_array(plain(CONTENT, STYLE, content_size=content_size, style_size=128))
     mse = np.mean((a.astype(np.float64) - b) ** 2)
     assert mse == 0 or 10 * np.log10(255**2 / mse) >= 40
+
+
+def test_precision_auto_follows_the_hardware():
+    from adain.devices import cpu_has_native_bf16, pick_precision
+
+    cpu = torch.device("cpu")
+    assert pick_precision("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert pick_precision("fp32", cpu) is None and pick_precision("bf16", cpu) == torch.bfloat16
+    with pytest.raises(AdainError, match="unknown precision"):
+        pick_precision("int8", cpu)
 
 
 @pytest.mark.parametrize("text", ["", "a,1", "1,-1", "0,0", "nan,1", "1,inf"])

@@ -342,12 +342,20 @@ def _add_weights_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the plain fp32 pipeline (contiguous layout, no fused upsampling), for comparisons",
     )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        default="auto",
+        help="auto: bf16 on a GPU or a CPU with native bf16, else fp32 (with Winograd convs on the CPU)",
+    )
 
 
 def _stylizer(args: argparse.Namespace) -> Stylizer:
     from .stylize import Stylizer
 
-    return Stylizer.from_pretrained(args.vgg, args.decoder, args.device, fast=not args.plain)
+    return Stylizer.from_pretrained(
+        args.vgg, args.decoder, args.device, fast=not args.plain, precision=args.precision
+    )
 
 
 def _expand(paths: Sequence[Path], what: str, errors: list[str]) -> list[Path]:
@@ -580,7 +588,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise AdainError("adain serve needs its extras: pip install 'adain[serve]'") from None
     config = ServeConfig(
         vgg=str(args.vgg) if args.vgg else None, decoder=str(args.decoder) if args.decoder else None,
-        device=args.device, fast=not args.plain, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
+        device=args.device, fast=not args.plain, precision=args.precision, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
         concurrency=args.concurrency, queue=args.queue, styles_dir=str(args.styles_dir) if args.styles_dir else None,
     )  # fmt: skip
     if args.workers == 1:

@@ -51,8 +51,8 @@ def losses(
     stylizer: Stylizer, output: Tensor, content_feat: Tensor, style_taps: list[Tensor]
 ) -> tuple[float, float]:
     """(content loss, style loss) of ``output`` (1, 3, H, W) in [0, 1] against the content's relu4_1
-    features and the style's activations at relu1_1..relu4_1 (all from ``stylizer.encode``)."""
-    out_taps = taps(stylizer.encode, output.to(stylizer.device))
+    features and the style's activations at relu1_1..relu4_1 (all from ``stylizer.encode_fp32``)."""
+    out_taps = taps(stylizer.encode_fp32, output.to(stylizer.device))
     return content_loss(out_taps[-1], content_feat).item(), style_loss(out_taps, style_taps).item()
 
 
@@ -84,8 +84,8 @@ def evaluate(
     content_tensors = {c: load_square(c, size, stylizer.max_pixels) for c in contents}
     style_tensors = {s: load_square(s, size, stylizer.max_pixels) for s in styles}
     with torch.inference_mode():
-        content_feats = {c: stylizer.encode(t.to(device)) for c, t in content_tensors.items()}
-        style_taps = {s: taps(stylizer.encode, t.to(device)) for s, t in style_tensors.items()}
+        content_feats = {c: stylizer.encode_fp32(t.to(device)) for c, t in content_tensors.items()}
+        style_taps = {s: taps(stylizer.encode_fp32, t.to(device)) for s, t in style_tensors.items()}
     # the last tap is relu4_1, the encoder's output: AdaIN's style statistics come from it
     style_codes = {s: StyleCode(*mean_std(feats[-1]), s.stem) for s, feats in style_taps.items()}
     results = []
@@ -96,7 +96,7 @@ def evaluate(
         if method == "adain":
             output = stylizer.stylize_tensor(content, [style_codes[s]]).cpu()
         elif method == "gatys":
-            output, _ = gatys(stylizer.encode, content.to(device), style.to(device), gatys_iters)
+            output, _ = gatys(stylizer.encode_fp32, content.to(device), style.to(device), gatys_iters)
             output = output.cpu()
         else:
             output = content if method == "content" else style

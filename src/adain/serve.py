@@ -41,6 +41,7 @@ class ServeConfig:
     decoder: str | None = None
     device: str = "auto"
     fast: bool = True
+    precision: str = "auto"
     max_upload_mb: float = 20.0
     max_pixels: int = 25_000_000
     concurrency: int = 1  # inferences at once in one process
@@ -145,7 +146,9 @@ def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = No
     """The app; loads the model once unless a ``stylizer`` is given (tests pass their own)."""
     config = config or ServeConfig()
     if stylizer is None:
-        stylizer = Stylizer.from_pretrained(config.vgg, config.decoder, config.device, config.fast)
+        stylizer = Stylizer.from_pretrained(
+            config.vgg, config.decoder, config.device, config.fast, config.precision
+        )
     stylizer = copy.copy(stylizer)  # shares the networks; the limits below are this app's own
     stylizer.max_pixels = config.max_pixels
     gate = Gate(config.concurrency, config.queue)

