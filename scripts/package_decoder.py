@@ -2,9 +2,12 @@
 card's loss curve.
 
     python scripts/package_decoder.py runs/default [--out src/adain/decoder.safetensors]
+        [--continues EARLIER_LOG.csv --offset N]
 
 Reads RUN/checkpoint.pt, RUN/config.json and RUN/log.csv (as written by `adain train`); writes the
-decoder, docs/model-card/loss.png and docs/model-card/train-log.csv.
+decoder, docs/model-card/loss.png and docs/model-card/train-log.csv. A run started with
+`--init-decoder` from an earlier run's decoder counts on from that run's N iterations: its log is
+shifted by N, and the plot draws the earlier log before it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import torch
@@ -24,29 +26,34 @@ from adain.train import export_decoder
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def plot_loss(log: Path, out: Path) -> None:
+def read_log(path: Path, offset: int = 0) -> list[dict[str, float]]:
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items()} | {"iteration": int(row["iteration"]) + offset}
+                for row in csv.DictReader(f)]  # fmt: skip
+
+
+def plot_loss(stages: list[list[dict[str, float]]], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(log) as f:
-        rows = list(csv.DictReader(f))
-    it = [int(r["iteration"]) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
     for ax, key in zip(axes, ("content", "style"), strict=True):
-        values = [float(r[key]) for r in rows]
-        window = 10
-        smooth = [
-            sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
-            for i in range(len(values))
-        ]
-        ax.plot(it, values, alpha=0.3, lw=0.8)
-        ax.plot(it, smooth, lw=1.5)
+        for number, rows in enumerate(stages, 1):
+            it = [r["iteration"] for r in rows]
+            values = [r[key] for r in rows]
+            window = 10
+            smooth = [sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
+                      for i in range(len(values))]  # fmt: skip
+            ax.plot(it, values, alpha=0.3, lw=0.8)
+            ax.plot(it, smooth, lw=1.5, label=f"stage {number}" if len(stages) > 1 else None)
         ax.set_title(f"{key} loss" + (" (x1, before lambda=10)" if key == "style" else ""))
         ax.set_xlabel("iteration")
         ax.set_yscale("log")
         ax.grid(True, alpha=0.3)
+        if len(stages) > 1:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
@@ -59,6 +66,10 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "src" / "adain" / weights.PACKAGED_DECODER)
     parser.add_argument("--card", type=Path, default=ROOT / "docs" / "model-card")
+    parser.add_argument(
+        "--continues", type=Path, help="log.csv of the run whose decoder this one started from"
+    )
+    parser.add_argument("--offset", type=int, default=0, help="iterations of that earlier run")
     args = parser.parse_args()
 
     checkpoint = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=False)
@@ -67,7 +78,7 @@ def main() -> None:
     decoder.load_state_dict(checkpoint["decoder"])
     meta = {
         "encoder": weights.encoder_id(config.get("vgg")),
-        "iterations": checkpoint["iteration"],
+        "iterations": args.offset + checkpoint["iteration"],
         **{
             k: config[k]
             for k in (
@@ -86,9 +97,15 @@ def main() -> None:
     }
     export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.run / "log.csv", args.card / "train-log.csv")
-    plot_loss(args.run / "log.csv", args.card / "loss.png")
-    print(f"{args.out} ({args.out.stat().st_size / 2**20:.1f} MiB), iteration {checkpoint['iteration']}")
+    log = read_log(args.run / "log.csv", args.offset)
+    with open(args.card / "train-log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(log[0]))
+        writer.writeheader()
+        writer.writerows(log)
+    stages = ([read_log(args.continues)] if args.continues else []) + [log]
+    plot_loss(stages, args.card / "loss.png")
+    total = args.offset + checkpoint["iteration"]
+    print(f"{args.out} ({args.out.stat().st_size / 2**20:.1f} MiB), iteration {total}")
 
 
 if __name__ == "__main__":
