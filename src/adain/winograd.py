@@ -1,4 +1,4 @@
-"""Winograd F(6x6, 3x3) convolutions for CPU inference: the same function, about 5x fewer multiplies.
+"""Winograd F(6x6, 3x3) convolutions on the CPU: the same function, about 5x fewer multiplies.
 
 A direct 3x3 conv spends 9 multiply-adds per output pixel and channel pair; on this project's CPUs it
 already runs at the matrix-multiply floor, so going faster needs fewer multiplies. Winograd's minimal
@@ -14,8 +14,13 @@ so the padded copy of the input is never made. Tiles are processed in bands so t
 data stays in cache. The result equals the direct convolution up to float32 rounding (relative
 error about 1e-5; ``tests/test_winograd.py``).
 
-The kernels need numba; without it, or for tensors this path does not cover (autograd, CUDA,
-non-float32), every module falls back to the plain PyTorch layers it replaced.
+Training goes through them too: the gradient with respect to a conv's input is the convolution of
+the output gradient with the flipped, transposed kernel, which the same kernels compute (zero
+padded, then folded back through the reflection padding); the weight gradient is PyTorch's.
+
+The kernels need numba; without it, or for tensors this path does not cover (CUDA, non-float32,
+autocast, training through a fused upsampling conv), every module falls back to the plain PyTorch
+layers it replaced.
 """
 
 from __future__ import annotations
