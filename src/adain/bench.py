@@ -60,7 +60,7 @@ def bench(stylizer: Stylizer, sizes: Sequence[int], runs: int = 5, warmup: int =
         )
     return {
         "device": describe(device),
-        "dtype": "float32",
+        "dtype": str(stylizer.dtype or torch.float32).replace("torch.", ""),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "results": results,
