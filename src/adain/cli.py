@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, images, tiling
 from .ablate import VARIANTS
+from .devices import PRECISIONS
 from .errors import AdainError
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=PRECISIONS,
         default="auto",
         help="auto: bf16 where the CPU has it natively, fp16/bf16 on CUDA, else fp32",
     )
@@ -344,7 +345,7 @@ def _add_weights_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=PRECISIONS,
         default="auto",
         help="auto: bf16 on a GPU or a CPU with native bf16, else fp32 (with Winograd convs on the CPU)",
     )

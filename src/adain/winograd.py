@@ -273,14 +273,16 @@ class WinogradConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self._covers(x):
             return self.fallback(x)
-        if torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad):
+        if self._needs_grad(x):
             weight, bias = self.conv.weight, self.conv.bias
             return _WinogradConvFunction.apply(x, weight, bias, self)
         mode = REPLICATE if self.upsample else REFLECT
         return self.convolve(x, self.transformed_weights(), self.bias(), self.relu, mode, 1, x.shape[2:])
 
+    def _needs_grad(self, x: Tensor) -> bool:
+        return torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
+
     def _covers(self, x: Tensor) -> bool:
-        grad = torch.is_grad_enabled() and (x.requires_grad or self.conv.weight.requires_grad)
         return (
             numba is not None
             and x.device.type == "cpu"
@@ -288,7 +290,7 @@ class WinogradConv(nn.Module):
             and not torch.is_autocast_enabled("cpu")
             and x.dim() == 4
             and min(x.shape[2:]) >= 2  # reflection padding needs two pixels
-            and not (grad and self.upsample)  # training runs the decoder's upsampling unfused
+            and not (self.upsample and self._needs_grad(x))  # training runs the upsampling unfused
         )
 
 
