@@ -19,19 +19,29 @@ import torch.nn.functional as F
 
 from adain import weights
 from adain.devices import cpu_has_native_bf16, pick_precision
-from adain.nets import Decoder, Encoder, adain, mean_std
+from adain.nets import Decoder, Encoder
 from adain.train import AdaINLoss
+
+
+def reference_mean_std(feat, eps=1e-5):
+    """The reference port's statistics: ``Tensor.var`` over H x W."""
+    n, c = feat.shape[:2]
+    var = feat.view(n, c, -1).var(dim=2) + eps
+    return feat.view(n, c, -1).mean(dim=2).view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
 
 
 def plain_step(encoder, decoder, optimizer, content, style):
     """The reference port's loop body, written out plainly: fp32, contiguous, eager."""
     style_feats = encoder.taps(style)
     content_feat = encoder(content)
-    t = adain(content_feat, style_feats[-1])
+    c_mean, c_std = reference_mean_std(content_feat)
+    s_mean, s_std = reference_mean_std(style_feats[-1])
+    t = (content_feat - c_mean) / c_std * s_std + s_mean
     out_feats = encoder.taps(decoder(t))
     loss_c = F.mse_loss(out_feats[-1], t)
     loss_s = sum(
-        F.mse_loss(mean_std(o)[0], mean_std(s)[0]) + F.mse_loss(mean_std(o)[1], mean_std(s)[1])
+        F.mse_loss(reference_mean_std(o)[0], reference_mean_std(s)[0])
+        + F.mse_loss(reference_mean_std(o)[1], reference_mean_std(s)[1])
         for o, s in zip(out_feats, style_feats, strict=True)
     )
     loss = loss_c + 10 * loss_s

@@ -11,6 +11,7 @@ from adain.nets import (
     encoder_keys,
     fuse_upsampling,
     mean_std,
+    pad1,
 )
 
 
@@ -40,6 +41,31 @@ def test_mean_std_by_hand():
     mean, std = mean_std(x, eps=0.0)
     assert mean.item() == pytest.approx(3.0)
     assert std.item() == pytest.approx((14 / 3) ** 0.5)  # unbiased: (4+1+0+9)/3
+
+
+def test_mean_std_matches_torch_var_on_a_large_offset():
+    # deviations from a mean of 1000 would lose digits in a one-pass sum of squares
+    torch.manual_seed(2)
+    x = (torch.randn(2, 3, 40, 30) * 0.5 + 1000).to(memory_format=torch.channels_last)
+    mean, std = mean_std(x, eps=0.0)
+    flat = x.reshape(2, 3, -1).double()
+    assert torch.allclose(mean.flatten().double(), flat.mean(2).flatten(), rtol=1e-6)
+    assert torch.allclose(std.flatten().double(), flat.std(2).flatten(), rtol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+def test_padding_keeps_the_dtype_under_autocast(mode):
+    # autocast would run the pad in float32: a copy up and one back down around every conv
+    x = torch.randn(1, 4, 6, 5).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = pad1(x, mode)
+        conv_input_dtypes = []
+        encoder = Encoder()
+        encoder[2].register_forward_pre_hook(lambda _, args: conv_input_dtypes.append(args[0].dtype))
+        encoder(torch.rand(1, 3, 16, 16))
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, torch.nn.functional.pad(x, (1, 1, 1, 1), mode=mode))
+    assert conv_input_dtypes == [torch.bfloat16]
 
 
 @pytest.mark.parametrize("size", [(16, 16), (17, 33), (35, 18), (64, 48)])

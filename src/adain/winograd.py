@@ -28,10 +28,9 @@ from __future__ import annotations
 from fractions import Fraction
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .nets import UpsampleConv, _fold_taps
+from .nets import UpsampleConv, _fold_taps, pad1
 
 try:
     import numba
@@ -213,7 +212,7 @@ class WinogradConv(nn.Module):
         self._bt = bt.float().numpy().copy()
 
     def fallback(self, x: Tensor) -> Tensor:
-        y = UpsampleConv(self.conv)(x) if self.upsample else self.conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
+        y = UpsampleConv(self.conv)(x) if self.upsample else self.conv(pad1(x))
         return torch.relu(y) if self.relu else y
 
     def transformed_weights(self, transpose: bool = False) -> Tensor:
@@ -328,7 +327,7 @@ class _WinogradConvFunction(torch.autograd.Function):
             full[:, :, :, width - 1] += full[:, :, :, width + 1]
             grad_x = full[:, :, 1 : height + 1, 1 : width + 1]
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+            padded = pad1(x)
             _, grad_weight, grad_bias = torch.ops.aten.convolution_backward(
                 grad, padded, weight, [weight.shape[0]], [1, 1], [0, 0], [1, 1], False, [0, 0], 1,
                 [False, ctx.needs_input_grad[1], ctx.needs_input_grad[2]],
