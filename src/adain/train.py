@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from . import images, weights
 from .devices import pick_device, pick_precision
 from .errors import AdainError, ImageError
-from .nets import Decoder, DecoderNorm, Encoder, adain, mean_std, taps
+from .nets import Decoder, DecoderNorm, Encoder, adain, fuse_upsampling, mean_std, taps
 from .winograd import accelerate
 
 ContentTarget = Literal["t", "fc"]
@@ -190,8 +190,9 @@ class AdaINLoss(torch.nn.Module):
         self.encoder = encoder.eval().requires_grad_(False)
         self.decoder = decoder
         self.content_target = content_target
+        fused = fuse_upsampling(decoder)  # the same function with fewer multiply-adds
         self.encode = accelerate(self.encoder) if winograd else self.encoder
-        self.decode = accelerate(self.decoder) if winograd else self.decoder
+        self.decode = accelerate(fused) if winograd else fused
 
     def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():

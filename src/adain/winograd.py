@@ -30,7 +30,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor, nn
 
-from .nets import UpsampleConv, _fold_taps, pad1
+from .nets import PHASES, UpsampleConv, pad1, upsample_phase_kernels
 
 try:
     import numba
@@ -177,14 +177,10 @@ def available() -> bool:
 def _upsample_phases(kernel: Tensor) -> Tensor:
     """The four output phases of ``conv(reflection_pad(upsample_2x(x)))`` as one 3x3 conv with four
     times the output channels (each phase's 2x2 kernel placed in a 3x3 window; see ``UpsampleConv``)."""
-    phases = []
-    for a in (0, 1):
-        rows = _fold_taps(kernel, 2, a)
-        for b in (0, 1):
-            phase = kernel.new_zeros(kernel.shape)
-            phase[:, :, a : a + 2, b : b + 2] = _fold_taps(rows, 3, b)
-            phases.append(phase)
-    return torch.cat(phases)
+    phases = kernel.new_zeros((4, *kernel.shape))
+    for k, (a, b) in enumerate(PHASES):
+        phases[k, :, :, a : a + 2, b : b + 2] = upsample_phase_kernels(kernel).chunk(4)[k]
+    return phases.flatten(0, 1)
 
 
 class WinogradConv(nn.Module):
