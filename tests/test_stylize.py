@@ -219,6 +219,8 @@ def test_fast_path_matches_the_plain_fp32_path(content_size, precision):
         assert sum(isinstance(m, WinogradConv) for m in fast.encode) == 8  # every conv but the RGB input one
     else:
         assert isinstance(fast.encode, Autocast) and fast.encode.dtype == torch.bfloat16
+        # the layers that see pixels scaled to 0..255 stay in fp32
+        assert len(fast.encode.head) == fast.encoder.tap_index["relu1_1"] + 1
     assert plain.decode is plain.decoder and plain.memory_format == torch.contiguous_format
     a = as_array(fast(CONTENT, STYLE, content_size=content_size, style_size=128))
     b = as_array(plain(CONTENT, STYLE, content_size=content_size, style_size=128))

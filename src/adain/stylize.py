@@ -6,6 +6,7 @@ image = stylizer("photo.jpg", "painting.jpg", alpha=0.8)
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -70,15 +71,21 @@ StyleLike = Union[ImageLike, StyleCode]
 
 class Autocast(nn.Module):
     """``net`` run under autocast to ``dtype``, handing back float32 (what the pipeline around it,
-    the AdaIN statistics and the tile buffers, computes in)."""
+    the AdaIN statistics and the tile buffers, computes in). Its first ``fp32_layers`` layers run in
+    float32: the encoder's layers up to relu1_1 see pixels scaled to BGR*255 minus the mean, which
+    bf16 rounds by up to half a grey level, the largest error of the bf16 pipeline
+    (``benchmarks/fidelity.py``), at a few percent of the encoder's work."""
 
-    def __init__(self, net: nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, net: nn.Sequential, dtype: torch.dtype, fp32_layers: int = 0) -> None:
         super().__init__()
-        self.net, self.dtype = net, dtype
+        layers = list(net)
+        self.head, self.tail = nn.Sequential(*layers[:fp32_layers]), nn.Sequential(*layers[fp32_layers:])
+        self.dtype = dtype
 
     def forward(self, x: Tensor) -> Tensor:
+        x = self.head(x)
         with torch.autocast(x.device.type, dtype=self.dtype):
-            return self.net(x).float()
+            return self.tail(x).float()
 
 
 class Stylizer:
@@ -108,15 +115,11 @@ class Stylizer:
         self.encode: nn.Module = self.encoder
         self.decode: nn.Module = fuse_upsampling(self.decoder) if fast else self.decoder
         if self.dtype is not None:
-            self.encode, self.decode = Autocast(self.encode, self.dtype), Autocast(self.decode, self.dtype)
+            up_to_relu1_1 = self.encoder.tap_index["relu1_1"] + 1
+            self.encode = Autocast(self.encoder, self.dtype, fp32_layers=up_to_relu1_1)
+            self.decode = Autocast(self.decode, self.dtype)
         elif fast and self.device.type == "cpu":
             self.encode, self.decode = winograd.accelerate(self.encode), winograd.accelerate(self.decode)
-        # fp32 features for measuring losses (evaluation), whatever the pipeline's arithmetic
-        self.encode_fp32 = self.encode
-        if self.dtype is not None:
-            self.encode_fp32 = (
-                winograd.accelerate(self.encoder) if self.device.type == "cpu" else self.encoder
-            )
         self.info = info or {}
         self.max_pixels = images.DEFAULT_MAX_PIXELS
         self.max_memory_mb: float = 2048  # above this, images are processed in tiles
@@ -199,6 +202,14 @@ class Stylizer:
         name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
         mean, std = mean_std(self.encode(self._style_tensor(style, size, crop)))
         return StyleCode(mean, std, name)
+
+    @functools.cached_property
+    def encode_fp32(self) -> nn.Module:
+        """The encoder in float32 whatever the pipeline's arithmetic, for measuring losses; built on
+        first use (on a bf16 machine its Winograd weights would otherwise sit unused in a server)."""
+        if self.dtype is None:
+            return self.encode
+        return winograd.accelerate(self.encoder) if self.device.type == "cpu" else self.encoder
 
     def _style_tensor(self, style: ImageLike, size: int, crop: bool) -> Tensor:
         """A style image as RGB on the device: resized, cropped, transparency over white."""
