@@ -24,6 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from adain import Stylizer
+from adain.devices import dtype_name
 from adain.nets import Decoder, Encoder, adain
 
 
@@ -86,8 +87,8 @@ def main() -> None:
     plain_encoder, plain_decoder = plain_copy(ours.encoder, Encoder), plain_copy(ours.decoder, Decoder)
     dtype = ours.dtype or torch.float32
     peak = matmul_gflops(dtype)
-    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, ours in {str(dtype)[6:]}, "
-          f"matmul {peak:.0f} GFLOP/s in {str(dtype)[6:]}")  # fmt: skip
+    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, ours in {dtype_name(dtype)}, "
+          f"matmul {peak:.0f} GFLOP/s in {dtype_name(dtype)}")  # fmt: skip
     print(
         f"{'size':>6} {'reference':>10} {'ours':>10} {'speed-up':>9} {'ours, cached style':>19} {'speed-up':>9} "
         f"{'PSNR dB':>8} {'floor, cached':>14} {'of floor':>9} {'GFLOP':>8} {'ours':>8}"
@@ -118,7 +119,7 @@ def main() -> None:
         row = {"size": size, "reference_s": t_ref, "ours_s": t_ours, "ours_cached_s": t_cached,
                "speedup": t_ref / t_ours, "speedup_cached": t_ref / t_cached, "psnr_db": psnr(out_ours, out_ref),
                "direct_gflop": direct_flops / 1e9, "ours_cached_gflop": cached_flops / 1e9,
-               "floor_cached_s": floor, "matmul_gflops": peak, "precision": str(dtype)[6:]}  # fmt: skip
+               "floor_cached_s": floor, "matmul_gflops": peak, "precision": dtype_name(dtype)}  # fmt: skip
         rows.append(row)
         print(f"{size:>6} {t_ref:>9.3f}s {t_ours:>9.3f}s {row['speedup']:>8.2f}x {t_cached:>18.3f}s "
               f"{row['speedup_cached']:>8.2f}x {row['psnr_db']:>8.1f} {floor:>13.3f}s {floor / t_cached:>8.0%} "

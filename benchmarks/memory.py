@@ -17,6 +17,7 @@ CASE = """
 import json, os, resource, sys, tempfile, time, numpy as np
 from PIL import Image
 from adain import Stylizer
+from adain.devices import dtype_name
 width, height, budget, decoder, precision = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4] or None, sys.argv[5]
 # a smooth synthetic photo, saved as a file: the CLI's path, where the caller holds no copy of its own
 rng = np.random.default_rng(0)
@@ -32,7 +33,7 @@ seconds = time.perf_counter() - start
 os.unlink(path)
 print(json.dumps({"width": width, "height": height, "budget_mb": budget, "seconds": seconds,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "size": out.size,
-                  "precision": str(s.dtype or "float32").replace("torch.", "")}))
+                  "precision": dtype_name(s.dtype)}))
 """
 
 

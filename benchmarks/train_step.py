@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from adain import weights
-from adain.devices import cpu_has_native_bf16, pick_precision
+from adain.devices import cpu_has_native_bf16, dtype_name, pick_precision
 from adain.nets import Decoder, Encoder
 from adain.train import AdaINLoss
 
@@ -101,14 +101,14 @@ def main() -> None:
     )
     p, f = statistics.median(plain), statistics.median(fast)
     print(f"batch {args.batch_size}, crop {args.crop_size}, {torch.get_num_threads()} threads, "
-          f"precision {dtype or 'fp32'} (native bf16 on this CPU: {cpu_has_native_bf16()}), "
+          f"precision {dtype_name(dtype)} (native bf16 on this CPU: {cpu_has_native_bf16()}), "
           f"winograd {args.winograd}")  # fmt: skip
     print(f"plain fp32 eager: {p:.3f} s/iter   ours: {f:.3f} s/iter   speed-up: {p / f:.2f}x")
     result = {
         "batch_size": args.batch_size,
         "crop_size": args.crop_size,
         "threads": torch.get_num_threads(),
-        "precision": str(dtype or "fp32"),
+        "precision": dtype_name(dtype),
         "winograd": args.winograd,
         "plain_s_per_iter": p,
         "ours_s_per_iter": f,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .devices import dtype_name
 from .stylize import StyleCode, Stylizer
 
 
@@ -60,7 +61,7 @@ def bench(stylizer: Stylizer, sizes: Sequence[int], runs: int = 5, warmup: int =
         )
     return {
         "device": describe(device),
-        "dtype": str(stylizer.dtype or torch.float32).replace("torch.", ""),
+        "dtype": dtype_name(stylizer.dtype),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "results": results,

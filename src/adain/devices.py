@@ -35,6 +35,11 @@ def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_native_bf16() else None
 
 
+def dtype_name(autocast_dtype: torch.dtype | None) -> str:
+    """``float32``, ``bfloat16`` or ``float16``: the arithmetic that ``pick_precision``'s answer means."""
+    return str(autocast_dtype or torch.float32).removeprefix("torch.")
+
+
 def cpu_has_native_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text()

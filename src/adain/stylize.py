@@ -104,7 +104,7 @@ class Stylizer:
         # The fast path: channels_last lets oneDNN/cuDNN pick faster convolutions, the decoder's
         # upsample -> conv steps run at the low resolution, and the arithmetic is the fastest that
         # stays within 40 dB of fp32: bf16 where the hardware has it (a GPU, a CPU with AVX-512 BF16
-        # or AMX; 41.1 dB at worst on the canonical images, benchmarks/fidelity.py), else on the CPU
+        # or AMX; 47.1 dB at worst on the canonical images, benchmarks/fidelity.py), else on the CPU
         # the wide 3x3 convs run as Winograd F(6x6, 3x3) in fp32 (benchmarks/inference.py measures
         # it; `fast=False` is the plain fp32 network).
         self.fast = fast
