@@ -73,7 +73,7 @@ def test_training_losses_and_gradients_equal_the_plain_networks(winograd, norm):
     plain = [p.grad for p in decoder.parameters()]
     scale = max(g.abs().max().item() for g in plain)  # biases before a norm layer get ~0
     for got, want in zip(fast, plain, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4 * scale)
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=3e-4 * scale)
 
 
 def test_tiny_run_exports_a_decoder_that_stylize_loads(dataset, tmp_path, capsys):

@@ -59,13 +59,35 @@ class ReflectionPad(nn.ReflectionPad2d):
 def mean_std(feat: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
     """Per-sample, per-channel mean and standard deviation over H x W, shaped (N, C, 1, 1)."""
     n, c = feat.shape[:2]
-    flat = feat.reshape(n, c, -1)
-    # at least float32 (bf16 features are not copied first: the deviations come out in float32)
-    mean = flat.mean(dim=2, keepdim=True, dtype=torch.promote_types(feat.dtype, torch.float32))
-    # two plain passes, several times faster on the CPU than ``Tensor.var`` (Welford's update), and
-    # as accurate: the deviations are taken from the mean, not from zero
-    var = (flat - mean).square().sum(dim=2) / (flat.shape[2] - 1) + eps
-    return mean.view(n, c, 1, 1), var.sqrt().view(n, c, 1, 1)
+    mean, std = _MeanStd.apply(feat.reshape(n, c, -1), eps)
+    return mean.view(n, c, 1, 1), std.view(n, c, 1, 1)
+
+
+class _MeanStd(torch.autograd.Function):
+    """Mean and unbiased std over the last dim, in at least float32, with a one-expression gradient.
+
+    Two plain passes (mean, then squared deviations from it) are several times faster on the CPU
+    than ``Tensor.var`` (Welford's update) and as accurate. Written out, the gradient is one pass,
+    ``g_mean / n + g_std * (x - mean) / ((n - 1) * std)``, where autograd would chain six.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+        count = flat.shape[-1]
+        # bf16 features are not copied up first: the deviations come out in float32
+        mean = flat.mean(dim=-1, keepdim=True, dtype=torch.promote_types(flat.dtype, torch.float32))
+        std = ((flat - mean).square().sum(dim=-1, keepdim=True) / (count - 1) + eps).sqrt()
+        ctx.save_for_backward(flat, mean, std)
+        return mean, std
+
+    @staticmethod
+    def backward(ctx, grad_mean: Tensor | None, grad_std: Tensor | None) -> tuple[Tensor, None]:
+        flat, mean, std = ctx.saved_tensors
+        count = flat.shape[-1]
+        grad_mean = torch.zeros_like(mean) if grad_mean is None else grad_mean
+        grad_std = torch.zeros_like(std) if grad_std is None else grad_std
+        grad = torch.addcmul(grad_mean / count, flat - mean, grad_std / ((count - 1) * std))
+        return grad.to(flat.dtype), None
 
 
 def adain_stats(content: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
@@ -192,8 +214,7 @@ class UpsampleConv(nn.Module):
     pair instead of 36, and the 4x larger upsampled image is never made. Reflecting the upsampled
     image by one pixel repeats its edge, which is replication padding of ``x``. The four phases run
     as one conv with four times the output channels; phase (a, b) of output pixel (i, j) is that
-    conv's output at (i + a, j + b), and interleaving them is two stacks (cheap to differentiate,
-    unlike strided writes into a preallocated output).
+    conv's output at (i + a, j + b) (``_InterleavePhases``).
     """
 
     def __init__(self, conv: nn.Conv2d) -> None:
@@ -201,15 +222,41 @@ class UpsampleConv(nn.Module):
         self.conv = conv  # shared, so the fused copy follows any later change to the weights
 
     def forward(self, x: Tensor) -> Tensor:
-        n, _, h, w = x.shape
-        c = self.conv.out_channels
         bias = None if self.conv.bias is None else self.conv.bias.repeat(4)
         kernels = upsample_phase_kernels(self.conv.weight).contiguous(memory_format=torch.channels_last)
-        phases = F.conv2d(pad1(x, "replicate"), kernels, bias).permute(0, 2, 3, 1)  # N, H+1, W+1, 4C
-        part = [phases[:, a : a + h, b : b + w, (2 * a + b) * c : (2 * a + b + 1) * c] for a, b in PHASES]
-        rows = [torch.stack((part[2 * a], part[2 * a + 1]), dim=3) for a in (0, 1)]  # N, H, W, 2, C
-        out = torch.stack(rows, dim=2).view(n, 2 * h, 2 * w, c)  # N, H, 2, W, 2, C interleaves
-        return out.permute(0, 3, 1, 2)  # channels_last NCHW
+        phases = F.conv2d(pad1(x, "replicate"), kernels, bias)
+        return _InterleavePhases.apply(phases.permute(0, 2, 3, 1))
+
+
+class _InterleavePhases(torch.autograd.Function):
+    """(N, H+1, W+1, 4C) phase outputs -> the (N, C, 2H, 2W) image (channels_last): output pixel
+    (2i + a, 2j + b) is phase (a, b)'s channel block at (i + a, j + b).
+
+    Written out because autograd's version (four slices, then stacks) would give every slice its
+    own zero-filled gradient of the whole input and add the four up; here the blocks are disjoint
+    and the gradient is one zero fill and four copies.
+    """
+
+    @staticmethod
+    def forward(ctx, phases: Tensor) -> Tensor:
+        n, h, w, c = phases.shape[0], phases.shape[1] - 1, phases.shape[2] - 1, phases.shape[3] // 4
+        out = torch.empty((n, c, 2 * h, 2 * w), dtype=phases.dtype, device=phases.device,
+                          memory_format=torch.channels_last)  # fmt: skip
+        grid = out.permute(0, 2, 3, 1).view(n, h, 2, w, 2, c)
+        for k, (a, b) in enumerate(PHASES):
+            grid[:, :, a, :, b] = phases[:, a : a + h, b : b + w, k * c : (k + 1) * c]
+        ctx.phase_shape = phases.shape
+        return out  # not a view: the in-place ReLU after it may write to it
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        n, h1, w1, c4 = ctx.phase_shape
+        h, w, c = h1 - 1, w1 - 1, c4 // 4
+        grad = grad.permute(0, 2, 3, 1).reshape(n, h, 2, w, 2, c)
+        grad_phases = grad.new_zeros(ctx.phase_shape)
+        for k, (a, b) in enumerate(PHASES):
+            grad_phases[:, a : a + h, b : b + w, k * c : (k + 1) * c] = grad[:, :, a, :, b]
+        return grad_phases
 
 
 def fuse_upsampling(decoder: Decoder) -> nn.Sequential:
