@@ -83,7 +83,7 @@ class Autocast(nn.Module):
         self.dtype = dtype
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.head(x)
+        x = self.head(x).to(self.dtype)  # where autocast would round it anyway, but held half as large
         with torch.autocast(x.device.type, dtype=self.dtype):
             return self.tail(x).float()
 
