@@ -183,7 +183,7 @@ def decoder_keys(norm: DecoderNorm = "none") -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in Decoder(norm).state_dict().items()}
 
 
-# -- inference rewrite -------------------------------------------------------------------------
+# -- fused upsampling (inference and training) ------------------------------------------------
 
 
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))

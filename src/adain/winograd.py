@@ -178,8 +178,8 @@ def _upsample_phases(kernel: Tensor) -> Tensor:
     """The four output phases of ``conv(reflection_pad(upsample_2x(x)))`` as one 3x3 conv with four
     times the output channels (each phase's 2x2 kernel placed in a 3x3 window; see ``UpsampleConv``)."""
     phases = kernel.new_zeros((4, *kernel.shape))
-    for k, (a, b) in enumerate(PHASES):
-        phases[k, :, :, a : a + 2, b : b + 2] = upsample_phase_kernels(kernel).chunk(4)[k]
+    for k, ((a, b), small) in enumerate(zip(PHASES, upsample_phase_kernels(kernel).chunk(4), strict=True)):
+        phases[k, :, :, a : a + 2, b : b + 2] = small
     return phases.flatten(0, 1)
 
 
@@ -209,7 +209,7 @@ class WinogradConv(nn.Module):
 
     def fallback(self, x: Tensor) -> Tensor:
         y = UpsampleConv(self.conv)(x) if self.upsample else self.conv(pad1(x))
-        return torch.relu(y) if self.relu else y
+        return torch.relu_(y) if self.relu else y  # the conv's gradient does not need its output
 
     def transformed_weights(self, transpose: bool = False) -> Tensor:
         """``G g G^T`` as (64, C_in, C_out), recomputed only when the weights change; ``transpose``:
