@@ -106,6 +106,19 @@ def main() -> None:
     plot_loss(stages, args.card / "loss.png")
     total = args.offset + checkpoint["iteration"]
     print(f"{args.out} ({args.out.stat().st_size / 2**20:.1f} MiB), iteration {total}")
+    segments = wall_time_segments(log)
+    print(f"wall time of this run: {sum(segments):,.0f} s in {len(segments)} segment(s) (each resume "
+          f"restarts the log's clock): " + ", ".join(f"{s:,.0f} s" for s in segments))  # fmt: skip
+
+
+def wall_time_segments(log: list[dict[str, float]]) -> list[float]:
+    """Seconds logged by each start of a run (the clock restarts at every ``--resume``)."""
+    segments: list[float] = []
+    for i, row in enumerate(log):
+        if i == 0 or row["seconds"] < log[i - 1]["seconds"]:
+            segments.append(0.0)
+        segments[-1] = row["seconds"]
+    return segments
 
 
 if __name__ == "__main__":
