@@ -40,7 +40,7 @@ def pad1(x: Tensor, mode: str = "reflect") -> Tensor:
     """``x`` padded by one pixel on each side, in its own dtype.
 
     Autocast runs the padding ops in float32, so under bf16/fp16 autocast every activation would be
-    copied up before and back down after the pad of each 3x3 conv: about a tenth of a training step.
+    copied up before and back down after the pad of each 3x3 conv, a sizeable part of a training step.
     """
     with torch.autocast(x.device.type, enabled=False):
         return F.pad(x, (1, 1, 1, 1), mode=mode)
