@@ -143,9 +143,11 @@ def test_resume_after_sigkill_reaches_the_final_iteration(dataset, tmp_path):
     argv = [sys.executable, "-m", "adain", *train_args(dataset, out, "--max-iter", 400, "--save-every", 3)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while not (out / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    while time.time() < deadline and proc.poll() is None:  # killed past a checkpoint, between two
+        rows = read_log(out) if (out / "checkpoint.pt").exists() else []
+        if rows and int(rows[-1]["iteration"]) % 3:
+            break
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     saved = torch.load(out / "checkpoint.pt", weights_only=False)["iteration"]
@@ -154,6 +156,9 @@ def test_resume_after_sigkill_reaches_the_final_iteration(dataset, tmp_path):
     final = torch.load(out / "checkpoint.pt", weights_only=False)
     assert final["iteration"] == saved + 4
     assert not list(out.glob("*.part"))
+    # the iterations logged after the checkpoint by the killed run are not in the log twice
+    iterations = [int(row["iteration"]) for row in read_log(out)]
+    assert iterations == list(range(1, saved + 5))
 
 
 def start_long_run(dataset, out, workers: int = 0) -> subprocess.Popen:

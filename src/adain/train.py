@@ -480,6 +480,17 @@ class Trainer:
         return exported
 
 
+def drop_rows_after(log: Path, iteration: int) -> None:
+    """Cut ``log.csv`` back to the checkpoint a run resumes from: a run killed between checkpoints
+    logged iterations that the resumed run will do and log again."""
+    lines = log.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= iteration]
+    if len(kept) < len(lines):
+        tmp = log.with_name(log.name + ".part")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, log)
+
+
 class TrainLog:
     """The progress bar, ``log.csv`` (iteration, losses, lr, seconds since this start) and, where
     the tensorboard package is installed, the same scalars and preview images in ``tensorboard/``."""
@@ -491,6 +502,8 @@ class TrainLog:
 
         path = out_dir / "log.csv"
         new = not path.exists()
+        if not new:
+            drop_rows_after(path, initial)
         self.board = None
         if tensorboard:
             try:
