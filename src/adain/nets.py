@@ -269,7 +269,7 @@ def fuse_upsampling(decoder: Decoder) -> nn.Sequential:
         window = layers[i : i + 3]
         kinds = (nn.Upsample, nn.ReflectionPad2d, nn.Conv2d)
         if len(window) == 3 and all(
-            isinstance(layer, kind) for layer, kind in zip(window, kinds, strict=False)
+            isinstance(layer, kind) for layer, kind in zip(window, kinds, strict=True)
         ):
             fused.append(UpsampleConv(window[2]))  # type: ignore[arg-type]
             i += 3

@@ -285,7 +285,7 @@ class WinogradConv(nn.Module):
             and not torch.is_autocast_enabled("cpu")
             and x.dim() == 4
             and min(x.shape[2:]) >= 2  # reflection padding needs two pixels
-            and not (self.upsample and self._needs_grad(x))  # training runs the upsampling unfused
+            and not (self.upsample and self._needs_grad(x))  # training runs it as a plain UpsampleConv
         )
 
 
