@@ -39,11 +39,10 @@ def plain_step(encoder, decoder, optimizer, content, style):
     t = (content_feat - c_mean) / c_std * s_std + s_mean
     out_feats = encoder.taps(decoder(t))
     loss_c = F.mse_loss(out_feats[-1], t)
-    loss_s = sum(
-        F.mse_loss(reference_mean_std(o)[0], reference_mean_std(s)[0])
-        + F.mse_loss(reference_mean_std(o)[1], reference_mean_std(s)[1])
-        for o, s in zip(out_feats, style_feats, strict=True)
-    )
+    loss_s = 0
+    for out, ref in zip(out_feats, style_feats, strict=True):
+        (out_mean, out_std), (ref_mean, ref_std) = reference_mean_std(out), reference_mean_std(ref)
+        loss_s = loss_s + F.mse_loss(out_mean, ref_mean) + F.mse_loss(out_std, ref_std)
     loss = loss_c + 10 * loss_s
     optimizer.zero_grad()
     loss.backward()
