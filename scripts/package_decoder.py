@@ -109,6 +109,13 @@ def main() -> None:
     segments = wall_time_segments(log)
     print(f"wall time of this run: {sum(segments):,.0f} s in {len(segments)} segment(s) (each resume "
           f"restarts the log's clock): " + ", ".join(f"{s:,.0f} s" for s in segments))  # fmt: skip
+    sittings = args.run / "sittings.csv"  # written by each sitting that ended cleanly (not after SIGKILL)
+    if sittings.is_file():
+        with open(sittings) as f:
+            for row in csv.DictReader(f):
+                print(f"  {row['started']}  {row['from_iteration']}->{row['to_iteration']}  "
+                      f"{float(row['seconds']):,.0f} s  {row['ended']}  {row['device']}, {row['precision']}\n"
+                      f"    {row['command']}")  # fmt: skip
 
 
 def wall_time_segments(log: list[dict[str, float]]) -> list[float]:

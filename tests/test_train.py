@@ -11,7 +11,7 @@ import torch
 from adain.cli import main
 from adain.nets import Decoder, Encoder, adain
 from adain.stylize import Stylizer
-from adain.train import AdaINLoss, content_loss, style_loss
+from adain.train import AdaINLoss, TrainConfig, Trainer, content_loss, style_loss
 
 from .conftest import SHARED_VGG, make_image
 
@@ -159,6 +159,57 @@ def test_resume_after_sigkill_reaches_the_final_iteration(dataset, tmp_path):
     # the iterations logged after the checkpoint by the killed run are not in the log twice
     iterations = [int(row["iteration"]) for row in read_log(out)]
     assert iterations == list(range(1, saved + 5))
+
+
+def read_sittings(out):
+    with open(out / "sittings.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_time_limited_chunks_continue_one_run(dataset, tmp_path, capsys):
+    """A run cut into chunks by --time-limit (as on a GPU lent for minutes at a time): each chunk
+    stops in time with a checkpoint, the next resumes it, and the chunks add up to one run."""
+    out = tmp_path / "run"
+    content, style = dataset
+    config = TrainConfig(str(content), str(style), str(out), load_size=40, crop_size=32, batch_size=2,
+                         max_iter=10**6, workers=0, log_every=1, tensorboard=False,
+                         vgg=str(SHARED_VGG) if SHARED_VGG.is_file() else None)  # fmt: skip
+    first = Trainer(config, progress=False)
+    begun = time.monotonic()
+    assert first.run(time_limit=1.5) is None
+    assert time.monotonic() - begun < 1.5 + 1.0  # the last step ends in time; then one checkpoint
+    stopped = first.iteration
+    assert 0 < stopped == torch.load(out / "checkpoint.pt", weights_only=False)["iteration"]
+    # the CLI: a chunk that ends at its limit exits 0 and says how to go on; the last one finishes
+    args = train_args(dataset, out, "--max-iter", stopped + 3, "--resume", "--no-tensorboard")
+    assert main([*args, "--time-limit", "0.0001"]) == 0
+    assert f"time limit reached at iteration {stopped} of {stopped + 3}" in capsys.readouterr().err
+    assert main(args) == 0
+    assert (out / "decoder.safetensors").is_file()
+    assert [int(r["iteration"]) for r in read_log(out)] == list(range(1, stopped + 4))
+    sittings = read_sittings(out)
+    assert [(int(r["from_iteration"]), int(r["to_iteration"]), r["ended"]) for r in sittings] == [
+        (0, stopped, "time limit"),
+        (stopped, stopped, "time limit"),
+        (stopped, stopped + 3, "finished"),
+    ]
+    assert "--resume" in sittings[-1]["command"] and sittings[-1]["device"].startswith("CPU")
+    assert float(sittings[0]["seconds"]) < 2.5
+
+
+def test_fp16_training_scales_its_loss(dataset, tmp_path):
+    """fp16 gradients underflow unscaled: the run keeps a loss scale and carries it across a resume."""
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", 2, "--precision", "fp16")) == 0
+    scaler = torch.load(out / "checkpoint.pt", weights_only=False)["scaler"]
+    # the default first scale, 2**16, overflows these gradients: the scaler has backed off from it
+    assert 1.0 < scaler["scale"] < 2.0**15
+    assert main(train_args(dataset, out, "--max-iter", 3, "--precision", "fp16", "--resume")) == 0
+    resumed = torch.load(out / "checkpoint.pt", weights_only=False)["scaler"]
+    kept = (scaler["scale"], scaler["_growth_tracker"] + 1)  # one more good step
+    backed_off = (scaler["scale"] / 2, 0)  # one more overflow
+    assert (resumed["scale"], resumed["_growth_tracker"]) in (kept, backed_off)
+    assert all(float(r["loss"]) > 0 for r in read_log(out))
 
 
 def start_long_run(dataset, out, workers: int = 0) -> subprocess.Popen:

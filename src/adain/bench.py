@@ -3,14 +3,13 @@ including the style encoding, median and spread over repeated runs after a warm-
 
 from __future__ import annotations
 
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
 
 import torch
 
-from .devices import dtype_name
+from .devices import describe_device, dtype_name
 from .stylize import StyleCode, Stylizer
 
 
@@ -60,23 +59,9 @@ def bench(stylizer: Stylizer, sizes: Sequence[int], runs: int = 5, warmup: int =
             {"size": size, "excluding_style": summary(excluding), "including_style": summary(including)}
         )
     return {
-        "device": describe(device),
+        "device": describe_device(device),
         "dtype": dtype_name(stylizer.dtype),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "results": results,
     }
-
-
-def describe(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            name = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name
-            )
-    except OSError:
-        pass
-    return f"CPU: {name}, {torch.get_num_threads()} threads"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -213,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="plain PyTorch convolutions instead of the CPU's Winograd kernels",
     )
     train.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    train.add_argument(
+        "--time-limit",
+        type=_positive_float,
+        metavar="MINUTES",
+        help="stop with a checkpoint before this much time has passed (run a long training in chunks "
+        "on machines lent for a few minutes: each chunk --resume's the last); exits 0",
+    )
     train.add_argument("--init-decoder", help="start from this decoder (e.g. to continue the shipped one)")
     train.set_defaults(run=run_train)
 
@@ -463,21 +472,30 @@ def run_stylize(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    started = time.monotonic()  # a chunk's time limit counts the start-up too
     from .train import TrainConfig, Trainer
 
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
-    trainer = Trainer(TrainConfig(**fields), progress=not args.quiet)
+    trainer = Trainer(TrainConfig(**fields), progress=not args.quiet, command=args.command_line)
     checkpoint = trainer.checkpoint_path
     if args.resume:
         if trainer.resume():
             print(f"resuming at iteration {trainer.iteration}", file=sys.stderr)
     elif checkpoint.exists():
         raise UsageError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out-dir")
+    time_limit = args.time_limit * 60 - (time.monotonic() - started) if args.time_limit else None
     try:
-        decoder = trainer.run()
+        decoder = trainer.run(time_limit)
     except KeyboardInterrupt as stop:
         print(f"adain: {stop or 'interrupted'}", file=sys.stderr)
         return 130
+    if decoder is None:
+        print(
+            f"adain: time limit reached at iteration {trainer.iteration} of {args.max_iter}; "
+            "checkpoint saved, --resume continues",
+            file=sys.stderr,
+        )
+        return 0
     print(f"decoder written to {decoder} and {decoder.with_suffix('.pth')}", file=sys.stderr)
     return 0
 
@@ -611,6 +629,7 @@ def _report(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["adain", *(sys.argv[1:] if argv is None else map(str, argv))])
     try:
         return args.run(args)
     except UsageError as exc:

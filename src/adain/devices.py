@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 import torch
@@ -46,3 +47,18 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def describe_device(device: torch.device) -> str:
+    """A GPU's name, or the CPU's model and the threads PyTorch uses: what a timing was measured on."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            name = next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name
+            )
+    except OSError:
+        pass
+    return f"CPU: {name}, {torch.get_num_threads()} threads"

@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import os
 import random
+import shlex
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from . import images, weights
-from .devices import pick_device, pick_precision
+from .devices import describe_device, dtype_name, pick_device, pick_precision
 from .errors import AdainError, ImageError
 from .nets import Decoder, DecoderNorm, Encoder, adain, fuse_upsampling, mean_std, taps
 from .winograd import accelerate
@@ -130,7 +132,9 @@ class EndlessBatches(Sampler[list[int]]):
             epoch += 1
 
 
-def endless(dataset: Dataset, batch_size: int, workers: int, seed: int) -> Iterator[Tensor]:
+def endless(
+    dataset: Dataset, batch_size: int, workers: int, seed: int, pin_memory: bool = False
+) -> Iterator[Tensor]:
     """Batches forever, reshuffled each epoch; seeded so a resumed run draws a fresh sequence.
 
     The data workers start here, once, for the whole run: forking new ones at every epoch while the
@@ -141,6 +145,7 @@ def endless(dataset: Dataset, batch_size: int, workers: int, seed: int) -> Itera
         batch_sampler=EndlessBatches(len(dataset), batch_size, seed),  # type: ignore[arg-type]
         num_workers=workers,
         prefetch_factor=4 if workers else None,
+        pin_memory=pin_memory,
         worker_init_fn=_seed_worker,
         generator=torch.Generator().manual_seed(seed),
     )
@@ -293,8 +298,9 @@ class Distributed:
 class Trainer:
     """One training run in ``out_dir``: ``checkpoint.pt``, ``log.csv``, ``config.json``, exports."""
 
-    def __init__(self, config: TrainConfig, progress: bool = True) -> None:
+    def __init__(self, config: TrainConfig, progress: bool = True, command: str | None = None) -> None:
         self.config = config
+        self.command = command or shlex.join(sys.argv)  # what sittings.csv says started each sitting
         self.dist = Distributed.from_env()
         self.device = pick_device(config.device)
         if self.device.type == "cuda" and self.dist.world > 1:
@@ -326,6 +332,11 @@ class Trainer:
         self.model = self.model.to(memory_format=self.memory_format)
         self.autocast_dtype = pick_precision(config.precision, self.device)
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler passes through)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
+        if self.device.type == "cuda":
+            # every batch has the same shape, so timing cuDNN's kernels once on the first pays off
+            torch.backends.cudnn.benchmark = True
         self.dist.start(self.device)
         # DDP averages the decoder's gradients across ranks; with one process the model runs as it is
         self.forward = self.model
@@ -352,6 +363,7 @@ class Trainer:
             {
                 "decoder": self.decoder.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
                 "iteration": self.iteration,
                 "rng": rng_state(),
                 "config": asdict(self.config),
@@ -365,10 +377,14 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         try:
-            # weights_only=False: our own checkpoint holds Python RNG state tuples.
-            ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+            # weights_only=False: our own checkpoint holds Python RNG state tuples. Loaded onto the CPU
+            # (the RNG state must be a CPU tensor); the modules and the optimiser move their state to
+            # the training device themselves, so a run can move between a CPU and a GPU.
+            ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
             self.decoder.load_state_dict(ckpt["decoder"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            if "scaler" in ckpt:
+                self.scaler.load_state_dict(ckpt["scaler"])
         except Exception as exc:
             raise AdainError(f"cannot resume from {self.checkpoint_path}: {exc}") from None
         self.iteration = int(ckpt["iteration"])
@@ -388,10 +404,12 @@ class Trainer:
             loss_c, loss_s = self.forward(content, style)
         loss = self.config.content_weight * loss_c + self.config.style_weight * loss_s
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.iteration += 1
-        return loss.item(), loss_c.item(), loss_s.item()
+        total, content_part, style_part = torch.stack([loss, loss_c, loss_s]).float().tolist()  # one sync
+        return total, content_part, style_part
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop_signal = signum
@@ -422,25 +440,40 @@ class Trainer:
         self.decoder.train(was_training)
         return torch.cat(rows, dim=2)[0].float().cpu()
 
-    def run(self) -> Path:
-        """Train up to ``max_iter`` (checkpointing as it goes); returns the exported decoder."""
+    def run(self, time_limit: float | None = None) -> Path | None:
+        """Train up to ``max_iter`` (checkpointing as it goes); returns the exported decoder.
+
+        With ``time_limit`` (seconds) the run stops before a step that would end past it, writes its
+        checkpoint and returns None: ``resume()`` then ``run()`` continue it. This is how a long run
+        is cut into chunks for machines lent a few minutes at a time.
+        A signal (SIGINT, SIGTERM) also stops it at a checkpoint, raising KeyboardInterrupt."""
         cfg = self.config
         main = self.dist.is_main
+        started, first_iteration = time.monotonic(), self.iteration
+        started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(_json(asdict(cfg)))
         # each (re)start and each rank draws its own data order, so a resumed run does not replay
         seed = cfg.seed + 2 * self.iteration + 1_000_003 * self.dist.rank
-        contents = endless(self.content, cfg.batch_size, cfg.workers, seed)
-        styles = endless(self.style, cfg.batch_size, cfg.workers, seed + 1)
+        pin = self.device.type == "cuda"
+        contents = endless(self.content, cfg.batch_size, cfg.workers, seed, pin)
+        styles = endless(self.style, cfg.batch_size, cfg.workers, seed + 1, pin)
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         log = (
             TrainLog(self.out_dir, self.progress, cfg.max_iter, self.iteration, cfg.tensorboard)
             if main
             else None
         )
+        last = started
         try:
-            while self.iteration < cfg.max_iter and not self.dist.any(self._stop_signal is not None):
+            while self.iteration < cfg.max_iter:
+                now = time.monotonic()
+                # the last iteration's time (with its logging and saving) predicts the next one's
+                out_of_time = time_limit is not None and 2 * now - last - started > time_limit
+                last = now
+                if self.dist.any(self._stop_signal is not None or out_of_time):
+                    break
                 losses = self.step(next(contents), next(styles))
                 if log:
                     log.update(
@@ -456,9 +489,14 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         self.save_checkpoint()
-        stopped = self.iteration < cfg.max_iter
-        if stopped:
+        finished = self.iteration >= cfg.max_iter
+        if main:
+            ended = "finished" if finished else "signal" if self._stop_signal is not None else "time limit"
+            self._record_sitting(started_at, first_iteration, time.monotonic() - started, ended)
+        if not finished:
             self.dist.stop()
+            if self._stop_signal is None:
+                return None
             raise KeyboardInterrupt(
                 f"stopped by signal at iteration {self.iteration}; checkpoint saved, --resume continues"
             )
@@ -478,6 +516,24 @@ class Trainer:
         self.dist.barrier()
         self.dist.stop()
         return exported
+
+    def _record_sitting(self, started_at: str, first: int, seconds: float, ended: str) -> None:
+        """One row of ``sittings.csv`` per start of the run: the model card's wall time and commands."""
+        path = self.out_dir / "sittings.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(SITTING_FIELDS)
+            writer.writerow([
+                started_at, first, self.iteration, f"{seconds:.1f}", ended,
+                describe_device(self.device), dtype_name(self.autocast_dtype),
+                self.command,
+            ])  # fmt: skip
+
+
+SITTING_FIELDS = ["started", "from_iteration", "to_iteration", "seconds", "ended", "device", "precision",
+                  "command"]  # fmt: skip
 
 
 def drop_rows_after(log: Path, iteration: int) -> None:
