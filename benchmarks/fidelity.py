@@ -7,11 +7,11 @@ gate at full size; the test suite checks small sizes): every content with a spre
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
+from results_file import add_out_flags, parse_args, write_results
 
 from adain import Stylizer, images
 
@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="content short side")
     parser.add_argument("--styles", type=int, default=5, help="styles per content (spread over the set)")
     parser.add_argument("--images", type=Path, default=SHARED)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fidelity.json"))
-    args = parser.parse_args()
+    add_out_flags(parser, "fidelity.json")
+    args = parse_args(parser)
     fast = Stylizer.from_pretrained(device="cpu", precision=args.precision)
     plain = Stylizer.from_pretrained(device="cpu", fast=False)
     contents, styles = images.find_images(args.images / "content"), images.find_images(args.images / "style")
@@ -49,10 +49,7 @@ def main() -> None:
     values = [r["psnr_db"] for r in rows]
     print(f"{len(rows)} pairs at {args.size} px, {args.precision}: PSNR min {min(values):.1f} dB, "
           f"median {float(np.median(values)):.1f} dB")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps({"precision": args.precision, "size": args.size, "pairs": rows}, indent=2) + "\n"
-    )
+    write_results(args.out, {"precision": args.precision, "size": args.size, "pairs": rows})
 
 
 if __name__ == "__main__":

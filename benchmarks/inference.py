@@ -15,12 +15,12 @@ with Winograd convolutions); the floor uses the matmul throughput in that arithm
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from results_file import add_out_flags, parse_args, write_results
 from torch.utils.flop_counter import FlopCounterMode
 
 from adain import Stylizer
@@ -81,8 +81,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--decoder", type=Path)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/inference.json"))
-    args = parser.parse_args()
+    add_out_flags(parser, "inference.json")
+    args = parse_args(parser)
     ours = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", precision=args.precision)
     plain_encoder, plain_decoder = plain_copy(ours.encoder, Encoder), plain_copy(ours.decoder, Decoder)
     dtype = ours.dtype or torch.float32
@@ -124,8 +124,7 @@ def main() -> None:
         print(f"{size:>6} {t_ref:>9.3f}s {t_ours:>9.3f}s {row['speedup']:>8.2f}x {t_cached:>18.3f}s "
               f"{row['speedup_cached']:>8.2f}x {row['psnr_db']:>8.1f} {floor:>13.3f}s {floor / t_cached:>8.0%} "
               f"{direct_flops / 1e9:>8.1f} {cached_flops / 1e9:>8.1f}")  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    write_results(args.out, rows)
 
 
 if __name__ == "__main__":

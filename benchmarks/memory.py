@@ -11,7 +11,8 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
+
+from results_file import add_out_flags, parse_args, write_results
 
 CASE = """
 import json, os, resource, sys, tempfile, time, numpy as np
@@ -48,8 +49,8 @@ def main() -> None:
     parser.add_argument(
         "--whole", action="store_true", help="also run each size untiled (needs a lot of RAM)"
     )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
-    args = parser.parse_args()
+    add_out_flags(parser, "memory.json")
+    args = parse_args(parser)
     rows = []
     for size in args.sizes.split(","):
         width, _, height = size.partition("x")
@@ -68,8 +69,7 @@ def main() -> None:
                 f"{width}x{height} {mode:>16}: peak RSS {row['peak_rss_mb']:7.0f} MB, {row['seconds']:6.1f} s",
                 flush=True,
             )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(rows, indent=2) + "\n")
+    write_results(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,12 @@ random batches, the two steps taking turns so that both see the same machine loa
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from results_file import add_out_flags, parse_args, write_results
 
 from adain import weights
 from adain.devices import cpu_has_native_bf16, dtype_name, pick_precision
@@ -71,8 +70,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--no-winograd", dest="winograd", action="store_false")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train_step.json"))
-    args = parser.parse_args()
+    add_out_flags(parser, "train_step.json")
+    args = parse_args(parser)
     torch.manual_seed(0)
     encoder = Encoder().eval().requires_grad_(False)
     encoder.load_state_dict(weights.build_encoder_state())
@@ -113,8 +112,7 @@ def main() -> None:
         "ours_s_per_iter": f,
         "speedup": p / f,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,12 @@ on the input frames (1.0: the output changes exactly as much as the input does).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 import av
 import numpy as np
+from results_file import add_out_flags, parse_args, write_results
 
 from adain import Stylizer
 from adain.video import cut, stylize_video
@@ -51,8 +51,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--decoder", type=Path)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "video_flicker.json")
-    args = parser.parse_args()
+    add_out_flags(parser, "video_flicker.json")
+    args = parse_args(parser)
     stylizer = Stylizer.from_pretrained(decoder=args.decoder)
     style = [stylizer.encode_style(args.style, 512)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,8 +70,7 @@ def main() -> None:
           f"--stable {args.momentum}: {results['stable']:.3f}, ratio {results['stable'] / results['plain']:.3f}")  # fmt: skip
     row = {"video": args.video.name, "style": args.style.name, "frames": len(source), "momentum": args.momentum,
            "input_change": base, "flicker_plain": results["plain"], "flicker_stable": results["stable"]}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(row, indent=2) + "\n")
+    write_results(args.out, row)
 
 
 if __name__ == "__main__":
