@@ -222,10 +222,15 @@ class UpsampleConv(nn.Module):
         self.conv = conv  # shared, so the fused copy follows any later change to the weights
 
     def forward(self, x: Tensor) -> Tensor:
-        bias = None if self.conv.bias is None else self.conv.bias.repeat(4)
-        kernels = upsample_phase_kernels(self.conv.weight).contiguous(memory_format=torch.channels_last)
-        phases = F.conv2d(pad1(x, "replicate"), kernels, bias)
-        return _InterleavePhases.apply(phases.permute(0, 2, 3, 1))
+        return upsample_conv(x, self.conv)
+
+
+def upsample_conv(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """``UpsampleConv(conv)(x)``, for callers holding the conv alone."""
+    bias = None if conv.bias is None else conv.bias.repeat(4)
+    kernels = upsample_phase_kernels(conv.weight).contiguous(memory_format=torch.channels_last)
+    phases = F.conv2d(pad1(x, "replicate"), kernels, bias)
+    return _InterleavePhases.apply(phases.permute(0, 2, 3, 1))
 
 
 class _InterleavePhases(torch.autograd.Function):

@@ -30,7 +30,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor, nn
 
-from .nets import PHASES, UpsampleConv, pad1, upsample_phase_kernels
+from .nets import PHASES, UpsampleConv, pad1, upsample_conv, upsample_phase_kernels
 
 try:
     import numba
@@ -208,7 +208,7 @@ class WinogradConv(nn.Module):
         self._bt = bt.float().numpy().copy()
 
     def fallback(self, x: Tensor) -> Tensor:
-        y = UpsampleConv(self.conv)(x) if self.upsample else self.conv(pad1(x))
+        y = upsample_conv(x, self.conv) if self.upsample else self.conv(pad1(x))
         return torch.relu_(y) if self.relu else y  # the conv's gradient does not need its output
 
     def transformed_weights(self, transpose: bool = False) -> Tensor:
