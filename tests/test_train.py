@@ -272,12 +272,43 @@ def test_empty_and_small_datasets(tmp_path, dataset, capsys):
     assert "larger than --load-size" in capsys.readouterr().err
 
 
-def test_unreadable_training_images_are_skipped(dataset, tmp_path, capsys):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_unreadable_training_images_are_skipped(dataset, tmp_path, workers):
     (dataset[0] / "broken.jpg").write_bytes(b"\xff\xd8\xffnot really")
     out = tmp_path / "run"
-    with pytest.warns(UserWarning, match="skipping unreadable training image"):
-        assert main(train_args(dataset, out, "--max-iter", 4, "--seed", 3)) == 0
-    assert int(read_log(out)[-1]["iteration"]) == 4
+    args = train_args(dataset, out, "--max-iter", 8, "--seed", 3)
+    args[args.index("--workers") + 1] = str(workers)
+    # a process of its own, as users run it: pytest would catch the warnings in this one
+    result = subprocess.run(
+        [sys.executable, "-m", "adain", *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert int(read_log(out)[-1]["iteration"]) == 8
+    err = result.stderr
+    # one line, once, from the data worker's process too; and counted where the trainer sees it
+    assert err.count("adain: warning: skipping unreadable training image: ") == 1
+    assert "broken.jpg" in err and "UserWarning" not in err
+    assert "skipped 1 unreadable training image" in err
+    from adain.weights import read_metadata
+
+    assert read_metadata(out / "decoder.safetensors")["skipped_images"] == "1"
+
+
+def test_a_folder_of_unreadable_images_ends_the_run_with_one_line(dataset, tmp_path):
+    """The error comes from a data worker; the run still exits at once (no worker left to block the
+    interpreter's exit) with our message, not the worker's traceback."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for i in range(3):
+        (bad / f"{i}.jpg").write_bytes(b"not a jpeg")
+    args = train_args((bad, dataset[1]), tmp_path / "run", "--max-iter", 3)
+    args[args.index("--workers") + 1] = "1"
+    result = subprocess.run(
+        [sys.executable, "-m", "adain", *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == f"adain: error: {bad}: too many unreadable images in a row"
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.skipif(os.cpu_count() is None, reason="needs a cpu count")

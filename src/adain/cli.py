@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -496,6 +497,11 @@ def run_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 0
+    skipped = trainer.content.skipped + trainer.style.skipped
+    if skipped:
+        print(
+            f"adain: skipped {skipped} unreadable training image{'s' if skipped > 1 else ''}", file=sys.stderr
+        )
     print(f"decoder written to {decoder} and {decoder.with_suffix('.pth')}", file=sys.stderr)
     return 0
 
@@ -626,9 +632,14 @@ def _report(message: str) -> None:
     print(f"adain: error: {message}", file=sys.stderr)
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    return f"adain: warning: {message}\n"  # not Python's file:line and source line: users are not debugging
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     args.command_line = shlex.join(["adain", *(sys.argv[1:] if argv is None else map(str, argv))])
     try:
         return args.run(args)

@@ -74,8 +74,9 @@ class TrainConfig:
 class ImageDataset(Dataset):
     """Images under a folder (recursively), resized to ``load_size`` short side, random-cropped.
 
-    An unreadable file is replaced by another random one and counted, so one bad file never
-    ends a run."""
+    An unreadable file is replaced by another random one, so one bad file never ends a run; it is
+    reported once, and never decoded again. The record of bad files is in shared memory, so the
+    data workers' findings reach the trainer."""
 
     def __init__(
         self, root: str | os.PathLike, load_size: int, crop_size: int, shard: tuple[int, int] = (0, 1)
@@ -92,20 +93,26 @@ class ImageDataset(Dataset):
         if crop_size > load_size:
             raise AdainError(f"--crop-size {crop_size} is larger than --load-size {load_size}")
         self.load_size, self.crop_size = load_size, crop_size
-        self.skipped = 0
+        self.unreadable = torch.zeros(len(self.files), dtype=torch.bool).share_memory_()
 
     def __len__(self) -> int:
         return len(self.files)
 
+    @property
+    def skipped(self) -> int:
+        """How many files turned out unreadable so far."""
+        return int(self.unreadable.sum())
+
     def __getitem__(self, index: int) -> Tensor:
         for _ in range(10):
-            try:
-                img = images.flatten_alpha(images.load_image(self.files[index]))
-                return images.to_tensor(self._random_crop(img))[0]
-            except ImageError as exc:
-                self.skipped += 1
-                warnings.warn(f"skipping unreadable training image: {exc}", stacklevel=1)
-                index = random.randrange(len(self.files))
+            if not self.unreadable[index]:
+                try:
+                    img = images.flatten_alpha(images.load_image(self.files[index]))
+                    return images.to_tensor(self._random_crop(img))[0]
+                except ImageError as exc:
+                    self.unreadable[index] = True
+                    warnings.warn(f"skipping unreadable training image: {exc}", stacklevel=1)
+            index = random.randrange(len(self.files))
         raise AdainError(f"{self.root}: too many unreadable images in a row")
 
     def _random_crop(self, img):
@@ -132,9 +139,7 @@ class EndlessBatches(Sampler[list[int]]):
             epoch += 1
 
 
-def endless(
-    dataset: Dataset, batch_size: int, workers: int, seed: int, pin_memory: bool = False
-) -> Iterator[Tensor]:
+def endless(dataset: Dataset, batch_size: int, workers: int, seed: int, pin_memory: bool = False) -> Batches:
     """Batches forever, reshuffled each epoch; seeded so a resumed run draws a fresh sequence.
 
     The data workers start here, once, for the whole run: forking new ones at every epoch while the
@@ -149,7 +154,33 @@ def endless(
         worker_init_fn=_seed_worker,
         generator=torch.Generator().manual_seed(seed),
     )
-    return iter(loader)
+    return Batches(iter(loader))
+
+
+class Batches(Iterator[Tensor]):
+    """A DataLoader's batches, with ``close()`` to stop its workers and our errors kept one line.
+
+    The workers ignore SIGTERM (``_seed_worker``), so they must be shut down by the loader itself:
+    left to the interpreter's exit (as after an error, when a reference cycle through the traceback
+    keeps the loader alive), multiprocessing would SIGTERM them and wait for them forever."""
+
+    def __init__(self, loader_iterator: Iterator[Tensor]) -> None:
+        self.batches = loader_iterator
+
+    def __next__(self) -> Tensor:
+        try:
+            return next(self.batches)
+        except AdainError as exc:
+            # from a worker, the message is PyTorch's report with the worker's traceback; ours is its last line
+            last = str(exc).strip().splitlines()[-1]
+            raise AdainError(
+                last.removeprefix(f"{AdainError.__module__}.{AdainError.__qualname__}: ")
+            ) from None
+
+    def close(self) -> None:
+        shutdown = getattr(self.batches, "_shutdown_workers", None)  # what the loader's __del__ calls
+        if shutdown is not None:
+            shutdown()
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -484,6 +515,8 @@ class Trainer:
                 if self.iteration % cfg.save_every == 0:
                     self.save_checkpoint()
         finally:
+            contents.close()
+            styles.close()
             if log:
                 log.close()
             for sig, handler in previous.items():
