@@ -136,6 +136,10 @@ def test_existing_run_needs_resume(dataset, tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
     assert main(train_args(dataset, out, "--max-iter", 2, "--resume")) == 0
     assert [int(r["iteration"]) for r in read_log(out)] == [1, 2]
+    with pytest.warns(UserWarning, match=r"recipe changed: --batch-size 2 -> 1, --lr 0.0001 -> 5e-05$"):
+        assert (
+            main(train_args(dataset, out, "--max-iter", 3, "--resume", "--batch-size", 1, "--lr", 5e-5)) == 0
+        )
 
 
 def test_resume_after_sigkill_reaches_the_final_iteration(dataset, tmp_path):

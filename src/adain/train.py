@@ -67,6 +67,10 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)
 
 
+# what defines the optimisation (a resumed run that changes one of these is told so)
+RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "style_weight", "content_weight",
+          "content_target", "seed")  # fmt: skip
+
 # -------------------------------------------------------------------------------------------
 # Data
 
@@ -420,6 +424,11 @@ class Trainer:
             raise AdainError(f"cannot resume from {self.checkpoint_path}: {exc}") from None
         self.iteration = int(ckpt["iteration"])
         set_rng_state(ckpt["rng"])
+        before, now = ckpt.get("config", {}), asdict(self.config)
+        changed = [f"--{key.replace('_', '-')} {before[key]} -> {now[key]}" for key in RECIPE
+                   if key in before and before[key] != now[key]]  # fmt: skip
+        if changed:  # allowed (a lower lr to finish, a bigger batch on a GPU), but never unnoticed
+            warnings.warn(f"resuming with the recipe changed: {', '.join(changed)}", stacklevel=2)
         return True
 
     def step(self, content: Tensor, style: Tensor) -> tuple[float, float, float]:
