@@ -297,6 +297,7 @@ class Distributed:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # set by start()
 
     @property
     def is_main(self) -> bool:
@@ -310,6 +311,7 @@ class Distributed:
         return cls(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
 
     def start(self, device: torch.device) -> None:
+        self.device = device  # NCCL reduces CUDA tensors only
         if self.world > 1 and not torch.distributed.is_initialized():
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
@@ -317,7 +319,7 @@ class Distributed:
         """True on every rank if it is true on any (so all ranks stop at the same iteration)."""
         if self.world == 1:
             return flag
-        value = torch.tensor([1.0 if flag else 0.0])
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
         torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
         return bool(value.item())
 
