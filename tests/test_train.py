@@ -276,6 +276,33 @@ def test_empty_and_small_datasets(tmp_path, dataset, capsys):
     assert "larger than --load-size" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "-1"], "--lr: must be more than 0"),
+        (["--lr", "nan"], "--lr: expected a finite number"),
+        (["--style-weight", "inf"], "--style-weight: expected a finite number"),
+        (["--lr-decay", "-0.1"], "--lr-decay: must be 0 or more"),
+        (["--time-limit", "0"], "--time-limit: must be more than 0"),
+    ],
+)
+def test_bad_training_flags(dataset, tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(train_args(dataset, tmp_path / "run", *flags))
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_output_folder_that_cannot_be_made(dataset, tmp_path, capsys):
+    taken = tmp_path / "a-file"
+    taken.write_text("mine")
+    assert main(train_args(dataset, taken, "--max-iter", 1)) == 1
+    assert capsys.readouterr().err == f"adain: error: {taken}: exists and is not a directory (--out-dir)\n"
+    assert main(train_args(dataset, taken / "run", "--max-iter", 1)) == 1
+    assert capsys.readouterr().err == f"adain: error: {taken / 'run'}: Not a directory\n"
+    assert taken.read_text() == "mine"
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_unreadable_training_images_are_skipped(dataset, tmp_path, workers):
     (dataset[0] / "broken.jpg").write_bytes(b"\xff\xd8\xffnot really")

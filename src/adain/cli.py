@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
@@ -26,10 +27,13 @@ class UsageError(AdainError):
 
 def _number(text: str, kind: type[int] | type[float]) -> Any:
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
-        expected = "a whole number" if kind is int else "a number"
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        value = None
+    if value is None or not math.isfinite(value):
+        expected = "a whole number" if kind is int else "a finite number"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
 
 
 def _numbers(text: str, kind: type[int] | type[float]) -> list[Any]:
@@ -57,6 +61,13 @@ def _positive_float(text: str) -> float:
     value = _number(text, float)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _number(text, float)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -175,10 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_data_flags(train)
     train.add_argument("--out-dir", required=True, help="checkpoints, logs and the exported decoder")
     train.add_argument("--max-iter", type=_positive_int, default=20_000, help="paper: 160000")
-    train.add_argument("--lr", type=float, default=1e-4)
-    train.add_argument("--lr-decay", type=float, default=5e-5, help="inverse-time decay")
-    train.add_argument("--style-weight", type=float, default=10.0)
-    train.add_argument("--content-weight", type=float, default=1.0)
+    train.add_argument("--lr", type=_positive_float, default=1e-4)
+    train.add_argument("--lr-decay", type=_non_negative_float, default=5e-5, help="inverse-time decay")
+    train.add_argument("--style-weight", type=_non_negative_float, default=10.0)
+    train.add_argument("--content-weight", type=_non_negative_float, default=1.0)
     train.add_argument(
         "--content-target",
         choices=["t", "fc"],
@@ -648,6 +659,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except AdainError as exc:
         _report(str(exc))
+        return 1
+    except OSError as exc:  # a folder that cannot be made or written: the command's output paths
+        _report(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
         return 1
     except KeyboardInterrupt:
         print("adain: interrupted", file=sys.stderr)

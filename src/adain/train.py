@@ -344,6 +344,8 @@ class Trainer:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
         self.out_dir = Path(config.out_dir)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise AdainError(f"{self.out_dir}: exists and is not a directory (--out-dir)")
         self.progress = progress and self.dist.is_main
         torch.manual_seed(config.seed)
         random.seed(config.seed)
