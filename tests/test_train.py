@@ -279,7 +279,7 @@ def test_empty_and_small_datasets(tmp_path, dataset, capsys):
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--lr", "-1"], "--lr: must be more than 0"),
+        (["--lr", "-1"], "--lr: must be 0 or more"),
         (["--lr", "nan"], "--lr: expected a finite number"),
         (["--style-weight", "inf"], "--style-weight: expected a finite number"),
         (["--lr-decay", "-0.1"], "--lr-decay: must be 0 or more"),

@@ -29,10 +29,10 @@ def _number(text: str, kind: type[int] | type[float]) -> Any:
     try:
         value = kind(text)
     except ValueError:
-        value = None
-    if value is None or not math.isfinite(value):
-        expected = "a whole number" if kind is int else "a finite number"
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        expected = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
 
 
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_data_flags(train)
     train.add_argument("--out-dir", required=True, help="checkpoints, logs and the exported decoder")
     train.add_argument("--max-iter", type=_positive_int, default=20_000, help="paper: 160000")
-    train.add_argument("--lr", type=_positive_float, default=1e-4)
+    train.add_argument("--lr", type=_non_negative_float, default=1e-4)
     train.add_argument("--lr-decay", type=_non_negative_float, default=5e-5, help="inverse-time decay")
     train.add_argument("--style-weight", type=_non_negative_float, default=10.0)
     train.add_argument("--content-weight", type=_non_negative_float, default=1.0)
