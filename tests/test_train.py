@@ -79,6 +79,7 @@ def test_training_losses_and_gradients_equal_the_plain_networks(winograd, norm):
 def test_tiny_run_exports_a_decoder_that_stylize_loads(dataset, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(train_args(dataset, out, "--max-iter", 3)) == 0
+    assert "4 content and 4 style images; batch 2 of 32 px crops; iteration 0 of 3" in capsys.readouterr().err
     rows = read_log(out)
     assert [int(r["iteration"]) for r in rows] == [1, 2, 3]
     assert all(float(r["loss"]) > 0 for r in rows)
@@ -127,6 +128,10 @@ def test_tensorboard_scalars_and_preview_images(dataset, tmp_path, capsys):
     previews = events.Images("preview")
     assert [p.step for p in previews] == [2, 4]
     assert (previews[0].width, previews[0].height) == (3 * 32, 3 * 32)  # 2 styles + 2 contents + results
+    from PIL import Image
+
+    assert sorted(p.name for p in (out / "previews").iterdir()) == ["0000002.jpg", "0000004.jpg"]
+    assert Image.open(out / "previews" / "0000004.jpg").size == (3 * 32, 3 * 32)
 
 
 def test_existing_run_needs_resume(dataset, tmp_path, capsys):

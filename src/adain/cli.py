@@ -205,7 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save-every", type=_positive_int, default=500)
     train.add_argument("--log-every", type=_positive_int, default=10)
     train.add_argument(
-        "--image-every", type=_positive_int, default=500, help="TensorBoard preview grid interval"
+        "--image-every",
+        type=_positive_int,
+        default=500,
+        help="iterations between preview grids (OUT_DIR/previews, TensorBoard)",
     )
     train.add_argument(
         "--no-tensorboard",
@@ -495,6 +498,8 @@ def run_train(args: argparse.Namespace) -> int:
             print(f"resuming at iteration {trainer.iteration}", file=sys.stderr)
     elif checkpoint.exists():
         raise UsageError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out-dir")
+    if trainer.dist.is_main:
+        print(f"adain: training on {trainer.describe()}", file=sys.stderr)
     time_limit = args.time_limit * 60 - (time.monotonic() - started) if args.time_limit else None
     try:
         decoder = trainer.run(time_limit)

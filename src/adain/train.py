@@ -54,7 +54,7 @@ class TrainConfig:
     decoder_norm: DecoderNorm = "none"
     save_every: int = 500
     log_every: int = 10
-    image_every: int = 500  # a content x style preview grid in TensorBoard
+    image_every: int = 500  # a content x style preview grid, in previews/ and TensorBoard
     tensorboard: bool = True  # when the tensorboard package is installed
     workers: int = 1
     seed: int = 0
@@ -89,7 +89,8 @@ class ImageDataset(Dataset):
         if not self.root.is_dir():
             raise AdainError(f"{root}: not a directory")
         rank, world = shard
-        self.files = images.find_images(self.root, recursive=True)[rank::world]
+        every = images.find_images(self.root, recursive=True)
+        self.files, self.total = every[rank::world], len(every)
         if not self.files:
             raise AdainError(
                 f"{root}: no images found (looked for {', '.join(sorted(images.IMAGE_SUFFIXES))})"
@@ -385,6 +386,17 @@ class Trainer:
         self.iteration = 0
         self._stop_signal: int | None = None
 
+    def describe(self) -> str:
+        """One line on what this run does and where: for the terminal and the logs."""
+        cfg, world = self.config, self.dist.world
+        processes = f" x {world} processes" if world > 1 else ""
+        return (
+            f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
+            f"{self.content.total:,} content and {self.style.total:,} style images; "
+            f"batch {cfg.batch_size}{processes} of {cfg.crop_size} px crops; "
+            f"iteration {self.iteration:,} of {cfg.max_iter:,}"
+        )
+
     @property
     def checkpoint_path(self) -> Path:
         return self.out_dir / "checkpoint.pt"
@@ -594,14 +606,16 @@ def drop_rows_after(log: Path, iteration: int) -> None:
 
 
 class TrainLog:
-    """The progress bar, ``log.csv`` (iteration, losses, lr, seconds since this start) and, where
-    the tensorboard package is installed, the same scalars and preview images in ``tensorboard/``."""
+    """The progress bar, ``log.csv`` (iteration, losses, lr, seconds since this start), preview
+    grids in ``previews/`` and, where the tensorboard package is installed, the same scalars and
+    previews in ``tensorboard/``."""
 
     def __init__(
         self, out_dir: Path, progress: bool, total: int, initial: int, tensorboard: bool = True
     ) -> None:
         from tqdm import tqdm
 
+        self.previews = out_dir / "previews"
         path = out_dir / "log.csv"
         new = not path.exists()
         if not new:
@@ -645,6 +659,9 @@ class TrainLog:
                 self.board.add_scalar(name, value, iteration)
 
     def image(self, tag: str, image: Tensor, iteration: int) -> None:
+        self.previews.mkdir(exist_ok=True)
+        # overwrite: a run resumed from an earlier checkpoint redoes the iterations after it
+        images.save_image(images.to_pil(image), self.previews / f"{iteration:07d}.jpg", overwrite=True)
         if self.board:
             self.board.add_image(tag, image, iteration)
             self.board.flush()
