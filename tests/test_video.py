@@ -124,3 +124,20 @@ def test_odd_frame_size_and_existing_output(tmp_path, decoder_file, capsys):
     existing.write_bytes(b"keep me")
     assert main(["video", *video_args(decoder_file, odd, "-s", STYLE, "-o", existing)]) == 1
     assert "exists" in capsys.readouterr().err and existing.read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize(
+    "name, extra, message",
+    [
+        ("out.txt", [], "unknown video format '.txt' (use .mp4, .m4v, .mov, .mkv)"),
+        ("out.webm", [], "unknown video format '.webm'"),
+        ("out.mp4", ["--codec", "libvpx"], "'mp4' format does not support 'libvpx' codec"),
+    ],
+)
+def test_output_format_and_codec_mismatches(tmp_path, decoder_file, capsys, name, extra, message):
+    clip = synth_video(tmp_path / "in.mkv", frames=2)
+    out = tmp_path / name
+    assert main(["video", *video_args(decoder_file, clip, "-s", STYLE, "-o", out, *extra)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]  # no output, no temporary file

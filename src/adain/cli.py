@@ -299,7 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument(
         "-s", "--style", nargs="+", type=Path, required=True, help="style image(s) or saved styles"
     )
-    video.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4, .mkv, .mov)")
+    video.add_argument(
+        "-o", "--output", type=Path, required=True, help="output video (.mp4, .m4v, .mov, .mkv)"
+    )
     video.add_argument("--alpha", type=_unit_float, default=1.0, help="style strength, 0-1 (default 1)")
     video.add_argument("--style-weights", type=_weights, metavar="W1,W2,...", help="blend the styles")
     video.add_argument(

@@ -93,6 +93,8 @@ def stylize_video(
         raise AdainError(f"{target} exists (pass --overwrite to replace it)")
     if target.resolve() == source.resolve():
         raise AdainError("the output would replace the input video")
+    if _format_for(target) is None:
+        raise AdainError(f"{target}: unknown video format {target.suffix!r} (use {', '.join(CONTAINERS)})")
     smooth = StatsEMA(stable) if stable is not None else None
     container = _open_input(source)
     video_in = container.streams.video[0]
@@ -116,7 +118,10 @@ def stylize_video(
     try:
         with av.open(tmp, mode="w", format=_format_for(target)) as output:
             rate = video_in.average_rate or video_in.guessed_rate or 25
-            video_out = output.add_stream(codec, rate=rate)
+            try:
+                video_out = output.add_stream(codec, rate=rate)
+            except ValueError as exc:  # the container cannot hold this codec
+                raise AdainError(f"{target}: {exc}") from None
             video_out.width, video_out.height = width, height
             video_out.pix_fmt = "yuv420p"
             video_out.time_base = video_in.time_base
@@ -184,7 +189,9 @@ def cut(source: str | os.PathLike, target: str | os.PathLike, seconds: float, au
     return Path(target)
 
 
+# containers that take H.264 video and the common audio codecs as they are (WebM does neither)
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
 def _format_for(path: Path) -> str | None:
-    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}.get(
-        path.suffix.lower()
-    )
+    return CONTAINERS.get(path.suffix.lower())

@@ -58,7 +58,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # each loader has its own zoo of exceptions for a bad file
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WeightsError(f"cannot read weights file {path}: {first_line}") from None
+        kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch (.pth)"
+        raise WeightsError(
+            f"cannot read weights file {path}: not a readable {kind} file ({first_line})"
+        ) from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
