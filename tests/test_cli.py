@@ -295,6 +295,20 @@ def test_eval_end_to_end_writes_well_formed_reports(tmp_path, decoder_file, caps
     assert methods["style"]["style_loss"] == 0 and methods["style"]["content_loss"] > 0
     assert methods["adain"]["content_loss"] > 0 and methods["adain"]["style_loss"] > 0
     assert len((out / "pairs.csv").read_text().strip().splitlines()) == 1 + 12
+    # an unreadable image is left out with a warning; the pair counts say what was measured
+    (style_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    again = tmp_path / "eval2"
+    argv[argv.index(str(out))] = str(again)
+    with pytest.warns(UserWarning, match="skipping unreadable style image: .*broken.png"):
+        assert main(argv) == 0
+    assert all(
+        m["n_pairs"] == 4 for m in json.loads((again / "summary.json").read_text())["methods"].values()
+    )
+    for name in ("s0.png", "s1.png"):
+        (style_dir / name).unlink()
+    with pytest.warns(UserWarning, match="skipping unreadable style image"):
+        assert main(argv) == 1
+    assert "none of the 1 style images could be read" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     argv[argv.index(str(style_dir))] = str(empty)

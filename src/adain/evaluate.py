@@ -13,6 +13,7 @@ import csv
 import json
 import statistics
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import images
-from .errors import AdainError
+from .errors import AdainError, ImageError
 from .gatys import gatys
 from .nets import mean_std, taps
 from .stylize import StyleCode, Stylizer
@@ -44,6 +45,20 @@ def load_square(path: Path, size: int, max_pixels: int = images.DEFAULT_MAX_PIXE
     """An image as a (1, 3, size, size) tensor: short side resized to ``size``, centre-cropped."""
     img = images.flatten_alpha(images.load_image(path, max_pixels))
     return images.to_tensor(images.center_crop(images.resize_short_side(img, size), size))
+
+
+def _load_readable(paths: Sequence[Path], size: int, max_pixels: int, role: str) -> dict[Path, Tensor]:
+    """``load_square`` of each path; an unreadable file is left out with a warning (the pair counts
+    in the report say how many pairs were measured), but not all of them."""
+    loaded = {}
+    for path in paths:
+        try:
+            loaded[path] = load_square(path, size, max_pixels)
+        except ImageError as exc:
+            warnings.warn(f"skipping unreadable {role} image: {exc}", stacklevel=3)
+    if not loaded:
+        raise AdainError(f"none of the {len(paths)} {role} images could be read")
+    return loaded
 
 
 @torch.inference_mode()
@@ -81,8 +96,9 @@ def evaluate(
     if size < 16:
         raise AdainError(f"--size must be at least 16, got {size}")
     device = stylizer.device
-    content_tensors = {c: load_square(c, size, stylizer.max_pixels) for c in contents}
-    style_tensors = {s: load_square(s, size, stylizer.max_pixels) for s in styles}
+    content_tensors = _load_readable(contents, size, stylizer.max_pixels, "content")
+    style_tensors = _load_readable(styles, size, stylizer.max_pixels, "style")
+    contents, styles = list(content_tensors), list(style_tensors)
     with torch.inference_mode():
         content_feats = {c: stylizer.encode_fp32(t.to(device)) for c, t in content_tensors.items()}
         style_taps = {s: taps(stylizer.encode_fp32, t.to(device)) for s, t in style_tensors.items()}
