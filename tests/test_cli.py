@@ -95,6 +95,9 @@ def test_output_problems_are_one_line_errors(run, tmp_path, pair):
     other = make_image(tmp_path / "other.png", (32, 32), seed=4)
     code, err = run(content, "-s", style, other, "-o", existing)
     assert code == 1 and "is a file: give a directory for 2 results" in err
+    code, err = run(content, "-s", style, other, "-o", tmp_path / "new.png")  # not made into a folder
+    assert code == 1 and "new.png names one image, but there are 2 results: give a directory" in err
+    assert not (tmp_path / "new.png").exists()
     code, err = run(content, "-s", style, "-o", existing / "sub" / "o.jpg", "--content-size", 0)
     assert code == 1 and "cannot write" in err and "Traceback" not in err
 

@@ -180,3 +180,24 @@ def test_burst_beyond_the_queue_gets_503_and_waiting_stays_bounded(app_factory, 
     assert codes.count(503) == 5
     assert all(r.headers.get("retry-after") == "2" for r in responses if r.status_code == 503)
     assert peak_waiting <= 2 and gate.waiting == 0
+
+
+def test_serve_refuses_an_address_it_cannot_listen_on(capsys):
+    import socket
+
+    from adain.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--port", str(port)]) == 1
+    assert (
+        capsys.readouterr().err
+        == f"adain: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )
+    assert main(["serve", "--host", "no-such-host.invalid"]) == 1
+    assert capsys.readouterr().err.startswith("adain: error: cannot listen on no-such-host.invalid:8000: ")
+    with pytest.raises(SystemExit):
+        main(["serve", "--port", "70000"])
+    assert "--port: must be at most 65535" in capsys.readouterr().err

@@ -71,6 +71,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, got {value}")
+    return value
+
+
 def _unit_float(text: str) -> float:
     value = _number(text, float)
     if not 0.0 <= value <= 1.0:
@@ -334,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="REST API and web page")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=_positive_int, default=8000)
+    serve.add_argument("--port", type=_port, default=8000, help="0-65535 (0: any free port; default 8000)")
     serve.add_argument("--workers", type=_positive_int, default=1, help="processes, each with its own model")
     serve.add_argument("--max-upload-mb", type=_positive_float, default=20.0)
     serve.add_argument("--max-pixels", type=_positive_int, default=25_000_000, help="largest image accepted")
@@ -439,6 +446,10 @@ def run_stylize(args: argparse.Namespace) -> int:
         images.save_format(args.output)
     elif args.output.exists() and not args.output.is_dir():
         raise AdainError(f"{args.output} is a file: give a directory for {len(jobs)} results")
+    elif not args.output.is_dir() and args.output.suffix.lower() in images.SAVE_FORMATS:
+        raise AdainError(
+            f"{args.output} names one image, but there are {len(jobs)} results: give a directory"
+        )
     plan = []
     for content, job_styles in jobs:
         if to_file:
@@ -648,6 +659,7 @@ def run_serve(args: argparse.Namespace) -> int:
         device=args.device, fast=not args.plain, precision=args.precision, max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels,
         concurrency=args.concurrency, queue=args.queue, styles_dir=str(args.styles_dir) if args.styles_dir else None,
     )  # fmt: skip
+    _check_can_listen(args.host, args.port)
     if args.workers == 1:
         uvicorn.run(create_app(config), host=args.host, port=args.port)
         return 0
@@ -658,6 +670,20 @@ def run_serve(args: argparse.Namespace) -> int:
         "adain.serve:app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers
     )
     return 0
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """A one-line error now for an address the server could not listen on, rather than uvicorn's log
+    lines after the model has loaded."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:  # socket.gaierror included
+        raise AdainError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _report(message: str) -> None:
