@@ -353,5 +353,9 @@ def test_bench_end_to_end_writes_json(tmp_path, decoder_file, capsys):
             cell = row[case]
             assert cell["runs"] == 2 and 0 < cell["min_ms"] <= cell["median_ms"] <= cell["max_ms"]
     assert "including style" in capsys.readouterr().out
+    before = out.read_text()
+    assert main(argv) == 2 and "exists: pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == before
+    assert main([*argv, "--overwrite"]) == 0 and json.loads(out.read_text())["results"]
     with pytest.raises(SystemExit):
         main(["bench", "--sizes", "1,2"])

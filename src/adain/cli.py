@@ -298,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--runs", type=_positive_int, default=5, help="timed runs per case (default 5)")
     speed.add_argument("--warmup", type=_non_negative_int, default=1)
     speed.add_argument("--out", type=Path, help="also write the results as JSON here")
+    speed.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     _add_weights_flags(speed)
     speed.set_defaults(run=run_bench)
 
@@ -600,6 +601,8 @@ def run_bench(args: argparse.Namespace) -> int:
 
     from .bench import bench
 
+    if args.out and args.out.exists() and not args.overwrite:  # before minutes of measuring, not after
+        raise UsageError(f"{args.out} exists: pass --overwrite to replace it")
     stylizer = _stylizer(args)
     result = bench(stylizer, args.sizes, args.runs, args.warmup)
     print(f"{result['device']}, {result['dtype']}, torch {result['torch']}")
@@ -610,7 +613,9 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"{row['size']:>6}  {text[0]:>24}  {text[1]:>24}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        tmp = args.out.with_name(args.out.name + ".part")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        images.publish(tmp, args.out)
     return 0
 
 
