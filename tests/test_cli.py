@@ -307,6 +307,10 @@ def test_eval_end_to_end_writes_well_formed_reports(tmp_path, decoder_file, caps
     assert all(
         m["n_pairs"] == 4 for m in json.loads((again / "summary.json").read_text())["methods"].values()
     )
+    assert (
+        main(argv) == 2 and "holds an earlier evaluation (pairs.csv, summary.json" in capsys.readouterr().err
+    )
+    argv.append("--overwrite")
     for name in ("s0.png", "s1.png"):
         (style_dir / name).unlink()
     with pytest.warns(UserWarning, match="skipping unreadable style image"):

@@ -274,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="loss evaluations per pair for the gatys method (default 200)",
     )
     _add_weights_flags(evaluate)
+    evaluate.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(run=run_eval)
 
@@ -561,9 +562,14 @@ def _images_in(folder: Path, role: str) -> list[Path]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, write_report
+    from .evaluate import REPORT_FILES, evaluate, write_report
 
     contents, styles = _images_in(args.content_dir, "content"), _images_in(args.style_dir, "style")
+    earlier = [name for name in REPORT_FILES if (args.out / name).exists()]
+    if earlier and not args.overwrite:
+        raise UsageError(
+            f"{args.out} holds an earlier evaluation ({', '.join(earlier)}): pass --overwrite to replace it"
+        )
     stylizer = _stylizer(args)
     methods = args.method or ["adain", "content", "style"]
     results = evaluate(stylizer, contents, styles, methods, args.size, not args.quiet, args.gatys_iters)

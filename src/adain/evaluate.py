@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import statistics
 import time
 import warnings
@@ -144,16 +145,24 @@ def summarize(results: Sequence[PairResult]) -> dict[str, dict[str, float]]:
     return summary
 
 
+REPORT_FILES = ("pairs.csv", "summary.json", "losses.png")
+
+
 def write_report(results: Sequence[PairResult], out_dir: str | Path, meta: dict | None = None) -> dict:
-    """``pairs.csv``, ``summary.json`` and ``losses.png`` (if matplotlib is installed) in ``out_dir``."""
+    """``pairs.csv``, ``summary.json`` and ``losses.png`` (if matplotlib is installed) in ``out_dir``,
+    each written whole or not at all."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "pairs.csv", "w", newline="") as f:
+    pairs = out_dir / "pairs.csv.part"
+    with open(pairs, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(asdict(results[0])))
         writer.writeheader()
         writer.writerows(asdict(r) for r in results)
+    os.replace(pairs, out_dir / "pairs.csv")
     summary = summarize(results)
-    (out_dir / "summary.json").write_text(json.dumps({"methods": summary, **(meta or {})}, indent=2) + "\n")
+    report = out_dir / "summary.json.part"
+    report.write_text(json.dumps({"methods": summary, **(meta or {})}, indent=2) + "\n")
+    os.replace(report, out_dir / "summary.json")
     plot_summary(summary, out_dir / "losses.png")
     return summary
 
