@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
+
+from adain.images import write_text_whole
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -31,7 +32,5 @@ def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 def write_results(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_whole(path, json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")

@@ -619,9 +619,7 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"{row['size']:>6}  {text[0]:>24}  {text[1]:>24}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".part")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        images.publish(tmp, args.out)
+        images.write_text_whole(args.out, json.dumps(result, indent=2) + "\n")
     return 0
 
 

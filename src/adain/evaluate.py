@@ -10,8 +10,8 @@ paper's reference points ``content`` (the content image itself) and ``style`` (t
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import statistics
 import time
 import warnings
@@ -153,16 +153,15 @@ def write_report(results: Sequence[PairResult], out_dir: str | Path, meta: dict 
     each written whole or not at all."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pairs = out_dir / "pairs.csv.part"
-    with open(pairs, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(results[0])))
-        writer.writeheader()
-        writer.writerows(asdict(r) for r in results)
-    os.replace(pairs, out_dir / "pairs.csv")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=list(asdict(results[0])))
+    writer.writeheader()
+    writer.writerows(asdict(r) for r in results)
+    images.write_text_whole(out_dir / "pairs.csv", table.getvalue())
     summary = summarize(results)
-    report = out_dir / "summary.json.part"
-    report.write_text(json.dumps({"methods": summary, **(meta or {})}, indent=2) + "\n")
-    os.replace(report, out_dir / "summary.json")
+    images.write_text_whole(
+        out_dir / "summary.json", json.dumps({"methods": summary, **(meta or {})}, indent=2) + "\n"
+    )
     plot_summary(summary, out_dir / "losses.png")
     return summary
 

@@ -186,6 +186,16 @@ def save_image(
     return path
 
 
+def write_text_whole(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (or a run killed
+    half-way) sees the old file or the new one, never a part of it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    publish(tmp, path)
+    return path
+
+
 def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     """Rename a finished temporary file onto ``path``, with the permissions a plain ``open()`` would
     have given it (mkstemp makes files readable by their owner only)."""

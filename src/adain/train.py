@@ -381,8 +381,7 @@ class Trainer:
         main = self.dist.is_main
         started, first_iteration = time.monotonic(), self.iteration
         started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        if main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if main:  # the folder was made in __init__
             (self.out_dir / "config.json").write_text(_json(asdict(cfg)))
         # each (re)start and each rank draws its own data order, so a resumed run does not replay
         seed = cfg.seed + 2 * self.iteration + 1_000_003 * self.dist.rank
@@ -474,9 +473,7 @@ def drop_rows_after(log: Path, iteration: int) -> None:
     lines = log.read_text().splitlines(keepends=True)
     kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= iteration]
     if len(kept) < len(lines):
-        tmp = log.with_name(log.name + ".part")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, log)
+        images.write_text_whole(log, "".join(kept))
 
 
 class TrainLog:
