@@ -11,7 +11,7 @@ import torch
 from adain.cli import main
 from adain.nets import Decoder, Encoder, adain
 from adain.stylize import Stylizer
-from adain.train import AdaINLoss, TrainConfig, Trainer, content_loss, style_loss
+from adain.train import AdaINLoss, TrainConfig, Trainer, content_loss, learning_rate, style_loss
 
 from .conftest import SHARED_VGG, make_image
 
@@ -48,6 +48,23 @@ def test_style_and_content_loss_by_hand():
     expected = (2 - 3) ** 2 + ((2 + 1e-5) ** 0.5 - (4 + 1e-5) ** 0.5) ** 2
     assert style_loss(out, ref).item() == pytest.approx(expected, rel=1e-5)
     assert content_loss(torch.ones(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)).item() == 1.0
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = TrainConfig("c", "s", "o", lr=1e-4, lr_decay=5e-5, warmup=100)
+    assert learning_rate(config, 0) == pytest.approx(1e-6)
+    assert learning_rate(config, 49) == pytest.approx(0.5e-4 / (1 + 5e-5 * 49))
+    assert learning_rate(config, 99) == pytest.approx(1e-4 / (1 + 5e-5 * 99))
+    assert learning_rate(config, 5000) == pytest.approx(1e-4 / 1.25)
+    no_warmup = TrainConfig("c", "s", "o", lr=1e-4, lr_decay=5e-5)
+    assert learning_rate(no_warmup, 0) == 1e-4
+
+
+def test_warmup_is_logged_in_the_learning_rate_column(dataset, tmp_path, capsys):
+    assert main(train_args(dataset, tmp_path / "run", "--max-iter", "4", "--warmup", "4", "--lr", "4e-4")) == 0
+    assert [float(row["lr"]) for row in read_log(tmp_path / "run")] == pytest.approx(
+        [2e-4 / (1 + 5e-5), 3e-4 / (1 + 1e-4), 4e-4 / (1 + 1.5e-4), 4e-4 / (1 + 2e-4)], rel=1e-3
+    )
 
 
 # Not Winograd with a norm layer: a random decoder with norm layers at these sizes is so ill-conditioned

@@ -202,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=5e-5,
         help="inverse-time decay: lr / (1 + decay x iteration) (default 5e-5)",
     )
+    train.add_argument(
+        "--warmup",
+        type=_non_negative_int,
+        default=0,
+        metavar="ITERATIONS",
+        help="ramp the lr up linearly over this many iterations (fine-tuning with a fresh Adam; default 0)",
+    )
     train.add_argument("--style-weight", type=_non_negative_float, default=10.0, help="lambda (default 10)")
     train.add_argument("--content-weight", type=_non_negative_float, default=1.0, help="default 1")
     train.add_argument(

@@ -4,7 +4,8 @@ Loss (Huang & Belongie, Sec. 5): with t = AdaIN(f(c), f(s)) and the output g(t),
     L_c = MSE(f(g(t)), t)                                    at relu4_1
     L_s = sum_i MSE(mu(phi_i(g(t))), mu(phi_i(s))) + MSE(sigma(.), sigma(.))   relu1_1..relu4_1
     L   = content_weight * L_c + style_weight * L_s
-Adam at lr / (1 + lr_decay * iteration).
+Adam at lr / (1 + lr_decay * iteration), optionally ramped up linearly over the first `warmup`
+iterations (fine-tuning a trained decoder with a fresh Adam state).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class TrainConfig:
     max_iter: int = 20_000  # paper: 160k
     lr: float = 1e-4
     lr_decay: float = 5e-5
+    warmup: int = 0  # iterations of linear lr ramp-up from lr / warmup
     style_weight: float = 10.0
     content_weight: float = 1.0
     content_target: ContentTarget = "t"
@@ -67,7 +69,7 @@ class TrainConfig:
 
 
 # what defines the optimisation (a resumed run that changes one of these is told so)
-RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "style_weight", "content_weight",
+RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed")  # fmt: skip
 
 # -------------------------------------------------------------------------------------------
@@ -115,6 +117,14 @@ class AdaINLoss(torch.nn.Module):
         output_taps = taps(self.encode, output)
         target = t if self.content_target == "t" else content_feat
         return content_loss(output_taps[-1], target), style_loss(output_taps, style_taps)
+
+
+def learning_rate(config: TrainConfig, iteration: int) -> float:
+    """Inverse-time decay, ramped up linearly over the first ``warmup`` iterations: a fresh Adam
+    state takes steps of about the lr in every parameter at once, which knocks a trained decoder
+    off its optimum before its moment estimates settle."""
+    ramp = min(1.0, (iteration + 1) / config.warmup) if config.warmup else 1.0
+    return ramp * config.lr / (1.0 + config.lr_decay * iteration)
 
 
 # -------------------------------------------------------------------------------------------
@@ -276,7 +286,7 @@ class Trainer:
         return self.out_dir / "checkpoint.pt"
 
     def lr_at(self, iteration: int) -> float:
-        return self.config.lr / (1.0 + self.config.lr_decay * iteration)
+        return learning_rate(self.config, iteration)
 
     def save_checkpoint(self) -> None:
         """Rank 0 writes; the others wait, so every rank resumes from the same file."""
