@@ -77,7 +77,7 @@ def cases(precision: str) -> dict[str, Image.Image]:
         "crop": fast(CONTENT, STYLE, crop=True, **sized),
     }
     tiled = stylizer(precision)
-    tiled.tile = 64  # noqa: the reference commit sets its options this way
+    tiled.tile = 64  # the reference commit sets its options this way
     out["tiled"] = tiled(CONTENT, STYLE, alpha=0.8, **sized)
     out["tiled_mask"] = tiled(CONTENT, [STYLE, STYLE_2], mask=MASK, **sized)
     code = fast.encode_style(STYLE, 256)
@@ -87,7 +87,10 @@ def cases(precision: str) -> dict[str, Image.Image]:
 
     def smooth(stats):  # the video path's hook: an EMA of the content statistics
         if ema:
-            stats = [(0.9 * a[0] + 0.1 * b[0], 0.9 * a[1] + 0.1 * b[1]) for a, b in zip(ema[-1], stats)]
+            stats = [
+                (0.9 * a[0] + 0.1 * b[0], 0.9 * a[1] + 0.1 * b[1])
+                for a, b in zip(ema[-1], stats, strict=True)
+            ]
         ema.append(stats)
         return stats
 

@@ -61,7 +61,9 @@ def test_learning_rate_warms_up_then_decays():
 
 
 def test_warmup_is_logged_in_the_learning_rate_column(dataset, tmp_path, capsys):
-    assert main(train_args(dataset, tmp_path / "run", "--max-iter", "4", "--warmup", "4", "--lr", "4e-4")) == 0
+    assert (
+        main(train_args(dataset, tmp_path / "run", "--max-iter", "4", "--warmup", "4", "--lr", "4e-4")) == 0
+    )
     assert [float(row["lr"]) for row in read_log(tmp_path / "run")] == pytest.approx(
         [2e-4 / (1 + 5e-5), 3e-4 / (1 + 1e-4), 4e-4 / (1 + 1.5e-4), 4e-4 / (1 + 2e-4)], rel=1e-3
     )
