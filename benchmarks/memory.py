@@ -26,8 +26,8 @@ small = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
 path = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
 small.resize((width, height), Image.Resampling.BICUBIC).save(path, compress_level=1)
 style = Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
-s = Stylizer.from_pretrained(decoder=decoder, device="cpu", precision=precision)
-s.max_pixels, s.max_memory_mb = width * height + 1, budget
+s = Stylizer.from_pretrained(decoder=decoder, device="cpu", precision=precision, max_pixels=width * height + 1,
+                             max_memory_mb=budget)
 start = time.perf_counter()
 out = s(path, style)
 seconds = time.perf_counter() - start

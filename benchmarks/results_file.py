@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from adain.images import write_text_whole
+from adain.files import write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -32,5 +32,5 @@ def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
 
 def write_results(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_whole(path, json.dumps(data, indent=2) + "\n")
+    write_text(path, json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")

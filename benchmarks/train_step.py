@@ -18,8 +18,8 @@ from results_file import add_out_flags, parse_args, write_results
 
 from adain import weights
 from adain.devices import cpu_has_native_bf16, dtype_name, pick_precision
+from adain.losses import AdaINLoss
 from adain.nets import Decoder, Encoder
-from adain.train import AdaINLoss
 
 
 def reference_mean_std(feat, eps=1e-5):

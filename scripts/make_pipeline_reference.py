@@ -76,8 +76,7 @@ def cases(precision: str) -> dict[str, Image.Image]:
         "preserve_color": fast(CONTENT, STYLE, preserve_color=True, **sized),
         "crop": fast(CONTENT, STYLE, crop=True, **sized),
     }
-    tiled = stylizer(precision)
-    tiled.tile = 64  # the reference commit sets its options this way
+    tiled = fast.with_options(tile=64)
     out["tiled"] = tiled(CONTENT, STYLE, alpha=0.8, **sized)
     out["tiled_mask"] = tiled(CONTENT, [STYLE, STYLE_2], mask=MASK, **sized)
     code = fast.encode_style(STYLE, 256)

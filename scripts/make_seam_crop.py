@@ -35,11 +35,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "gallery" / "seams.jpg")
     args = parser.parse_args()
 
-    stylizer = Stylizer.from_pretrained(device="cpu")
-    stylizer.max_memory_mb = 1e9  # whole image in one piece
+    stylizer = Stylizer.from_pretrained(device="cpu", max_memory_mb=1e9)  # whole image in one piece
     whole = np.asarray(stylizer(args.content, args.style, content_size=args.size, style_size=512))
-    stylizer.tile = args.tile
-    tiled = np.asarray(stylizer(args.content, args.style, content_size=args.size, style_size=512))
+    tiled = stylizer.with_options(tile=args.tile)(
+        args.content, args.style, content_size=args.size, style_size=512
+    )
+    tiled = np.asarray(tiled)
 
     # the crop is centred on the corner where four tile cores meet
     corner = args.tile

@@ -21,7 +21,6 @@ import torch
 
 from adain import weights
 from adain.nets import Decoder
-from adain.train import export_decoder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +94,7 @@ def main() -> None:
         },  # fmt: skip
         "data": "shared/data/content/train + shared/data/style/train",
     }
-    export_decoder(decoder, args.out, meta, half=True)
+    weights.export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)
     log = read_log(args.run / "log.csv", args.offset)
     with open(args.card / "train-log.csv", "w", newline="") as f:

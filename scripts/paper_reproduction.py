@@ -26,7 +26,8 @@ from PIL import Image
 from adain import images
 from adain.ablate import ablate, markdown_table
 from adain.bench import bench
-from adain.evaluate import evaluate, load_square, plot_summary, summarize
+from adain.evaluate import evaluate, plot_summary, summarize
+from adain.images import load_square
 from adain.stylize import Stylizer
 from adain.train import TrainConfig
 
@@ -112,7 +113,7 @@ def main() -> None:
 
     # losses in fp32 whatever the CPU, so that the numbers do not depend on the machine's bf16
     stylizer = Stylizer.from_pretrained(device="cpu", precision="fp32")
-    decoder_meta = stylizer.info["decoder"].metadata
+    decoder_meta = stylizer.decoder_weights.metadata
 
     print("1/3 evaluation", flush=True)
     full = evaluate(stylizer, contents, styles, ["adain", "content", "style"], args.size)

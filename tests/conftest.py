@@ -10,8 +10,7 @@ from PIL import Image
 from adain import images
 from adain.nets import Decoder, Encoder
 from adain.stylize import Stylizer
-from adain.train import export_decoder
-from adain.weights import load_encoder_state
+from adain.weights import export_decoder, load_encoder_state
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("ADAIN_SHARED", ROOT.parent / "shared"))

@@ -325,7 +325,7 @@ def test_eval_end_to_end_writes_well_formed_reports(tmp_path, decoder_file, caps
 def test_decoder_trained_with_another_encoder_warns(tmp_path, pair, decoder_file):
     from adain.nets import Decoder
     from adain.stylize import Stylizer
-    from adain.train import export_decoder
+    from adain.weights import export_decoder
 
     path = export_decoder(Decoder(), tmp_path / "d.safetensors", {"encoder": "file:other_vgg.pth"})
     with pytest.warns(UserWarning, match="trained with encoder file:other_vgg.pth"):
@@ -363,3 +363,24 @@ def test_bench_end_to_end_writes_json(tmp_path, decoder_file, capsys):
     assert main([*argv, "--overwrite"]) == 0 and json.loads(out.read_text())["results"]
     with pytest.raises(SystemExit):
         main(["bench", "--sizes", "1,2"])
+
+
+def test_help_loads_no_heavy_module():
+    """``adain --help`` stays fast: the command modules import the library only when they run."""
+    code = "import sys, adain.cli; adain.cli.build_parser(); print(sorted(m for m in ('torch', 'numpy', 'PIL', 'numba') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_two_inputs_that_would_write_one_file_are_refused_before_any_work(tmp_path, capsys, decoder_file):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_image(photos / "a.jpg", (40, 32), seed=1)
+    make_image(photos / "a.png", (40, 32), seed=2)
+    style = make_image(tmp_path / "s.png", (32, 32), seed=3)
+    out = tmp_path / "out"
+    assert main(["stylize", str(photos), "-s", str(style), "-o", str(out), "--decoder", str(decoder_file),
+                 "--overwrite", "-q"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "a.jpg" in err and "a.png" in err and "would both be written to" in err
+    assert not out.exists()

@@ -30,7 +30,8 @@ def test_gatys_in_the_evaluation_beats_the_content_on_style(stylizer, tmp_path):
 def test_evaluation_keeps_outputs_and_matches_the_stylizer(stylizer, tmp_path):
     """Cached features give the same losses as encoding everything afresh; outputs are kept."""
     from adain import images
-    from adain.evaluate import load_square, losses
+    from adain.evaluate import losses
+    from adain.images import load_square
 
     c = make_image(tmp_path / "c.png", (40, 32), seed=3)
     s = make_image(tmp_path / "s.png", (32, 48), seed=4)

@@ -74,7 +74,7 @@ def test_decompression_bomb_guard_and_override(tmp_path):
     with pytest.raises(ImageError, match="over the limit of 50,000.*--max-pixels"):
         images.load_image(path, max_pixels=50_000)
     assert images.load_image(path, max_pixels=60_000).size == (300, 200)
-    assert Image.MAX_IMAGE_PIXELS == images.DEFAULT_MAX_PIXELS  # the global guard is restored
+    assert Image.MAX_IMAGE_PIXELS == images.MAX_PIXELS  # the global guard is restored
 
 
 def test_save_is_atomic_and_refuses_to_overwrite(tmp_path):

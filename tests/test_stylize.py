@@ -6,8 +6,9 @@ from PIL import Image
 from adain import images
 from adain.errors import AdainError, ImageError
 from adain.nets import adain, mean_std
-from adain.stylize import StyleCode, match_color, pad_to_stride, transform
-from adain.tiling import RegionStats
+from adain.nets import adain_regions as transform
+from adain.stylize import StyleCode, match_color
+from adain.tiling import RegionStats, pad_to_stride
 
 from .conftest import CONTENT, STYLE, make_image, needs_shared
 
@@ -209,7 +210,8 @@ def test_fast_path_matches_the_plain_fp32_path(content_size, precision):
     """The fidelity gate: the fast path (channels_last, upsampling fused into the decoder's convs,
     Winograd convolutions in fp32, or bf16 autocast as on CPUs with native bf16) against the plain
     contiguous fp32 pipeline, with the shipped decoder on a canonical pair."""
-    from adain.stylize import Autocast, Stylizer
+    from adain.backend import Autocast
+    from adain.stylize import Stylizer
     from adain.winograd import WinogradConv
 
     fast = Stylizer.from_pretrained(device="cpu", precision=precision)
@@ -221,7 +223,7 @@ def test_fast_path_matches_the_plain_fp32_path(content_size, precision):
         assert isinstance(fast.encode, Autocast) and fast.encode.dtype == torch.bfloat16
         # the layers that see pixels scaled to 0..255 stay in fp32
         assert len(fast.encode.head) == fast.encoder.tap_index["relu1_1"] + 1
-    assert plain.decode is plain.decoder and plain.memory_format == torch.contiguous_format
+    assert plain.decode is plain.decoder and plain.backend.memory_format == torch.contiguous_format
     a = as_array(fast(CONTENT, STYLE, content_size=content_size, style_size=128))
     b = as_array(plain(CONTENT, STYLE, content_size=content_size, style_size=128))
     mse = np.mean((a.astype(np.float64) - b) ** 2)

@@ -40,14 +40,11 @@ def test_tiled_output_matches_untiled(stylizer, tmp_path):
     content = make_image(tmp_path / "c.png", (200, 168), seed=7)
     style = make_image(tmp_path / "s.png", (64, 64), seed=8)
     whole = np.asarray(stylizer(content, style))
-    stylizer.tile = 64
-    try:
-        tiled = np.asarray(stylizer(content, style))
-        masked_args = dict(mask=make_image(tmp_path / "m.png", (200, 168), seed=9, mode="L"))
-        other = make_image(tmp_path / "o.png", (64, 64), seed=10)
-        tiled_mask = np.asarray(stylizer(content, [style, other], **masked_args))
-    finally:
-        stylizer.tile = None
+    tiles = stylizer.with_options(tile=64)
+    tiled = np.asarray(tiles(content, style))
+    masked_args = dict(mask=make_image(tmp_path / "m.png", (200, 168), seed=9, mode="L"))
+    other = make_image(tmp_path / "o.png", (64, 64), seed=10)
+    tiled_mask = np.asarray(tiles(content, [style, other], **masked_args))
     untiled_mask = np.asarray(stylizer(content, [style, other], **masked_args))
     assert tiled.shape == whole.shape
     assert psnr(tiled, whole) >= 35

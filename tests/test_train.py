@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from adain.cli import main
+from adain.losses import AdaINLoss, content_loss, style_loss
 from adain.nets import Decoder, Encoder, adain
 from adain.stylize import Stylizer
-from adain.train import AdaINLoss, TrainConfig, Trainer, content_loss, learning_rate, style_loss
+from adain.train import TrainConfig, Trainer, learning_rate
 
 from .conftest import SHARED_VGG, make_image
 

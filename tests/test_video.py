@@ -141,3 +141,17 @@ def test_output_format_and_codec_mismatches(tmp_path, decoder_file, capsys, name
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mkv"]  # no output, no temporary file
+
+
+def test_batch_flag_stylizes_frames_together_with_the_same_result(tmp_path, decoder_file):
+    import numpy as np
+
+    clip = synth_video(tmp_path / "in.mkv", frames=7)
+    outs = {}
+    for batch in (1, 3):
+        out = tmp_path / f"batch{batch}.mkv"
+        assert main(["video", *video_args(decoder_file, clip, "-s", STYLE, "-o", out, "--batch", batch)]) == 0
+        with av.open(str(out)) as c:
+            outs[batch] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(float)
+    assert outs[1].shape == outs[3].shape == (7, 48, 64, 3)
+    assert np.abs(outs[1] - outs[3]).mean() < 0.5  # the same frames, up to float rounding and the codec

@@ -14,18 +14,12 @@ from pathlib import Path
 
 import torch
 
-from . import images, weights
-from .evaluate import evaluate, load_square, summarize
-from .nets import Decoder, Encoder
+from . import files, images, weights
+from .defaults import ABLATION_VARIANTS as VARIANTS
+from .evaluate import evaluate, summarize
+from .nets import Decoder
 from .stylize import Stylizer
 from .train import TrainConfig, Trainer
-
-VARIANTS = {
-    "adain": {"content_target": "t", "decoder_norm": "none"},
-    "content-target-fc": {"content_target": "fc", "decoder_norm": "none"},
-    "decoder-batchnorm": {"content_target": "t", "decoder_norm": "batch"},
-    "decoder-instancenorm": {"content_target": "t", "decoder_norm": "instance"},
-}
 
 
 def ablate(
@@ -41,10 +35,7 @@ def ablate(
     ``ablation.json``, ``ablation.md`` and ``ablation_grid.jpg``."""
     out_dir = Path(out_dir)
     chosen = variants or list(VARIANTS)
-    encoder = Encoder()
-    encoder.load_state_dict(
-        weights.load_encoder_state(base.vgg) if base.vgg else weights.build_encoder_state()
-    )
+    encoder, encoder_weights = weights.load_encoder(base.vgg)
     table, stylizers = {}, {}
     for name in chosen:
         config = replace(base, out_dir=str(out_dir / name), **VARIANTS[name])
@@ -54,13 +45,14 @@ def ablate(
             trainer.run()
         decoder = Decoder(config.decoder_norm)
         decoder.load_state_dict(trainer.decoder.state_dict())
-        stylizer = Stylizer(encoder, decoder, trainer.device)
+        stylizer = Stylizer(encoder, decoder, trainer.device, encoder_weights=encoder_weights)
         results = evaluate(stylizer, eval_contents, eval_styles, ["adain"], size, progress)
         table[name] = {**summarize(results)["adain"], **VARIANTS[name], "iterations": trainer.iteration}
         stylizers[name] = stylizer
-    (out_dir / "ablation.json").write_text(json.dumps(table, indent=2) + "\n")
-    (out_dir / "ablation.md").write_text(markdown_table(table))
-    grid(stylizers, eval_contents[:2], eval_styles[:2], size).save(out_dir / "ablation_grid.jpg", quality=88)
+    files.write_text(out_dir / "ablation.json", json.dumps(table, indent=2) + "\n")
+    files.write_text(out_dir / "ablation.md", markdown_table(table))
+    image = grid(stylizers, eval_contents[:2], eval_styles[:2], size)
+    images.save_image(image, out_dir / "ablation_grid.jpg", overwrite=True, quality=88)
     return table
 
 
@@ -82,7 +74,7 @@ def grid(stylizers: dict[str, Stylizer], contents: list[Path], styles: list[Path
     rows = []
     for c in contents:
         for s in styles:
-            tiles = [load_square(c, size), load_square(s, size)]
+            tiles = [images.load_square(c, size), images.load_square(s, size)]
             tiles += [images.to_tensor(st(tiles[0], tiles[1])) for st in stylizers.values()]
             rows.append(torch.cat(tiles, dim=3))
     return images.to_pil(torch.cat(rows, dim=2))

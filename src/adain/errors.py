@@ -1,8 +1,13 @@
-"""Errors the user can act on. The CLI prints their message as one line and exits non-zero."""
+"""Errors the user can act on. The CLI prints their message as one line and exits non-zero; the
+server answers each kind with its own HTTP status (``serve.STATUS``)."""
 
 
 class AdainError(Exception):
     """Base class: anything raised as this is a problem with the user's input, not a bug."""
+
+
+class UsageError(AdainError):
+    """A bad flag value or a request that cannot be carried out as given; the CLI exits 2."""
 
 
 class WeightsError(AdainError):
@@ -10,4 +15,8 @@ class WeightsError(AdainError):
 
 
 class ImageError(AdainError):
-    """An image file is missing, unreadable, corrupt or too large."""
+    """An image file is missing, unreadable or corrupt."""
+
+
+class PixelLimitError(ImageError):
+    """An image (as read, or once resized) has more pixels than the limit allows."""

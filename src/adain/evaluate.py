@@ -22,12 +22,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import images
+from . import files, images
 from .errors import AdainError, ImageError
 from .gatys import gatys
+from .losses import content_loss, style_loss
 from .nets import mean_std, taps
 from .stylize import StyleCode, Stylizer
-from .train import content_loss, style_loss
 
 METHODS = ("adain", "gatys", "content", "style")
 
@@ -42,19 +42,13 @@ class PairResult:
     seconds: float
 
 
-def load_square(path: Path, size: int, max_pixels: int = images.DEFAULT_MAX_PIXELS) -> Tensor:
-    """An image as a (1, 3, size, size) tensor: short side resized to ``size``, centre-cropped."""
-    img = images.flatten_alpha(images.load_image(path, max_pixels))
-    return images.to_tensor(images.center_crop(images.resize_short_side(img, size), size))
-
-
 def _load_readable(paths: Sequence[Path], size: int, max_pixels: int, role: str) -> dict[Path, Tensor]:
     """``load_square`` of each path; an unreadable file is left out with a warning (the pair counts
     in the report say how many pairs were measured), but not all of them."""
     loaded = {}
     for path in paths:
         try:
-            loaded[path] = load_square(path, size, max_pixels)
+            loaded[path] = images.load_square(path, size, max_pixels)
         except ImageError as exc:
             warnings.warn(f"skipping unreadable {role} image: {exc}", stacklevel=3)
     if not loaded:
@@ -97,8 +91,8 @@ def evaluate(
     if size < 16:
         raise AdainError(f"--size must be at least 16, got {size}")
     device = stylizer.device
-    content_tensors = _load_readable(contents, size, stylizer.max_pixels, "content")
-    style_tensors = _load_readable(styles, size, stylizer.max_pixels, "style")
+    content_tensors = _load_readable(contents, size, stylizer.options.max_pixels, "content")
+    style_tensors = _load_readable(styles, size, stylizer.options.max_pixels, "style")
     contents, styles = list(content_tensors), list(style_tensors)
     with torch.inference_mode():
         content_feats = {c: stylizer.encode_fp32(t.to(device)) for c, t in content_tensors.items()}
@@ -157,9 +151,9 @@ def write_report(results: Sequence[PairResult], out_dir: str | Path, meta: dict 
     writer = csv.DictWriter(table, fieldnames=list(asdict(results[0])))
     writer.writeheader()
     writer.writerows(asdict(r) for r in results)
-    images.write_text_whole(out_dir / "pairs.csv", table.getvalue())
+    files.write_text(out_dir / "pairs.csv", table.getvalue())
     summary = summarize(results)
-    images.write_text_whole(
+    files.write_text(
         out_dir / "summary.json", json.dumps({"methods": summary, **(meta or {})}, indent=2) + "\n"
     )
     plot_summary(summary, out_dir / "losses.png")

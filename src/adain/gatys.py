@@ -16,8 +16,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .losses import content_loss, style_loss
 from .nets import taps
-from .train import content_loss, style_loss
 
 
 def gatys(

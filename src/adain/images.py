@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +15,10 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from .errors import ImageError
+from . import files
+from .defaults import MAX_PIXELS
+from .errors import ImageError, PixelLimitError
 
-# Pillow's own decompression-bomb limit; --max-pixels raises it.
-DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 SAVE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}  # fmt: skip
@@ -40,7 +39,7 @@ def _pixel_limit_off() -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """A fully decoded image, EXIF orientation applied, or an ImageError saying what is wrong."""
     path = Path(path)
     if not path.exists():
@@ -53,7 +52,7 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         return decode_image(handle, str(path), max_pixels)
 
 
-def decode_image(source: BinaryIO | bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def decode_image(source: BinaryIO | bytes, name: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """``load_image`` for an open binary file or bytes (an upload, say); ``name`` goes in errors."""
     if isinstance(source, bytes):
         if not source:
@@ -64,7 +63,7 @@ def decode_image(source: BinaryIO | bytes, name: str, max_pixels: int = DEFAULT_
             with Image.open(source) as img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    raise ImageError(
+                    raise PixelLimitError(
                         f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of "
                         f"{max_pixels:,} (a decompression-bomb guard; raise it with --max-pixels)"
                     )
@@ -75,15 +74,10 @@ def decode_image(source: BinaryIO | bytes, name: str, max_pixels: int = DEFAULT_
         except UnidentifiedImageError:
             raise ImageError(f"{name}: not an image file Pillow can read") from None
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise ImageError(f"{name}: corrupt or truncated image ({_first_line(exc)})") from None
+            raise ImageError(f"{name}: corrupt or truncated image ({files.first_line(exc)})") from None
     if min(img.size) < 1:
         raise ImageError(f"{name}: image has no pixels")
     return img
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def split_alpha(img: Image.Image) -> tuple[Image.Image, Image.Image | None]:
@@ -153,7 +147,11 @@ def save_format(path: str | os.PathLike) -> str:
 
 
 def save_image(
-    img: Image.Image, path: str | os.PathLike, overwrite: bool = False, alpha: Image.Image | None = None
+    img: Image.Image,
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    alpha: Image.Image | None = None,
+    quality: int = 95,
 ) -> Path:
     """Write ``img`` to ``path`` through a temporary file and a rename, so no half file is left.
 
@@ -167,42 +165,20 @@ def save_image(
     if alpha is not None and fmt in ALPHA_FORMATS:
         img = img.convert("RGB")
         img.putalpha(alpha.resize(img.size) if alpha.size != img.size else alpha)
-    options = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95}}.get(fmt, {})
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        with files.replacing(path) as tmp, open(tmp, "wb") as handle:
+            img.save(handle, format=fmt, **options)
     except OSError as exc:
         raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            img.save(handle, format=fmt, **options)
-        publish(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
     return path
 
 
-def write_text_whole(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename: a reader (or a run killed
-    half-way) sees the old file or the new one, never a part of it."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    publish(tmp, path)
-    return path
-
-
-def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
-    """Rename a finished temporary file onto ``path``, with the permissions a plain ``open()`` would
-    have given it (mkstemp makes files readable by their owner only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
+def load_square(path: str | os.PathLike, size: int, max_pixels: int = MAX_PIXELS) -> Tensor:
+    """An image as a (1, 3, size, size) tensor: short side resized to ``size``, centre-cropped,
+    transparency over white (evaluation images, training previews)."""
+    img = flatten_alpha(load_image(path, max_pixels))
+    return to_tensor(center_crop(resize_short_side(img, size), size))
 
 
 def find_images(path: str | os.PathLike, recursive: bool = False) -> list[Path]:

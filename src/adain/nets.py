@@ -90,16 +90,44 @@ class _MeanStd(torch.autograd.Function):
         return grad.to(flat.dtype), None
 
 
+Stats = tuple[Tensor, Tensor]  # per-channel (mean, std), each (N, C, 1, 1)
+
+
+def std_from_sums(total: Tensor, squares: Tensor, count: int, eps: float = EPS) -> Tensor:
+    """The std ``mean_std`` gives, from running sums (per-channel sum and sum of squares over
+    ``count`` positions): how the statistics of an image too large to encode at once are gathered."""
+    mean = total / count
+    return (((squares - total * mean) / (count - 1)).clamp_min(0) + eps).sqrt()
+
+
+def normalise(features: Tensor, content: Stats, style: Stats) -> Tensor:
+    """The AdaIN formula with the statistics given: sigma(y) * (x - mu(x)) / sigma(x) + mu(y)."""
+    return (features.float() - content[0]) / content[1] * style[1] + style[0]
+
+
 def adain_stats(content: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
-    """AdaIN with the style given by its statistics: sigma(y) * (x - mu(x)) / sigma(x) + mu(y)."""
-    c_mean, c_std = mean_std(content)
-    out = (content.float() - c_mean) / c_std * style_std + style_mean
-    return out.to(content.dtype)
+    """AdaIN with the style given by its statistics."""
+    return normalise(content, mean_std(content), (style_mean, style_std)).to(content.dtype)
 
 
 def adain(content: Tensor, style: Tensor) -> Tensor:
     """Adaptive instance normalisation of ``content`` features to the statistics of ``style``."""
     return adain_stats(content, *mean_std(style))
+
+
+def adain_regions(
+    features: Tensor, content: list[Stats | None], style: list[Stats], labels: Tensor | None = None
+) -> Tensor:
+    """AdaIN with given statistics, per region when ``labels`` (1, 1, h, w) gives each position's
+    region, as in the Lua original's masks; a region without statistics (too small) keeps its
+    features. Statistics come from the whole image, so a tile of it is transformed like the whole."""
+    out = features
+    for k, (content_k, style_k) in enumerate(zip(content, style, strict=True)):
+        if content_k is None:
+            continue
+        moved = normalise(features, content_k, style_k)
+        out = moved if labels is None else torch.where(labels == k, moved, out)
+    return out
 
 
 class Encoder(nn.Sequential):

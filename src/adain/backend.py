@@ -1,0 +1,92 @@
+"""How the networks run: the device, the arithmetic and the kernels, chosen once per ``Stylizer``.
+
+The fast path (the default) is the paper's network computed with less work, within a measured
+fidelity gate of 40 dB PSNR to the plain fp32 network:
+- channels_last tensors, so oneDNN/cuDNN pick their faster convolutions;
+- every upsample -> pad -> conv of the decoder run at the low resolution (``nets.UpsampleConv``);
+- bf16 autocast where the hardware has fast bf16 (a GPU; a CPU with AVX-512 BF16 or AMX: 47.1 dB at
+  worst on the canonical images, ``benchmarks/fidelity.py``), the encoder's layers up to relu1_1
+  kept in fp32;
+- elsewhere on the CPU, the wide 3x3 convs as Winograd F(6x6, 3x3) in fp32 (``winograd.py``).
+``fast=False`` is the plain fp32 network, for comparisons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from . import winograd
+from .devices import dtype_name, pick_device, pick_precision
+from .nets import Decoder, Encoder, fuse_upsampling
+
+
+class Autocast(nn.Module):
+    """``net`` run under autocast to ``dtype``, handing back float32 (what the pipeline around it,
+    the AdaIN statistics and the tile buffers, computes in). Its first ``fp32_layers`` layers run in
+    float32: the encoder's layers up to relu1_1 see pixels scaled to BGR*255 minus the mean, which
+    bf16 rounds by up to half a grey level, the largest error of the bf16 pipeline
+    (``benchmarks/fidelity.py``), at a few percent of the encoder's work."""
+
+    def __init__(self, net: nn.Sequential, dtype: torch.dtype, fp32_layers: int = 0) -> None:
+        super().__init__()
+        layers = list(net)
+        self.head, self.tail = nn.Sequential(*layers[:fp32_layers]), nn.Sequential(*layers[fp32_layers:])
+        self.dtype = dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(x).to(self.dtype)  # where autocast would round it anyway, but held half as large
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            return self.tail(x).float()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where and how the encoder and decoder run. ``choose`` makes the decision; ``encoder`` and
+    ``decoder`` give the networks rewritten for it (the same parameters, shared, not copied)."""
+
+    device: torch.device
+    dtype: torch.dtype | None  # autocast to this; None is plain float32
+    memory_format: torch.memory_format
+    fused_upsampling: bool
+    winograd: bool
+
+    @classmethod
+    def choose(
+        cls, device: str | torch.device = "auto", precision: str = "auto", fast: bool = True
+    ) -> Backend:
+        where = pick_device(device)
+        if not fast:
+            return cls(where, None, torch.contiguous_format, fused_upsampling=False, winograd=False)
+        dtype = pick_precision(precision, where)
+        use_winograd = dtype is None and where.type == "cpu"
+        return cls(where, dtype, torch.channels_last, fused_upsampling=True, winograd=use_winograd)
+
+    def place(self, net: nn.Module) -> nn.Module:
+        """``net`` frozen for inference, on the device, in the memory format."""
+        return net.eval().requires_grad_(False).to(self.device, memory_format=self.memory_format)
+
+    def encoder(self, encoder: Encoder) -> nn.Module:
+        if self.dtype is not None:
+            return Autocast(encoder, self.dtype, fp32_layers=encoder.tap_index["relu1_1"] + 1)
+        return winograd.accelerate(encoder) if self.winograd else encoder
+
+    def decoder(self, decoder: Decoder) -> nn.Module:
+        net = fuse_upsampling(decoder) if self.fused_upsampling else decoder
+        if self.dtype is not None:
+            return Autocast(net, self.dtype)
+        return winograd.accelerate(net) if self.winograd else net
+
+    def fp32_encoder(self, encoder: Encoder) -> nn.Module:
+        """The encoder in float32 whatever the arithmetic, for measuring losses."""
+        return winograd.accelerate(encoder) if self.device.type == "cpu" and self.fast else encoder
+
+    @property
+    def fast(self) -> bool:
+        return self.fused_upsampling
+
+    def describe(self) -> str:
+        kernels = ", Winograd convs" if self.winograd else ""
+        return f"{self.device.type}, {dtype_name(self.dtype)}{kernels}"

@@ -1,0 +1,64 @@
+"""The ``adain`` command: a thin layer over the library, one module per command.
+
+Each command module has ``add_parser(commands)`` (its flags, with the shared defaults of
+``adain.defaults``) and ``run(args)`` (which imports the library and calls it). Nothing heavy is
+imported before a command runs, so ``adain --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import warnings
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import AdainError, UsageError
+from . import ablate, bench, evaluate, serve, stylize, train, video
+from .args import report
+
+COMMANDS = (stylize, train, evaluate, ablate, bench, video, serve)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adain", description="Arbitrary style transfer with adaptive instance normalisation."
+    )
+    parser.add_argument("--version", action="version", version=f"adain {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    return f"adain: warning: {message}\n"  # not Python's file:line and source line: users are not debugging
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
+    args.command_line = shlex.join(["adain", *(sys.argv[1:] if argv is None else map(str, argv))])
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        report(str(exc))
+        return 2
+    except AdainError as exc:
+        report(str(exc))
+        return 1
+    except OSError as exc:  # a folder that cannot be made or written: the command's output paths
+        report(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+        return 1
+    except KeyboardInterrupt:
+        print("adain: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        report("out of memory: try a smaller --content-size")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

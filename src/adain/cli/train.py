@@ -1,0 +1,90 @@
+"""``adain train``: a decoder trained with the paper's recipe, in chunks if need be."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .. import defaults as d
+from ..errors import UsageError
+from . import args as flags
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train a decoder with the paper's recipe")
+    flags.add_training_data_flags(parser)
+    add = parser.add_argument
+    add("--out-dir", required=True, help="checkpoints, logs and the exported decoder")
+    add(
+        "--max-iter", type=flags.positive_int, default=d.MAX_ITER, help=f"default {d.MAX_ITER}; paper: 160000"
+    )
+    add("--lr", type=flags.non_negative_float, default=d.LR, help=f"Adam's learning rate (default {d.LR:g})")
+    add("--lr-decay", type=flags.non_negative_float, default=d.LR_DECAY,
+        help=f"inverse-time decay: lr / (1 + decay x iteration) (default {d.LR_DECAY:g})")  # fmt: skip
+    add("--warmup", type=flags.non_negative_int, default=0, metavar="ITERATIONS",
+        help="ramp the lr up linearly over this many iterations (fine-tuning with a fresh Adam; default 0)")  # fmt: skip
+    add("--style-weight", type=flags.non_negative_float, default=d.STYLE_WEIGHT,
+        help=f"lambda (default {d.STYLE_WEIGHT:g})")  # fmt: skip
+    add("--content-weight", type=flags.non_negative_float, default=d.CONTENT_WEIGHT,
+        help=f"default {d.CONTENT_WEIGHT:g}")  # fmt: skip
+    add("--content-target", choices=["t", "fc"], default="t",
+        help="ablation: AdaIN output t (paper) or the content features f(c)")  # fmt: skip
+    add("--decoder-norm", choices=["none", "batch", "instance"], default="none",
+        help="ablation: normalisation layers in the decoder (paper: none)")  # fmt: skip
+    add("--save-every", type=flags.positive_int, default=d.SAVE_EVERY,
+        help=f"checkpoint interval (default {d.SAVE_EVERY})")  # fmt: skip
+    add(
+        "--log-every",
+        type=flags.positive_int,
+        default=d.LOG_EVERY,
+        help=f"log.csv interval (default {d.LOG_EVERY})",
+    )
+    add("--image-every", type=flags.positive_int, default=d.IMAGE_EVERY,
+        help="iterations between preview grids (OUT_DIR/previews, TensorBoard)")  # fmt: skip
+    add("--no-tensorboard", dest="tensorboard", action="store_false",
+        help="no TensorBoard logs (written to OUT_DIR/tensorboard when the package is installed)")  # fmt: skip
+    add("--precision", choices=d.PRECISIONS, default="auto",
+        help="auto: bf16 where the CPU has it natively, fp16/bf16 on CUDA, else fp32")  # fmt: skip
+    add("--no-channels-last", dest="channels_last", action="store_false")
+    add("--no-winograd", dest="winograd", action="store_false",
+        help="plain PyTorch convolutions instead of the CPU's Winograd kernels")  # fmt: skip
+    add("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    add("--time-limit", type=flags.positive_float, metavar="MINUTES",
+        help="stop with a checkpoint before this much time has passed (run a long training in chunks "
+        "on machines lent for a few minutes: each chunk --resume's the last); exits 0")  # fmt: skip
+    add("--init-decoder", help="start from this decoder (e.g. to continue the shipped one)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()  # a chunk's time limit counts the start-up too
+    from ..train import TrainConfig, Trainer
+
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    trainer = Trainer(TrainConfig(**fields), progress=not args.quiet, command=args.command_line)
+    checkpoint = trainer.checkpoint_path
+    if args.resume:
+        if trainer.resume():
+            print(f"resuming at iteration {trainer.iteration}", file=sys.stderr)
+    elif checkpoint.exists():
+        raise UsageError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out-dir")
+    if trainer.dist.is_main:
+        print(f"adain: training on {trainer.describe()}", file=sys.stderr)
+    time_limit = args.time_limit * 60 - (time.monotonic() - started) if args.time_limit else None
+    try:
+        decoder = trainer.run(time_limit)
+    except KeyboardInterrupt as stop:
+        print(f"adain: {stop or 'interrupted'}", file=sys.stderr)
+        return 130
+    if decoder is None:
+        print(f"adain: time limit reached at iteration {trainer.iteration} of {args.max_iter}; "
+              "checkpoint saved, --resume continues", file=sys.stderr)  # fmt: skip
+        return 0
+    skipped = trainer.content.skipped + trainer.style.skipped
+    if skipped:
+        print(
+            f"adain: skipped {skipped} unreadable training image{'s' if skipped > 1 else ''}", file=sys.stderr
+        )
+    print(f"decoder written to {decoder} and {decoder.with_suffix('.pth')}", file=sys.stderr)
+    return 0

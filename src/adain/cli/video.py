@@ -1,0 +1,68 @@
+"""``adain video``: every frame of a video stylized, its timing and sound kept."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import defaults
+from ..errors import AdainError
+from . import args as flags
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("video", help="stylize a video, keeping its frame rate and sound")
+    add = parser.add_argument
+    add("input", type=Path, help="a video file")
+    add("-s", "--style", nargs="+", type=Path, required=True, help="style image(s) or saved styles")
+    add("-o", "--output", type=Path, required=True, help="output video (.mp4, .m4v, .mov, .mkv)")
+    add("--alpha", type=flags.unit_float, default=1.0, help="style strength, 0-1 (default 1)")
+    add("--style-weights", type=flags.style_weights, metavar="W1,W2,...", help="blend the styles")
+    add("--style-size", type=flags.non_negative_int, default=defaults.STYLE_SIZE,
+        help=f"style short side (default {defaults.STYLE_SIZE})")  # fmt: skip
+    add("--stable", type=flags.momentum, nargs="?", const=defaults.STABLE_MOMENTUM, metavar="MOMENTUM",
+        help=f"less flicker: smooth the content statistics over time (default momentum {defaults.STABLE_MOMENTUM})")  # fmt: skip
+    add("--batch", type=flags.positive_int, default=defaults.VIDEO_BATCH,
+        help=f"frames stylized together (default {defaults.VIDEO_BATCH})")  # fmt: skip
+    add("--codec", default=defaults.VIDEO_CODEC, help=f"video encoder (default {defaults.VIDEO_CODEC})")
+    add(
+        "--crf",
+        type=flags.non_negative_int,
+        default=defaults.VIDEO_CRF,
+        help="x264/x265 quality (lower is better)",
+    )
+    flags.add_max_memory_flag(parser, "frames")
+    add("--overwrite", action="store_true", help="replace an existing output")
+    flags.add_weights_flags(parser)
+    flags.add_quiet_flag(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from ..video import stylize_video
+    except ImportError:
+        raise AdainError("adain video needs PyAV: pip install 'adain[video]'") from None
+    from ..stylize import StyleCode, check_controls
+
+    check_controls(args.alpha, len(args.style), args.style_weights, False)
+    if args.output.exists() and not args.overwrite:
+        raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
+    stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory)
+    codes = [
+        StyleCode.load(path)
+        if path.suffix == ".safetensors"
+        else stylizer.encode_style(path, args.style_size)
+        for path in args.style
+    ]  # fmt: skip  (each style encoded once for the whole video)
+    done = stylize_video(
+        stylizer, args.input, args.output, codes, alpha=args.alpha, style_weights=args.style_weights,
+        stable=args.stable, codec=args.codec, crf=args.crf, overwrite=args.overwrite, progress=not args.quiet,
+        batch=args.batch,
+    )  # fmt: skip
+    if not args.quiet:
+        sound = "with its audio" if done["audio"] else "no audio stream"
+        print(f"adain: wrote {done['frames']} frames ({done['width']}x{done['height']}, {done['fps']:g} fps, "
+              f"{sound}) to {args.output}", file=sys.stderr)  # fmt: skip
+    return 0

@@ -1,0 +1,52 @@
+"""Every default that the library, the CLI, the server and the trainer share, in one place.
+
+Imports nothing heavy, so ``adain --help`` can show them without loading torch.
+"""
+
+from __future__ import annotations
+
+# -- inference --------------------------------------------------------------------------------
+MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS); --max-pixels
+MAX_MEMORY_MB = 2048.0  # budget of the whole process; larger images are processed in tiles
+CONTENT_SIZE = 512  # short side the CLI and the server resize contents to (the API keeps the size)
+STYLE_SIZE = 512
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+OUTPUT_EXTENSIONS = ("jpg", "png", "webp")
+
+# -- server -----------------------------------------------------------------------------------
+SERVE_MAX_PIXELS = 25_000_000
+SERVE_MAX_UPLOAD_MB = 20.0
+SERVE_MAX_CONTENT_SIZE = 4096
+SERVE_CONCURRENCY = 1
+SERVE_QUEUE = 8
+SERVE_STYLE_CACHE = 64
+
+# -- video ------------------------------------------------------------------------------------
+VIDEO_CODEC = "libx264"
+VIDEO_CRF = 18
+VIDEO_BATCH = 4
+STABLE_MOMENTUM = 0.9
+
+# -- training (scaled down for a CPU; the paper: load 512, crop 256, batch 8, 160k iterations) ----
+LOAD_SIZE = 256
+CROP_SIZE = 128
+BATCH_SIZE = 4
+MAX_ITER = 20_000
+LR = 1e-4
+LR_DECAY = 5e-5
+STYLE_WEIGHT = 10.0
+CONTENT_WEIGHT = 1.0
+SAVE_EVERY = 500
+LOG_EVERY = 10
+IMAGE_EVERY = 500
+WORKERS = 1
+
+# the paper's ablation variants (its Sec. 7.1): content target and normalisation in the decoder
+ABLATION_VARIANTS = {
+    "adain": {"content_target": "t", "decoder_norm": "none"},
+    "content-target-fc": {"content_target": "fc", "decoder_norm": "none"},
+    "decoder-batchnorm": {"content_target": "t", "decoder_norm": "batch"},
+    "decoder-instancenorm": {"content_target": "t", "decoder_norm": "instance"},
+}
+EVAL_SIZE = 256

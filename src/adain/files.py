@@ -1,0 +1,65 @@
+"""Files written whole or not at all, for every writer in the package (images, videos, checkpoints,
+exported weights, configs, reports, benchmark results).
+
+Each is written to a temporary file beside its destination and renamed onto it when complete, so a
+reader, or a run killed half-way, sees the old file or the new one and never a part of either; on
+any failure the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new content to; renamed onto ``path`` when the block
+    ends, removed if it raises. ``overwrite=False`` refuses an existing ``path`` up front."""
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(errno.EEXIST, "exists (pass --overwrite to replace it)", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        publish(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """``text`` written to ``path`` whole."""
+    with replacing(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """``data`` written to ``path`` whole."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Rename a finished temporary file onto ``path``, with the permissions a plain ``open()`` would
+    have given it (mkstemp makes files readable by their owner only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type's name): for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

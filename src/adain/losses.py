@@ -1,0 +1,62 @@
+"""The paper's losses (Huang & Belongie, Sec. 5), shared by training, evaluation and the Gatys baseline.
+
+With t = AdaIN(f(c), f(s)) and the output g(t):
+    L_c = MSE(f(g(t)), t)                                                        at relu4_1
+    L_s = sum_i MSE(mu(phi_i(g(t))), mu(phi_i(s))) + MSE(sigma(.), sigma(.))      relu1_1..relu4_1
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .nets import Decoder, Encoder, adain, fuse_upsampling, mean_std, taps
+from .winograd import accelerate
+
+ContentTarget = Literal["t", "fc"]
+
+
+def style_loss(output_taps: list[Tensor], style_taps: list[Tensor]) -> Tensor:
+    """Sum over layers of the MSE between channel means plus the MSE between channel stds."""
+    total = output_taps[0].new_zeros((), dtype=torch.float32)
+    for out, ref in zip(output_taps, style_taps, strict=True):
+        out_mean, out_std = mean_std(out)
+        ref_mean, ref_std = mean_std(ref)
+        total = total + F.mse_loss(out_mean, ref_mean) + F.mse_loss(out_std, ref_std)
+    return total
+
+
+def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
+    return F.mse_loss(output_feat.float(), target.float())
+
+
+class AdaINLoss(torch.nn.Module):
+    """Decoder + frozen encoder, computing the paper's content and style losses for a batch.
+
+    ``winograd`` runs the wide 3x3 convs of both networks, forward and backward, through the
+    CPU's Winograd kernels (``winograd.py``); the parameters are the same either way.
+    """
+
+    def __init__(
+        self, encoder: Encoder, decoder: Decoder, content_target: ContentTarget = "t", winograd: bool = False
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.decoder = decoder
+        self.content_target = content_target
+        fused = fuse_upsampling(decoder)  # the same function with fewer multiply-adds
+        self.encode = accelerate(self.encoder) if winograd else self.encoder
+        self.decode = accelerate(fused) if winograd else fused
+
+    def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            style_taps = taps(self.encode, style)
+            content_feat = self.encode(content)
+            t = adain(content_feat, style_taps[-1])
+        output = self.decode(t)
+        output_taps = taps(self.encode, output)
+        target = t if self.content_target == "t" else content_feat
+        return content_loss(output_taps[-1], target), style_loss(output_taps, style_taps)

@@ -1,0 +1,36 @@
+"""The restructured pipeline gives bit-identical images to the one it replaced.
+
+``tests/data/pipeline_reference.json`` holds the SHA-256 of each 8-bit output of
+``scripts/make_pipeline_reference.py`` as run at the commit it names (before the restructuring),
+in fp32 on this project's machine: the plain network, the fast one (Winograd kernels), every
+control, forced tiles and a batch of frames with the video path's smoothing hook.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+from .conftest import needs_shared
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = json.loads((Path(__file__).parent / "data" / "pipeline_reference.json").read_text())
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "make_pipeline_reference", ROOT / "scripts" / "make_pipeline_reference.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@needs_shared
+def test_fp32_outputs_are_bit_identical_to_the_reference_commit():
+    script = _script()
+    outputs = script.cases(REFERENCE["precision"])
+    assert set(outputs) == set(REFERENCE["fingerprints"])
+    changed = [
+        name for name, img in outputs.items() if script.fingerprint(img) != REFERENCE["fingerprints"][name]
+    ]
+    assert not changed, f"outputs differ from commit {REFERENCE['commit'][:7]}: {', '.join(changed)}"
