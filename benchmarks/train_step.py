@@ -1,9 +1,13 @@
 """Seconds per training iteration: our step (auto precision, channels_last, Winograd convs on the
 CPU) against a plain fp32 eager loop at the same settings, measured in the same run on the same
-random batches, the two steps taking turns so that both see the same machine load.
+random batches, the steps taking turns so that all see the same machine load.
 
     python benchmarks/train_step.py [--batch-size 4] [--crop-size 128] [--iters 5] [--precision auto]
-        [--no-winograd] [--out benchmarks/results/train_step.json]
+        [--no-winograd] [--cached] [--out benchmarks/results/train_step.json]
+
+``--cached`` also times our step on ``--feature-cache`` batches (content relu4_1 features cropped
+from a 2x larger image's, whole-image style statistics): the same decoder, loss network and
+backward passes without the two encodings of the batch.
 """
 
 from __future__ import annotations
@@ -48,6 +52,37 @@ def plain_step(encoder, decoder, optimizer, content, style):
     optimizer.step()
 
 
+def cached_step(model, optimizer, dtype, batch_size: int, crop_size: int):
+    """Our step on what ``--feature-cache`` hands it: content feature crops and style statistics."""
+    from adain.features import ContentFeatures, StyleStats
+    from adain.nets import mean_std, taps
+
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        images = torch.rand(batch_size, 3, 2 * crop_size, 2 * crop_size).to(memory_format=torch.channels_last)
+        feats = [f for f in model.encode(images).to(torch.bfloat16)]
+        stats = [
+            [mean_std(t.float()) for t in taps(model.encode, images[i : i + 1])]
+            for i in range(batch_size)
+        ]
+    contents = ContentFeatures(feats)
+    styles = StyleStats(torch.stack([torch.cat([m.flatten() for m, _ in s]) for s in stats]),
+                        torch.stack([torch.cat([d.flatten() for _, d in s]) for s in stats]))  # fmt: skip
+    from adain.features import CachedBatches
+
+    batches = CachedBatches(contents, styles, batch_size, crop_size, seed=0)
+
+    def step():
+        content, style = next(batches)
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss_c, loss_s = model(content.to(memory_format=torch.channels_last), style, cached=True)
+        loss = loss_c + 10 * loss_s
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
 def time_alternating(steps: list, iters: int) -> list[list[float]]:
     """Seconds of each of ``iters`` calls of every step, the steps taking turns, after a warm-up."""
     for step in steps:
@@ -70,6 +105,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--no-winograd", dest="winograd", action="store_false")
+    parser.add_argument("--cached", action="store_true", help="also time the step on cached features")
     add_out_flags(parser, "train_step.json")
     args = parse_args(parser)
     torch.manual_seed(0)
@@ -94,14 +130,24 @@ def main() -> None:
         loss.backward()
         optimizer.step()
 
-    plain, fast = time_alternating(
-        [lambda: plain_step(encoder, decoder, plain_optimizer, content, style), ours], args.iters
-    )
-    p, f = statistics.median(plain), statistics.median(fast)
+    steps = [lambda: plain_step(encoder, decoder, plain_optimizer, content, style), ours]
+    if args.cached:
+        steps.append(cached_step(model, optimizer, dtype, args.batch_size, args.crop_size))
+    times = time_alternating(steps, args.iters)
+    p, f = statistics.median(times[0]), statistics.median(times[1])
     print(f"batch {args.batch_size}, crop {args.crop_size}, {torch.get_num_threads()} threads, "
           f"precision {dtype_name(dtype)} (native bf16 on this CPU: {cpu_has_native_bf16()}), "
           f"winograd {args.winograd}")  # fmt: skip
     print(f"plain fp32 eager: {p:.3f} s/iter   ours: {f:.3f} s/iter   speed-up: {p / f:.2f}x")
+    cached = {}
+    if args.cached:
+        c = statistics.median(times[2])
+        print(f"ours on cached features: {c:.3f} s/iter   {f / c:.2f}x ours on images, {p / c:.2f}x plain")
+        cached = {
+            "cached_s_per_iter": c,
+            "cached_speedup_over_ours": f / c,
+            "cached_speedup_over_plain": p / c,
+        }
     result = {
         "batch_size": args.batch_size,
         "crop_size": args.crop_size,
@@ -111,6 +157,7 @@ def main() -> None:
         "plain_s_per_iter": p,
         "ours_s_per_iter": f,
         "speedup": p / f,
+        **cached,
     }
     write_results(args.out, result)
 

@@ -10,7 +10,7 @@ import torch
 
 from adain.cli import main
 from adain.losses import AdaINLoss, content_loss, style_loss
-from adain.nets import Decoder, Encoder, adain
+from adain.nets import Decoder, Encoder, adain, mean_std
 from adain.stylize import Stylizer
 from adain.train import TrainConfig, Trainer, learning_rate
 
@@ -425,3 +425,48 @@ def test_ablate_trains_and_evaluates_every_variant(dataset, tmp_path, capsys):
 
     assert Image.open(out / "ablation_grid.jpg").size == ((2 + 4) * 32, 4 * 32)  # 2x2 pairs, 6 columns
     assert "decoder-batchnorm" in capsys.readouterr().out
+
+
+def test_feature_cache_trains_and_is_reused_and_rebuilt(dataset, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    args = train_args(dataset, tmp_path / "run", "--max-iter", "3", "--feature-cache", cache)
+    assert main(args) == 0
+    made = sorted(p.name for p in cache.iterdir())
+    assert [name.split("-")[0] for name in made] == ["content", "style"]
+    stamps = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert len(read_log(tmp_path / "run")) == 3
+    assert main(train_args(dataset, tmp_path / "again", "--max-iter", "2", "--feature-cache", cache)) == 0
+    assert {p: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps  # used as it was
+    # a damaged file is rebuilt, with a warning
+    content_file = next(cache.glob("content-*"))
+    content_file.write_bytes(content_file.read_bytes()[:100])
+    with pytest.warns(UserWarning, match="damaged feature cache, rebuilding it"):
+        assert main(train_args(dataset, tmp_path / "third", "--max-iter", "1", "--feature-cache", cache)) == 0
+    assert content_file.stat().st_size > 1000
+    # other images: another key, another file
+    make_image(dataset[0] / "c9.jpg", (48, 40), seed=99)
+    assert main(train_args(dataset, tmp_path / "fourth", "--max-iter", "1", "--feature-cache", cache)) == 0
+    assert len(list(cache.glob("content-*"))) == 2 and len(list(cache.glob("style-*"))) == 1
+
+
+def test_cached_losses_equal_the_image_path_on_whole_images():
+    """With crops as large as the images, the cached path computes the same losses as the image path
+    (style statistics of the whole image are those of the crop)."""
+    from adain import features
+
+    torch.manual_seed(0)
+    encoder, decoder = Encoder().eval(), Decoder()
+    model = AdaINLoss(encoder, decoder)
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    direct = model(content, style)
+    with torch.no_grad():
+        stats = [mean_std(t) for t in encoder.taps(style)]
+        packed = torch.stack(
+            [torch.cat([m.flatten(1) for m, _ in stats], 1), torch.cat([s.flatten(1) for _, s in stats], 1)],
+            1,
+        )
+        content_feat = encoder(content)
+    cached = model(content_feat, packed, cached=True)
+    assert features.style_stats_of(packed)[2][1].shape == (2, 256, 1, 1)
+    for a, b in zip(direct, cached, strict=True):
+        assert a.item() == pytest.approx(b.item(), rel=1e-5)

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .nets import Decoder, Encoder, adain, fuse_upsampling, mean_std, taps
+from .features import style_stats_of
+from .nets import Decoder, Encoder, Stats, adain_stats, fuse_upsampling, mean_std, taps
 from .winograd import accelerate
 
 ContentTarget = Literal["t", "fc"]
@@ -21,10 +22,14 @@ ContentTarget = Literal["t", "fc"]
 
 def style_loss(output_taps: list[Tensor], style_taps: list[Tensor]) -> Tensor:
     """Sum over layers of the MSE between channel means plus the MSE between channel stds."""
+    return style_loss_to(output_taps, [mean_std(ref) for ref in style_taps])
+
+
+def style_loss_to(output_taps: list[Tensor], style_stats: list[Stats]) -> Tensor:
+    """``style_loss`` against the styles' statistics given (each tap's (mean, std), (N, C, 1, 1))."""
     total = output_taps[0].new_zeros((), dtype=torch.float32)
-    for out, ref in zip(output_taps, style_taps, strict=True):
+    for out, (ref_mean, ref_std) in zip(output_taps, style_stats, strict=True):
         out_mean, out_std = mean_std(out)
-        ref_mean, ref_std = mean_std(ref)
         total = total + F.mse_loss(out_mean, ref_mean) + F.mse_loss(out_std, ref_std)
     return total
 
@@ -51,12 +56,19 @@ class AdaINLoss(torch.nn.Module):
         self.encode = accelerate(self.encoder) if winograd else self.encoder
         self.decode = accelerate(fused) if winograd else fused
 
-    def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, content: Tensor, style: Tensor, cached: bool = False) -> tuple[Tensor, Tensor]:
+        """(content loss, style loss) of a batch of content and style crops; with ``cached``, of
+        content relu4_1 features and (B, 2, 960) style statistics from the feature cache."""
         with torch.no_grad():
-            style_taps = taps(self.encode, style)
-            content_feat = self.encode(content)
-            t = adain(content_feat, style_taps[-1])
+            if cached:
+                content_feat, style_stats = content, style_stats_of(style)
+            else:
+                content_feat, style_stats = (
+                    self.encode(content),
+                    [mean_std(t) for t in taps(self.encode, style)],
+                )
+            t = adain_stats(content_feat, *style_stats[-1])
         output = self.decode(t)
         output_taps = taps(self.encode, output)
         target = t if self.content_target == "t" else content_feat
-        return content_loss(output_taps[-1], target), style_loss(output_taps, style_taps)
+        return content_loss(output_taps[-1], target), style_loss_to(output_taps, style_stats)

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -23,12 +24,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import defaults, files, images, weights
+from . import defaults, features, files, images, weights
 from .data import ImageDataset, endless
 from .devices import describe_device, dtype_name, pick_device, pick_precision
 from .errors import AdainError
+from .features import CachedBatches, ContentFeatures, StyleStats
 from .losses import AdaINLoss, ContentTarget
-from .nets import Decoder, DecoderNorm, adain
+from .nets import Decoder, DecoderNorm, adain, taps
 
 
 @dataclass
@@ -58,13 +60,14 @@ class TrainConfig:
     winograd: bool = True  # Winograd convs on the CPU (fp32 only; see winograd.py)
     vgg: str | None = None
     init_decoder: str | None = None  # start from these weights instead of random ones
+    feature_cache: str | None = None  # encoder features of the training images kept here (features.py)
     device: str = "auto"
     extra: dict = field(default_factory=dict)
 
 
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
-          "content_target", "seed")  # fmt: skip
+          "content_target", "seed", "feature_cache")  # fmt: skip
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -140,6 +143,20 @@ class Distributed:
             torch.distributed.destroy_process_group()
 
 
+class PairedBatches:
+    """Content and style batches drawn together, closed together."""
+
+    def __init__(self, contents: Iterator[Tensor], styles: Iterator[Tensor]) -> None:
+        self.contents, self.styles = contents, styles
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        return next(self.contents), next(self.styles)
+
+    def close(self) -> None:
+        self.contents.close()  # type: ignore[attr-defined]
+        self.styles.close()  # type: ignore[attr-defined]
+
+
 class Trainer:
     """One training run in ``out_dir``: ``checkpoint.pt``, ``log.csv``, ``config.json``, exports."""
 
@@ -189,6 +206,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.forward = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.iteration = 0
+        self.cached = self._cache_features(Path(config.feature_cache)) if config.feature_cache else None
         self._stop_signal: int | None = None
         # last, so a run that cannot start leaves no folder behind; before anything is announced
         if self.dist.is_main:
@@ -201,9 +219,33 @@ class Trainer:
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
             f"{self.content.total:,} content and {self.style.total:,} style images; "
-            f"batch {cfg.batch_size}{processes} of {cfg.crop_size} px crops; "
+            f"batch {cfg.batch_size}{processes} of {cfg.crop_size} px crops"
+            f"{' of cached features, whole-image style targets' if self.cached else ''}; "
             f"iteration {self.iteration:,} of {cfg.max_iter:,}"
         )
+
+    @property
+    def skipped(self) -> int:
+        """Training images found unreadable so far."""
+        cached = sum(part.skipped for part in self.cached) if self.cached else 0
+        return cached + self.content.skipped + self.style.skipped
+
+    def _cache_features(self, cache_dir: Path) -> tuple[ContentFeatures, StyleStats]:
+        """The content features and style statistics of the training images, from the cache or
+        computed now (with this run's encoder and arithmetic) and kept there."""
+        cfg, model = self.config, self.model
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):  # fmt: skip
+
+            def on_device(x: Tensor) -> Tensor:
+                return x.to(self.device, memory_format=self.memory_format)
+
+            encoder_id = self.encoder_weights.id
+            contents = features.cached_contents(self.content.files, cfg.load_size, lambda x: model.encode(on_device(x)),
+                                                encoder_id, cache_dir, self.progress)  # fmt: skip
+            styles = features.cached_styles(self.style.files, cfg.load_size, lambda x: taps(model.encode, on_device(x)),
+                                            encoder_id, cache_dir, self.progress)  # fmt: skip
+        return contents, styles
 
     @property
     def checkpoint_path(self) -> Path:
@@ -259,13 +301,18 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.iteration)
         content = content.to(self.device, memory_format=self.memory_format, non_blocking=True)
-        style = style.to(self.device, memory_format=self.memory_format, non_blocking=True)
+        # cached style statistics are (B, 2, 960), not images: no memory format
+        style = (
+            style.to(self.device, non_blocking=True)
+            if self.cached
+            else style.to(self.device, memory_format=self.memory_format, non_blocking=True)
+        )
         with torch.autocast(
             self.device.type,
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
         ):
-            loss_c, loss_s = self.forward(content, style)
+            loss_c, loss_s = self.forward(content, style, self.cached is not None)
         loss = self.config.content_weight * loss_c + self.config.style_weight * loss_s
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -316,8 +363,11 @@ class Trainer:
         # each (re)start and each rank draws its own data order, so a resumed run does not replay
         seed = cfg.seed + 2 * self.iteration + 1_000_003 * self.dist.rank
         pin = self.device.type == "cuda"
-        contents = endless(self.content, cfg.batch_size, cfg.workers, seed, pin)
-        styles = endless(self.style, cfg.batch_size, cfg.workers, seed + 1, pin)
+        if self.cached:
+            batches = CachedBatches(*self.cached, cfg.batch_size, cfg.crop_size, seed)
+        else:
+            batches = PairedBatches(endless(self.content, cfg.batch_size, cfg.workers, seed, pin),
+                                    endless(self.style, cfg.batch_size, cfg.workers, seed + 1, pin))  # fmt: skip
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         log = (
             TrainLog(self.out_dir, self.progress, cfg.max_iter, self.iteration, cfg.tensorboard)
@@ -325,10 +375,9 @@ class Trainer:
             else None
         )
         try:
-            self._loop(contents, styles, log, started, time_limit)
+            self._loop(batches, log, started, time_limit)
         finally:
-            contents.close()
-            styles.close()
+            batches.close()
             if log:
                 log.close()
             for sig, handler in previous.items():
@@ -347,7 +396,7 @@ class Trainer:
             )
         return self._export()
 
-    def _loop(self, contents, styles, log: TrainLog | None, started: float, time_limit: float | None) -> None:
+    def _loop(self, batches, log: TrainLog | None, started: float, time_limit: float | None) -> None:
         """Steps until ``max_iter``, a signal, or (predicted from the last step) the time limit."""
         cfg, last = self.config, started
         while self.iteration < cfg.max_iter:
@@ -357,7 +406,7 @@ class Trainer:
             last = now
             if self.dist.any(self._stop_signal is not None or out_of_time):
                 break
-            losses = self.step(next(contents), next(styles))
+            losses = self.step(*next(batches))
             if log:
                 log.update(self.iteration, losses, self.lr_at(self.iteration), cfg.log_every, cfg.max_iter)
             if log and self.iteration % cfg.image_every == 0:
@@ -374,7 +423,7 @@ class Trainer:
             "crop_size": str(cfg.crop_size),
             "batch_size": str(cfg.batch_size * self.dist.world),
             "content_target": cfg.content_target,
-            "skipped_images": str(self.content.skipped + self.style.skipped),
+            "skipped_images": str(self.skipped),
         }
         exported = self.out_dir / "decoder.safetensors"
         if self.dist.is_main:

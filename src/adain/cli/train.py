@@ -54,6 +54,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="stop with a checkpoint before this much time has passed (run a long training in chunks "
         "on machines lent for a few minutes: each chunk --resume's the last); exits 0")  # fmt: skip
     add("--init-decoder", help="start from this decoder (e.g. to continue the shipped one)")
+    add("--feature-cache", metavar="DIR",
+        help="encode the training images once and keep the features in DIR: content relu4_1 at --load-size, "
+        "cropped in feature space; style targets from the whole style image (as inference uses them)")  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"adain: time limit reached at iteration {trainer.iteration} of {args.max_iter}; "
               "checkpoint saved, --resume continues", file=sys.stderr)  # fmt: skip
         return 0
-    skipped = trainer.content.skipped + trainer.style.skipped
+    skipped = trainer.skipped
     if skipped:
         print(
             f"adain: skipped {skipped} unreadable training image{'s' if skipped > 1 else ''}", file=sys.stderr

@@ -1,0 +1,216 @@
+"""Encoder features of the training images, computed once and kept on disk (``--feature-cache``).
+
+Two of a training step's four network passes only encode the batch's content and style crops,
+without gradients. With the cache, each content image's relu4_1 features are computed once at the
+load size and cropped in feature space (a ``crop_size`` px crop is ``crop_size / 8`` positions), and
+each style image is summarised once by its whole-image mean and std at relu1_1..relu4_1: exactly
+the targets inference uses, where the style's statistics come from the whole style image. A step
+then pays for the decoder, the loss network on its output and the two backward passes.
+
+A cache file is named by a key over the format, the encoder, the load size and the bytes of every
+image; anything else (other images, another encoder, a file cut short) is rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from . import files, images
+from .errors import AdainError, ImageError
+from .nets import Stats, mean_std
+from .tiling import STRIDE
+
+FORMAT = "adain-features-1"
+TAP_CHANNELS = (64, 128, 256, 512)  # relu1_1, relu2_1, relu3_1, relu4_1
+Encode = Callable[[Tensor], Tensor]  # (1, 3, H, W) image -> relu4_1 features
+Taps = Callable[[Tensor], list[Tensor]]  # (1, 3, H, W) image -> the four style taps
+
+
+def cache_key(paths: Sequence[Path], kind: str, encoder_id: str, load_size: int) -> str:
+    """A digest of everything the cached features depend on."""
+    digest = hashlib.sha256(f"{FORMAT}|{kind}|{encoder_id}|{load_size}".encode())
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:24]
+
+
+@dataclass
+class ContentFeatures:
+    """relu4_1 features (512, h, w) of each readable content image, at the load size."""
+
+    features: list[Tensor]
+    skipped: int = 0
+
+    def crops(self, indices: Sequence[int], size: int, generator: torch.Generator) -> Tensor:
+        """A random ``size`` x ``size`` window of each of ``indices``' feature maps, as a batch."""
+        out = []
+        for i in indices:
+            feat = self.features[i]
+            top = int(torch.randint(feat.shape[1] - size + 1, (1,), generator=generator))
+            left = int(torch.randint(feat.shape[2] - size + 1, (1,), generator=generator))
+            out.append(feat[:, top : top + size, left : left + size])
+        return torch.stack(out)
+
+
+@dataclass
+class StyleStats:
+    """Whole-image mean and std of each readable style image at the four style taps, (N, 960) each."""
+
+    mean: Tensor
+    std: Tensor
+    skipped: int = 0
+
+
+def _readable(paths: Sequence[Path], load_size: int) -> Iterator[tuple[int, Tensor]]:
+    """(index, image tensor at the load size) of each file that reads; the others warned once each."""
+    for i, path in enumerate(paths):
+        try:
+            img = images.resize_short_side(images.flatten_alpha(images.load_image(path)), load_size)
+        except ImageError as exc:
+            warnings.warn(f"skipping unreadable training image: {exc}", stacklevel=3)
+            continue
+        yield i, images.to_tensor(img)
+
+
+def _progress(total: int, what: str, show: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"caching {what}", unit="img", disable=not show, dynamic_ncols=True)
+
+
+@torch.no_grad()
+def encode_contents(
+    paths: Sequence[Path], load_size: int, encode: Encode, progress: bool = False
+) -> ContentFeatures:
+    found: list[Tensor] = []
+    bar = _progress(len(paths), "content features", progress)
+    for _, x in _readable(paths, load_size):
+        found.append(encode(x).squeeze(0).to(torch.bfloat16).cpu().contiguous())
+        bar.update(1)
+    bar.close()
+    return ContentFeatures(found, len(paths) - len(found))
+
+
+@torch.no_grad()
+def encode_styles(
+    paths: Sequence[Path], load_size: int, encode_taps: Taps, progress: bool = False
+) -> StyleStats:
+    means, stds = [], []
+    bar = _progress(len(paths), "style statistics", progress)
+    for _, x in _readable(paths, load_size):
+        stats = [mean_std(t.float()) for t in encode_taps(x)]
+        means.append(torch.cat([m.flatten() for m, _ in stats]))
+        stds.append(torch.cat([s.flatten() for _, s in stats]))
+        bar.update(1)
+    bar.close()
+    if not means:
+        raise AdainError("none of the style images could be read")
+    return StyleStats(torch.stack(means), torch.stack(stds), len(paths) - len(means))
+
+
+def _load(path: Path, key: str) -> dict[str, Tensor] | None:
+    """The tensors of a cache file made with ``key``, or None if it is missing or does not check out."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT or meta.get("key") != key:
+                return None
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
+    except Exception:
+        warnings.warn(f"{path}: a damaged feature cache, rebuilding it", stacklevel=3)
+        return None
+    if not all(torch.isfinite(t).all() for t in tensors.values()):
+        warnings.warn(f"{path}: non-finite values in the feature cache, rebuilding it", stacklevel=3)
+        return None
+    return {**tensors, "skipped": torch.tensor(int(meta.get("skipped", "0")))}
+
+
+def _save(path: Path, key: str, tensors: dict[str, Tensor], skipped: int) -> None:
+    from safetensors.torch import save_file
+
+    try:
+        with files.replacing(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT, "key": key, "skipped": str(skipped)})
+    except OSError as exc:  # a cache that cannot be written only costs a rebuild next time
+        warnings.warn(f"cannot write the feature cache {path}: {exc.strerror or exc}", stacklevel=3)
+
+
+def cached_contents(paths: Sequence[Path], load_size: int, encode: Encode, encoder_id: str,
+                    cache_dir: Path, progress: bool = False) -> ContentFeatures:  # fmt: skip
+    key = cache_key(paths, "content", encoder_id, load_size)
+    path = Path(cache_dir) / f"content-{key}.safetensors"
+    found = _load(path, key)
+    if found is not None:
+        skipped = int(found.pop("skipped"))
+        return ContentFeatures([found[str(i)] for i in range(len(found))], skipped)
+    built = encode_contents(paths, load_size, encode, progress)
+    _save(path, key, {str(i): f for i, f in enumerate(built.features)}, built.skipped)
+    return built
+
+
+def cached_styles(paths: Sequence[Path], load_size: int, encode_taps: Taps, encoder_id: str,
+                  cache_dir: Path, progress: bool = False) -> StyleStats:  # fmt: skip
+    key = cache_key(paths, "style", encoder_id, load_size)
+    path = Path(cache_dir) / f"style-{key}.safetensors"
+    found = _load(path, key)
+    if found is not None:
+        return StyleStats(found["mean"], found["std"], int(found["skipped"]))
+    built = encode_styles(paths, load_size, encode_taps, progress)
+    _save(path, key, {"mean": built.mean, "std": built.std}, built.skipped)
+    return built
+
+
+class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
+    """Endless seeded batches of (content feature crops (B, 512, c, c), style statistics (B, 2, 960)):
+    each epoch a fresh permutation of each set, as ``data.endless`` draws images."""
+
+    def __init__(self, contents: ContentFeatures, styles: StyleStats, batch_size: int, crop_size: int,
+                 seed: int) -> None:  # fmt: skip
+        if crop_size % STRIDE:
+            raise AdainError(f"--crop-size {crop_size} must be a multiple of {STRIDE} with --feature-cache")
+        self.contents, self.styles = contents, styles
+        self.batch_size, self.size = batch_size, crop_size // STRIDE
+        smallest = min(min(f.shape[1:]) for f in contents.features)
+        if self.size > smallest:
+            raise AdainError(
+                f"--crop-size {crop_size} is larger than the smallest content image at the load size"
+            )
+        self.generator = torch.Generator().manual_seed(seed)
+        self.content_order = self._orders(len(contents.features))
+        self.style_order = self._orders(len(styles.mean))
+
+    def _orders(self, size: int) -> Iterator[list[int]]:
+        if size < self.batch_size:
+            raise AdainError(f"{size} readable images, fewer than --batch-size {self.batch_size}")
+        while True:
+            order = torch.randperm(size, generator=self.generator).tolist()
+            for start in range(0, size - self.batch_size + 1, self.batch_size):
+                yield order[start : start + self.batch_size]
+
+    def __next__(self) -> tuple[Tensor, Tensor]:
+        content = self.contents.crops(next(self.content_order), self.size, self.generator)
+        index = torch.as_tensor(next(self.style_order))
+        style = torch.stack([self.styles.mean[index], self.styles.std[index]], dim=1)
+        return content, style
+
+    def close(self) -> None:
+        pass
+
+
+def style_stats_of(batch: Tensor) -> list[Stats]:
+    """A (B, 2, 960) batch of ``CachedBatches`` styles as the per-tap (mean, std) of the style loss."""
+    means = batch[:, 0].split(TAP_CHANNELS, dim=1)
+    stds = batch[:, 1].split(TAP_CHANNELS, dim=1)
+    return [(m[..., None, None], s[..., None, None]) for m, s in zip(means, stds, strict=True)]
