@@ -17,10 +17,9 @@ import csv
 import json
 from pathlib import Path
 
-import torch
-
 from adain import weights
 from adain.nets import Decoder
+from adain.train import load_checkpoint_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +70,7 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=0, help="iterations of that earlier run")
     args = parser.parse_args()
 
-    checkpoint = torch.load(args.run / "checkpoint.pt", map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_file(args.run / "checkpoint.pt")
     config = json.loads((args.run / "config.json").read_text())
     decoder = Decoder(config.get("decoder_norm", "none"))
     decoder.load_state_dict(checkpoint["decoder"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from . import images
+from . import files, images
 from .errors import AdainError
 from .stylize import StyleCode, Stylizer
 
@@ -74,6 +74,10 @@ def plan(
         raise AdainError(f"{output} is a file: give a directory for {len(pairs)} results")
     elif not output.is_dir() and output.suffix.lower() in images.SAVE_FORMATS:
         raise AdainError(f"{output} names one image, but there are {len(pairs)} results: give a directory")
+    try:
+        files.check_writable(output.parent if to_file else output)
+    except OSError as exc:
+        raise AdainError(f"cannot write to {exc.filename or output}: {exc.strerror or exc}") from None
     jobs: list[Job] = []
     problems: list[str] = []
     claimed: dict[Path, tuple[Path, tuple[Path, ...]]] = {}

@@ -16,7 +16,12 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` is CUDA where there is a GPU, else the CPU."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise AdainError(f"unknown device {device!r} (choose from auto, cpu, cuda)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise AdainError(f"unsupported device {str(device)!r} (choose from auto, cpu, cuda)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AdainError("--device cuda asked for, but no CUDA GPU is available")
     return device

@@ -59,6 +59,19 @@ def publish(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+def check_writable(folder: str | os.PathLike) -> None:
+    """An OSError now, before any work, if files cannot be made in ``folder`` (or, where it does not
+    exist yet, in the nearest folder above it that does): read-only, full or not a folder."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(folder))
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".adain-probe-")
+    os.close(fd)
+    os.unlink(name)
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (or its type's name): for one-line errors."""
     text = str(exc).strip()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import warnings
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,17 +24,30 @@ ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 MIN_SIDE = 16  # relu4_1 needs at least 2x2 positions for its reflection padding
 
 
-@contextlib.contextmanager
-def _pixel_limit_off() -> Iterator[None]:
-    """Pillow's global bomb check off, because ``load_image`` applies its own, adjustable one."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+class _PixelLimitOff:
+    """Pillow's global bomb check off while any thread decodes, because ``decode_image`` applies its
+    own, adjustable one; the first decoder in switches it off and the last one out restores it, so
+    concurrent decodes (the server's threads) never leave it off."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.saved: int | None = None
+
+    def __enter__(self) -> None:
+        with self.lock:
+            if self.users == 0:
+                self.saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            self.users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                Image.MAX_IMAGE_PIXELS = self.saved
+
+
+_pixel_limit_off = _PixelLimitOff()
 
 
 def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -58,7 +69,7 @@ def decode_image(source: BinaryIO | bytes, name: str, max_pixels: int = MAX_PIXE
         if not source:
             raise ImageError(f"{name}: empty file (0 bytes)")
         source = io.BytesIO(source)
-    with _pixel_limit_off():
+    with _pixel_limit_off:
         try:
             with Image.open(source) as img:
                 width, height = img.size

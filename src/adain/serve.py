@@ -177,7 +177,7 @@ class Studio:
     def health(self) -> dict:
         decoder = self.stylizer.decoder_weights
         return {"status": "ok", "version": __version__, "device": str(self.stylizer.device),
-                "decoder": decoder.source if decoder else None,
+                "decoder": Path(decoder.source).name if decoder else None,
                 "busy": self.gate.free.locked(), "waiting": self.gate.waiting}  # fmt: skip
 
     def list_styles(self) -> dict:

@@ -42,6 +42,17 @@ class StyleCode:
     std: Tensor
     name: str = "style"
 
+    def __post_init__(self) -> None:
+        for part in (self.mean, self.std):
+            if not isinstance(part, Tensor) or part.shape != (1, 512, 1, 1) or not part.is_floating_point():
+                raise AdainError(
+                    "a StyleCode holds a float (1, 512, 1, 1) mean and std (from Stylizer.encode_style)"
+                )
+            if not torch.isfinite(part).all():
+                raise AdainError(f"style {self.name!r} has non-finite statistics (NaN or infinity)")
+        if (self.std <= 0).any():
+            raise AdainError(f"style {self.name!r} has a std that is not positive")
+
     def to(self, device: torch.device | str) -> StyleCode:
         return StyleCode(self.mean.to(device), self.std.to(device), self.name)
 
@@ -64,7 +75,10 @@ class StyleCode:
             raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std')") from None
         if meta.get("format") != "adain-style" or mean.shape != (1, 512, 1, 1) or std.shape != mean.shape:
             raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std' of 512 channels)")
-        return cls(mean, std, meta.get("name", Path(path).stem))
+        try:
+            return cls(mean, std, meta.get("name", Path(path).stem))
+        except AdainError as exc:
+            raise AdainError(f"{path}: {exc}") from None
 
 
 ImageLike = Union[str, os.PathLike, Image.Image, Tensor]
@@ -220,6 +234,10 @@ class Stylizer:
         used, called once per image in batch order (``video --stable``).
         """
         check_controls(alpha, len(styles), style_weights, False)
+        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+            raise ImageError("stylize_tensor takes an (N, 3, H, W) float batch in [0, 1]")
+        if not all(isinstance(s, StyleCode) for s in styles):
+            raise AdainError("stylize_tensor takes encoded styles (Stylizer.encode_style)")
         targets = style_targets([s.to(self.device) for s in styles], style_weights, False)
         return self._render(x.to(self.device), targets, alpha, None, smooth).clamp(0, 1)
 
@@ -270,10 +288,10 @@ class Stylizer:
         if isinstance(item, Image.Image):
             return item
         if isinstance(item, Tensor):
-            return images.to_pil(item)
+            return images.to_pil(_one_image(item))
         if isinstance(item, (str, os.PathLike)):
             return images.load_image(item, self.options.max_pixels)
-        raise TypeError(f"expected a path, PIL image or tensor, got {type(item).__name__}")
+        raise ImageError(f"expected a path, a PIL image or a (3, H, W) tensor, got {type(item).__name__}")
 
     def _to_device(self, img: Image.Image) -> Tensor:
         if min(img.size) < images.MIN_SIDE:
@@ -290,6 +308,11 @@ class Stylizer:
             width, height = round(img.width * scale), round(img.height * scale)
             if crop:
                 width, height = min(width, size), min(height, size)
+            if min(width, height) < images.MIN_SIDE:
+                raise AdainError(
+                    f"resizing to {size} px would make a {width}x{height} image, too small (at least "
+                    f"{images.MIN_SIDE} px a side)"
+                )
             if width * height > self.options.max_pixels:
                 raise PixelLimitError(
                     f"resizing to {size} px would make a {width}x{height} image, over the limit of "
@@ -320,6 +343,21 @@ class Stylizer:
         return (small <= 0.5).long().to(self.device)
 
 
+def _one_image(x: Tensor) -> Tensor:
+    """A (3, H, W) or (1, 3, H, W) float tensor in [0, 1], checked (batches go to ``stylize_tensor``)."""
+    if x.dim() == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ImageError(
+            f"expected a (3, H, W) image tensor, got shape {tuple(x.shape)} (stylize_tensor takes batches)"
+        )
+    if not x.is_floating_point():
+        raise ImageError(f"expected a float image tensor in [0, 1], got {x.dtype}")
+    if not torch.isfinite(x).all():
+        raise ImageError("the image tensor has NaN or infinite values")
+    return x
+
+
 # -- the paper's controls ------------------------------------------------------------------------
 
 
@@ -338,7 +376,7 @@ def style_targets(
 
 def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:
     """One-line errors for controls that do not fit together."""
-    if not 0.0 <= alpha <= 1.0:
+    if not _is_number(alpha) or not 0.0 <= alpha <= 1.0:
         raise AdainError(f"alpha must be between 0 and 1, got {alpha}")
     if n_styles == 0:
         raise AdainError("at least one style is needed")
@@ -353,8 +391,17 @@ def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] |
 
 
 def check_style_weights(values: Sequence[float]) -> None:
-    if not values or any(not math.isfinite(v) or v < 0 for v in values) or sum(values) <= 0:
+    """Non-negative finite numbers, not all zero, whose sum is finite too (1e308 + 1e308 is not)."""
+    if (
+        not values
+        or not all(_is_number(v) and math.isfinite(v) and v >= 0 for v in values)
+        or not 0 < sum(values) < math.inf
+    ):
         raise AdainError("style weights must be non-negative numbers, not all zero")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def parse_style_weights(text: str) -> list[float]:

@@ -8,7 +8,9 @@ iterations (fine-tuning a trained decoder with a fresh Adam state).
 from __future__ import annotations
 
 import csv
+import io
 import os
+import pickle
 import random
 import shlex
 import signal
@@ -27,7 +29,7 @@ from torch import Tensor
 from . import defaults, features, files, images, weights
 from .data import ImageDataset, endless
 from .devices import describe_device, dtype_name, pick_device, pick_precision
-from .errors import AdainError
+from .errors import AdainError, UsageError
 from .features import CachedBatches, ContentFeatures, StyleStats
 from .losses import AdaINLoss, ContentTarget
 from .nets import Decoder, DecoderNorm, adain, taps
@@ -83,18 +85,77 @@ def learning_rate(config: TrainConfig, iteration: int) -> float:
 
 
 def save_checkpoint_file(obj: object, path: Path) -> None:
-    with files.replacing(path) as tmp:
-        torch.save(obj, tmp)
+    """``obj`` written whole; a failure (a full disk, say) is one line with its cause, leaving the
+    previous checkpoint as it was and no partial file."""
+    buffer = io.BytesIO()  # torch.save's own writer reports a full disk as "unexpected pos ..."
+    torch.save(obj, buffer)
+    try:
+        files.write_bytes(path, buffer.getbuffer())
+    except OSError as exc:
+        raise AdainError(f"cannot write the checkpoint {path}: {exc.strerror or exc}") from None
+
+
+def check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse, before any work, a run that would lose another run's files: a checkpoint to continue
+    (without ``--resume``), or a finished run's log and decoder (without ``--overwrite``)."""
+    checkpoint = out_dir / "checkpoint.pt"
+    if checkpoint.exists() and not checkpoint.is_file():
+        raise AdainError(f"{checkpoint} is not a file")
+    earlier = [name for name in RUN_FILES if (out_dir / name).exists()]
+    if checkpoint.is_file():
+        if not resume:
+            raise UsageError(
+                f"{checkpoint} exists: pass --resume to continue it, or choose another --out-dir"
+            )
+    elif earlier and not overwrite:
+        what = "--resume: there is no checkpoint.pt to continue, but" if resume else "it"
+        raise UsageError(
+            f"{out_dir}: {what} holds an earlier run ({', '.join(earlier)}): pass --overwrite to start afresh "
+            "there, or choose another --out-dir"
+        )
+
+
+RUN_FILES = ("log.csv", "decoder.safetensors", "decoder.pth")
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every generator's state as tensors and plain values, so a checkpoint loads with
+    ``weights_only=True`` (no pickled objects: a checkpoint from elsewhere cannot run code)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(position),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },  # fmt: skip
+        "torch": torch.get_rng_state(),
+    }
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    python, numpy_state = state["python"], state["numpy"]
+    if isinstance(python, dict):
+        random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss"]))
+        keys = numpy_state["keys"].numpy().astype(np.uint32)
+        np.random.set_state(
+            (numpy_state["kind"], keys, numpy_state["pos"], numpy_state["has_gauss"], numpy_state["cached"])
+        )
+    else:  # a checkpoint of an earlier version: the tuples as Python and NumPy give them
+        random.setstate(python)
+        np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
+
+
+def load_checkpoint_file(path: Path) -> dict:
+    """A checkpoint read with ``weights_only=True``. Earlier versions pickled NumPy's generator state
+    as an array; only the globals that rebuild a plain array are allowed for them."""
+    legacy = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+    with torch.serialization.safe_globals(legacy):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 # -------------------------------------------------------------------------------------------
@@ -273,21 +334,30 @@ class Trainer:
         )
         self.dist.barrier()
 
+    def start_afresh(self) -> None:
+        """Remove an earlier run's log and exported decoder (``--overwrite``): this run writes its own."""
+        for name in RUN_FILES:
+            (self.out_dir / name).unlink(missing_ok=True)
+
     def resume(self) -> bool:
         """Continue from ``checkpoint.pt`` if there is one; True if it did."""
         if not self.checkpoint_path.is_file():
             return False
         try:
-            # weights_only=False: our own checkpoint holds Python RNG state tuples. Loaded onto the CPU
-            # (the RNG state must be a CPU tensor); the modules and the optimiser move their state to
-            # the training device themselves, so a run can move between a CPU and a GPU.
-            ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+            # Loaded onto the CPU (the RNG state must be a CPU tensor); the modules and the optimiser
+            # move their state to the training device themselves, so a run can move between devices.
+            ckpt = load_checkpoint_file(self.checkpoint_path)
             self.decoder.load_state_dict(ckpt["decoder"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             if "scaler" in ckpt:
                 self.scaler.load_state_dict(ckpt["scaler"])
+        except pickle.UnpicklingError:
+            raise AdainError(
+                f"cannot resume from {self.checkpoint_path}: it holds pickled objects other than tensors and "
+                "plain values, which adain does not load (they could run code)"
+            ) from None
         except Exception as exc:
-            raise AdainError(f"cannot resume from {self.checkpoint_path}: {exc}") from None
+            raise AdainError(f"cannot resume from {self.checkpoint_path}: {files.first_line(exc)}") from None
         self.iteration = int(ckpt["iteration"])
         set_rng_state(ckpt["rng"])
         before, now = ckpt.get("config", {}), asdict(self.config)

@@ -87,6 +87,12 @@ def check_state_dict(
     ]
     if wrong:
         raise WeightsError(f"{source} does not fit the {what}: wrong shapes {_short_list(wrong)}")
+    not_float = [f"{k} ({state[k].dtype})" for k in expected
+                 if not state[k].is_floating_point() and not k.endswith("num_batches_tracked")]  # fmt: skip
+    if not_float:
+        raise WeightsError(
+            f"{source} does not fit the {what}: not floating-point weights in {_short_list(not_float)}"
+        )
     bad = [k for k in expected if not torch.isfinite(state[k]).all()]
     if bad:
         raise WeightsError(f"{source} has non-finite values in {_short_list(bad)}")

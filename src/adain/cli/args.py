@@ -66,6 +66,21 @@ def unit_float(text: str) -> float:
     return value
 
 
+def crf(text: str) -> int:
+    value = non_negative_int(text)
+    if value > 51:
+        raise argparse.ArgumentTypeError(f"must be at most 51, got {value}")
+    return value
+
+
+def tile(text: str) -> int:
+    """0 (tiles only when over the memory budget) or a tile size within the library's bounds."""
+    value = non_negative_int(text)
+    if value and not 64 <= value <= 16384:
+        raise argparse.ArgumentTypeError(f"tile size must be between 64 and 16384 (or 0), got {value}")
+    return value
+
+
 def momentum(text: str) -> float:
     value = _number(text, float)
     if not 0.0 <= value < 1.0:
@@ -158,6 +173,17 @@ def stylizer_from(args: argparse.Namespace, **options: object):  # -> Stylizer (
     return Stylizer.from_pretrained(
         args.vgg, args.decoder, args.device, fast=not args.plain, precision=args.precision, **options
     )
+
+
+def check_flag_controls(alpha: float, n_styles: int, style_weights, masked: bool) -> None:
+    """The controls' checks, as usage errors (exit 2, like every other bad flag)."""
+    from ..errors import AdainError, UsageError
+    from ..stylize import check_controls
+
+    try:
+        check_controls(alpha, n_styles, style_weights, masked)
+    except AdainError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def report(message: str) -> None:

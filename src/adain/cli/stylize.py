@@ -37,7 +37,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pixels", type=flags.positive_int, default=defaults.MAX_PIXELS,
                         help=f"largest image accepted, in pixels (default {defaults.MAX_PIXELS:,})")  # fmt: skip
     flags.add_max_memory_flag(parser)
-    parser.add_argument("--tile", type=flags.non_negative_int, default=0, metavar="SIZE",
+    parser.add_argument("--tile", type=flags.tile, default=0, metavar="SIZE",
                         help="force tiles of SIZE pixels (64-16384; default 0: only when over --max-memory)")  # fmt: skip
     flags.add_quiet_flag(parser)
     parser.set_defaults(run=run)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .. import batch, images
-    from ..stylize import StylizerOptions, check_controls
+    from ..stylize import StylizerOptions
 
     contents, problems = batch.expand(args.content, "content")
     styles, style_problems = batch.expand(args.style, "style")
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         flags.report(message)
     if not contents or not styles:
         raise AdainError("nothing to stylize" if problems else "no content or style images given")
-    check_controls(args.alpha, len(styles), args.style_weights, args.mask is not None)
+    flags.check_flag_controls(args.alpha, len(styles), args.style_weights, args.mask is not None)
     if args.mask is not None and not args.mask.is_file():
         raise AdainError(f"{args.mask}: mask file not found")
     combined = args.style_weights is not None or args.mask is not None

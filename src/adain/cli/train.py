@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .. import defaults as d
-from ..errors import UsageError
 from . import args as flags
 
 
@@ -50,6 +50,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--no-winograd", dest="winograd", action="store_false",
         help="plain PyTorch convolutions instead of the CPU's Winograd kernels")  # fmt: skip
     add("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt")
+    add(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an OUT_DIR that holds a finished run's log and decoder",
+    )
     add("--time-limit", type=flags.positive_float, metavar="MINUTES",
         help="stop with a checkpoint before this much time has passed (run a long training in chunks "
         "on machines lent for a few minutes: each chunk --resume's the last); exits 0")  # fmt: skip
@@ -62,16 +67,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()  # a chunk's time limit counts the start-up too
-    from ..train import TrainConfig, Trainer
+    from ..train import TrainConfig, Trainer, check_out_dir
 
+    check_out_dir(Path(args.out_dir), args.resume, args.overwrite)
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
     trainer = Trainer(TrainConfig(**fields), progress=not args.quiet, command=args.command_line)
-    checkpoint = trainer.checkpoint_path
-    if args.resume:
-        if trainer.resume():
-            print(f"resuming at iteration {trainer.iteration}", file=sys.stderr)
-    elif checkpoint.exists():
-        raise UsageError(f"{checkpoint} exists: pass --resume to continue it, or choose another --out-dir")
+    if args.resume and trainer.resume():
+        print(f"resuming at iteration {trainer.iteration}", file=sys.stderr)
+    elif args.overwrite:
+        trainer.start_afresh()
     if trainer.dist.is_main:
         print(f"adain: training on {trainer.describe()}", file=sys.stderr)
     time_limit = args.time_limit * 60 - (time.monotonic() - started) if args.time_limit else None

@@ -28,9 +28,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--codec", default=defaults.VIDEO_CODEC, help=f"video encoder (default {defaults.VIDEO_CODEC})")
     add(
         "--crf",
-        type=flags.non_negative_int,
+        type=flags.crf,
         default=defaults.VIDEO_CRF,
-        help="x264/x265 quality (lower is better)",
+        help=f"x264/x265 quality, 0-51 (lower is better; default {defaults.VIDEO_CRF})",
     )
     flags.add_max_memory_flag(parser, "frames")
     add("--overwrite", action="store_true", help="replace an existing output")
@@ -44,9 +44,9 @@ def run(args: argparse.Namespace) -> int:
         from ..video import stylize_video
     except ImportError:
         raise AdainError("adain video needs PyAV: pip install 'adain[video]'") from None
-    from ..stylize import StyleCode, check_controls
+    from ..stylize import StyleCode
 
-    check_controls(args.alpha, len(args.style), args.style_weights, False)
+    flags.check_flag_controls(args.alpha, len(args.style), args.style_weights, False)
     if args.output.exists() and not args.overwrite:
         raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
     stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory)

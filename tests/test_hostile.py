@@ -1,0 +1,266 @@
+"""Inputs an attacker or a careless user would try (issue 16): each is refused with one line, or
+handled, never a traceback, code execution, a hang, silent data loss or a silently wrong result."""
+
+import errno
+import os
+import stat
+import threading
+
+import pytest
+import torch
+from PIL import Image
+
+from adain import images
+from adain.cli import main
+from adain.errors import AdainError, ImageError, WeightsError
+from adain.stylize import StyleCode
+
+from .conftest import make_image
+from .test_train import dataset, read_log, train_args  # noqa: F401 - the fixture is used by name
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.strip().splitlines() if line.startswith("adain: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# -- 1. checkpoints are loaded without running code --------------------------------------------
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))  # would create the marker file when unpickled
+
+
+def test_a_checkpoint_with_pickled_code_is_refused_before_it_runs(dataset, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", "1")) == 0
+    marker = tmp_path / "pwned"
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    checkpoint["extra"] = _Payload(marker)
+    torch.save(checkpoint, out / "checkpoint.pt")
+    capsys.readouterr()
+    assert main(train_args(dataset, out, "--max-iter", "2", "--resume")) == 1
+    assert "pickled objects other than tensors" in one_line_error(capsys)
+    assert not marker.exists()
+
+
+def test_checkpoints_load_with_weights_only(dataset, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", "1")) == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["iteration"] == 1
+
+
+# -- 6. a finished run is never overwritten or its log cut without being asked ------------------
+
+
+def test_a_finished_run_is_not_restarted_over_without_overwrite(dataset, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", "3")) == 0
+    (out / "checkpoint.pt").unlink()  # a finished folder whose checkpoint was cleaned up
+    decoder_bytes = (out / "decoder.safetensors").read_bytes()
+    capsys.readouterr()
+    for extra in ([], ["--resume"]):
+        assert main(train_args(dataset, out, "--max-iter", "2", *extra)) == 2
+        assert "--overwrite" in one_line_error(capsys)
+        assert len(read_log(out)) == 3 and (out / "decoder.safetensors").read_bytes() == decoder_bytes
+    assert main(train_args(dataset, out, "--max-iter", "2", "--overwrite")) == 0
+    assert [int(r["iteration"]) for r in read_log(out)] == [1, 2]
+
+
+def test_a_checkpoint_that_is_a_folder_touches_nothing(dataset, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", "2")) == 0
+    (out / "checkpoint.pt").unlink()
+    (out / "checkpoint.pt").mkdir()
+    capsys.readouterr()
+    assert main(train_args(dataset, out, "--max-iter", "3", "--resume")) == 1
+    assert "is not a file" in one_line_error(capsys)
+    assert len(read_log(out)) == 2 and not list(out.glob("*.part")) and not list(out.glob(".*.part"))
+
+
+# -- 7. a full disk says so, and leaves no partial file -----------------------------------------
+
+
+def test_a_full_disk_at_a_checkpoint_names_the_cause(dataset, tmp_path, capsys, monkeypatch):  # noqa: F811
+    from adain import files
+
+    out = tmp_path / "run"
+    real = files.write_bytes
+
+    def full_disk(path, data):
+        if str(path).endswith("checkpoint.pt"):
+            with files.replacing(path) as tmp:
+                tmp.write_bytes(bytes(data)[:1000])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(path, data)
+
+    monkeypatch.setattr(files, "write_bytes", full_disk)
+    assert main(train_args(dataset, out, "--max-iter", "2")) == 1
+    assert (
+        "cannot write the checkpoint" in (line := one_line_error(capsys))
+        and "No space left on device" in line
+    )
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+
+
+# -- 10. garbage in is refused where it enters -------------------------------------------------
+
+
+def test_non_finite_or_misshapen_styles_are_refused(tmp_path):
+    with pytest.raises(AdainError, match="non-finite"):
+        StyleCode(torch.full((1, 512, 1, 1), float("nan")), torch.ones(1, 512, 1, 1))
+    with pytest.raises(AdainError, match=r"\(1, 512, 1, 1\)"):
+        StyleCode(torch.zeros(1, 256, 1, 1), torch.ones(1, 256, 1, 1))
+    from safetensors.torch import save_file
+
+    path = tmp_path / "nan.safetensors"
+    save_file({"mean": torch.full((1, 512, 1, 1), float("nan")), "std": torch.ones(1, 512, 1, 1)}, str(path),
+              metadata={"format": "adain-style"})  # fmt: skip
+    with pytest.raises(AdainError, match="nan.safetensors: .*non-finite"):
+        StyleCode.load(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.bool])
+def test_a_decoder_of_integers_is_refused(tmp_path, dtype):
+    from safetensors.torch import save_file
+
+    from adain import weights
+    from adain.nets import Decoder
+
+    state = {k: v.to(dtype) for k, v in Decoder().state_dict().items()}
+    path = tmp_path / "d.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(WeightsError, match="not floating-point"):
+        weights.load_decoder_state(path)
+
+
+def test_style_weights_whose_sum_overflows_are_refused(tmp_path, capsys, decoder_file):
+    content, style = (
+        make_image(tmp_path / "c.png", (40, 32)),
+        make_image(tmp_path / "s.png", (32, 32), seed=1),
+    )
+    args = ["stylize", str(content), "-s", str(style), str(style), "-o", str(tmp_path / "o.jpg"),
+            "--style-weights", "1e308,1e308", "--decoder", str(decoder_file)]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 2 and "style weights must be" in capsys.readouterr().err
+    assert not (tmp_path / "o.jpg").exists()
+
+
+# -- 11. the API takes what it documents, and says what is wrong with anything else ---------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [torch.rand(32, 32), torch.rand(1, 32, 32), torch.rand(32, 32, 3), torch.rand(2, 3, 32, 32),
+     torch.randint(0, 255, (3, 32, 32)), torch.full((3, 32, 32), float("nan")), b"bytes", None, 3.0],
+    ids=["HW", "1HW", "HW3", "batch", "int", "nan", "bytes", "None", "number"],
+)  # fmt: skip
+def test_bad_api_inputs_are_image_errors(stylizer, content):
+    with pytest.raises(ImageError):
+        stylizer(content, torch.rand(3, 32, 32))
+
+
+def test_bad_api_controls_are_adain_errors(stylizer):
+    image = torch.rand(3, 32, 32)
+    for bad in ({"alpha": "0.5"}, {"alpha": float("nan")}, {"style_weights": ["a"]}):
+        with pytest.raises(AdainError):
+            stylizer(image, [image], **bad)
+    with pytest.raises(AdainError, match="unknown device|unsupported device"):
+        from adain.stylize import Stylizer
+
+        Stylizer(stylizer.encoder, stylizer.decoder, device="tpu")
+    with pytest.raises(AdainError, match="encoded styles"):
+        stylizer.stylize_tensor(torch.rand(1, 3, 32, 32), [image])
+
+
+def test_a_numpy_array_is_an_image_error(stylizer):
+    import numpy as np
+
+    with pytest.raises(ImageError, match="ndarray"):
+        stylizer(np.zeros((32, 32, 3), np.uint8), torch.rand(3, 32, 32))
+
+
+# -- 12. smaller holes --------------------------------------------------------------------------
+
+
+def test_crf_out_of_range_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["video", "in.mp4", "-s", "s.png", "-o", "o.mp4", "--crf", "999"])
+    assert exit_.value.code == 2 and "--crf: must be at most 51" in capsys.readouterr().err
+
+
+def test_bad_flag_values_all_exit_2(tmp_path, capsys, decoder_file):
+    content, style = (
+        make_image(tmp_path / "c.png", (40, 32)),
+        make_image(tmp_path / "s.png", (32, 32), seed=1),
+    )
+    base = [
+        "stylize",
+        str(content),
+        "-s",
+        str(style),
+        "-o",
+        str(tmp_path / "o.jpg"),
+        "--decoder",
+        str(decoder_file),
+    ]
+    for extra in (["--tile", "5"], ["--alpha", "2"], ["--style-weights", "1,2"]):
+        try:
+            code = main([*base, *extra])
+        except SystemExit as exit_:
+            code = exit_.code
+        assert code == 2, extra
+    capsys.readouterr()
+
+
+def test_exported_decoders_are_readable_like_any_file(dataset, tmp_path):  # noqa: F811
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", "1")) == 0
+    modes = {stat.S_IMODE((out / name).stat().st_mode) for name in ("decoder.safetensors", "decoder.pth")}
+    assert len(modes) == 1 and modes.pop() & 0o044 == 0o044
+
+
+def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path, capsys, decoder_file, monkeypatch):
+    from adain import files
+
+    content, style = (
+        make_image(tmp_path / "c.png", (40, 32)),
+        make_image(tmp_path / "s.png", (32, 32), seed=1),
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    loaded = []
+    monkeypatch.setattr("adain.cli.args.stylizer_from", lambda *a, **k: loaded.append(1))
+
+    def read_only(folder):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder))
+
+    monkeypatch.setattr(files, "check_writable", read_only)
+    assert (
+        main(["stylize", str(content), "-s", str(style), "-o", str(out), "--decoder", str(decoder_file)]) == 1
+    )
+    assert "Read-only file system" in one_line_error(capsys) and not loaded
+
+
+def test_concurrent_decodes_leave_pillows_guard_in_place(tmp_path):
+    path = make_image(tmp_path / "a.png", (64, 64))
+    saved = Image.MAX_IMAGE_PIXELS
+
+    def decode():
+        for _ in range(50):
+            images.load_image(path)
+
+    threads = [threading.Thread(target=decode) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert saved == Image.MAX_IMAGE_PIXELS
