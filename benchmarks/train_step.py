@@ -61,8 +61,7 @@ def cached_step(model, optimizer, dtype, batch_size: int, crop_size: int):
         images = torch.rand(batch_size, 3, 2 * crop_size, 2 * crop_size).to(memory_format=torch.channels_last)
         feats = [f for f in model.encode(images).to(torch.bfloat16)]
         stats = [
-            [mean_std(t.float()) for t in taps(model.encode, images[i : i + 1])]
-            for i in range(batch_size)
+            [mean_std(t.float()) for t in taps(model.encode, images[i : i + 1])] for i in range(batch_size)
         ]
     contents = ContentFeatures(feats)
     styles = StyleStats(torch.stack([torch.cat([m.flatten() for m, _ in s]) for s in stats]),
