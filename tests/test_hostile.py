@@ -264,3 +264,108 @@ def test_concurrent_decodes_leave_pillows_guard_in_place(tmp_path):
     for t in threads:
         t.join()
     assert saved == Image.MAX_IMAGE_PIXELS
+
+
+# -- 2. every image the process decodes is under the memory budget -----------------------------
+
+
+def test_a_style_too_large_for_the_budget_is_refused_before_resizing(tmp_path, capsys, decoder_file):
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (1, 5000), (90, 120, 150)).save(strip)  # 128 px short side: 128 x 640,000 pixels
+    content = make_image(tmp_path / "c.png", (40, 32))
+    args = ["stylize", str(content), "-s", str(strip), "-o", str(tmp_path / "o.jpg"), "--style-size", "128",
+            "--decoder", str(decoder_file)]  # fmt: skip
+    assert main(args) == 1
+    assert "memory budget of 2048 MB is too small for a 128x640000 image" in one_line_error(capsys)
+
+
+def test_a_style_over_the_budget_is_encoded_in_tiles_with_the_same_statistics(stylizer):
+    from adain import tiling
+
+    style = torch.rand(3, 400, 336)  # multiples of the stride: the tiles see exactly the whole image
+    whole = stylizer.encode_style(style)
+    tight = stylizer.with_options(max_memory_mb=tiling.RUNTIME_MB + stylizer.overhead_mb + 60)
+    assert tiling.auto_tile(400, 336, tight.options.max_memory_mb, tight.overhead_mb) is not None
+    tiled = tight.encode_style(style)
+    assert torch.allclose(tiled.mean, whole.mean, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(tiled.std, whole.std, rtol=1e-4, atol=1e-5)
+
+
+# -- 3, 4. the server decodes nothing before a request holds its place; style uploads queue too --
+
+
+def _slow_app(stylizer, seconds, **options):
+    import time
+
+    from adain.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(**options), stylizer=stylizer)
+    held = app.state.stylizer
+    original = type(held).__call__
+
+    class Slow(type(held)):
+        def __call__(self, *args, **kwargs):
+            time.sleep(seconds)
+            return original(self, *args, **kwargs)
+
+    held.__class__ = Slow
+    return app
+
+
+def test_requests_beyond_the_queue_are_answered_without_decoding(stylizer, tmp_path, monkeypatch):
+    import asyncio
+    import io
+    import time
+
+    import httpx
+
+    from adain import serve
+
+    decoded = []
+    real = serve._decode
+    monkeypatch.setattr(serve, "_decode", lambda *a: decoded.append(a[1]) or real(*a))
+    app = _slow_app(stylizer, 0.5, concurrency=1, queue=0)
+    buffer = io.BytesIO()
+    Image.new("RGB", (2000, 2000), (120, 90, 60)).save(buffer, "PNG")  # flat: a small upload, 4 MP decoded
+    big = buffer.getvalue()
+    small = make_image(tmp_path / "s.png", (32, 32)).read_bytes()
+
+    async def one(http, content):
+        files = {"content": ("c.png", content, "image/png"), "style": ("s.png", small, "image/png")}
+        start = time.perf_counter()
+        response = await http.post("/v1/stylize", files=files, data={"content_size": "64"})
+        return response.status_code, time.perf_counter() - start
+
+    async def burst():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as http:
+            first = asyncio.create_task(one(http, small))
+            await asyncio.sleep(0.1)  # the first holds the only slot
+            rest = await asyncio.gather(*(one(http, big) for _ in range(6)))
+            return [await first, *rest]
+
+    results = asyncio.run(burst())
+    assert results[0][0] == 200
+    assert [code for code, _ in results[1:]] == [503] * 6
+    assert max(seconds for _, seconds in results[1:]) < 0.5
+    assert len(decoded) == 2  # the admitted request's content and style; none of the refused ones
+
+
+def test_style_uploads_wait_at_the_same_gate(stylizer, tmp_path):
+    import asyncio
+
+    import httpx
+
+    app = _slow_app(stylizer, 0.5, concurrency=1, queue=0)
+    small = make_image(tmp_path / "s.png", (32, 32)).read_bytes()
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=60) as http:
+            files = {"content": ("c.png", small, "image/png"), "style": ("s.png", small, "image/png")}
+            busy = asyncio.create_task(http.post("/v1/stylize", files=files, data={"content_size": "0"}))
+            await asyncio.sleep(0.1)
+            upload = await http.post("/v1/styles", files={"style": ("s.png", small, "image/png")})
+            return (await busy).status_code, upload.status_code
+
+    assert asyncio.run(go()) == (200, 503)

@@ -161,10 +161,12 @@ class Studio:
         self.uploaded: OrderedDict[str, Style] = OrderedDict()
         self.builtin = _load_builtin_styles(self.stylizer, config)
 
-    async def decode(self, upload: UploadFile, field_name: str) -> Image.Image:
+    async def decode(self, upload: UploadFile, field_name: str, short_side: int = 0) -> Image.Image:
+        """An upload decoded (checked against the pixel limit from its header first) and, with
+        ``short_side``, resized at once, so a request holds one full-size image at a time."""
         data = await upload.read()
-        return await run_in_threadpool(images.decode_image, data, f"{field_name} ({upload.filename})",
-                                       self.config.max_pixels)  # fmt: skip
+        name = f"{field_name} ({upload.filename})"
+        return await run_in_threadpool(_decode, data, name, self.config.max_pixels, short_side)
 
     def find_style(self, style_id: str) -> Style:
         if style_id in self.builtin:
@@ -190,31 +192,31 @@ class Studio:
         return _encode(img, "jpeg")
 
     async def upload_style(self, upload: UploadFile) -> dict:
-        img = await self.decode(upload, "style")
-        digest = hashlib.sha256(img.tobytes()).hexdigest()[:16]
-        if digest not in self.uploaded:
-            name = Path(upload.filename or "style").stem
-            size = self.config.style_size
-            self.uploaded[digest] = await run_in_threadpool(_encode_style, self.stylizer, img, name, size)
-            while len(self.uploaded) > self.config.style_cache:
-                self.uploaded.popitem(last=False)
-        return {"id": digest, "name": self.uploaded[digest].name}
+        async with self.gate:  # under the same limits as stylizing: decoding and encoding cost as much
+            img = await self.decode(upload, "style")
+            digest = hashlib.sha256(img.tobytes()).hexdigest()[:16]
+            if digest not in self.uploaded:
+                name = Path(upload.filename or "style").stem
+                size = self.config.style_size
+                self.uploaded[digest] = await run_in_threadpool(_encode_style, self.stylizer, img, name, size)
+                while len(self.uploaded) > self.config.style_cache:
+                    self.uploaded.popitem(last=False)
+            return {"id": digest, "name": self.uploaded[digest].name}
 
     async def stylize(self, content: UploadFile, style: list[UploadFile], style_id: list[str],
                       mask: UploadFile | None, controls: dict) -> Image.Image:  # fmt: skip
         """The stylized image; ``controls`` are the form's alpha, style_weights, preserve_color and
-        content_size."""
+        content_size. Nothing is decoded before the request holds its place at the gate."""
         controls["style_weights"] = _parse_weights(controls["style_weights"])
         styles = [self.find_style(sid) for sid in style_id]
-        content_img = await self.decode(content, "content")
-        for upload in style:
-            styles.append(
-                Style(Path(upload.filename or "style").stem, None, await self.decode(upload, "style"))
-            )
-        if not styles:
+        if not styles and not style:
             raise AdainError("style: give at least one style file or style_id")
-        mask_img = await self.decode(mask, "mask") if mask is not None else None
         async with self.gate:
+            content_img = await self.decode(content, "content")
+            for upload in style:
+                img = await self.decode(upload, "style", self.config.style_size)
+                styles.append(Style(Path(upload.filename or "style").stem, None, img))
+            mask_img = await self.decode(mask, "mask") if mask is not None else None
             return await run_in_threadpool(_run, self.stylizer, content_img, styles, mask_img,
                                            style_size=self.config.style_size, **controls)  # fmt: skip
 
@@ -301,6 +303,11 @@ def _parse_weights(text: str | None) -> list[float] | None:
         return parse_style_weights(text)
     except AdainError as exc:
         raise AdainError(f"style_weights: {exc}") from None
+
+
+def _decode(data: bytes, name: str, max_pixels: int, short_side: int) -> Image.Image:
+    img = images.decode_image(data, name, max_pixels)
+    return images.resize_short_side(img, short_side) if short_side else img
 
 
 def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int) -> Style:

@@ -216,7 +216,15 @@ class Stylizer:
         if isinstance(style, StyleCode):
             return style.to(self.device)
         name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
-        mean, std = mean_std(self.encode(self._style_tensor(style, size, crop)))
+        x = self._style_tensor(style, size, crop)
+        tile = tiling.auto_tile(x.shape[-2] + -x.shape[-2] % STRIDE, x.shape[-1] + -x.shape[-1] % STRIDE,
+                                self.options.max_memory_mb, self.overhead_mb)  # fmt: skip
+        if tile is None:
+            mean, std = mean_std(self.encode(x))
+        else:  # over the memory budget: the statistics gathered tile by tile
+            mean, std = tiling.statistics_tiled(
+                pad_to_stride(x), self.encode, tile, self.backend.memory_format
+            )
         return StyleCode(mean, std, name)
 
     @torch.inference_mode()
@@ -313,6 +321,7 @@ class Stylizer:
                     f"resizing to {size} px would make a {width}x{height} image, too small (at least "
                     f"{images.MIN_SIDE} px a side)"
                 )
+            self._check_budget(width, height)
             if width * height > self.options.max_pixels:
                 raise PixelLimitError(
                     f"resizing to {size} px would make a {width}x{height} image, over the limit of "
@@ -320,6 +329,12 @@ class Stylizer:
                 )
         img = images.resize_short_side(img, size)
         return images.center_crop(img, size) if crop else img
+
+    def _check_budget(self, width: int, height: int) -> None:
+        """A one-line error, before any pixel is made, for an image the memory budget cannot hold
+        even in tiles (its whole-image buffers alone would be over it)."""
+        pad = lambda n: n + -n % STRIDE  # noqa: E731
+        tiling.auto_tile(pad(height), pad(width), self.options.max_memory_mb, self.overhead_mb)
 
     def _style_tensor(self, style: ImageLike, size: int, crop: bool) -> Tensor:
         """A style image as RGB on the device: resized, cropped, transparency over white."""

@@ -188,6 +188,39 @@ def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
+def gather_statistics(
+    encode_tile: Callable[[Tile], Tensor],
+    tiles: list[Tile],
+    images: int = 1,
+    regions: int = 1,
+    labels: Tensor | None = None,
+    bar: object = None,
+) -> list[list[Stats | None]]:
+    """Per image of the batch, per region: the whole image's feature (mean, std), gathered over the
+    tile cores (each tile encoded with its halo, so a core's features are the whole image's)."""
+    stats = [RegionStats(regions) for _ in range(images)]
+    for t in tiles:
+        core = t.core_of_context(encode_tile(t), STRIDE)
+        core_labels = None if labels is None else t.core_features(labels)
+        for i, image_stats in enumerate(stats):
+            image_stats.add(core[i : i + 1], core_labels)
+        release_freed_memory()
+        if bar is not None:
+            bar.update(1)  # type: ignore[attr-defined]
+    return [[s.mean_std(k) for k in range(regions)] for s in stats]
+
+
+def statistics_tiled(padded: Tensor, encode: Callable[[Tensor], Tensor], tile: int,
+                     memory_format: torch.memory_format = torch.contiguous_format) -> Stats:  # fmt: skip
+    """The (mean, std) of ``encode``'s features of one stride-padded image too large to encode at once
+    (a style image over the memory budget)."""
+    tiles = grid(padded.shape[-2], padded.shape[-1], tile)
+    stats = gather_statistics(
+        lambda t: encode(t.context(padded).contiguous(memory_format=memory_format)), tiles
+    )
+    return stats[0][0]  # type: ignore[return-value]  (a tiled image has more than one position)
+
+
 def render_tiled(
     padded: Tensor,
     encode: Callable[[Tensor], Tensor],
@@ -216,15 +249,7 @@ def render_tiled(
     def encode_tile(t: Tile) -> Tensor:  # each tile goes in the networks' memory format, not the whole copy
         return encode(t.context(padded).contiguous(memory_format=memory_format))
 
-    stats = [RegionStats(regions) for _ in range(padded.shape[0])]
-    for t in tiles:
-        core = t.core_of_context(encode_tile(t), STRIDE)
-        core_labels = None if labels is None else t.core_features(labels)
-        for i, image_stats in enumerate(stats):
-            image_stats.add(core[i : i + 1], core_labels)
-        release_freed_memory()
-        bar.update(1)
-    content_stats = [[s.mean_std(k) for k in range(regions)] for s in stats]
+    content_stats = gather_statistics(encode_tile, tiles, padded.shape[0], regions, labels, bar)
     if smooth is not None:
         content_stats = [smooth(image_stats) for image_stats in content_stats]
 
