@@ -321,12 +321,12 @@ class Stylizer:
                     f"resizing to {size} px would make a {width}x{height} image, too small (at least "
                     f"{images.MIN_SIDE} px a side)"
                 )
-            self._check_budget(width, height)
             if width * height > self.options.max_pixels:
                 raise PixelLimitError(
                     f"resizing to {size} px would make a {width}x{height} image, over the limit of "
                     f"{self.options.max_pixels:,} pixels (raise it with --max-pixels)"
                 )
+            self._check_budget(width, height)
         img = images.resize_short_side(img, size)
         return images.center_crop(img, size) if crop else img
 
