@@ -369,3 +369,70 @@ def test_style_uploads_wait_at_the_same_gate(stylizer, tmp_path):
             return (await busy).status_code, upload.status_code
 
     assert asyncio.run(go()) == (200, 503)
+
+
+# -- 5. work whose client has gone stops, and frees its slot ----------------------------------
+
+
+def test_the_cancelled_option_stops_tiled_work_at_the_next_tile(stylizer):
+    from adain.stylize import Cancelled
+
+    calls = []
+    stop_after = 3
+    cancellable = stylizer.with_options(tile=64, cancelled=lambda: calls.append(1) or len(calls) > stop_after)
+    with pytest.raises(Cancelled):
+        cancellable(torch.rand(3, 256, 256), torch.rand(3, 64, 64))
+    assert len(calls) == stop_after + 1  # checked before each tile's pass, stopped at the first "yes"
+
+
+def test_an_abandoned_request_frees_its_slot_within_two_seconds(stylizer, tmp_path):
+    import socket
+    import time
+
+    uvicorn = pytest.importorskip("uvicorn")
+    from adain.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(concurrency=1, queue=0), stylizer=stylizer.with_options(tile=64))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        photo = make_image(tmp_path / "c.png", (40, 32)).read_bytes()
+        boundary = "zzz"
+        parts = [("content", "c.png", photo), ("style", "s.png", photo)]
+        body = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{file}"\r\n'
+            f"Content-Type: image/png\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+            for name, file, data in parts
+        )
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="content_size"\r\n\r\n1536\r\n--{boundary}--\r\n'.encode()
+        head = (f"POST /v1/stylize HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()  # fmt: skip
+        leaving = socket.create_connection(("127.0.0.1", port))
+        leaving.sendall(head + body)  # minutes of tiles at 1536 px with 64 px tiles
+        time.sleep(1.0)
+        leaving.close()
+        left = time.monotonic()
+        import httpx
+
+        files = {"content": ("c.png", photo, "image/png"), "style": ("s.png", photo, "image/png")}
+        status = None
+        while time.monotonic() - left < 10:
+            status = httpx.post(
+                f"http://127.0.0.1:{port}/v1/stylize", files=files, data={"content_size": "0"}
+            ).status_code
+            if status == 200:
+                break
+            time.sleep(0.1)
+        assert status == 200 and time.monotonic() - left < 2.5
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

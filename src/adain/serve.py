@@ -11,17 +11,20 @@ a replica does not know: 404).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib.resources
 import io
 import json
 import os
+import threading
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__, defaults, images
 from .errors import AdainError, ImageError, PixelLimitError
-from .stylize import StyleCode, Stylizer, parse_style_weights
+from .stylize import Cancelled, StyleCode, Stylizer, parse_style_weights
 
 MEDIA = {"jpeg": ("JPEG", "image/jpeg"), "png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp")}
 
@@ -141,6 +144,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (PixelLimitError, 413),  # an image over --max-pixels, as uploaded or once resized
     (ImageError, 415),  # not a readable image
     (UnknownStyle, 404),
+    (Cancelled, 499),  # the client left (nginx's "client closed request"; nobody reads it)
     (AdainError, 422),  # a field that does not fit
 )
 
@@ -204,7 +208,7 @@ class Studio:
             return {"id": digest, "name": self.uploaded[digest].name}
 
     async def stylize(self, content: UploadFile, style: list[UploadFile], style_id: list[str],
-                      mask: UploadFile | None, controls: dict) -> Image.Image:  # fmt: skip
+                      mask: UploadFile | None, controls: dict, request: Request | None = None) -> Image.Image:  # fmt: skip
         """The stylized image; ``controls`` are the form's alpha, style_weights, preserve_color and
         content_size. Nothing is decoded before the request holds its place at the gate."""
         controls["style_weights"] = _parse_weights(controls["style_weights"])
@@ -217,8 +221,30 @@ class Studio:
                 img = await self.decode(upload, "style", self.config.style_size)
                 styles.append(Style(Path(upload.filename or "style").stem, None, img))
             mask_img = await self.decode(mask, "mask") if mask is not None else None
-            return await run_in_threadpool(_run, self.stylizer, content_img, styles, mask_img,
-                                           style_size=self.config.style_size, **controls)  # fmt: skip
+            async with _watch_client(request) as gone:
+                stylizer = self.stylizer.with_options(cancelled=gone.is_set)  # polled before each tile
+                return await run_in_threadpool(_run, stylizer, content_img, styles, mask_img,
+                                               style_size=self.config.style_size, **controls)  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def _watch_client(request: Request | None, every: float = 0.25) -> AsyncIterator[threading.Event]:
+    """An event set when the client of ``request`` disconnects, polled while the block runs, so the
+    work it started stops at its next tile and frees its slot."""
+    gone = threading.Event()
+
+    async def watch() -> None:
+        while request is not None and not gone.is_set():
+            if await request.is_disconnected():
+                gone.set()
+                return
+            await asyncio.sleep(every)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield gone
+    finally:
+        watcher.cancel()
 
 
 def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = None) -> FastAPI:
@@ -275,6 +301,7 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
 
     @app.post("/v1/stylize", responses={200: {"content": image_types}})
     async def stylize(
+        request: Request,
         content: Annotated[UploadFile, File(description="the photo to paint")],
         style: Annotated[list[UploadFile] | None, File(description="style image(s)")] = None,
         style_id: Annotated[
@@ -292,7 +319,7 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
         """Paint ``content`` in the style(s); returns the image."""
         controls = {"alpha": alpha, "style_weights": style_weights, "preserve_color": preserve_color,
                     "content_size": content_size}  # fmt: skip
-        image = await studio.stylize(content, style or [], style_id or [], mask, controls)
+        image = await studio.stylize(content, style or [], style_id or [], mask, controls, request)
         return Response(_encode(image, format), media_type=MEDIA[format][1])
 
 

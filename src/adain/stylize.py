@@ -13,7 +13,7 @@ import copy
 import functools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
@@ -81,6 +81,10 @@ class StyleCode:
             raise AdainError(f"{path}: {exc}") from None
 
 
+class Cancelled(AdainError):
+    """The work was stopped by the ``cancelled`` option."""
+
+
 ImageLike = Union[str, os.PathLike, Image.Image, Tensor]
 StyleLike = Union[ImageLike, StyleCode]
 
@@ -94,6 +98,9 @@ class StylizerOptions:
     max_memory_mb: float = defaults.MAX_MEMORY_MB  # budget of the whole process; over it, tiles
     tile: int | None = None  # force tiles of this many pixels a side (64-16384)
     progress: bool = False  # a progress bar over the tiles of a large image
+    # polled before each network pass (each tile's): True stops the work with ``Cancelled`` (a
+    # server's client that has left)
+    cancelled: Callable[[], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
@@ -263,18 +270,19 @@ class Stylizer:
         height, width = x.shape[-2:]
         padded = pad_to_stride(x)
         labels = None if mask is None else self._labels(mask, padded.shape[-2:], (width, height))
+        encode, decode = self._interruptible(self.encode), self._interruptible(self.decode)
 
         def paint(features: Tensor, content_stats: list[list[Stats | None]], labels: Tensor | None) -> Tensor:
             t = torch.cat([adain_regions(features[i : i + 1], content_stats[i], targets, labels)
                            for i in range(len(features))])  # fmt: skip
-            return self.decode(alpha * t + (1 - alpha) * features)
+            return decode(alpha * t + (1 - alpha) * features)
 
         tile = self._tile_size(padded)
         if tile is not None:
-            out = tiling.render_tiled(padded, self.encode, paint, tile, len(targets), labels,
+            out = tiling.render_tiled(padded, encode, paint, tile, len(targets), labels,
                                       self.backend.memory_format, smooth, self.options.progress)  # fmt: skip
             return out[..., :height, :width]
-        features = self.encode(padded.contiguous(memory_format=self.backend.memory_format))
+        features = encode(padded.contiguous(memory_format=self.backend.memory_format))
         content_stats = tiling.content_statistics(features, len(targets), labels)
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
@@ -282,6 +290,19 @@ class Stylizer:
         del features
         tiling.release_freed_memory()
         return out[..., :height, :width]
+
+    def _interruptible(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
+        """``net``, or ``net`` after a check of the ``cancelled`` option."""
+        cancelled = self.options.cancelled
+        if cancelled is None:
+            return net
+
+        def run(x: Tensor) -> Tensor:
+            if cancelled():
+                raise Cancelled("stopped: the work was cancelled")
+            return net(x)
+
+        return run
 
     def _tile_size(self, padded: Tensor) -> int | None:
         """The tile size for this batch: forced, or what the memory budget allows (None: no tiles)."""
