@@ -216,6 +216,8 @@ class Studio:
         if not styles and not style:
             raise AdainError("style: give at least one style file or style_id")
         async with self.gate:
+            if request is not None and await request.is_disconnected():
+                raise Cancelled("the client left while its request waited")  # no work for nobody
             content_img = await self.decode(content, "content")
             for upload in style:
                 img = await self.decode(upload, "style", self.config.style_size)
