@@ -91,7 +91,11 @@ def main() -> None:
                 "seed",
             )
         },  # fmt: skip
-        "data": "shared/data/content/train + shared/data/style/train",
+        "data": f"{config['content_dir']} + {config['style_dir']}",
+        "style_targets": "whole style image (feature cache)"
+        if config.get("feature_cache")
+        else "style crops",
+        "warmup": config.get("warmup", 0),
     }
     weights.export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)
