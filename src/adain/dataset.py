@@ -1,0 +1,213 @@
+"""Stylizing a whole dataset (Stylized-ImageNet style): a source tree mirrored into an output tree,
+each image painted in styles drawn by a seeded generator, resumable, in worker processes.
+
+    run = DatasetRun(DatasetConfig(src="imagenet/train", styles="paintings", out="stylized"))
+    run.execute(workers=2)
+
+Each output's style and alpha depend only on the seed and the image's path, never on the order of
+the work or the number of workers, so a resumed or a differently parallel run makes the same
+files. ``OUT/manifest.csv`` records every output (source, style, alpha, seed, output, status); a run
+restarted after a kill skips what the manifest says is done and its file confirms.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing
+import random
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import files, images
+from .errors import AdainError, UsageError
+
+MANIFEST_FIELDS = ("source", "style", "alpha", "seed", "output", "status")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    src: str
+    styles: str
+    out: str
+    per_content: int = 1  # styles per content image
+    alpha: tuple[float, float] = (1.0, 1.0)  # drawn uniformly from this range
+    content_size: int = 0  # 0 keeps each image's size, as Stylized-ImageNet did
+    style_size: int = 512
+    seed: int = 0
+    ext: str | None = None  # None keeps each image's format
+    weights: dict = field(default_factory=dict)  # vgg, decoder, device, precision: the Stylizer's
+
+    def __post_init__(self) -> None:
+        low, high = self.alpha
+        if not 0.0 <= low <= high <= 1.0:
+            raise UsageError(f"alpha range must lie within 0..1 and be ordered, got {low}..{high}")
+        if self.per_content < 1:
+            raise UsageError(f"--per-content must be at least 1, got {self.per_content}")
+
+
+@dataclass(frozen=True)
+class Task:
+    source: Path  # relative to the source tree
+    index: int  # which of the content's per_content outputs
+    style: Path
+    alpha: float
+    seed: int  # this output's own seed, from the run's seed and the source path
+    output: Path  # relative to the output tree
+
+
+def task_seed(seed: int, source: Path, index: int) -> int:
+    """A 63-bit seed for one output, the same whatever order or process does the work."""
+    digest = hashlib.sha256(f"{seed}|{source.as_posix()}|{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+class DatasetRun:
+    """One dataset job: its plan, its manifest, and the work."""
+
+    def __init__(self, config: DatasetConfig, overwrite: bool = False) -> None:
+        self.config = config
+        self.src, self.out = Path(config.src), Path(config.out)
+        if not self.src.is_dir():
+            raise AdainError(f"{self.src}: not a directory")
+        if self.out.resolve().is_relative_to(self.src.resolve()):
+            raise UsageError(f"the output {self.out} is inside the source tree {self.src}: choose another")
+        self.styles = (
+            images.find_images(config.styles, recursive=True) if Path(config.styles).is_dir() else []
+        )
+        if not self.styles:
+            raise AdainError(f"{config.styles}: no style images found")
+        self.sources = [p.relative_to(self.src) for p in images.find_images(self.src, recursive=True)]
+        if not self.sources:
+            raise AdainError(f"{self.src}: no images found")
+        self._check_earlier_run(overwrite)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out / "manifest.csv"
+
+    def _check_earlier_run(self, overwrite: bool) -> None:
+        """A manifest from another configuration is refused (its files would be mixed with this
+        run's) unless ``overwrite``, which starts the manifest afresh."""
+        recorded = self.out / "dataset.json"
+        mine = json.dumps(asdict(self.config), indent=2, sort_keys=True) + "\n"
+        if recorded.is_file() and recorded.read_text() != mine:
+            if not overwrite:
+                raise UsageError(
+                    f"{self.out} holds a run with another configuration: pass --overwrite, or another -o"
+                )
+            self.manifest_path.unlink(missing_ok=True)
+        files.write_text(recorded, mine)
+
+    def plan(self) -> list[Task]:
+        """Every output of the run, in source order."""
+        cfg, tasks = self.config, []
+        for source in self.sources:
+            for index in range(cfg.per_content):
+                seed = task_seed(cfg.seed, source, index)
+                rng = random.Random(seed)
+                style = self.styles[rng.randrange(len(self.styles))]
+                alpha = round(rng.uniform(*cfg.alpha), 6)
+                name = source.stem if cfg.per_content == 1 else f"{source.stem}_{index}"
+                suffix = f".{cfg.ext}" if cfg.ext else _kept_suffix(source)
+                tasks.append(Task(source, index, style, alpha, seed, source.with_name(name + suffix)))
+        return tasks
+
+    def done(self) -> set[str]:
+        """Outputs the manifest records as written, whose files are there."""
+        if not self.manifest_path.is_file():
+            return set()
+        with open(self.manifest_path, newline="") as f:
+            return {row["output"] for row in csv.DictReader(f)
+                    if row.get("status") == "ok" and (self.out / row["output"]).is_file()}  # fmt: skip
+
+    def execute(self, workers: int = 1, progress: bool = True) -> dict[str, int]:
+        """Do what is not done yet; returns the counts of written, skipped (done before) and failed."""
+        from tqdm import tqdm
+
+        tasks = self.plan()
+        finished = self.done()
+        todo = [t for t in tasks if t.output.as_posix() not in finished]
+        counts = {"written": 0, "skipped": len(tasks) - len(todo), "failed": 0}
+        if not todo:
+            return counts
+        codes = _encode_styles(self.config, sorted({t.style for t in todo}))
+        new = not self.manifest_path.exists()
+        with open(self.manifest_path, "a", newline="") as manifest:
+            writer = csv.writer(manifest)
+            if new:
+                writer.writerow(MANIFEST_FIELDS)
+            bar = tqdm(total=len(todo), desc="dataset", unit="img", disable=not progress, dynamic_ncols=True)
+            for task, status in _run(self.config, codes, todo, workers):
+                counts["written" if status == "ok" else "failed"] += 1
+                writer.writerow([task.source.as_posix(), task.style.name, task.alpha, task.seed,
+                                 task.output.as_posix(), status])  # fmt: skip
+                manifest.flush()  # what a killed run leaves is what it finished
+                bar.update(1)
+            bar.close()
+        return counts
+
+
+def _kept_suffix(source: Path) -> str:
+    suffix = source.suffix.lower()
+    return suffix if suffix in images.SAVE_FORMATS else ".png"
+
+
+# -- the work, in this process or in workers ------------------------------------------------------
+
+_worker: dict = {}
+
+
+def _encode_styles(config: DatasetConfig, paths: Sequence[Path]) -> dict[Path, object]:
+    """Every style used, encoded once here and handed to the workers (each a few KB)."""
+    stylizer = _stylizer(config)
+    codes = {}
+    for path in paths:
+        try:
+            codes[path] = stylizer.encode_style(path, config.style_size)
+        except AdainError as exc:
+            codes[path] = exc
+    _worker["stylizer"] = stylizer
+    return {
+        path: code.to("cpu") if not isinstance(code, AdainError) else code for path, code in codes.items()
+    }
+
+
+def _stylizer(config: DatasetConfig):  # -> Stylizer
+    from .stylize import Stylizer
+
+    return Stylizer.from_pretrained(**config.weights)
+
+
+def _start_worker(config: DatasetConfig, codes: dict) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one core a worker: the workers are the parallelism
+    _worker.update(config=config, codes=codes, stylizer=_stylizer(config))
+
+
+def _do(task: Task) -> tuple[Task, str]:
+    config, stylizer, code = _worker["config"], _worker["stylizer"], _worker["codes"][task.style]
+    src, out = Path(config.src) / task.source, Path(config.out) / task.output
+    try:
+        if isinstance(code, AdainError):
+            raise code
+        result = stylizer(src, code, alpha=task.alpha, content_size=config.content_size)
+        images.save_image(result.convert("RGB"), out, overwrite=True)
+    except AdainError as exc:
+        return task, f"error: {exc}"
+    return task, "ok"
+
+
+def _run(config: DatasetConfig, codes: dict, tasks: list[Task], workers: int) -> Iterator[tuple[Task, str]]:
+    if workers <= 1:
+        _worker.update(config=config, codes=codes)
+        yield from map(_do, tasks)
+        return
+    # spawned, not forked: a fork of a process whose OpenMP threads have run can hang in its first conv
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(config, codes)) as pool:
+        yield from pool.map(_do, tasks, chunksize=4)

@@ -1,0 +1,108 @@
+import csv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from adain.cli import main
+
+from .conftest import SHARED_VGG, make_image
+
+
+@pytest.fixture
+def tree(tmp_path):
+    src, styles = tmp_path / "src", tmp_path / "styles"
+    for label in ("cat", "dog"):
+        (src / label).mkdir(parents=True)
+        for i in range(3):
+            make_image(src / label / f"{label}{i}.jpg", (40 + 8 * i, 32), seed=10 * len(label) + i)
+    styles.mkdir()
+    for i in range(3):
+        make_image(styles / f"art{i}.png", (32, 32), seed=100 + i)
+    return src, styles
+
+
+def dataset_args(tree, out, decoder_file, *extra):
+    src, styles = tree
+    args = [
+        "dataset",
+        src,
+        "--styles",
+        styles,
+        "-o",
+        out,
+        "--decoder",
+        decoder_file,
+        "--style-size",
+        32,
+        "-q",
+    ]
+    if SHARED_VGG.is_file():
+        args += ["--vgg", SHARED_VGG]
+    return [str(a) for a in [*args, *extra]]
+
+
+def manifest(out):
+    with open(out / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_mirrors_the_tree_and_records_every_output(tree, tmp_path, decoder_file):
+    out = tmp_path / "out"
+    assert main(dataset_args(tree, out, decoder_file, "--per-content", 2, "--alpha", "0.5:1")) == 0
+    rows = manifest(out)
+    assert len(rows) == 12 and {r["status"] for r in rows} == {"ok"}
+    assert sorted(r["output"] for r in rows)[:2] == ["cat/cat0_0.jpg", "cat/cat0_1.jpg"]
+    for row in rows:
+        assert 0.5 <= float(row["alpha"]) <= 1 and row["style"].startswith("art")
+        source = Image.open(tree[0] / row["source"])
+        assert Image.open(out / row["output"]).size == source.size  # --content-size 0 keeps it
+
+
+def test_resumes_where_it_stopped_with_the_same_choices(tree, tmp_path, decoder_file):
+    out = tmp_path / "out"
+    assert main(dataset_args(tree, out, decoder_file, "--seed", 3)) == 0
+    first = manifest(out)
+    kept = np.asarray(Image.open(out / first[0]["output"]))
+    # a run killed after two outputs: the rest of its manifest and files are missing
+    lines = (out / "manifest.csv").read_text().splitlines(keepends=True)
+    (out / "manifest.csv").write_text("".join(lines[:3]))
+    for row in first[2:]:
+        (out / row["output"]).unlink()
+    assert main(dataset_args(tree, out, decoder_file, "--seed", 3)) == 0
+    again = manifest(out)
+    assert sorted(map(tuple, (r.values() for r in again))) == sorted(map(tuple, (r.values() for r in first)))
+    assert (np.asarray(Image.open(out / first[0]["output"])) == kept).all()  # not redone
+
+
+def test_two_workers_make_the_same_choices_and_images(tree, tmp_path, decoder_file):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert main(dataset_args(tree, one, decoder_file, "--seed", 5, "--ext", "png")) == 0
+    assert main(dataset_args(tree, two, decoder_file, "--seed", 5, "--ext", "png", "--workers", 2)) == 0
+    key = lambda rows: sorted((r["source"], r["style"], r["alpha"], r["seed"], r["output"]) for r in rows)  # noqa: E731
+    assert key(manifest(one)) == key(manifest(two))
+    for row in manifest(one):
+        a = np.asarray(Image.open(one / row["output"])).astype(int)
+        b = np.asarray(Image.open(two / row["output"])).astype(int)
+        assert np.abs(a - b).max() <= 1  # one thread a worker against two: float rounding at most
+
+
+def test_bad_inputs(tree, tmp_path, decoder_file, capsys):
+    src, styles = tree
+    (src / "cat" / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    assert main(dataset_args(tree, out, decoder_file)) == 1  # one failure, the rest written
+    rows = manifest(out)
+    assert sum(r["status"] == "ok" for r in rows) == 6
+    assert [r["status"].startswith("error:") for r in rows if r["source"] == "cat/broken.jpg"] == [True]
+    with pytest.raises(SystemExit):  # argparse: a backwards range
+        main(dataset_args(tree, out, decoder_file, "--alpha", "1:0.5"))
+    capsys.readouterr()
+    assert main(dataset_args(tree, out, decoder_file, "--seed", 9)) == 2  # another configuration
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(dataset_args(tree, src / "inside", decoder_file)) == 2
+    assert "inside the source tree" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = dataset_args((src, empty), tmp_path / "o2", decoder_file)
+    assert main(args) == 1 and "no style images" in capsys.readouterr().err
