@@ -106,3 +106,32 @@ def test_bad_inputs(tree, tmp_path, decoder_file, capsys):
     empty.mkdir()
     args = dataset_args((src, empty), tmp_path / "o2", decoder_file)
     assert main(args) == 1 and "no style images" in capsys.readouterr().err
+
+
+def test_style_augment_probability_determinism_and_pickling(tree, decoder_file):
+    import pickle
+
+    import torch
+
+    from adain import StyleAugment
+
+    _, styles = tree
+    weights = {
+        "decoder": str(decoder_file),
+        "device": "cpu",
+        "vgg": str(SHARED_VGG) if SHARED_VGG.is_file() else None,
+    }
+    images = torch.rand(40, 3, 24, 24)
+    never = StyleAugment(styles, p=0.0, style_size=32, seed=0, **weights)
+    assert torch.equal(never(images), images)
+    half = StyleAugment(styles, p=0.5, alpha=(0.5, 1.0), style_size=32, seed=1, **weights)
+    out = half(images)
+    changed = [not torch.equal(a, b) for a, b in zip(out, images, strict=True)]
+    assert 10 <= sum(changed) <= 30 and out.shape == images.shape
+    copy = pickle.loads(
+        pickle.dumps(StyleAugment(styles, p=0.5, alpha=(0.5, 1.0), style_size=32, seed=1, **weights))
+    )
+    assert copy._stylizer is None  # a worker loads its own networks on first use
+    again = copy(images)
+    assert [not torch.equal(a, b) for a, b in zip(again, images, strict=True)] == changed
+    assert torch.allclose(again, out, atol=1e-4)

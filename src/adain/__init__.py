@@ -21,10 +21,11 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 _LAZY = {
     "Decoder": "nets", "Encoder": "nets", "adain": "nets", "mean_std": "nets",
-    "StyleCode": "stylize", "Stylizer": "stylize", "StylizerOptions": "stylize",
+    "StyleCode": "stylize", "Stylizer": "stylize", "StylizerOptions": "stylize", "StyleAugment": "augment",
 }  # fmt: skip
 
 if TYPE_CHECKING:
+    from .augment import StyleAugment
     from .nets import Decoder, Encoder, adain, mean_std
     from .stylize import StyleCode, Stylizer, StylizerOptions
 
@@ -36,6 +37,6 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
-    "AdainError", "Decoder", "Encoder", "ImageError", "PixelLimitError", "StyleCode", "Stylizer",
+    "AdainError", "Decoder", "Encoder", "ImageError", "PixelLimitError", "StyleAugment", "StyleCode", "Stylizer",
     "StylizerOptions", "UsageError", "WeightsError", "__version__", "adain", "mean_std",
 ]  # fmt: skip
