@@ -14,6 +14,7 @@ fidelity gate of 40 dB PSNR to the plain fp32 network:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -52,6 +53,12 @@ class Backend:
     memory_format: torch.memory_format
     fused_upsampling: bool
     winograd: bool
+    onnx_dir: Path | None = None  # run the exported models with ONNX Runtime (export.py) instead
+
+    @classmethod
+    def onnx(cls, export_dir: Path) -> Backend:
+        """ONNX Runtime's CPU provider on the models in ``export_dir``, in float32."""
+        return cls(torch.device("cpu"), None, torch.contiguous_format, False, False, Path(export_dir))
 
     @classmethod
     def choose(
@@ -69,11 +76,19 @@ class Backend:
         return net.eval().requires_grad_(False).to(self.device, memory_format=self.memory_format)
 
     def encoder(self, encoder: Encoder) -> nn.Module:
+        if self.onnx_dir is not None:
+            from .export import OnnxNet
+
+            return OnnxNet(self.onnx_dir / "encoder.onnx")
         if self.dtype is not None:
             return Autocast(encoder, self.dtype, fp32_layers=encoder.tap_index["relu1_1"] + 1)
         return winograd.accelerate(encoder) if self.winograd else encoder
 
     def decoder(self, decoder: Decoder) -> nn.Module:
+        if self.onnx_dir is not None:
+            from .export import OnnxNet
+
+            return OnnxNet(self.onnx_dir / "decoder.onnx")
         net = fuse_upsampling(decoder) if self.fused_upsampling else decoder
         if self.dtype is not None:
             return Autocast(net, self.dtype)
@@ -88,5 +103,7 @@ class Backend:
         return self.fused_upsampling
 
     def describe(self) -> str:
+        if self.onnx_dir is not None:
+            return "cpu, ONNX Runtime float32"
         kernels = ", Winograd convs" if self.winograd else ""
         return f"{self.device.type}, {dtype_name(self.dtype)}{kernels}"

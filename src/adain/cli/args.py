@@ -128,6 +128,12 @@ def add_weights_flags(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: bf16 on a GPU or a CPU with native bf16, else fp32 (with Winograd convs on the CPU)",
     )
+    parser.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="torch (default) or onnx: the networks exported to ONNX, run by ONNX Runtime on the CPU",
+    )
 
 
 def add_max_memory_flag(parser: argparse.ArgumentParser, what: str = "images") -> None:
@@ -171,8 +177,9 @@ def stylizer_from(args: argparse.Namespace, **options: object):  # -> Stylizer (
     from ..stylize import Stylizer
 
     return Stylizer.from_pretrained(
-        args.vgg, args.decoder, args.device, fast=not args.plain, precision=args.precision, **options
-    )
+        args.vgg, args.decoder, args.device, fast=not args.plain, precision=args.precision, backend=args.backend,
+        **options,
+    )  # fmt: skip
 
 
 def check_flag_controls(alpha: float, n_styles: int, style_weights, masked: bool) -> None:

