@@ -52,24 +52,24 @@ def positive_float(text: str) -> float:
     return value
 
 
-def port(text: str) -> int:
-    value = non_negative_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be at most 65535, got {value}")
-    return value
+def _whole_number_at_most(high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = non_negative_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+
+    return parse
+
+
+port = _whole_number_at_most(65535)
+crf = _whole_number_at_most(51)  # x264's and x265's quality scale
 
 
 def unit_float(text: str) -> float:
     value = _number(text, float)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return value
-
-
-def crf(text: str) -> int:
-    value = non_negative_int(text)
-    if value > 51:
-        raise argparse.ArgumentTypeError(f"must be at most 51, got {value}")
     return value
 
 
