@@ -155,3 +155,39 @@ def test_batch_flag_stylizes_frames_together_with_the_same_result(tmp_path, deco
             outs[batch] = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]).astype(float)
     assert outs[1].shape == outs[3].shape == (7, 48, 64, 3)
     assert np.abs(outs[1] - outs[3]).mean() < 0.5  # the same frames, up to float rounding and the codec
+
+
+def test_a_truncated_video_is_an_error_not_a_shorter_video(tmp_path, decoder_file, capsys):
+    clip = synth_video(tmp_path / "full.mkv", frames=48)
+    cut_short = tmp_path / "cut.mkv"
+    data = clip.read_bytes()
+    cut_short.write_bytes(data[: int(len(data) * 0.55)])
+    out = tmp_path / "out.mkv"
+    assert main(["video", *video_args(decoder_file, cut_short, "-s", STYLE, "-o", out)]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "frames could be decoded (the file is truncated or corrupt)" in err
+        and len(err.strip().splitlines()) == 1
+    )
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv", "full.mkv"]
+
+
+def test_sigterm_during_a_video_leaves_no_temporary_file(tmp_path, decoder_file):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clip = synth_video(tmp_path / "long.mkv", size=(256, 192), frames=200)
+    out = tmp_path / "out.mkv"
+    args = video_args(decoder_file, clip, "-s", STYLE, "-o", out)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "adain", "video", *args], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]:
+        time.sleep(0.1)  # until it is writing
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mkv"]

@@ -132,6 +132,7 @@ def stylize_video(
                    dynamic_ncols=True)  # fmt: skip
         with files.replacing(target) as tmp:
             frames = _transcode(container, tmp, _format_for(target), codec, crf, rate, paint, batch, bar)
+            _check_complete(source, frames, _expected_frames(container, rate))
         bar.close()
     except (av.error.FFmpegError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
@@ -150,6 +151,28 @@ def stylize_video(
         "fps": float(rate),
         "audio": audio_in is not None,
     }
+
+
+def _expected_frames(container, rate) -> int | None:
+    """How many frames the file says its video has: counted in its header, or its duration (the
+    video stream's, else the container's) times the frame rate; None where it says nothing."""
+    video = container.streams.video[0]
+    if video.frames:
+        return int(video.frames)
+    if video.duration and video.time_base:
+        return round(float(video.duration * video.time_base * rate))
+    if container.duration:
+        return round(container.duration / 1_000_000 * float(rate))
+    return None
+
+
+def _check_complete(source: Path, frames: int, expected: int | None) -> None:
+    """A file cut short or corrupt in the middle decodes to fewer frames than it announces: an
+    error, not a shorter video (the partial output is discarded)."""
+    if frames and expected and frames < 0.9 * expected - 2:
+        raise AdainError(
+            f"{source}: only {frames} of its {expected} frames could be decoded (the file is truncated or corrupt)"
+        )
 
 
 def _video_frame(array: np.ndarray, like):

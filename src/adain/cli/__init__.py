@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -37,9 +39,15 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_: objec
     return f"adain: warning: {message}\n"  # not Python's file:line and source line: users are not debugging
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # so a SIGTERM unwinds like Ctrl-C: partial files are removed on the way out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _one_line_warning
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     args.command_line = shlex.join(["adain", *(sys.argv[1:] if argv is None else map(str, argv))])
     try:
         return args.run(args)
