@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -470,3 +471,25 @@ def test_cached_losses_equal_the_image_path_on_whole_images():
     assert features.style_stats_of(packed)[2][1].shape == (2, 256, 1, 1)
     for a, b in zip(direct, cached, strict=True):
         assert a.item() == pytest.approx(b.item(), rel=1e-5)
+
+
+def test_a_feature_cache_that_cannot_be_written_only_warns(dataset, tmp_path, monkeypatch):
+    import contextlib
+    import errno
+
+    from adain import files
+
+    cache = tmp_path / "cache"
+    real = files.replacing
+
+    @contextlib.contextmanager
+    def full_disk_in_the_cache(path, overwrite=True):
+        if cache in Path(path).parents:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        with real(path, overwrite) as tmp:
+            yield tmp
+
+    monkeypatch.setattr(files, "replacing", full_disk_in_the_cache)
+    with pytest.warns(UserWarning, match="cannot write the feature cache .*No space left on device"):
+        assert main(train_args(dataset, tmp_path / "run", "--max-iter", "2", "--feature-cache", cache)) == 0
+    assert len(read_log(tmp_path / "run")) == 2 and not list(cache.glob("*"))
