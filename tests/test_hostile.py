@@ -436,3 +436,20 @@ def test_an_abandoned_request_frees_its_slot_within_two_seconds(stylizer, tmp_pa
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_server_small_holes(tmp_path, decoder_file):
+    from fastapi.testclient import TestClient
+
+    from adain.serve import ServeConfig, create_app
+    from adain.stylize import Stylizer
+
+    from .conftest import SHARED_VGG
+
+    stylizer = Stylizer.from_pretrained(SHARED_VGG if SHARED_VGG.is_file() else None, decoder_file, "cpu")
+    client = TestClient(create_app(ServeConfig(), stylizer=stylizer))
+    photo = make_image(tmp_path / "c.png", (53, 37)).read_bytes()
+    files = [("content", ("c.png", photo, "image/png")), ("style", ("s.png", photo, "image/png"))]
+    too_small = client.post("/v1/stylize", files=files, data={"content_size": "4"})
+    assert too_small.status_code == 422 and "too small" in too_small.json()["detail"]
+    assert client.get("/healthz").json()["decoder"] == decoder_file.name  # not where it lives
