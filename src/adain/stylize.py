@@ -237,8 +237,7 @@ class Stylizer:
             return style.to(self.device)
         name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
         x = self._style_tensor(style, size, crop)
-        tile = tiling.auto_tile(x.shape[-2] + -x.shape[-2] % STRIDE, x.shape[-1] + -x.shape[-1] % STRIDE,
-                                self.options.max_memory_mb, self.overhead_mb)  # fmt: skip
+        tile = self._budget_tile(x.shape[-1], x.shape[-2])
         if tile is None:
             mean, std = mean_std(self.encode(x))
         else:  # over the memory budget: the statistics gathered tile by tile
@@ -360,15 +359,15 @@ class Stylizer:
                     f"resizing to {size} px would make a {width}x{height} image, over the limit of "
                     f"{self.options.max_pixels:,} pixels (raise it with --max-pixels)"
                 )
-            self._check_budget(width, height)
+            self._budget_tile(width, height)  # refused here, before any pixel is made
         img = images.resize_short_side(img, size)
         return images.center_crop(img, size) if crop else img
 
-    def _check_budget(self, width: int, height: int) -> None:
-        """A one-line error, before any pixel is made, for an image the memory budget cannot hold
-        even in tiles (its whole-image buffers alone would be over it)."""
-        pad = lambda n: n + -n % STRIDE  # noqa: E731
-        tiling.auto_tile(pad(height), pad(width), self.options.max_memory_mb, self.overhead_mb)
+    def _budget_tile(self, width: int, height: int) -> int | None:
+        """The tile one image of this size needs under the memory budget (None: none), or a one-line
+        error, from the size alone, for an image the budget cannot hold even in tiles."""
+        padded = [n + -n % STRIDE for n in (height, width)]
+        return tiling.auto_tile(padded[0], padded[1], self.options.max_memory_mb, self.overhead_mb)
 
     def _style_tensor(self, style: ImageLike, size: int, crop: bool) -> Tensor:
         """A style image as RGB on the device: resized, cropped, transparency over white."""
