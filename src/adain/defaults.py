@@ -26,7 +26,7 @@ SERVE_STYLE_CACHE = 64
 VIDEO_CODEC = "libx264"
 VIDEO_CRF = 18
 VIDEO_BATCH = 4
-STABLE_MOMENTUM = 0.9
+TEMPORAL_STRENGTH = 0.8
 
 # -- training (scaled down for a CPU; the paper: load 512, crop 256, batch 8, 160k iterations) ----
 LOAD_SIZE = 256

@@ -219,7 +219,7 @@ class Stylizer:
         if preserve_color:
             if any(isinstance(s, StyleCode) for s in styles):
                 raise AdainError("preserve_color needs the style images, not encoded styles")
-            styles = [match_color(self._style_tensor(s, style_size, crop), x) for s in styles]
+            styles = [match_color(self.style_tensor(s, style_size, crop), x) for s in styles]
 
         codes = [self.encode_style(s, style_size, crop) for s in styles]
         targets = style_targets(codes, style_weights, mask is not None)
@@ -236,7 +236,7 @@ class Stylizer:
         if isinstance(style, StyleCode):
             return style.to(self.device)
         name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
-        x = self._style_tensor(style, size, crop)
+        x = self.style_tensor(style, size, crop)
         tile = self._budget_tile(x.shape[-1], x.shape[-2])
         if tile is None:
             mean, std = mean_std(self.encode(x))
@@ -254,19 +254,25 @@ class Stylizer:
         alpha: float = 1.0,
         style_weights: Sequence[float] | None = None,
         smooth: tiling.Smooth | None = None,
+        mask: ImageLike | None = None,
     ) -> Tensor:
         """The pipeline on an (N, 3, H, W) batch in [0, 1] with encoded styles, for frame loops.
 
         Each image is normalised by its own statistics. ``smooth`` may replace them before they are
-        used, called once per image in batch order (``video --stable``).
+        used, called once per image in batch order. ``mask`` (any size; resized to the frames) gives
+        the first of two styles to its white part and the second to its black part.
         """
-        check_controls(alpha, len(styles), style_weights, False)
+        check_controls(alpha, len(styles), style_weights, mask is not None)
         if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
             raise ImageError("stylize_tensor takes an (N, 3, H, W) float batch in [0, 1]")
         if not all(isinstance(s, StyleCode) for s in styles):
             raise AdainError("stylize_tensor takes encoded styles (Stylizer.encode_style)")
-        targets = style_targets([s.to(self.device) for s in styles], style_weights, False)
-        return self._render(x.to(self.device), targets, alpha, None, smooth).clamp(0, 1)
+        mask_image = None if mask is None else self._image(mask)
+        targets = style_targets([s.to(self.device) for s in styles], style_weights, mask is not None)
+        parts = x.split(self._batch_that_fits(x))  # in order, so ``smooth`` sees the frames in order
+        return torch.cat(
+            [self._render(p.to(self.device), targets, alpha, mask_image, smooth) for p in parts]
+        ).clamp(0, 1)
 
     def _render(
         self,
@@ -315,6 +321,18 @@ class Stylizer:
             return net(x)
 
         return run
+
+    def _batch_that_fits(self, x: Tensor) -> int:
+        """The most images of ``x`` the memory budget can take at once, tiled if need be."""
+        height, width = (-(-side // STRIDE) * STRIDE for side in x.shape[-2:])
+        n = len(x)
+        while n > 1 and self.options.tile is None:
+            try:
+                tiling.auto_tile(height, width, self.options.max_memory_mb / n, self.overhead_mb / n)
+                break
+            except AdainError:
+                n = (n + 1) // 2
+        return max(n, 1)
 
     def _tile_size(self, padded: Tensor) -> int | None:
         """The tile size for this batch: forced, or what the memory budget allows (None: no tiles)."""
@@ -369,8 +387,9 @@ class Stylizer:
         padded = [n + -n % STRIDE for n in (height, width)]
         return tiling.auto_tile(padded[0], padded[1], self.options.max_memory_mb, self.overhead_mb)
 
-    def _style_tensor(self, style: ImageLike, size: int, crop: bool) -> Tensor:
-        """A style image as RGB on the device: resized, cropped, transparency over white."""
+    def style_tensor(self, style: ImageLike, size: int = 0, crop: bool = False) -> Tensor:
+        """A style image as a (1, 3, H, W) RGB tensor on the device, as ``encode_style`` reads it:
+        resized, cropped, transparency over white (to recolour with ``match_color`` first)."""
         return self._to_device(images.flatten_alpha(self._prepare(self._image(style), size, crop)))
 
     def _mask_image(self, mask: ImageLike, size: tuple[int, int]) -> Image.Image:

@@ -21,8 +21,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--style-weights", type=flags.style_weights, metavar="W1,W2,...", help="blend the styles")
     add("--style-size", type=flags.non_negative_int, default=defaults.STYLE_SIZE,
         help=f"style short side (default {defaults.STYLE_SIZE})")  # fmt: skip
-    add("--stable", type=flags.momentum, nargs="?", const=defaults.STABLE_MOMENTUM, metavar="MOMENTUM",
-        help=f"less flicker: smooth the content statistics over time (default momentum {defaults.STABLE_MOMENTUM})")  # fmt: skip
+    add("--temporal", type=flags.momentum, nargs="?", const=defaults.TEMPORAL_STRENGTH, metavar="STRENGTH",
+        help="no flicker: each frame blended with the previous result carried along the optical flow, "
+             f"0-1 (default {defaults.TEMPORAL_STRENGTH}; needs OpenCV, in adain[video])")  # fmt: skip
+    add("--stable", dest="temporal", type=flags.momentum, nargs="?", const=defaults.TEMPORAL_STRENGTH,
+        metavar="STRENGTH", help="the earlier name of --temporal")  # fmt: skip
+    add("--mask", type=Path, help="two styles: white in the mask gets the first, black the second")
+    add("--preserve-color", action="store_true",
+        help="keep each frame's colours (the style recoloured per frame: about twice the work)")  # fmt: skip
     add("--batch", type=flags.positive_int, default=defaults.VIDEO_BATCH,
         help=f"frames stylized together (default {defaults.VIDEO_BATCH})")  # fmt: skip
     add("--codec", default=defaults.VIDEO_CODEC, help=f"video encoder (default {defaults.VIDEO_CODEC})")
@@ -46,23 +52,22 @@ def run(args: argparse.Namespace) -> int:
         raise AdainError("adain video needs PyAV: pip install 'adain[video]'") from None
     from ..stylize import StyleCode
 
-    flags.check_flag_controls(args.alpha, len(args.style), args.style_weights, False)
+    flags.check_flag_controls(args.alpha, len(args.style), args.style_weights, args.mask is not None)
     if args.output.exists() and not args.overwrite:
         raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
     stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory)
-    codes = [
-        StyleCode.load(path)
-        if path.suffix == ".safetensors"
-        else stylizer.encode_style(path, args.style_size)
-        for path in args.style
-    ]  # fmt: skip  (each style encoded once for the whole video)
+    styles = [StyleCode.load(path) if path.suffix == ".safetensors" else path for path in args.style]
     done = stylize_video(
-        stylizer, args.input, args.output, codes, alpha=args.alpha, style_weights=args.style_weights,
-        stable=args.stable, codec=args.codec, crf=args.crf, overwrite=args.overwrite, progress=not args.quiet,
-        batch=args.batch,
+        stylizer, args.input, args.output, styles, alpha=args.alpha, style_weights=args.style_weights,
+        mask=args.mask, preserve_color=args.preserve_color, temporal=args.temporal, style_size=args.style_size,
+        codec=args.codec, crf=args.crf, overwrite=args.overwrite, progress=not args.quiet, batch=args.batch,
     )  # fmt: skip
+    if done["scaled_frames"]:
+        print(f"adain: warning: {done['scaled_frames']} frames of another size were scaled to "
+              f"{done['width']}x{done['height']}", file=sys.stderr)  # fmt: skip
     if not args.quiet:
         sound = "with its audio" if done["audio"] else "no audio stream"
+        cuts = f", {done['scene_cuts']} scene cuts" if args.temporal is not None else ""
         print(f"adain: wrote {done['frames']} frames ({done['width']}x{done['height']}, {done['fps']:g} fps, "
-              f"{sound}) to {args.output}", file=sys.stderr)  # fmt: skip
+              f"{sound}{cuts}) to {args.output}", file=sys.stderr)  # fmt: skip
     return 0

@@ -1,0 +1,191 @@
+"""Temporal consistency of stylized video: warping error, style loss and speed, plain against
+``--temporal``, measured in one run.
+
+Warping error (Lai et al., ECCV 2018): the mean over frame pairs of the mean squared RGB difference
+(in [0, 1]) between output frame t and output frame t-1 carried to t along the optical flow of the
+*input* frames, over non-occluded pixels (forward-backward consistency). The flow that measures is
+OpenCV's Farneback, not the DIS flow that ``--temporal`` itself uses, so the method is not judged
+by its own flow; on the synthetic camera move the true flow and visibility are used instead.
+
+Per-frame style loss: the training loss's style term of each 4th output frame against the style
+image at 512 px (so steadiness is not bought by washing the style out).
+
+Throughput: ``adain video`` end to end (decoding, networks, blend, encoding) on 640x360 and
+1280x720 clips, plain and temporal taking turns.
+
+    python benchmarks/video_consistency.py [--frames 48] [--strengths 0.6,0.8] [--decoder D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from results_file import add_out_flags, parse_args, write_results
+
+from adain import Stylizer
+from adain.losses import style_loss
+from adain.nets import taps
+from adain.temporal import FlowBlend, camera_move, consistent, warping_error
+from adain.video import FramePainter, stylize_video
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+VIDEOS = SHARED / "images" / "videos"
+PAN_PHOTO = SHARED / "data" / "content" / "train512" / "content_0004.jpg"
+
+
+def decode(path: Path, limit: int) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        out = []
+        for frame in c.decode(video=0):
+            out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) == limit:
+                break
+    return out
+
+
+def farneback_pairs(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Backward flows and non-occlusion masks of each consecutive pair, from Farneback's flow."""
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+
+    def flow(a, b):
+        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 5, 15, 5, 7, 1.5, 0)
+
+    backward = [flow(gray[t], gray[t - 1]) for t in range(1, len(gray))]
+    masks = [consistent(b, flow(gray[t], gray[t + 1])) for t, b in enumerate(backward)]
+    return backward, masks
+
+
+class StyleLoss:
+    def __init__(self, stylizer: Stylizer, style: Path) -> None:
+        self.stylizer = stylizer
+        with torch.inference_mode():
+            self.style_taps = taps(stylizer.encode_fp32, stylizer.style_tensor(style, 512))
+
+    @torch.inference_mode()
+    def __call__(self, frames: list[np.ndarray]) -> float:
+        values = []
+        for frame in frames[::4]:
+            x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float() / 255
+            values.append(style_loss(taps(self.stylizer.encode_fp32, x), self.style_taps).item())
+        return float(np.mean(values))
+
+
+def per_frame(stylizer: Stylizer, style: Path, frames: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    """The plain per-frame results as floats 0-255 (before rounding) and the seconds they took."""
+    paint = FramePainter(stylizer, [style], style_size=512)
+    start = time.perf_counter()
+    results = []
+    for i in range(0, len(frames), 4):
+        results.extend(paint.per_frame(frames[i : i + 4]))
+    return results, time.perf_counter() - start
+
+
+def measure_clip(name, frames, flows, masks, stylizer, style, strengths, loss) -> dict:
+    plain, seconds = per_frame(stylizer, style, frames)
+    modes = {"input": frames, "plain": plain}
+    for strength in strengths:
+        blend = FlowBlend(strength=strength)
+        modes[f"temporal {strength:g}"] = [blend(f, r) for f, r in zip(frames, plain, strict=True)]
+    row = {"clip": name, "frames": len(frames), "size": list(frames[0].shape[1::-1]), "modes": {}}
+    for mode, outputs in modes.items():
+        outputs = [np.clip(o, 0, 255).round().astype(np.uint8) for o in outputs]
+        row["modes"][mode] = {
+            "warping_error": warping_error(outputs, flows, masks),
+            "style_loss": None if mode == "input" else loss(outputs),
+        }
+    plain_error = row["modes"]["plain"]["warping_error"]
+    for mode in modes:
+        row["modes"][mode]["vs_plain"] = row["modes"][mode]["warping_error"] / plain_error
+    print(
+        f"{name}: {len(frames)} frames {row['size'][0]}x{row['size'][1]}, per-frame stylization {seconds:.1f} s"
+    )
+    for mode, values in row["modes"].items():
+        sl = "" if values["style_loss"] is None else f", style loss {values['style_loss']:.3f}"
+        print(
+            f"  {mode:14s} warping error {values['warping_error']:.5f} ({values['vs_plain']:.2f}x plain){sl}"
+        )
+    return row
+
+
+def scaled_clip(source: Path, target: Path, size: tuple[int, int], frames: int) -> Path:
+    with av.open(str(source)) as inp, av.open(str(target), "w") as out:
+        stream = out.add_stream("libx264", rate=inp.streams.video[0].average_rate)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"crf": "12"}
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i == frames:
+                break
+            out.mux(stream.encode(frame.reformat(width=size[0], height=size[1], format="yuv420p")))
+        out.mux(stream.encode(None))
+    return target
+
+
+def throughput(stylizer, style, tmp: Path, strength: float, frames: dict[str, int]) -> dict:
+    """Frames per second of ``stylize_video``, plain and temporal taking turns on each clip."""
+    code = [stylizer.encode_style(style, 512)]
+    result = {}
+    for (width, height), count in ((640, 360), frames["360p"]), ((1280, 720), frames["720p"]):
+        clip = scaled_clip(VIDEOS / "cutBunny.mp4", tmp / f"{height}p.mp4", (width, height), count)
+        times: dict[str, list[float]] = {"plain": [], "temporal": []}
+        for _ in range(2):
+            for mode, temporal in (("plain", None), ("temporal", strength)):
+                start = time.perf_counter()
+                stylize_video(stylizer, clip, tmp / "out.mp4", code, temporal=temporal, overwrite=True,
+                              progress=False)  # fmt: skip
+                times[mode].append(time.perf_counter() - start)
+        fps = {mode: count / min(values) for mode, values in times.items()}
+        result[f"{width}x{height}"] = {
+            **fps,
+            "temporal_vs_plain": fps["temporal"] / fps["plain"],
+            "frames": count,
+        }
+        print(f"{width}x{height}: plain {fps['plain']:.2f} fps, temporal {fps['temporal']:.2f} fps "
+              f"({fps['temporal'] / fps['plain']:.2f}x)")  # fmt: skip
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--style", type=Path, default=SHARED / "images" / "style" / "woman_with_hat_matisse.jpg"
+    )
+    parser.add_argument("--frames", type=int, default=48, help="frames of each clip measured")
+    parser.add_argument("--strengths", default="0.6,0.8", help="temporal strengths compared")
+    parser.add_argument("--fps-frames", default="24,8", help="frames timed at 640x360 and 1280x720")
+    parser.add_argument("--decoder", type=Path)
+    add_out_flags(parser, "video_consistency.json")
+    args = parse_args(parser)
+    strengths = [float(s) for s in args.strengths.split(",")]
+    stylizer = Stylizer.from_pretrained(decoder=args.decoder)
+    loss = StyleLoss(stylizer, args.style)
+    rows = []
+    for name in ("cutBunny.mp4", "sintel_gif_clip.mp4"):
+        frames = decode(VIDEOS / name, args.frames)
+        rows.append(
+            measure_clip(name, frames, *farneback_pairs(frames), stylizer, args.style, strengths, loss)
+        )
+    photo = np.asarray(Image.open(PAN_PHOTO).convert("RGB"))
+    pan = camera_move(photo, args.frames, (640, 360))
+    rows.append(
+        measure_clip(f"pan and zoom over {PAN_PHOTO.name}", *pan, stylizer, args.style, strengths, loss)
+    )
+    counts = dict(zip(("360p", "720p"), (int(n) for n in args.fps_frames.split(",")), strict=True))
+    with tempfile.TemporaryDirectory() as tmp:
+        speed = throughput(stylizer, args.style, Path(tmp), max(strengths), counts)
+    write_results(args.out, {"style": args.style.name, "clips": rows, "throughput": speed,
+                             "flow_for_measuring": "OpenCV Farneback (true flow for the camera move)"})  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
