@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -33,7 +32,7 @@ from results_file import add_out_flags, parse_args, write_results
 from adain import Stylizer
 from adain.losses import style_loss
 from adain.nets import taps
-from adain.temporal import FlowBlend, camera_move, consistent, warping_error
+from adain.temporal import FlowBlend, camera_move, reference_flows, warping_error
 from adain.video import FramePainter, stylize_video
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,18 +49,6 @@ def decode(path: Path, limit: int) -> list[np.ndarray]:
             if len(out) == limit:
                 break
     return out
-
-
-def farneback_pairs(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Backward flows and non-occlusion masks of each consecutive pair, from Farneback's flow."""
-    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-
-    def flow(a, b):
-        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 5, 15, 5, 7, 1.5, 0)
-
-    backward = [flow(gray[t], gray[t - 1]) for t in range(1, len(gray))]
-    masks = [consistent(b, flow(gray[t], gray[t + 1])) for t, b in enumerate(backward)]
-    return backward, masks
 
 
 class StyleLoss:
@@ -173,7 +160,7 @@ def main() -> None:
     for name in ("cutBunny.mp4", "sintel_gif_clip.mp4"):
         frames = decode(VIDEOS / name, args.frames)
         rows.append(
-            measure_clip(name, frames, *farneback_pairs(frames), stylizer, args.style, strengths, loss)
+            measure_clip(name, frames, *reference_flows(frames), stylizer, args.style, strengths, loss)
         )
     photo = np.asarray(Image.open(PAN_PHOTO).convert("RGB"))
     pan = camera_move(photo, args.frames, (640, 360))

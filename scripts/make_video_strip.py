@@ -39,7 +39,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = cut(SHARED / "videos" / "cutBunny.mp4", Path(tmp) / "clip.mp4", args.seconds)
         styled = Path(tmp) / "styled.mp4"
-        stylize_video(stylizer, clip, styled, [stylizer.encode_style(args.style, 512)], stable=0.9, crf=12)
+        stylize_video(stylizer, clip, styled, [stylizer.encode_style(args.style, 512)], temporal=0.8, crf=12)
         every = max(1, int(24 * args.seconds) // args.frames)
         rows = [pick(clip, every, args.frames), pick(styled, every, args.frames)]
     w, h = rows[0][0].width // 2, rows[0][0].height // 2

@@ -165,6 +165,21 @@ def _soften(mask: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(eroded.astype(np.float32), (5, 5), 0)
 
 
+def reference_flows(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """For measuring: the backward flow of each consecutive pair of RGB frames and its
+    non-occlusion mask, from Farneback's method, not the DIS flow the blend uses (a method is not
+    judged by its own flow)."""
+    cv2 = _cv2()
+    gray = [_gray(f) for f in frames]
+
+    def flow(a, b):
+        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 5, 15, 5, 7, 1.5, 0)
+
+    backward = [flow(gray[t], gray[t - 1]) for t in range(1, len(gray))]
+    masks = [consistent(b, flow(gray[t], gray[t + 1])) for t, b in enumerate(backward)]
+    return backward, masks
+
+
 def warping_error(
     outputs: list[np.ndarray], backward_flows: list[np.ndarray], masks: list[np.ndarray]
 ) -> float:
