@@ -19,6 +19,15 @@ if ! command -v chromium >/dev/null 2>&1; then
         echo "note: chromium is not installed; the browser test will be skipped" >&2
     fi
 fi
+# The page's browser mode runs ONNX Runtime Web, from the npm registry (package.json, package-lock.json).
+if [ ! -f node_modules/onnxruntime-web/dist/ort.webgpu.min.js ]; then
+    if command -v npm >/dev/null 2>&1; then
+        npm ci --no-audit --no-fund --loglevel=error >/dev/null \
+            || echo "warning: npm ci failed; the browser-mode tests will be skipped" >&2
+    else
+        echo "note: npm is not installed; the browser-mode tests will be skipped" >&2
+    fi
+fi
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
 "$VENV/bin/python" -m pytest "$@"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CONTENT, ROOT, SHARED_VGG, STYLE, needs_shared
+from .conftest import CONTENT, MASK, ROOT, SHARED_VGG, STYLE, STYLE2, needs_shared
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -91,3 +91,137 @@ def test_page_stylizes_the_canonical_sample(server, tmp_path):
 
         Image.open(shot).convert("RGB").save(target / "serve.jpg", quality=80, optimize=True)
     assert Path(shot).stat().st_size > 10_000
+
+
+RUNTIME = ROOT / "node_modules" / "onnxruntime-web" / "dist"
+needs_runtime = pytest.mark.skipif(
+    not (RUNTIME / "ort.webgpu.min.js").is_file(), reason="ONNX Runtime Web is not installed (npm ci)"
+)
+
+
+def launch(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"],
+    )  # fmt: skip
+
+
+def psnr(a, b) -> float:
+    import numpy as np
+
+    mse = np.mean((np.asarray(a, float) - np.asarray(b, float)) ** 2)
+    return float(10 * np.log10(255**2 / mse)) if mse else float("inf")
+
+
+@needs_runtime
+@pytest.mark.parametrize("controls", ["alpha", "mask, colour"])
+def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_path, controls):
+    """The page's browser mode: nothing is posted, and the result is the server's within 35 dB."""
+    import io
+
+    from PIL import Image
+
+    content, style, second = tmp_path / "content.png", tmp_path / "style.png", tmp_path / "second.png"
+    img = Image.open(CONTENT).convert("RGB")
+    img.resize((img.width * 200 // img.height, 200), Image.Resampling.LANCZOS).save(content)
+    for source, target in ((STYLE, style), (STYLE2, second)):
+        img = Image.open(source).convert("RGB")  # at the style size already: neither side resizes it
+        img.resize((512, img.height * 512 // img.width), Image.Resampling.LANCZOS).save(target)
+    styles = [style] if controls == "alpha" else [style, second]
+    with playwright.sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        posted = []
+        page.on("request", lambda r: posted.append(r.url) if r.method == "POST" else None)
+        page.goto(server + "/?wasm")
+        page.wait_for_function("!document.getElementById('mode-browser').disabled", timeout=30_000)
+        page.check("#mode-browser")
+        page.select_option("#size", "0")
+        page.set_input_files("#content", str(content))
+        page.set_input_files("#style-files", [str(path) for path in styles])
+        page.fill("#alpha", "0.8")
+        page.dispatch_event("#alpha", "input")
+        if controls != "alpha":
+            page.check("#preserve-color")
+            page.set_input_files("#mask", str(MASK))
+        page.click("#go")
+        page.wait_for_function(
+            "document.getElementById('output').naturalWidth > 0 || document.getElementById('error').textContent",
+            timeout=300_000,
+        )
+        assert page.inner_text("#error") == ""
+        status = page.inner_text("#status")
+        assert "in this browser (WebAssembly" in status and "nothing was uploaded" in status
+        data = page.evaluate(
+            "fetch(document.getElementById('output').src).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)))"
+        )
+        browser.close()
+    assert posted == []  # the photo never left the page
+    in_browser = Image.open(io.BytesIO(bytes(data))).convert("RGB")
+    form = {
+        "alpha": "0.8",
+        "content_size": "0",
+        "format": "png",
+        "preserve_color": str(controls != "alpha").lower(),
+    }
+    files = [("content", content.read_bytes()), *[("style", path.read_bytes()) for path in styles]]
+    if controls != "alpha":
+        files.append(("mask", MASK.read_bytes()))
+    import httpx
+
+    response = httpx.post(server + "/v1/stylize", data=form, files=files, timeout=300)
+    assert response.status_code == 200
+    on_server = Image.open(io.BytesIO(response.content)).convert("RGB")
+    assert in_browser.size == on_server.size == Image.open(content).size
+    print(f"{controls}: {psnr(in_browser, on_server):.1f} dB")
+    assert psnr(in_browser, on_server) >= 35
+
+
+@needs_runtime
+def test_static_web_export_stylizes_in_the_browser_with_no_server(tmp_path, decoder_file):
+    """``adain export --web``: the folder served by a plain static file server works on its own."""
+    from adain.cli import main
+
+    site = tmp_path / "site"
+    assert (
+        main(
+            ["export", str(site), "--web", "--fp16", "--decoder", str(decoder_file), "--vgg", str(SHARED_VGG)]
+        )
+        == 0
+    )
+    port = free_port()
+    files = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(site)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        with playwright.sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_function("document.getElementById('mode-browser').checked", timeout=30_000)
+            assert not page.is_visible("#mode-server-label")  # no server to send to
+            page.select_option("#size", "256")
+            page.set_input_files("#content", str(CONTENT))
+            page.set_input_files("#style-files", str(STYLE))
+            page.click("#go")
+            page.wait_for_function(
+                "document.getElementById('output').naturalWidth > 0 || document.getElementById('error').textContent",
+                timeout=300_000,
+            )
+            assert page.inner_text("#error") == ""
+            assert "in this browser" in page.inner_text("#status")
+            assert min(page.evaluate("[output.naturalWidth, output.naturalHeight]")) == 256
+            browser.close()
+    finally:
+        files.terminate()
+        files.wait(timeout=10)

@@ -84,3 +84,62 @@ def test_a_missing_onnx_extra_is_one_line(monkeypatch, tmp_path, capsys, decoder
     monkeypatch.setattr(builtins, "__import__", no_onnx)
     assert main(["export", str(tmp_path / "m"), "--decoder", str(decoder_file)]) == 1
     assert "pip install 'adain[onnx]'" in capsys.readouterr().err
+
+
+def test_fp16_export_halves_the_files_and_stays_within_40_db(tmp_path, exported, stylizer, decoder_file):
+    from adain import images
+    from adain.nets import adain
+
+    from .conftest import CONTENT, STYLE
+
+    half = export_onnx(
+        tmp_path / "half", SHARED_VGG if SHARED_VGG.is_file() else None, decoder_file, fp16=True
+    )
+    for name in ("encoder.onnx", "decoder.onnx"):
+        onnx.checker.check_model(str(half / name))
+        ratio = (half / name).stat().st_size / (exported / name).stat().st_size
+        assert 0.45 < ratio < 0.55
+    assert json.loads((half / "adain.json").read_text())["weights"].startswith("float16")
+    content = images.load_square(CONTENT, 256)
+    style = images.load_square(STYLE, 256)
+
+    def run(encode, decode):
+        with torch.no_grad():
+            return decode(adain(encode(content), encode(style))).clamp(0, 1)[0]
+
+    ours = run(stylizer.encoder, stylizer.decoder)
+    theirs = run(OnnxNet(half / "encoder.onnx"), OnnxNet(half / "decoder.onnx"))
+    db = psnr(images.to_pil(theirs), images.to_pil(ours))
+    print(f"fp16 weights: {db:.1f} dB")
+    assert db >= 40
+
+
+def test_web_export_is_a_static_folder_and_refuses_to_replace_one(tmp_path, decoder_file, capsys):
+    from adain.browser import RUNTIME_FILES, runtime_dir
+
+    if runtime_dir() is None:
+        pytest.skip("ONNX Runtime Web is not installed (npm ci)")
+    out = tmp_path / "site"
+    args = ["export", str(out), "--web", "--fp16", "--decoder", str(decoder_file)] + (
+        ["--vgg", str(SHARED_VGG)] if SHARED_VGG.is_file() else []
+    )
+    assert main(args) == 0 and "static page" in capsys.readouterr().err
+    assert json.loads((out / "web.json").read_text())["static"] is True
+    assert all((out / "ort" / name).is_file() for name in RUNTIME_FILES)
+    assert all((out / "models" / name).is_file() for name in ("encoder.onnx", "decoder.onnx", "adain.json"))
+    assert "stylizeInBrowser" in (out / "index.html").read_text()
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_web_export_without_the_runtime_is_one_line(tmp_path, decoder_file, capsys, monkeypatch):
+    import adain.browser
+
+    monkeypatch.setattr(adain.browser, "SOURCE_ROOT", tmp_path / "nowhere")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ADAIN_WEB_RUNTIME", raising=False)
+    assert main(["export", str(tmp_path / "site"), "--web", "--decoder", str(decoder_file)]) == 1
+    err = capsys.readouterr().err
+    assert "npm ci" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "site").exists()
+    assert main(["export", str(tmp_path / "x"), "--web", "--web-runtime", str(tmp_path)]) == 2
+    assert "ort.webgpu.min.js" in capsys.readouterr().err

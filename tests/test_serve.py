@@ -201,3 +201,44 @@ def test_serve_refuses_an_address_it_cannot_listen_on(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--port", "70000"])
     assert "--port: must be at most 65535" in capsys.readouterr().err
+
+
+def test_browser_mode_files_and_why_it_is_off(app_factory, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    import adain.browser
+
+    monkeypatch.setattr(adain.browser, "SOURCE_ROOT", tmp_path / "nowhere")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ADAIN_WEB_RUNTIME", raising=False)
+    client = TestClient(app_factory())
+    config = client.get("/web.json").json()
+    assert config["static"] is False and config["browser"]["available"] is False
+    assert "npm ci" in config["browser"]["reason"]
+    assert client.get("/models/encoder.onnx").status_code == 404
+    assert client.get("/ort/ort.webgpu.min.js").status_code == 404
+    page = client.get("/")
+    assert page.headers["cross-origin-opener-policy"] == "same-origin"  # isolation, for wasm threads
+    assert page.headers["cross-origin-embedder-policy"] == "require-corp"
+
+
+def test_browser_mode_serves_only_its_own_files(app_factory, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from adain.browser import RUNTIME_FILES
+
+    runtime = tmp_path / "dist"
+    runtime.mkdir()
+    for name in RUNTIME_FILES:
+        (runtime / name).write_text(name)
+    (tmp_path / "secret.txt").write_text("no")
+    client = TestClient(app_factory(web_runtime=str(runtime)))
+    response = client.get("/ort/ort-wasm-simd-threaded.jsep.wasm")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/wasm"
+    for bad in (
+        "/ort/..%2Fsecret.txt",
+        "/ort/secret.txt",
+        "/models/..%2F..%2Fsecret.txt",
+        "/models/weights.pth",
+    ):
+        assert client.get(bad).status_code == 404

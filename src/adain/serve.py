@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import importlib.resources
 import io
 import json
 import os
@@ -25,12 +24,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import FastAPI, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import __version__, defaults, images
+from . import __version__, browser, defaults, images
 from .errors import AdainError, ImageError, PixelLimitError
 from .stylize import Cancelled, StyleCode, Stylizer, parse_style_weights
 
@@ -51,6 +50,7 @@ class ServeConfig:
     style_cache: int = defaults.SERVE_STYLE_CACHE  # uploaded styles kept (least recently used dropped)
     styles_dir: str | None = None  # images offered as built-in styles
     style_size: int = defaults.STYLE_SIZE
+    web_runtime: str | None = None  # ONNX Runtime Web's dist folder (default: found, see browser.py)
     extra: dict = field(default_factory=dict)
 
 
@@ -69,6 +69,10 @@ class Busy(Exception):
 
 class UnknownStyle(AdainError):
     """A ``style_id`` this process does not know (404)."""
+
+
+class NotFound(AdainError):
+    """A file of the browser mode that this server does not have (404)."""
 
 
 class Gate:
@@ -144,6 +148,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (PixelLimitError, 413),  # an image over --max-pixels, as uploaded or once resized
     (ImageError, 415),  # not a readable image
     (UnknownStyle, 404),
+    (NotFound, 404),
     (Cancelled, 499),  # the client left (nginx's "client closed request"; nobody reads it)
     (AdainError, 422),  # a field that does not fit
 )
@@ -164,6 +169,9 @@ class Studio:
         self.gate = Gate(config.concurrency, config.queue)
         self.uploaded: OrderedDict[str, Style] = OrderedDict()
         self.builtin = _load_builtin_styles(self.stylizer, config)
+        self.web_runtime = browser.runtime_dir(config.web_runtime)
+        self.browser_reason = browser.unavailable_reason(self.web_runtime)
+        self._export_lock = threading.Lock()
 
     async def decode(self, upload: UploadFile, field_name: str, short_side: int = 0) -> Image.Image:
         """An upload decoded (checked against the pixel limit from its header first) and, with
@@ -189,6 +197,26 @@ class Studio:
     def list_styles(self) -> dict:
         return {"styles": [{"id": sid, "name": s.name, "thumbnail": f"/v1/styles/{sid}/thumbnail"}
                            for sid, s in self.builtin.items()]}  # fmt: skip
+
+    def style_image(self, style_id: str) -> bytes:
+        """The style as the server encodes it (resized to its style size), for the browser mode."""
+        return _encode(self.find_style(style_id).image, "png")
+
+    def runtime_file(self, name: str) -> Path:
+        if self.web_runtime is None or name not in browser.RUNTIME_FILES:
+            raise NotFound(f"{name}: not a file of the browser mode here")
+        return self.web_runtime / name
+
+    def model_file(self, name: str) -> Path:
+        """An exported model of this server's weights (exported on the first request, then cached)."""
+        from .export import MODEL_FILES, cached_export
+
+        if self.browser_reason is not None or name not in MODEL_FILES:
+            raise NotFound(
+                f"{name}: no such model here" + (f" ({self.browser_reason})" if self.browser_reason else "")
+            )
+        with self._export_lock:  # one export at a time; the others then find it done
+            return cached_export(self.config.vgg, self.config.decoder) / name
 
     def thumbnail(self, style_id: str) -> bytes:
         img = self.find_style(style_id).image.copy()
@@ -260,6 +288,7 @@ def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = No
     app = FastAPI(title="adain", version=__version__,
                   description="Arbitrary style transfer with adaptive instance normalisation.")  # fmt: skip
     app.add_middleware(UploadLimit, max_bytes=int(config.max_upload_mb * 2**20))
+    app.add_middleware(Isolated)
 
     @app.exception_handler(AdainError)
     async def adain_error(_request: object, exc: AdainError) -> JSONResponse:
@@ -281,7 +310,26 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> str:
-        return (importlib.resources.files("adain") / "web" / "index.html").read_text()
+        return browser.page_html()
+
+    @app.get("/web.json", include_in_schema=False)
+    def web_config() -> dict:
+        """What the page's browser mode needs, or why it is not offered."""
+        return browser.web_config(static=False, reason=studio.browser_reason)
+
+    @app.get("/ort/{name}", include_in_schema=False)
+    def runtime_file(name: str) -> FileResponse:
+        return FileResponse(studio.runtime_file(name), media_type=_media_type(name))
+
+    @app.get("/models/{name}", include_in_schema=False)
+    async def model_file(name: str) -> FileResponse:
+        path = await run_in_threadpool(studio.model_file, name)
+        return FileResponse(path, media_type=_media_type(name))
+
+    @app.get("/v1/styles/{style_id}/image", responses={200: {"content": {"image/png": {}}}})
+    def style_image(style_id: str) -> Response:
+        """A built-in style as the server encodes it (the page's browser mode encodes it itself)."""
+        return Response(studio.style_image(style_id), media_type="image/png")
 
     @app.get("/healthz")
     def health() -> dict:
@@ -323,6 +371,37 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
                     "content_size": content_size}  # fmt: skip
         image = await studio.stylize(content, style or [], style_id or [], mask, controls, request)
         return Response(_encode(image, format), media_type=MEDIA[format][1])
+
+
+def _media_type(name: str) -> str:
+    kinds = {
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".wasm": "application/wasm",
+        ".json": "application/json",
+    }
+    return kinds.get(Path(name).suffix, "application/octet-stream")
+
+
+class Isolated:
+    """Cross-origin isolation headers on every response, which the browser mode needs for
+    WebAssembly threads (SharedArrayBuffer); the page loads nothing from other origins."""
+
+    HEADERS = [
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"cross-origin-embedder-policy", b"require-corp"),
+    ]
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
 
 
 def _parse_weights(text: str | None) -> list[float] | None:

@@ -4,7 +4,8 @@ sound (the audio packets are copied as they are, never re-encoded).
 Painted frame by frame, AdaIN's strokes boil; ``temporal`` carries each result along the input's
 optical flow into the next frame (``temporal.py``). An earlier ``stable`` mode smoothed the content
 statistics over time instead and measured no effect on flicker (2.90 plain, 2.91 smoothed, on
-cutBunny); its name is kept as an alias of ``temporal``.
+cutBunny: ``benchmarks/video_flicker.py`` at commit a599fe8); its name is kept as an alias of
+``temporal``.
 """
 
 from __future__ import annotations

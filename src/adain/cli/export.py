@@ -19,13 +19,42 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--decoder", type=Path, help="decoder file (default: $ADAIN_DECODER, else the shipped one)"
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT_DIR")
+    parser.add_argument(
+        "--fp16",
+        action="store_true",
+        help="weights stored in half precision (half the size; computed in fp32)",
+    )
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="a static web page that stylizes in the browser: page, ONNX Runtime Web and models in OUT_DIR",
+    )
+    parser.add_argument(
+        "--web-runtime",
+        type=Path,
+        metavar="DIR",
+        help="ONNX Runtime Web's dist folder (default: node_modules)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..export import MODEL_FILES, export_onnx
 
-    out = export_onnx(args.out_dir, args.vgg, args.decoder, args.overwrite)
-    sizes = ", ".join(f"{name} {(out / name).stat().st_size / 2**20:.1f} MB" for name in MODEL_FILES[:2])
-    print(f"adain: wrote {sizes} and adain.json to {out}", file=sys.stderr)
+    if args.web:
+        from ..browser import export_web
+
+        out = export_web(args.out_dir, args.vgg, args.decoder, args.web_runtime, args.overwrite, args.fp16)
+        models = out / "models"
+        print(
+            f"adain: wrote a static page to {out} (serve the folder over HTTP; index.html)", file=sys.stderr
+        )
+    else:
+        if args.web_runtime:
+            from ..errors import UsageError
+
+            raise UsageError("--web-runtime goes with --web")
+        out = models = export_onnx(args.out_dir, args.vgg, args.decoder, args.overwrite, args.fp16)
+    sizes = ", ".join(f"{name} {(models / name).stat().st_size / 2**20:.1f} MB" for name in MODEL_FILES[:2])
+    print(f"adain: wrote {sizes} and adain.json to {models}", file=sys.stderr)
     return 0

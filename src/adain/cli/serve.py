@@ -28,6 +28,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--concurrency", type=flags.positive_int, default=defaults.SERVE_CONCURRENCY,
         help="inferences at once per process")  # fmt: skip
     add("--styles-dir", type=Path, help="images offered as built-in styles on the page")
+    add("--web-runtime", type=Path, metavar="DIR",
+        help="ONNX Runtime Web's dist folder, for the page's browser mode (default: node_modules, after npm ci)")  # fmt: skip
     flags.add_weights_flags(parser)
     parser.set_defaults(run=run)
 
@@ -48,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, fast=not args.plain, precision=args.precision, max_upload_mb=args.max_upload_mb,
         max_pixels=args.max_pixels, concurrency=args.concurrency, queue=args.queue,
         styles_dir=str(args.styles_dir) if args.styles_dir else None,
+        web_runtime=str(args.web_runtime) if args.web_runtime else None,
     )  # fmt: skip
+    from ..browser import runtime_dir
+
+    runtime_dir(args.web_runtime)  # a wrong folder is a usage error before the model loads
     check_can_listen(args.host, args.port)
     if args.workers == 1:
         uvicorn.run(create_app(config), host=args.host, port=args.port)
