@@ -6,7 +6,10 @@ the best time a direct-convolution implementation could reach here (Winograd con
 multiplies than that, so our pipeline can beat it). The three pipelines are timed in turns, so that a
 noisy machine slows all of them alike.
 
-    python benchmarks/inference.py [--sizes 256,512,1024] [--runs 3] [--decoder PATH] [--precision auto]
+    python benchmarks/inference.py [--sizes 256,512,1024] [--runs 3] [--decoder PATH] [--precision auto] [--no-onnx]
+
+With the ``onnx`` extra installed, ONNX Runtime (``backend="onnx"``, fp32, style encoded per image)
+is timed in the same turns, so a user can pick the faster backend on their machine.
 
 Our pipeline's arithmetic follows ``--precision`` (auto: bf16 on a CPU with native bf16, else fp32
 with Winograd convolutions); the floor uses the matmul throughput in that arithmetic.
@@ -25,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from adain import Stylizer
 from adain.devices import dtype_name
+from adain.errors import AdainError
 from adain.nets import Decoder, Encoder, adain
 
 
@@ -81,9 +85,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--decoder", type=Path)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--no-onnx", action="store_true", help="leave ONNX Runtime out")
     add_out_flags(parser, "inference.json")
     args = parse_args(parser)
     ours = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", precision=args.precision)
+    onnx = None
+    if not args.no_onnx:
+        try:
+            onnx = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", backend="onnx")
+        except AdainError as exc:  # the extra is not installed
+            print(f"ONNX Runtime left out: {exc}")
     plain_encoder, plain_decoder = plain_copy(ours.encoder, Encoder), plain_copy(ours.decoder, Decoder)
     dtype = ours.dtype or torch.float32
     peak = matmul_gflops(dtype)
@@ -101,14 +112,15 @@ def main() -> None:
         ).clamp(0, 1)
         style = torch.rand(1, 3, size, size, generator=g)
         code = ours.encode_style(style[0])
-        (t_ref, t_ours, t_cached), (out_ref, out_ours, _) = timed(
-            [
-                lambda c=content, s=style: reference(plain_encoder, plain_decoder, c, s),
-                lambda c=content, s=style: ours.stylize_tensor(c, [ours.encode_style(s[0])]),
-                lambda c=content, k=code: ours.stylize_tensor(c, [k]),
-            ],
-            args.runs,
-        )
+        pipelines = [
+            lambda c=content, s=style: reference(plain_encoder, plain_decoder, c, s),
+            lambda c=content, s=style: ours.stylize_tensor(c, [ours.encode_style(s[0])]),
+            lambda c=content, k=code: ours.stylize_tensor(c, [k]),
+        ]
+        if onnx is not None:
+            pipelines.append(lambda c=content, s=style: onnx.stylize_tensor(c, [onnx.encode_style(s[0])]))
+        times, outputs = timed(pipelines, args.runs)
+        (t_ref, t_ours, t_cached), (out_ref, out_ours) = times[:3], outputs[:2]
         # the floor: what the network's direct convolutions cost at the matmul throughput (content
         # encoded, style cached, decoded); and the multiply-adds our cached pipeline really does
         with torch.no_grad():
@@ -120,10 +132,15 @@ def main() -> None:
                "speedup": t_ref / t_ours, "speedup_cached": t_ref / t_cached, "psnr_db": psnr(out_ours, out_ref),
                "direct_gflop": direct_flops / 1e9, "ours_cached_gflop": cached_flops / 1e9,
                "floor_cached_s": floor, "matmul_gflops": peak, "precision": dtype_name(dtype)}  # fmt: skip
+        if onnx is not None:
+            row.update(
+                onnx_s=times[3], ours_vs_onnx=times[3] / t_ours, onnx_psnr_db=psnr(outputs[3], out_ref)
+            )
         rows.append(row)
         print(f"{size:>6} {t_ref:>9.3f}s {t_ours:>9.3f}s {row['speedup']:>8.2f}x {t_cached:>18.3f}s "
               f"{row['speedup_cached']:>8.2f}x {row['psnr_db']:>8.1f} {floor:>13.3f}s {floor / t_cached:>8.0%} "
-              f"{direct_flops / 1e9:>8.1f} {cached_flops / 1e9:>8.1f}")  # fmt: skip
+              f"{direct_flops / 1e9:>8.1f} {cached_flops / 1e9:>8.1f}"
+              + (f"  ONNX Runtime {times[3]:.3f}s" if onnx is not None else ""))  # fmt: skip
     write_results(args.out, rows)
 
 

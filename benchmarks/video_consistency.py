@@ -13,7 +13,10 @@ image at 512 px (so steadiness is not bought by washing the style out).
 Throughput: ``adain video`` end to end (decoding, networks, blend, encoding) on 640x360 and
 1280x720 clips, plain and temporal taking turns.
 
-    python benchmarks/video_consistency.py [--frames 48] [--strengths 0.6,0.8] [--decoder D]
+    python benchmarks/video_consistency.py [--frames 48] [--strength 0.8] [--decoder D]
+
+Modes: the input itself, the plain per-frame output, ``--temporal`` and, to show why strokes are
+renewed, ``--temporal`` with its strokes never renewed (``FlowBlend(renew=0)``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import torch
 from PIL import Image
 from results_file import add_out_flags, parse_args, write_results
 
-from adain import Stylizer
+from adain import Stylizer, defaults
 from adain.losses import style_loss
 from adain.nets import taps
 from adain.temporal import FlowBlend, camera_move, reference_flows, warping_error
@@ -76,12 +79,12 @@ def per_frame(stylizer: Stylizer, style: Path, frames: list[np.ndarray]) -> tupl
     return results, time.perf_counter() - start
 
 
-def measure_clip(name, frames, flows, masks, stylizer, style, strengths, loss) -> dict:
+def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss) -> dict:
     plain, seconds = per_frame(stylizer, style, frames)
     modes = {"input": frames, "plain": plain}
-    for strength in strengths:
-        blend = FlowBlend(strength=strength)
-        modes[f"temporal {strength:g}"] = [blend(f, r) for f, r in zip(frames, plain, strict=True)]
+    for label, options in ((f"temporal {strength:g}", {}), ("never renewed", {"renew": 0})):
+        blend = FlowBlend(strength=strength, **options)
+        modes[label] = [blend(f, r) for f, r in zip(frames, plain, strict=True)]
     row = {"clip": name, "frames": len(frames), "size": list(frames[0].shape[1::-1]), "modes": {}}
     for mode, outputs in modes.items():
         outputs = [np.clip(o, 0, 255).round().astype(np.uint8) for o in outputs]
@@ -148,28 +151,27 @@ def main() -> None:
         "--style", type=Path, default=SHARED / "images" / "style" / "woman_with_hat_matisse.jpg"
     )
     parser.add_argument("--frames", type=int, default=48, help="frames of each clip measured")
-    parser.add_argument("--strengths", default="0.6,0.8", help="temporal strengths compared")
-    parser.add_argument("--fps-frames", default="24,8", help="frames timed at 640x360 and 1280x720")
+    parser.add_argument("--strength", type=float, default=defaults.TEMPORAL_STRENGTH)
+    parser.add_argument("--fps-frames", default="12,4", help="frames timed at 640x360 and 1280x720")
     parser.add_argument("--decoder", type=Path)
     add_out_flags(parser, "video_consistency.json")
     args = parse_args(parser)
-    strengths = [float(s) for s in args.strengths.split(",")]
     stylizer = Stylizer.from_pretrained(decoder=args.decoder)
     loss = StyleLoss(stylizer, args.style)
     rows = []
     for name in ("cutBunny.mp4", "sintel_gif_clip.mp4"):
         frames = decode(VIDEOS / name, args.frames)
         rows.append(
-            measure_clip(name, frames, *reference_flows(frames), stylizer, args.style, strengths, loss)
+            measure_clip(name, frames, *reference_flows(frames), stylizer, args.style, args.strength, loss)
         )
     photo = np.asarray(Image.open(PAN_PHOTO).convert("RGB"))
     pan = camera_move(photo, args.frames, (640, 360))
     rows.append(
-        measure_clip(f"pan and zoom over {PAN_PHOTO.name}", *pan, stylizer, args.style, strengths, loss)
+        measure_clip(f"pan and zoom over {PAN_PHOTO.name}", *pan, stylizer, args.style, args.strength, loss)
     )
     counts = dict(zip(("360p", "720p"), (int(n) for n in args.fps_frames.split(",")), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
-        speed = throughput(stylizer, args.style, Path(tmp), max(strengths), counts)
+        speed = throughput(stylizer, args.style, Path(tmp), args.strength, counts)
     write_results(args.out, {"style": args.style.name, "clips": rows, "throughput": speed,
                              "flow_for_measuring": "OpenCV Farneback (true flow for the camera move)"})  # fmt: skip
 

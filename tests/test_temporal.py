@@ -162,3 +162,27 @@ def test_timestamps_that_go_backwards_are_one_line_error(tmp_path, decoder_file,
     err = capsys.readouterr().err
     assert "timestamps go backwards" in err and len(err.strip().splitlines()) == 1
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+@pytest.mark.parametrize("renew", [0, 3])
+def test_strokes_are_renewed_after_renew_frames(renew):
+    """On a still shot the first frame's strokes are carried on; with ``renew`` every cell takes the
+    new strokes within that many frames, with 0 never."""
+    import cv2
+
+    still = pattern((96, 64))
+    rng = np.random.default_rng(0)
+    first, later = (rng.uniform(0, 255, (64, 96, 3)).astype(np.float32) for _ in range(2))
+    blend = FlowBlend(strength=0.5, renew=renew, cell=16)
+    out = [blend(still, first)] + [blend(still, later) for _ in range(renew + 2)]
+
+    def strokes(image):
+        return image - cv2.GaussianBlur(image, (0, 0), 6)
+
+    inner = (slice(8, -8), slice(8, -8))  # away from the frame's edge, where the flow check is loose
+    residue_of_first = np.abs(strokes(out[-1]) - strokes(first))[inner].mean()
+    residue_of_later = np.abs(strokes(out[-1]) - strokes(later))[inner].mean()
+    if renew:
+        assert residue_of_later < 0.2 * residue_of_first
+    else:
+        assert residue_of_first < 0.2 * residue_of_later
