@@ -135,3 +135,25 @@ def test_style_augment_probability_determinism_and_pickling(tree, decoder_file):
     again = copy(images)
     assert [not torch.equal(a, b) for a, b in zip(again, images, strict=True)] == changed
     assert torch.allclose(again, out, atol=1e-4)
+
+
+def test_ray_engine_makes_the_same_files_and_manifest_as_the_local_one(tree, tmp_path, decoder_file):
+    pytest.importorskip("ray")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    common = ("--seed", 7, "--ext", "png", "--per-content", 2, "--alpha", "0.4:1", "--workers", 2)
+    assert main(dataset_args(tree, local, decoder_file, *common)) == 0
+    assert main(dataset_args(tree, on_ray, decoder_file, *common, "--engine", "ray")) == 0
+    assert manifest(on_ray) == manifest(local)  # the same rows in the same order
+    for row in manifest(local):
+        assert (on_ray / row["output"]).read_bytes() == (local / row["output"]).read_bytes()
+
+
+def test_an_unreachable_ray_cluster_is_one_line(tree, tmp_path, decoder_file, capsys):
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    args = dataset_args(tree, out, decoder_file, "--engine", "ray", "--ray-address", "127.0.0.1:1")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach a Ray cluster at 127.0.0.1:1" in err and len(err.strip().splitlines()) == 1
+    assert main(dataset_args(tree, out, decoder_file, "--ray-address", "auto")) == 2
+    assert "--ray-address goes with --engine ray" in capsys.readouterr().err

@@ -26,6 +26,7 @@ from . import files, images
 from .errors import AdainError, UsageError
 
 MANIFEST_FIELDS = ("source", "style", "alpha", "seed", "output", "status")
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,16 @@ class DatasetRun:
             return {row["output"] for row in csv.DictReader(f)
                     if row.get("status") == "ok" and (self.out / row["output"]).is_file()}  # fmt: skip
 
-    def execute(self, workers: int = 1, progress: bool = True) -> dict[str, int]:
-        """Do what is not done yet; returns the counts of written, skipped (done before) and failed."""
+    def execute(
+        self, workers: int = 1, progress: bool = True, engine: str = "local", ray_address: str | None = None
+    ) -> dict[str, int]:
+        """Do what is not done yet; returns the counts of written, skipped (done before) and failed.
+
+        engine: "local" (``workers`` processes on this machine) or "ray" (``workers`` Ray actors,
+        each holding one Stylizer, on the cluster at ``ray_address`` or a local Ray started for
+        the run)."""
+        if engine not in ENGINES:
+            raise UsageError(f"unknown engine {engine!r} (use {', '.join(ENGINES)})")
         from tqdm import tqdm
 
         tasks = self.plan()
@@ -141,7 +150,9 @@ class DatasetRun:
             if new:
                 writer.writerow(MANIFEST_FIELDS)
             bar = tqdm(total=len(todo), desc="dataset", unit="img", disable=not progress, dynamic_ncols=True)
-            for task, status in _run(self.config, codes, todo, workers):
+            run = _run_ray(self.config, codes, todo, workers, ray_address) if engine == "ray" else \
+                _run(self.config, codes, todo, workers)  # fmt: skip
+            for task, status in run:
                 counts["written" if status == "ok" else "failed"] += 1
                 writer.writerow([task.source.as_posix(), task.style.name, task.alpha, task.seed,
                                  task.output.as_posix(), status])  # fmt: skip
@@ -211,3 +222,61 @@ def _run(config: DatasetConfig, codes: dict, tasks: list[Task], workers: int) ->
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, context, initializer=_start_worker, initargs=(config, codes)) as pool:
         yield from pool.map(_do, tasks, chunksize=4)
+
+
+def _run_ray(
+    config: DatasetConfig, codes: dict, tasks: list[Task], workers: int, address: str | None
+) -> Iterator[tuple[Task, str]]:
+    """The same work on Ray: ``workers`` actors of one CPU each, each with its own Stylizer, fed
+    in order (results come back in task order, as the manifest wants them). Paths are plain, so on
+    a cluster every node must see the source, style and output trees at the same paths."""
+    try:
+        import ray
+        from ray.util import ActorPool
+    except ImportError:
+        raise AdainError("--engine ray needs Ray: pip install 'adain[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address:
+                _check_reachable(address)
+                ray.init(address=address, log_to_driver=False)
+            else:  # a Ray of our own on this machine, for this run only
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise AdainError(
+                f"cannot reach a Ray cluster at {address or 'a new local Ray'}: {files.first_line(exc)}"
+            ) from None
+    try:
+        painter = ray.remote(num_cpus=1)(_RayPainter)
+        pool = ActorPool([painter.remote(config, codes) for _ in range(workers)])
+        yield from pool.map(lambda actor, task: actor.do.remote(task), tasks)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A cluster address that does not answer fails at once: ``ray.init`` would retry for many
+    minutes. ("auto" finds the cluster this machine belongs to and fails by itself when none.)"""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        if address == "auto":
+            return
+        raise UsageError(f"--ray-address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConnectionError(exc.strerror or str(exc)) from None
+
+
+class _RayPainter:
+    """One Ray actor: a worker process of the local engine, the same initialiser and the same work."""
+
+    def __init__(self, config: DatasetConfig, codes: dict) -> None:
+        _start_worker(config, codes)
+
+    def do(self, task: Task) -> tuple[Task, str]:
+        return _do(task)

@@ -43,7 +43,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help=f"style short side (default {defaults.STYLE_SIZE})")  # fmt: skip
     add("--seed", type=int, default=0, help="draws each image's styles and alpha (default 0)")
     add("--ext", choices=defaults.OUTPUT_EXTENSIONS, help="output format (default: each image's own)")
-    add("--workers", type=flags.positive_int, default=1, help="worker processes, one core each (default 1)")
+    add("--workers", type=flags.positive_int, default=1,
+        help="worker processes (or Ray actors), one core each (default 1)")  # fmt: skip
+    add("--engine", choices=("local", "ray"), default="local",
+        help="local: processes on this machine (default); ray: Ray actors (pip install 'adain[ray]')")  # fmt: skip
+    add("--ray-address", metavar="ADDRESS",
+        help="join this Ray cluster (e.g. auto, or HEAD_IP:6379); default: start a local Ray for the run")  # fmt: skip
     add("--overwrite", action="store_true", help="start afresh in an output tree made with other settings")
     flags.add_weights_flags(parser)
     flags.add_quiet_flag(parser)
@@ -59,7 +64,14 @@ def run(args: argparse.Namespace) -> int:
         str(args.src), str(args.styles), str(args.output), args.per_content, args.alpha, args.content_size,
         args.style_size, args.seed, args.ext, weights,
     )  # fmt: skip
-    counts = DatasetRun(config, args.overwrite).execute(args.workers, progress=not args.quiet)
+    if args.ray_address and args.engine != "ray":
+        from ..errors import UsageError
+
+        raise UsageError("--ray-address goes with --engine ray")
+    run = DatasetRun(config, args.overwrite)
+    counts = run.execute(
+        args.workers, progress=not args.quiet, engine=args.engine, ray_address=args.ray_address
+    )
     print(f"adain: {counts['written']} written, {counts['skipped']} done before, {counts['failed']} failed "
           f"(see {args.output / 'manifest.csv'})", file=sys.stderr)  # fmt: skip
     return 1 if counts["failed"] else 0
