@@ -25,12 +25,25 @@ def _script():
     return module
 
 
+def cpu_isa() -> str:
+    """The instruction set oneDNN picks its fp32 convolutions by: avx512, avx2 or other."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return "other"
+    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
+
+
 @needs_shared
 def test_fp32_outputs_are_bit_identical_to_the_reference_commit():
     script = _script()
     outputs = script.cases(REFERENCE["precision"])
     assert set(outputs) == set(REFERENCE["fingerprints"])
-    changed = [
-        name for name, img in outputs.items() if script.fingerprint(img) != REFERENCE["fingerprints"][name]
-    ]
+    expected = dict(REFERENCE["fingerprints"])
+    plain = REFERENCE["plain_by_cpu"].get(cpu_isa())
+    if plain is None:  # no reference for this instruction set: the other ten still must match
+        del outputs["plain"]
+    else:
+        expected["plain"] = plain
+    changed = [name for name, img in outputs.items() if script.fingerprint(img) != expected[name]]
     assert not changed, f"outputs differ from commit {REFERENCE['commit'][:7]}: {', '.join(changed)}"

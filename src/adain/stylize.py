@@ -323,16 +323,23 @@ class Stylizer:
         return run
 
     def _batch_that_fits(self, x: Tensor) -> int:
-        """The most images of ``x`` the memory budget can take at once, tiled if need be."""
+        """The most images of ``x`` the memory budget takes at once without tiles (a batch split in
+        parts costs little, tiles cost their halos twice), or 1 where even one image needs tiles."""
+        if self.options.tile is not None:
+            return len(x)
         height, width = (-(-side // STRIDE) * STRIDE for side in x.shape[-2:])
         n = len(x)
-        while n > 1 and self.options.tile is None:
+        while n > 1:
             try:
-                tiling.auto_tile(height, width, self.options.max_memory_mb / n, self.overhead_mb / n)
-                break
+                if (
+                    tiling.auto_tile(height, width, self.options.max_memory_mb / n, self.overhead_mb / n)
+                    is None
+                ):
+                    break
             except AdainError:
-                n = (n + 1) // 2
-        return max(n, 1)
+                pass
+            n = (n + 1) // 2
+        return n
 
     def _tile_size(self, padded: Tensor) -> int | None:
         """The tile size for this batch: forced, or what the memory budget allows (None: no tiles)."""
