@@ -251,6 +251,10 @@ def _run_ray(
         painter = ray.remote(num_cpus=1)(_RayPainter)
         pool = ActorPool([painter.remote(config, codes) for _ in range(workers)])
         yield from pool.map(lambda actor, task: actor.do.remote(task), tasks)
+    except ray.exceptions.RayError as exc:  # a worker or node lost: what is done stays in the manifest
+        raise AdainError(
+            f"the Ray run stopped ({type(exc).__name__}: {files.first_line(exc)}); run the same command to continue"
+        ) from None
     finally:
         if started:
             ray.shutdown()
