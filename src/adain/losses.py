@@ -60,8 +60,8 @@ class AdaINLoss(torch.nn.Module):
         """(content loss, style loss) of a batch of content and style crops; with ``cached``, of
         content relu4_1 features and (B, 2, 960) style statistics from the feature cache."""
         with torch.no_grad():
-            if cached:
-                content_feat, style_stats = content, style_stats_of(style)
+            if cached:  # the cache keeps features in bf16; fp32 training (no autocast) needs them in fp32
+                content_feat, style_stats = content.float(), style_stats_of(style)
             else:
                 content_feat, style_stats = (
                     self.encode(content),
