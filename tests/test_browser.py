@@ -107,6 +107,16 @@ def launch(p):
     )  # fmt: skip
 
 
+def click_and_wait(page) -> None:
+    """Stylize, wait for the result or an error, and require the result."""
+    page.click("#go")
+    page.wait_for_function(
+        "document.getElementById('output').naturalWidth > 0 || document.getElementById('error').textContent",
+        timeout=300_000,
+    )
+    assert page.inner_text("#error") == ""
+
+
 def psnr(a, b) -> float:
     import numpy as np
 
@@ -145,12 +155,7 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         if controls != "alpha":
             page.check("#preserve-color")
             page.set_input_files("#mask", str(MASK))
-        page.click("#go")
-        page.wait_for_function(
-            "document.getElementById('output').naturalWidth > 0 || document.getElementById('error').textContent",
-            timeout=300_000,
-        )
-        assert page.inner_text("#error") == ""
+        click_and_wait(page)
         status = page.inner_text("#status")
         assert "in this browser (WebAssembly" in status and "nothing was uploaded" in status
         data = page.evaluate(
@@ -213,12 +218,7 @@ def test_static_web_export_stylizes_in_the_browser_with_no_server(tmp_path, deco
             page.select_option("#size", "256")
             page.set_input_files("#content", str(CONTENT))
             page.set_input_files("#style-files", str(STYLE))
-            page.click("#go")
-            page.wait_for_function(
-                "document.getElementById('output').naturalWidth > 0 || document.getElementById('error').textContent",
-                timeout=300_000,
-            )
-            assert page.inner_text("#error") == ""
+            click_and_wait(page)
             assert "in this browser" in page.inner_text("#status")
             assert min(page.evaluate("[output.naturalWidth, output.naturalHeight]")) == 256
             browser.close()
