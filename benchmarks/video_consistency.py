@@ -129,8 +129,8 @@ def throughput(stylizer, style, tmp: Path, strength: float, frames: dict[str, in
         for _ in range(2):
             for mode, temporal in (("plain", None), ("temporal", strength)):
                 start = time.perf_counter()
-                stylize_video(stylizer, clip, tmp / "out.mp4", code, temporal=temporal, overwrite=True,
-                              progress=False)  # fmt: skip
+                paint = FramePainter(stylizer, code, temporal=temporal)
+                stylize_video(paint, clip, tmp / "out.mp4", overwrite=True, progress=False)
                 times[mode].append(time.perf_counter() - start)
         fps = {mode: count / min(values) for mode, values in times.items()}
         result[f"{width}x{height}"] = {

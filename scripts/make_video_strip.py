@@ -14,7 +14,7 @@ import av
 from PIL import Image
 
 from adain import Stylizer
-from adain.video import cut, stylize_video
+from adain.video import FramePainter, cut, stylize_video
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "images"
@@ -39,7 +39,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = cut(SHARED / "videos" / "cutBunny.mp4", Path(tmp) / "clip.mp4", args.seconds)
         styled = Path(tmp) / "styled.mp4"
-        stylize_video(stylizer, clip, styled, [stylizer.encode_style(args.style, 512)], temporal=0.8, crf=12)
+        paint = FramePainter(stylizer, [args.style], temporal=0.8, style_size=512)
+        stylize_video(paint, clip, styled, crf=12)
         every = max(1, int(24 * args.seconds) // args.frames)
         rows = [pick(clip, every, args.frames), pick(styled, every, args.frames)]
     w, h = rows[0][0].width // 2, rows[0][0].height // 2

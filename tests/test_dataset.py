@@ -135,6 +135,9 @@ def test_style_augment_probability_determinism_and_pickling(tree, decoder_file):
     again = copy(images)
     assert [not torch.equal(a, b) for a, b in zip(again, images, strict=True)] == changed
     assert torch.allclose(again, out, atol=1e-4)
+    one_by_one = StyleAugment(styles, p=0.5, alpha=(0.5, 1.0), style_size=32, seed=1, **weights)
+    singles = torch.stack([one_by_one(x) for x in images])  # the same draws as the batched call
+    assert torch.allclose(singles, out, atol=1e-4)
 
 
 def test_ray_engine_makes_the_same_files_and_manifest_as_the_local_one(tree, tmp_path, decoder_file):

@@ -79,6 +79,24 @@ def test_style_code_is_reusable_and_saves(stylizer, small_pair, tmp_path):
         StyleCode.load(tmp_path / "junk.safetensors")
 
 
+def test_stylize_each_paints_each_image_in_its_own_style(stylizer):
+    """One pass over a batch of different styles and alphas equals each image done on its own."""
+    torch.manual_seed(0)
+    batch = torch.rand(3, 3, 40, 48)
+    codes = [stylizer.encode_style(torch.rand(3, 32, 32) * scale) for scale in (1.0, 0.3, 0.6)]
+    alphas = [1.0, 0.5, 0.8]
+    together = stylizer.stylize_each(batch, codes, alphas)
+    alone = torch.cat(
+        [stylizer.stylize_tensor(x[None], [c], a) for x, c, a in zip(batch, codes, alphas, strict=True)]
+    )
+    assert torch.allclose(together, alone, atol=1e-4)
+    assert not torch.allclose(together[0], stylizer.stylize_tensor(batch[:1], [codes[1]], 1.0)[0], atol=1e-2)
+    with pytest.raises(AdainError, match="as many styles and alphas"):
+        stylizer.stylize_each(batch, codes[:2], alphas)
+    with pytest.raises(AdainError, match="alpha"):
+        stylizer.stylize_each(batch, codes, [1.0, 2.0, 0.5])
+
+
 def test_mask_is_cropped_with_the_content(stylizer, tmp_path):
     """With crop, the mask must be cut like the content, not squashed onto the cropped square."""
     content = make_image(tmp_path / "wide.png", (96, 48), seed=3)

@@ -6,8 +6,9 @@ domain generalisation).
     dataset = ImageFolder("train/", transform=Compose([ToTensor(), augment]))
 
 It takes and gives (3, H, W) float tensors in [0, 1] (or (N, 3, H, W) batches, each image drawn
-for on its own). It pickles without its networks, so DataLoader workers each load their own
-``Stylizer`` on first use; the style bank is encoded once, where the transform is made.
+for on its own and the restyled ones stylized together). It pickles without its networks, so DataLoader workers each load their own
+``Stylizer`` on first use; the style bank is encoded once, where the transform is made. Each worker
+draws from its own generator, seeded from ``seed`` and the worker's id.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from . import images
-from .errors import AdainError
+from .errors import AdainError, ImageError
 from .stylize import StyleCode, Stylizer
 
 
@@ -41,9 +41,10 @@ class StyleAugment:
             raise AdainError(f"p must be between 0 and 1, got {p}")
         if not 0.0 <= alpha[0] <= alpha[1] <= 1.0:
             raise AdainError(f"alpha must be an ordered range within 0..1, got {alpha}")
-        self.p, self.alpha, self.weights = p, alpha, weights
+        self.p, self.alpha, self.weights, self.seed = p, alpha, weights, seed
         self.rng = random.Random(seed)
         self._stylizer: Stylizer | None = None
+        self._in_worker_checked = True
         items = images.find_images(styles, recursive=True) if Path(str(styles)).is_dir() else list(styles)  # type: ignore[arg-type]
         if not items:
             raise AdainError(f"{styles}: no style images")
@@ -58,14 +59,39 @@ class StyleAugment:
         return self._stylizer
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_stylizer": None}
+        return {**self.__dict__, "_stylizer": None, "_in_worker_checked": False}
+
+    def _reseed_in_worker(self) -> None:
+        """Each DataLoader worker gets a copy of the generator; reseeded from the seed and the
+        worker's id so that workers draw different styles (still the same from run to run)."""
+        self._in_worker_checked = True
+        from torch.utils.data import get_worker_info
+
+        worker = get_worker_info()
+        if worker is not None:
+            self.rng = random.Random(None if self.seed is None else f"{self.seed}/worker {worker.id}")
 
     def __call__(self, image: Tensor) -> Tensor:
-        if image.dim() == 4:
-            return torch.stack([self(x) for x in image])
-        if self.rng.random() >= self.p:
+        """A (3, H, W) image, or an (N, 3, H, W) batch whose restyled images go through the networks
+        together (on the stylizer's device: a GPU takes a whole batch at once)."""
+        if not self._in_worker_checked:
+            self._reseed_in_worker()
+        if not isinstance(image, Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
+            raise ImageError("StyleAugment takes a (3, H, W) image or an (N, 3, H, W) batch tensor")
+        if not image.is_floating_point():
+            raise ImageError(
+                f"StyleAugment takes floats in [0, 1], got {image.dtype} (convert with ToTensor first)"
+            )
+        batch = image if image.dim() == 4 else image[None]
+        chosen, codes, alphas = [], [], []
+        for i in range(len(batch)):  # each image draws for itself, in order, as one by one would
+            if self.rng.random() < self.p:
+                chosen.append(i)
+                codes.append(self.bank[self.rng.randrange(len(self.bank))])
+                alphas.append(self.rng.uniform(*self.alpha))
+        if not chosen:
             return image
-        code = self.bank[self.rng.randrange(len(self.bank))]
-        alpha = self.rng.uniform(*self.alpha)
-        out = self.stylizer.stylize_tensor(image[None].float(), [code], alpha)[0]
-        return out.to(image.device, image.dtype)
+        out = batch.clone()
+        restyled = self.stylizer.stylize_each(batch[chosen].float(), codes, alphas)
+        out[chosen] = restyled.to(image.device, image.dtype)
+        return out if image.dim() == 4 else out[0]

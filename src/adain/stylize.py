@@ -223,7 +223,7 @@ class Stylizer:
 
         codes = [self.encode_style(s, style_size, crop) for s in styles]
         targets = style_targets(codes, style_weights, mask is not None)
-        out = self._render(x, targets, alpha, mask)
+        out = self._render(x, [targets], [alpha], mask)
 
         result = images.to_pil(out)
         if content_alpha is not None:
@@ -263,45 +263,76 @@ class Stylizer:
         the first of two styles to its white part and the second to its black part.
         """
         check_controls(alpha, len(styles), style_weights, mask is not None)
-        if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
-            raise ImageError("stylize_tensor takes an (N, 3, H, W) float batch in [0, 1]")
-        if not all(isinstance(s, StyleCode) for s in styles):
-            raise AdainError("stylize_tensor takes encoded styles (Stylizer.encode_style)")
+        _check_batch(x, styles, "stylize_tensor")
         mask_image = None if mask is None else self._image(mask)
         targets = style_targets([s.to(self.device) for s in styles], style_weights, mask is not None)
-        parts = x.split(self._batch_that_fits(x))  # in order, so ``smooth`` sees the frames in order
-        return torch.cat(
-            [self._render(p.to(self.device), targets, alpha, mask_image, smooth) for p in parts]
-        ).clamp(0, 1)
+        return self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth)
+
+    @torch.inference_mode()
+    def stylize_each(self, x: Tensor, styles: Sequence[StyleCode], alphas: Sequence[float]) -> Tensor:
+        """Image ``i`` of the (N, 3, H, W) batch in [0, 1] painted in ``styles[i]`` with ``alphas[i]``,
+        the batch through the networks together (style augmentation: a random style per image)."""
+        _check_batch(x, styles, "stylize_each")
+        if len(styles) != len(x) or len(alphas) != len(x):
+            raise AdainError(
+                f"{len(x)} images need as many styles and alphas, got {len(styles)} and {len(alphas)}"
+            )
+        for alpha in alphas:
+            check_controls(alpha, 1, None, False)
+        targets = [style_targets([s.to(self.device)], None, False) for s in styles]
+        return self._render_batch(x, targets, list(alphas), None, None)
+
+    def _render_batch(
+        self,
+        x: Tensor,
+        targets: list[list[Stats]],
+        alphas: list[float],
+        mask: Image.Image | None,
+        smooth: tiling.Smooth | None,
+    ) -> Tensor:
+        """``_render`` on parts of the batch as large as the memory budget takes without tiles, in
+        order (so ``smooth`` sees the frames in order); ``targets`` and ``alphas``: one per image."""
+        size = self._batch_that_fits(x)
+        parts = [
+            self._render(
+                x[i : i + size].to(self.device), targets[i : i + size], alphas[i : i + size], mask, smooth
+            )
+            for i in range(0, len(x), size)
+        ]
+        return torch.cat(parts).clamp(0, 1)
 
     def _render(
         self,
         x: Tensor,
-        targets: list[Stats],
-        alpha: float,
+        targets: list[list[Stats]],
+        alphas: list[float],
         mask: Image.Image | None,
         smooth: tiling.Smooth | None = None,
     ) -> Tensor:
         """encode -> AdaIN -> decode; tile by tile (``tiling.render_tiled``) when the image needs more
-        than the memory budget. The AdaIN statistics of the content are the whole image's, per image
-        of the batch and per mask region, so tiles are transformed exactly as the whole would be."""
+        than the memory budget. Image ``i`` takes ``targets[i]`` (a (mean, std) per mask region) and
+        ``alphas[i]``. The AdaIN statistics of the content are the whole image's, per image of the
+        batch and per mask region, so tiles are transformed exactly as the whole would be."""
         height, width = x.shape[-2:]
         padded = pad_to_stride(x)
         labels = None if mask is None else self._labels(mask, padded.shape[-2:], (width, height))
         encode, decode = self._interruptible(self.encode), self._interruptible(self.decode)
 
         def paint(features: Tensor, content_stats: list[list[Stats | None]], labels: Tensor | None) -> Tensor:
-            t = torch.cat([adain_regions(features[i : i + 1], content_stats[i], targets, labels)
-                           for i in range(len(features))])  # fmt: skip
-            return decode(alpha * t + (1 - alpha) * features)
+            mixed = []
+            for i, (alpha, own) in enumerate(zip(alphas, features.split(1), strict=True)):
+                t = adain_regions(own, content_stats[i], targets[i], labels)
+                mixed.append(alpha * t + (1 - alpha) * own)
+            return decode(torch.cat(mixed))
 
         tile = self._tile_size(padded)
         if tile is not None:
-            out = tiling.render_tiled(padded, encode, paint, tile, len(targets), labels,
+            n_regions = len(targets[0])
+            out = tiling.render_tiled(padded, encode, paint, tile, n_regions, labels,
                                       self.backend.memory_format, smooth, self.options.progress)  # fmt: skip
             return out[..., :height, :width]
         features = encode(padded.contiguous(memory_format=self.backend.memory_format))
-        content_stats = tiling.content_statistics(features, len(targets), labels)
+        content_stats = tiling.content_statistics(features, len(targets[0]), labels)
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
         out = paint(features, content_stats, labels)
@@ -327,14 +358,10 @@ class Stylizer:
         parts costs little, tiles cost their halos twice), or 1 where even one image needs tiles."""
         if self.options.tile is not None:
             return len(x)
-        height, width = (-(-side // STRIDE) * STRIDE for side in x.shape[-2:])
         n = len(x)
         while n > 1:
             try:
-                if (
-                    tiling.auto_tile(height, width, self.options.max_memory_mb / n, self.overhead_mb / n)
-                    is None
-                ):
+                if self._budget_tile(x.shape[-1], x.shape[-2], n) is None:
                     break
             except AdainError:
                 pass
@@ -345,8 +372,7 @@ class Stylizer:
         """The tile size for this batch: forced, or what the memory budget allows (None: no tiles)."""
         if self.options.tile is not None:
             return self.options.tile
-        n, (height, width) = padded.shape[0], padded.shape[-2:]
-        return tiling.auto_tile(height, width, self.options.max_memory_mb / n, self.overhead_mb / n)
+        return self._budget_tile(padded.shape[-1], padded.shape[-2], len(padded))
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -388,11 +414,12 @@ class Stylizer:
         img = images.resize_short_side(img, size)
         return images.center_crop(img, size) if crop else img
 
-    def _budget_tile(self, width: int, height: int) -> int | None:
-        """The tile one image of this size needs under the memory budget (None: none), or a one-line
-        error, from the size alone, for an image the budget cannot hold even in tiles."""
+    def _budget_tile(self, width: int, height: int, count: int = 1) -> int | None:
+        """The tile ``count`` images of this size need under the memory budget (None: none), or a
+        one-line error, from the size alone, for images the budget cannot hold even in tiles."""
         padded = [n + -n % STRIDE for n in (height, width)]
-        return tiling.auto_tile(padded[0], padded[1], self.options.max_memory_mb, self.overhead_mb)
+        budget, overhead = self.options.max_memory_mb / count, self.overhead_mb / count
+        return tiling.auto_tile(padded[0], padded[1], budget, overhead)
 
     def style_tensor(self, style: ImageLike, size: int = 0, crop: bool = False) -> Tensor:
         """A style image as a (1, 3, H, W) RGB tensor on the device, as ``encode_style`` reads it:
@@ -415,6 +442,13 @@ class Stylizer:
         feature_size = (padded_size[0] // STRIDE, padded_size[1] // STRIDE)
         small = F.interpolate(pad_to_stride(gray), size=feature_size, mode="nearest")
         return (small <= 0.5).long().to(self.device)
+
+
+def _check_batch(x: object, styles: Sequence[object], method: str) -> None:
+    if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
+        raise ImageError(f"{method} takes an (N, 3, H, W) float batch in [0, 1]")
+    if not all(isinstance(s, StyleCode) for s in styles):
+        raise AdainError(f"{method} takes encoded styles (Stylizer.encode_style)")
 
 
 def _one_image(x: Tensor) -> Tensor:

@@ -133,30 +133,24 @@ class FramePainter:
 
 
 def stylize_video(
-    stylizer: Stylizer,
+    paint: FramePainter,
     source: str | os.PathLike,
     target: str | os.PathLike,
-    styles: Sequence[StyleLike],
-    alpha: float = 1.0,
-    style_weights: Sequence[float] | None = None,
-    mask: ImageLike | None = None,
-    preserve_color: bool = False,
-    temporal: float | None = None,
-    stable: float | None = None,
-    style_size: int = defaults.STYLE_SIZE,
     codec: str = defaults.VIDEO_CODEC,
     crf: int = defaults.VIDEO_CRF,
     overwrite: bool = False,
     progress: bool = True,
     batch: int = defaults.VIDEO_BATCH,
 ) -> dict:
-    """Write ``target`` (whole or not at all) and return what was done.
+    """Write ``target`` (whole or not at all), each frame painted by ``paint``, and return what was
+    done: frames, scaled_frames, width, height, fps, audio, scene_cuts.
+
+        paint = FramePainter(stylizer, ["painting.jpg"], alpha=0.8, temporal=0.8)
+        stylize_video(paint, "clip.mp4", "painted.mp4")
 
     Frames are stylized ``batch`` at a time (one batch through the networks is faster than its
     frames one by one) while a reader thread decodes the next ones and a writer thread encodes the
-    last ones. ``temporal`` (strength in [0, 1)) makes each frame consistent with the previous
-    result carried along the input's optical flow (``temporal.FlowBlend``); ``stable`` is its
-    earlier name, kept as an alias.
+    last ones.
     """
     import av
     from tqdm import tqdm
@@ -165,10 +159,6 @@ def stylize_video(
     _check_output(source, target, overwrite, codec)
     if batch < 1:
         raise AdainError(f"batch must be at least 1, got {batch}")
-    if temporal is not None and stable is not None and temporal != stable:
-        raise AdainError("temporal and stable are one setting (stable is its old name): give one")
-    temporal = stable if temporal is None else temporal
-    paint = FramePainter(stylizer, styles, alpha, style_weights, mask, preserve_color, temporal, style_size)
     container = _open_input(source)
     try:
         video_in = container.streams.video[0]
@@ -193,7 +183,8 @@ def stylize_video(
             os.unlink(target)
         raise AdainError(f"{source}: no frame could be decoded")
     return {
-        **done,
+        "frames": done["frames"],
+        "scaled_frames": done["scaled_frames"],
         "width": width,
         "height": height,
         "fps": float(rate),

@@ -47,7 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from ..video import stylize_video
+        from ..video import FramePainter, stylize_video
     except ImportError:
         raise AdainError("adain video needs PyAV: pip install 'adain[video]'") from None
     from ..stylize import StyleCode
@@ -57,11 +57,10 @@ def run(args: argparse.Namespace) -> int:
         raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
     stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory)
     styles = [StyleCode.load(path) if path.suffix == ".safetensors" else path for path in args.style]
-    done = stylize_video(
-        stylizer, args.input, args.output, styles, alpha=args.alpha, style_weights=args.style_weights,
-        mask=args.mask, preserve_color=args.preserve_color, temporal=args.temporal, style_size=args.style_size,
-        codec=args.codec, crf=args.crf, overwrite=args.overwrite, progress=not args.quiet, batch=args.batch,
-    )  # fmt: skip
+    paint = FramePainter(stylizer, styles, args.alpha, args.style_weights, args.mask, args.preserve_color,
+                         args.temporal, args.style_size)  # fmt: skip
+    done = stylize_video(paint, args.input, args.output, args.codec, args.crf, args.overwrite,
+                         progress=not args.quiet, batch=args.batch)  # fmt: skip
     if done["scaled_frames"]:
         print(f"adain: warning: {done['scaled_frames']} frames of another size were scaled to "
               f"{done['width']}x{done['height']}", file=sys.stderr)  # fmt: skip
