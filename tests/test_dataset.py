@@ -2,6 +2,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from adain.cli import main
@@ -138,6 +139,39 @@ def test_style_augment_probability_determinism_and_pickling(tree, decoder_file):
     one_by_one = StyleAugment(styles, p=0.5, alpha=(0.5, 1.0), style_size=32, seed=1, **weights)
     singles = torch.stack([one_by_one(x) for x in images])  # the same draws as the batched call
     assert torch.allclose(singles, out, atol=1e-4)
+
+
+class _NextDraws(torch.utils.data.Dataset):
+    """What the augmentation's generator draws next in whichever process serves the item."""
+
+    def __init__(self, augment):
+        self.augment = augment
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        self.augment(torch.zeros(3, 16, 16))  # p = 0: nothing restyled, the generator set up
+        return self.augment.rng.random()
+
+
+def test_style_augment_workers_draw_differently_and_reproducibly(tree, decoder_file):
+    from adain import StyleAugment
+
+    _, styles = tree
+    vgg = str(SHARED_VGG) if SHARED_VGG.is_file() else None
+    augment = StyleAugment(
+        styles, p=0.0, style_size=32, seed=3, decoder=str(decoder_file), vgg=vgg, device="cpu"
+    )
+
+    def draws():
+        loader = torch.utils.data.DataLoader(_NextDraws(augment), batch_size=2, num_workers=2)
+        return [value for batch in loader for value in batch.tolist()]
+
+    first = draws()
+    assert first == draws()  # the same seed, the same draws in each worker
+    assert first[:2] != first[2:]  # worker 0 served the first batch, worker 1 the second
+    assert first[0] != first[1]  # reseeded once, not at every call
 
 
 def test_ray_engine_makes_the_same_files_and_manifest_as_the_local_one(tree, tmp_path, decoder_file):

@@ -141,3 +141,31 @@ def test_the_memory_budget_counts_the_kernels_and_transformed_weights():
     assert footprint_mb(Encoder()) == 0
     # what the kernels take comes out of the tiles' share of the budget
     assert tiling.auto_tile(4096, 4096, 2048, footprint_mb(encoder)) < tiling.auto_tile(4096, 4096, 2048)
+
+
+class _Convolved(torch.utils.data.Dataset):
+    def __init__(self, module: nn.Module, x: torch.Tensor) -> None:
+        self.module, self.x = module, x
+
+    def __len__(self) -> int:
+        return 1
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(self.x)[0]
+
+
+def test_a_dataloader_worker_forked_after_the_kernels_ran_still_convolves():
+    """numba's OpenMP pool kills a fork that enters it (a DataLoader worker forked after the parent
+    stylized: StyleAugment's bank is encoded in the parent); the fork takes the plain convolution."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(64, 64, 3)
+    module, x = WinogradConv(conv, True, False), torch.randn(1, 64, 12, 12)
+    with torch.inference_mode():
+        module(x)  # the kernels run in this process first
+        expected = _direct(conv, x, True, False)
+    loader = torch.utils.data.DataLoader(
+        _Convolved(module, x), num_workers=1, multiprocessing_context="fork", timeout=120
+    )
+    (got,) = list(loader)
+    assert (got - expected).abs().max() <= 5e-5 * expected.abs().max()

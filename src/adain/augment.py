@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from torch import Tensor
+from torch.utils.data import get_worker_info
 
 from . import images
 from .errors import AdainError, ImageError
@@ -44,7 +45,7 @@ class StyleAugment:
         self.p, self.alpha, self.weights, self.seed = p, alpha, weights, seed
         self.rng = random.Random(seed)
         self._stylizer: Stylizer | None = None
-        self._in_worker_checked = True
+        self._worker: int | None = None  # the DataLoader worker this copy draws in (None: the main process)
         items = images.find_images(styles, recursive=True) if Path(str(styles)).is_dir() else list(styles)  # type: ignore[arg-type]
         if not items:
             raise AdainError(f"{styles}: no style images")
@@ -59,23 +60,21 @@ class StyleAugment:
         return self._stylizer
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_stylizer": None, "_in_worker_checked": False}
+        return {**self.__dict__, "_stylizer": None}
 
     def _reseed_in_worker(self) -> None:
-        """Each DataLoader worker gets a copy of the generator; reseeded from the seed and the
-        worker's id so that workers draw different styles (still the same from run to run)."""
-        self._in_worker_checked = True
-        from torch.utils.data import get_worker_info
-
+        """Each DataLoader worker gets a copy of the generator (pickled, or forked as it is); it is
+        reseeded once, from the seed and the worker's id, so that workers draw different styles,
+        the same from run to run."""
         worker = get_worker_info()
-        if worker is not None:
+        if worker is not None and worker.id != self._worker:
+            self._worker = worker.id
             self.rng = random.Random(None if self.seed is None else f"{self.seed}/worker {worker.id}")
 
     def __call__(self, image: Tensor) -> Tensor:
         """A (3, H, W) image, or an (N, 3, H, W) batch whose restyled images go through the networks
         together (on the stylizer's device: a GPU takes a whole batch at once)."""
-        if not self._in_worker_checked:
-            self._reseed_in_worker()
+        self._reseed_in_worker()
         if not isinstance(image, Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
             raise ImageError("StyleAugment takes a (3, H, W) image or an (N, 3, H, W) batch tensor")
         if not image.is_floating_point():

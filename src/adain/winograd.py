@@ -25,6 +25,7 @@ layers it replaced.
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import torch
@@ -169,9 +170,16 @@ if numba is not None:
                                 dst[:] = acc
 
 
+# The process that first ran the kernels. numba's OpenMP pool (GNU OpenMP, torch's) kills a forked
+# child that enters it (a DataLoader worker forked after the parent stylized): there the plain
+# convolutions serve instead.
+_launched_by: int | None = None
+
+
 def available() -> bool:
-    """Whether the Winograd kernels can run here (numba importable)."""
-    return numba is not None
+    """Whether the Winograd kernels can run here: numba importable, and this is not a fork of a
+    process that ran them."""
+    return numba is not None and _launched_by in (None, os.getpid())
 
 
 def _upsample_phases(kernel: Tensor) -> Tensor:
@@ -252,6 +260,8 @@ class WinogradConv(nn.Module):
         # flat buffers, so that every band's view is contiguous (one compiled kernel, 'C' layout)
         transformed = torch.empty(n * n * batch * band * tiles_w * channels)
         products = torch.empty(n * n * batch * band * tiles_w * u.shape[2])
+        global _launched_by
+        _launched_by = _launched_by or os.getpid()
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
         for row0 in range(0, tiles_h, band):
             row1 = min(tiles_h, row0 + band)
@@ -279,7 +289,7 @@ class WinogradConv(nn.Module):
 
     def _covers(self, x: Tensor) -> bool:
         return (
-            numba is not None
+            available()
             and x.device.type == "cpu"
             and x.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu")
