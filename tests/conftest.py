@@ -88,3 +88,18 @@ def small_pair(tmp_path) -> tuple[Path, Path]:
 def open_rgb(path: Path) -> Image.Image:
     with Image.open(path) as img:
         return img.convert("RGB")
+
+
+def stylize_argv(content: Path, style: Path, out: Path, decoder: Path, *extra: str) -> list[str]:
+    """``adain stylize``'s arguments for one content and one style."""
+    return ["stylize", str(content), "-s", str(style), "-o", str(out), "--decoder", str(decoder), *extra]
+
+
+def exit_status(argv: list[str]) -> int:
+    """What ``adain ARGV`` exits with, argparse's own errors included."""
+    from adain.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code

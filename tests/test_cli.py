@@ -8,7 +8,18 @@ from PIL import Image
 from adain import __version__
 from adain.cli import main
 
-from .conftest import CONTENT, MASK, SHARED_VGG, STYLE, STYLE2, make_image, needs_shared, open_rgb
+from .conftest import (
+    CONTENT,
+    MASK,
+    SHARED_VGG,
+    STYLE,
+    STYLE2,
+    exit_status,
+    make_image,
+    needs_shared,
+    open_rgb,
+    stylize_argv,
+)
 
 
 @pytest.fixture
@@ -193,21 +204,7 @@ def test_decompression_bomb_and_override(run, tmp_path, pair):
 )
 def test_bad_flags(tmp_path, pair, extra, message, capsys, decoder_file):
     content, style = pair
-    argv = [
-        "stylize",
-        str(content),
-        "-s",
-        str(style),
-        "-o",
-        str(tmp_path / "o.jpg"),
-        "--decoder",
-        str(decoder_file),
-        *extra,
-    ]
-    try:
-        code = main(argv)
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
+    code = exit_status(stylize_argv(content, style, tmp_path / "o.jpg", decoder_file, *extra))
     err = capsys.readouterr().err
     assert code != 0 and message in err and "Traceback" not in err
     assert not (tmp_path / "o.jpg").exists()

@@ -15,7 +15,7 @@ from adain.cli import main
 from adain.errors import AdainError, ImageError, WeightsError
 from adain.stylize import StyleCode
 
-from .conftest import make_image
+from .conftest import exit_status, make_image, stylize_argv
 from .test_train import dataset, read_log, train_args  # noqa: F401 - the fixture is used by name
 
 
@@ -202,22 +202,8 @@ def test_bad_flag_values_all_exit_2(tmp_path, capsys, decoder_file):
         make_image(tmp_path / "c.png", (40, 32)),
         make_image(tmp_path / "s.png", (32, 32), seed=1),
     )
-    base = [
-        "stylize",
-        str(content),
-        "-s",
-        str(style),
-        "-o",
-        str(tmp_path / "o.jpg"),
-        "--decoder",
-        str(decoder_file),
-    ]
     for extra in (["--tile", "5"], ["--alpha", "2"], ["--style-weights", "1,2"]):
-        try:
-            code = main([*base, *extra])
-        except SystemExit as exit_:
-            code = exit_.code
-        assert code == 2, extra
+        assert exit_status(stylize_argv(content, style, tmp_path / "o.jpg", decoder_file, *extra)) == 2, extra
     capsys.readouterr()
 
 
