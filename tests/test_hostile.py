@@ -179,6 +179,16 @@ def test_bad_api_controls_are_adain_errors(stylizer):
         Stylizer(stylizer.encoder, stylizer.decoder, device="tpu")
     with pytest.raises(AdainError, match="encoded styles"):
         stylizer.stylize_tensor(torch.rand(1, 3, 32, 32), [image])
+    code = stylizer.encode_style(image)
+    for batch in (
+        torch.rand(0, 3, 32, 32),
+        torch.zeros(2, 3, 32, 32, dtype=torch.uint8),
+        torch.rand(3, 32, 32),
+    ):
+        with pytest.raises(ImageError):
+            stylizer.stylize_tensor(batch, [code])
+        with pytest.raises(ImageError):
+            stylizer.stylize_each(batch, [code] * len(batch), [1.0] * len(batch))
 
 
 def test_a_numpy_array_is_an_image_error(stylizer):

@@ -4,7 +4,7 @@ stylizer = Stylizer.from_pretrained()
 image = stylizer("photo.jpg", "painting.jpg", alpha=0.8)
 
 A new control goes in this file: an argument of ``Stylizer.__call__``, its check in
-``check_controls``, and what it does to the inputs, the targets or the AdaIN output in ``_paint``.
+``check_controls``, and what it does to the inputs, the targets or the AdaIN output in ``_render``.
 """
 
 from __future__ import annotations
@@ -447,6 +447,8 @@ class Stylizer:
 def _check_batch(x: object, styles: Sequence[object], method: str) -> None:
     if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
         raise ImageError(f"{method} takes an (N, 3, H, W) float batch in [0, 1]")
+    if len(x) == 0:
+        raise ImageError(f"{method} got an empty batch")
     if not all(isinstance(s, StyleCode) for s in styles):
         raise AdainError(f"{method} takes encoded styles (Stylizer.encode_style)")
 
