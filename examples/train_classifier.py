@@ -30,15 +30,13 @@ from adain import StyleAugment, images
 class ImageTree(Dataset):
     """(image, label) pairs from a folder per class, images as (3, size, size) floats in [0, 1]."""
 
-    def __init__(
-        self, root: Path, load_size: int, size: int, transform=None, classes: list[str] | None = None
-    ) -> None:
+    def __init__(self, root: Path, size: int, transform=None, classes: list[str] | None = None) -> None:
         self.classes = classes or sorted(p.name for p in root.iterdir() if p.is_dir())
         if not self.classes:
             raise SystemExit(f"{root}: no class folders")
         self.samples = [(path, label) for label, name in enumerate(self.classes)
                         for path in images.find_images(root / name)]  # fmt: skip
-        self.load_size, self.size, self.transform = load_size, size, transform
+        self.size, self.transform = size, transform
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -46,19 +44,20 @@ class ImageTree(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         path, label = self.samples[index]
         with Image.open(path) as img:
-            x = images.to_tensor(img.convert("RGB").resize((self.load_size, self.load_size)))
-        if self.transform is not None:  # restyled at the larger size: strokes fine against the shapes
-            x = self.transform(x[0])[None]
-        return nn.functional.interpolate(x, size=self.size, mode="area")[0], label
+            x = images.to_tensor(img.convert("RGB").resize((self.size, self.size)))[0]
+        return (x if self.transform is None else self.transform(x)), label
 
 
-def small_cnn(classes: int) -> nn.Module:
+def small_cnn(classes: int, size: int) -> nn.Module:
     def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
 
-    # a global max over the last features: "is there a corner like this anywhere" (an average
+    # images are read and restyled at the larger --load-size (strokes fine against the shapes, in
+    # the workers or on whole batches alike) and shrunk to SIZE x SIZE by the network's first layer;
+    # then a global max over the last features: "is there a corner like this anywhere" (an average
     # over a 64 px image learned nothing in 250 steps; this, all of the training set)
-    return nn.Sequential(*block(3, 32), *block(32, 64), *block(64, 128), *block(128, 128),
+    return nn.Sequential(nn.AdaptiveAvgPool2d(size),
+                         *block(3, 32), *block(32, 64), *block(64, 128), *block(128, 128),
                          nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(), nn.AdaptiveMaxPool2d(1),
                          nn.Flatten(), nn.Linear(128, classes))  # fmt: skip
 
@@ -107,10 +106,10 @@ def main() -> None:
             f"style bank: {len(augment.bank)} styles, p = {args.p:g}, alpha {args.alpha[0]:g}-{args.alpha[1]:g}"
         )
     in_workers = augment if not args.augment_batches else None
-    train = ImageTree(args.train, args.load_size, args.size, in_workers)
+    train = ImageTree(args.train, args.load_size, in_workers)
     loader = DataLoader(train, batch_size=args.batch, shuffle=True, num_workers=args.workers,
                         persistent_workers=args.workers > 0, drop_last=len(train) > args.batch)  # fmt: skip
-    model = small_cnn(len(train.classes))
+    model = small_cnn(len(train.classes), args.size)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -129,7 +128,7 @@ def main() -> None:
         print(f"epoch {epoch}: loss {total / seen:.3f}, train accuracy {right / seen:.3f}, "
               f"{time.perf_counter() - start:.1f} s")  # fmt: skip
     for tree in args.test:
-        score = accuracy(model, ImageTree(tree, args.load_size, args.size, classes=train.classes), args.batch)
+        score = accuracy(model, ImageTree(tree, args.load_size, classes=train.classes), args.batch)
         print(f"test {tree}: accuracy {score:.3f}")
 
 
