@@ -11,8 +11,8 @@
 # 11,812 iterations at 256 px scale cut the style loss at 512 x 512 by 28 % (1.509 -> 1.090),
 # while 859 iterations of the 512-scale recipe left it 1.7 % above. At 2,500 iterations this run
 # was at +12 % style / -1 % content (the restart's disturbance, as in every fine-tune so far):
-# evaluate it again at 5,000 and 10,000. RECIPE=crop512 resumes that
-# run (train512, 256 px crops, style targets from the crops, lr 5e-5).
+# evaluate it again at 5,000 and 10,000. RECIPE=crop512 resumes the 512-scale run (train512,
+# 256 px crops, style targets from the crops, lr 5e-5; stopped at iteration 893).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}
