@@ -19,42 +19,10 @@ from pathlib import Path
 
 from adain import weights
 from adain.nets import Decoder
-from adain.train import load_checkpoint_file
+from adain.plots import plot_training_curves
+from adain.train import load_checkpoint_file, read_log
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def read_log(path: Path, offset: int = 0) -> list[dict[str, float]]:
-    with open(path) as f:
-        return [{k: float(v) for k, v in row.items()} | {"iteration": int(row["iteration"]) + offset}
-                for row in csv.DictReader(f)]  # fmt: skip
-
-
-def plot_loss(stages: list[list[dict[str, float]]], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=100)
-    for ax, key in zip(axes, ("content", "style"), strict=True):
-        for number, rows in enumerate(stages, 1):
-            it = [r["iteration"] for r in rows]
-            values = [r[key] for r in rows]
-            window = 10
-            smooth = [sum(values[max(0, i - window + 1) : i + 1]) / (i + 1 - max(0, i - window + 1))
-                      for i in range(len(values))]  # fmt: skip
-            ax.plot(it, values, alpha=0.3, lw=0.8)
-            ax.plot(it, smooth, lw=1.5, label=f"stage {number}" if len(stages) > 1 else None)
-        ax.set_title(f"{key} loss" + (" (x1, before lambda=10)" if key == "style" else ""))
-        ax.set_xlabel("iteration")
-        ax.set_yscale("log")
-        ax.grid(True, alpha=0.3)
-        if len(stages) > 1:
-            ax.legend()
-    fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
 
 
 def main() -> None:
@@ -105,7 +73,7 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(log)
     stages = ([read_log(args.continues)] if args.continues else []) + [log]
-    plot_loss(stages, args.card / "loss.png")
+    plot_training_curves({f"stage {n}": rows for n, rows in enumerate(stages, 1)}, args.card / "loss.png")
     total = args.offset + checkpoint["iteration"]
     print(f"{args.out} ({args.out.stat().st_size / 2**20:.1f} MiB), iteration {total}")
     segments = wall_time_segments(log)

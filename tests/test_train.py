@@ -425,6 +425,7 @@ def test_ablate_trains_and_evaluates_every_variant(dataset, tmp_path, capsys):
     from PIL import Image
 
     assert Image.open(out / "ablation_grid.jpg").size == ((2 + 4) * 32, 4 * 32)  # 2x2 pairs, 6 columns
+    assert Image.open(out / "ablation_curves.png").format == "PNG"  # the paper's Fig. 5
     assert "decoder-batchnorm" in capsys.readouterr().out
 
 

@@ -18,8 +18,9 @@ from . import files, images, weights
 from .defaults import ABLATION_VARIANTS as VARIANTS
 from .evaluate import evaluate, summarize
 from .nets import Decoder
+from .plots import plot_training_curves
 from .stylize import Stylizer
-from .train import TrainConfig, Trainer
+from .train import TrainConfig, Trainer, read_log
 
 
 def ablate(
@@ -32,11 +33,12 @@ def ablate(
     progress: bool = True,
 ) -> dict[str, dict]:
     """Train each variant in ``out_dir/<variant>`` (resuming any that exist), evaluate, and write
-    ``ablation.json``, ``ablation.md`` and ``ablation_grid.jpg``."""
+    ``ablation.json``, ``ablation.md``, ``ablation_grid.jpg`` and (with matplotlib)
+    ``ablation_curves.png``, the variants' training losses (the paper's Fig. 5)."""
     out_dir = Path(out_dir)
     chosen = variants or list(VARIANTS)
     encoder, encoder_weights = weights.load_encoder(base.vgg)
-    table, stylizers = {}, {}
+    table, stylizers, logs = {}, {}, {}
     for name in chosen:
         config = replace(base, out_dir=str(out_dir / name), **VARIANTS[name])
         trainer = Trainer(config, progress=progress)
@@ -49,10 +51,13 @@ def ablate(
         results = evaluate(stylizer, eval_contents, eval_styles, ["adain"], size, progress)
         table[name] = {**summarize(results)["adain"], **VARIANTS[name], "iterations": trainer.iteration}
         stylizers[name] = stylizer
+        logs[name] = read_log(Path(config.out_dir) / "log.csv")
     files.write_text(out_dir / "ablation.json", json.dumps(table, indent=2) + "\n")
     files.write_text(out_dir / "ablation.md", markdown_table(table))
     image = grid(stylizers, eval_contents[:2], eval_styles[:2], size)
     images.save_image(image, out_dir / "ablation_grid.jpg", overwrite=True, quality=88)
+    longest = max(len(rows) for rows in logs.values())  # training losses are noisy: a running mean
+    plot_training_curves(logs, out_dir / "ablation_curves.png", window=max(1, longest // 20))
     return table
 
 

@@ -27,6 +27,7 @@ from .errors import AdainError, ImageError
 from .gatys import gatys
 from .losses import content_loss, style_loss
 from .nets import mean_std, taps
+from .plots import plot_summary
 from .stylize import StyleCode, Stylizer
 
 METHODS = ("adain", "gatys", "content", "style")
@@ -158,30 +159,3 @@ def write_report(results: Sequence[PairResult], out_dir: str | Path, meta: dict 
     )
     plot_summary(summary, out_dir / "losses.png")
     return summary
-
-
-def plot_summary(summary: dict[str, dict[str, float]], path: Path) -> bool:
-    """Style loss against content loss, one point per method, log axes (the paper's Fig. 3)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
-    for method, row in summary.items():
-        if row["content_loss"] <= 0 or row["style_loss"] <= 0:  # e.g. `content` itself: not on log axes
-            continue
-        ax.errorbar(row["content_loss"], row["style_loss"], xerr=row["content_loss_std"],
-                    yerr=row["style_loss_std"], fmt="o", capsize=3, label=method)  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("content loss (relu4_1)")
-    ax.set_ylabel("style loss (relu1_1..relu4_1)")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return True

@@ -522,6 +522,14 @@ SITTING_FIELDS = ["started", "from_iteration", "to_iteration", "seconds", "ended
                   "command"]  # fmt: skip
 
 
+def read_log(path: str | Path, offset: int = 0) -> list[dict[str, float]]:
+    """The rows of a run's ``log.csv`` as numbers, iterations shifted by ``offset`` (for a run that
+    continued another's decoder)."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} | {"iteration": int(row["iteration"]) + offset}
+                for row in csv.DictReader(f)]  # fmt: skip
+
+
 def drop_rows_after(log: Path, iteration: int) -> None:
     """Cut ``log.csv`` back to the checkpoint a run resumes from: a run killed between checkpoints
     logged iterations that the resumed run will do and log again."""
