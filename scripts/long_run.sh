@@ -3,20 +3,21 @@
 # checkpoint or, where its folder is gone (a new machine), started from the shipped decoder. Low
 # priority, stopped cleanly with a checkpoint before MINUTES have passed.
 #
-#   MINUTES=150 bash scripts/long_run.sh   # then: tail -f "$ADAIN_HOME/runs/q256-continue-lr1e-5.log"
+#   MINUTES=150 bash scripts/long_run.sh   # then: tail -f "$ADAIN_HOME/runs/q512-crop-c256-lr5e-5.log"
 #
-# RECIPE=continue (the default, since 2026-12-02, session 10): the shipped decoder's own recipe
-# (256 px scale, 128 px crops, batch 4) continued at a low, nearly flat learning rate (1e-5, fresh
-# Adam state warmed up over 200 iterations). Why (docs/training-recipes.md): the same recipe at the
-# shipped run's own rate (4.5e-5) rose in training loss and was +12 % style at 512 x 512 after
-# 2,500 iterations; of the fine-tunes so far only the lowest rate (2e-5) held still. RECIPE=crop512
-# resumes the 512-scale run (train512, 256 px crops, style targets from the crops, lr 5e-5).
+# RECIPE=crop512 (the default since session 10, 2026-12-02): the paper's scale. train512 (512 px
+# images), 256 px crops, style targets from the crops, batch 4, lr 5e-5 warmed up over 200
+# iterations, from the shipped decoder. Why (docs/training-recipes.md): the shipped decoder's own
+# 256 px recipe has stopped paying (resumed with its optimiser state to 44,585 iterations it moved
+# the 256 x 256 losses by under 1 %; restarted at 4.5e-5 it was +12 % style at 512 x 512 after 2,500),
+# while at 859 iterations this recipe was within 2 % of the shipped decoder and had not yet been run
+# long enough to say where it goes. RECIPE=continue is the 256 px recipe at lr 1e-5 (stopped at 750).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}
 SHARED=${SHARED:-../shared}
 MINUTES=${MINUTES:-150}
-RECIPE=${RECIPE:-continue}
+RECIPE=${RECIPE:-crop512}
 case "$RECIPE" in
 continue)
     RUN=${RUN:-$ADAIN_HOME/runs/q256-continue-lr1e-5}
