@@ -54,20 +54,16 @@ def plain_step(encoder, decoder, optimizer, content, style):
 
 def cached_step(model, optimizer, dtype, batch_size: int, crop_size: int):
     """Our step on what ``--feature-cache`` hands it: content feature crops and style statistics."""
-    from adain.features import ContentFeatures, StyleStats
-    from adain.nets import mean_std, taps
+    from adain.features import CachedBatches, ContentFeatures, StyleStats, tap_statistics
+    from adain.nets import taps
 
     with torch.no_grad(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
         images = torch.rand(batch_size, 3, 2 * crop_size, 2 * crop_size).to(memory_format=torch.channels_last)
         feats = [f for f in model.encode(images).to(torch.bfloat16)]
-        stats = [
-            [mean_std(t.float()) for t in taps(model.encode, images[i : i + 1])] for i in range(batch_size)
-        ]
+        # whole-image statistics (K = 1): a step costs the same whichever targets the cache holds
+        whole = [tap_statistics(taps(model.encode, images[i : i + 1]), None, 0) for i in range(batch_size)]
     contents = ContentFeatures(feats)
-    styles = StyleStats(torch.stack([torch.cat([m.flatten() for m, _ in s]) for s in stats]),
-                        torch.stack([torch.cat([d.flatten() for _, d in s]) for s in stats]))  # fmt: skip
-    from adain.features import CachedBatches
-
+    styles = StyleStats(torch.stack([mean for mean, _ in whole]), torch.stack([std for _, std in whole]))
     batches = CachedBatches(contents, styles, batch_size, crop_size, seed=0)
 
     def step():

@@ -60,9 +60,8 @@ def main() -> None:
             )
         },  # fmt: skip
         "data": f"{config['content_dir']} + {config['style_dir']}",
-        "style_targets": "whole style image (feature cache)"
-        if config.get("feature_cache")
-        else "style crops",
+        # runs from before --style-targets: whole-image targets whenever they used the cache
+        "style_targets": config.get("style_targets", "whole" if config.get("feature_cache") else "crops"),
         "warmup": config.get("warmup", 0),
     }
     weights.export_decoder(decoder, args.out, meta, half=True)

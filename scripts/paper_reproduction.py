@@ -177,6 +177,8 @@ def ablation_findings(table: dict[str, dict]) -> list[str]:
             f"- Content target t against f(c): content loss {t['content_loss']:.3f} vs {fc['content_loss']:.3f}, "
             f"style loss {t['style_loss']:.3f} vs {fc['style_loss']:.3f}: t is "
             + ("better on both, as in the paper." if better else "**not** better on both at this budget.")
+            + " (The table's content loss is measured against f(c), the evaluation's target and the "
+            "f(c) variant's own training target.)"
         )
     for name, label in (("decoder-batchnorm", "batch norm"), ("decoder-instancenorm", "instance norm")):
         row = table.get(name)

@@ -15,7 +15,7 @@ from adain.nets import Decoder, Encoder, adain, mean_std
 from adain.stylize import Stylizer
 from adain.train import TrainConfig, Trainer, learning_rate
 
-from .conftest import SHARED_VGG, make_image
+from .conftest import SHARED_VGG, exit_status, make_image
 
 
 @pytest.fixture
@@ -494,3 +494,70 @@ def test_a_feature_cache_that_cannot_be_written_only_warns(dataset, tmp_path, mo
     with pytest.warns(UserWarning, match="cannot write the feature cache .*No space left on device"):
         assert main(train_args(dataset, tmp_path / "run", "--max-iter", "2", "--feature-cache", cache)) == 0
     assert len(read_log(tmp_path / "run")) == 2 and not list(cache.glob("*"))
+
+
+def test_style_crop_statistics_are_the_crops_in_feature_space():
+    from adain import features
+
+    torch.manual_seed(0)
+    style_taps = [
+        torch.rand(1, c, 48 // s, 64 // s) for c, s in zip((64, 128, 256, 512), (1, 2, 4, 8), strict=True)
+    ]
+    corners = features.crop_corners(48, 64, 16, 6, seed=3)
+    assert (
+        corners
+        == features.crop_corners(48, 64, 16, 6, seed=3)
+        != features.crop_corners(48, 64, 16, 6, seed=4)
+    )
+    assert all(top % 8 == 0 and left % 8 == 0 and top + 16 <= 48 and left + 16 <= 64 for top, left in corners)
+    mean, std = features.tap_statistics(style_taps, corners, 16)
+    assert mean.shape == std.shape == (6, 960)
+    top, left = corners[5]
+    deepest = style_taps[3][..., top // 8 : top // 8 + 2, left // 8 : left // 8 + 2]
+    ref_mean, ref_std = mean_std(deepest)
+    torch.testing.assert_close(mean[5, 448:], ref_mean.flatten())
+    torch.testing.assert_close(std[5, 448:], ref_std.flatten())
+    whole_mean, _ = features.tap_statistics(style_taps, None, 0)
+    torch.testing.assert_close(whole_mean[0, :64], mean_std(style_taps[0])[0].flatten())
+
+
+def test_cached_batches_draw_one_crop_of_each_style():
+    from adain import features
+
+    contents = features.ContentFeatures([torch.rand(512, 4, 4) for _ in range(4)])
+    # style i, crop k: every statistic is 10 i + k, so a row says which it came from
+    mean = torch.arange(4)[:, None, None] * 10.0 + torch.arange(3)[None, :, None] + torch.zeros(4, 3, 960)
+    batches = features.CachedBatches(contents, features.StyleStats(mean, mean + 0.5), 2, 16, seed=0)
+    seen = set()
+    for _ in range(20):
+        _, style = next(batches)
+        assert style.shape == (2, 2, 960) and torch.equal(style[:, 1], style[:, 0] + 0.5)
+        seen.update(int(v) for v in style[:, 0, 0])
+    assert {v // 10 for v in seen} == {0, 1, 2, 3} and {v % 10 for v in seen} == {0, 1, 2}
+
+
+def test_style_targets_choose_the_cache_and_whole_needs_one(dataset, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    assert (
+        exit_status(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--style-targets", "whole")) != 0
+    )
+    err = capsys.readouterr().err
+    assert "--style-targets whole needs --feature-cache" in err and "Traceback" not in err
+    assert not (tmp_path / "a").exists()
+    assert main(train_args(dataset, tmp_path / "b", "--max-iter", "1", "--feature-cache", cache)) == 0
+    assert "style targets from 16 crops each" in capsys.readouterr().err
+    whole = ["--max-iter", "1", "--feature-cache", cache, "--style-targets", "whole"]
+    assert main(train_args(dataset, tmp_path / "c", *whole)) == 0
+    assert len(list(cache.glob("style-*"))) == 2 and len(list(cache.glob("content-*"))) == 1
+
+
+def test_a_cached_run_from_before_style_targets_resumes_as_whole_image_targets(dataset, tmp_path):
+    from adain.train import load_checkpoint_file
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    assert main(train_args(dataset, out, "--max-iter", "1", "--feature-cache", cache)) == 0
+    checkpoint = load_checkpoint_file(out / "checkpoint.pt")
+    del checkpoint["config"]["style_targets"]  # as written before the flag existed
+    torch.save(checkpoint, out / "checkpoint.pt")
+    with pytest.warns(UserWarning, match=r"recipe changed: --style-targets whole -> crops$"):
+        assert main(train_args(dataset, out, "--max-iter", "2", "--feature-cache", cache, "--resume")) == 0

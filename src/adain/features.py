@@ -2,13 +2,16 @@
 
 Two of a training step's four network passes only encode the batch's content and style crops,
 without gradients. With the cache, each content image's relu4_1 features are computed once at the
-load size and cropped in feature space (a ``crop_size`` px crop is ``crop_size / 8`` positions), and
-each style image is summarised once by its whole-image mean and std at relu1_1..relu4_1: exactly
-the targets inference uses, where the style's statistics come from the whole style image. A step
-then pays for the decoder, the loss network on its output and the two backward passes.
+load size and cropped in feature space (a ``crop_size`` px crop is ``crop_size / 8`` positions).
+Each style image is encoded once too, and summarised by the mean and std at relu1_1..relu4_1 of
+``STYLE_CROPS`` crops of ``crop_size`` px, taken in feature space at each tap (the paper's targets,
+the style crop's statistics; issue 14 measured them the better objective), or with
+``--style-targets whole`` of the whole image (what inference uses). A step then pays for the
+decoder, the loss network on its output and the two backward passes.
 
-A cache file is named by a key over the format, the encoder, the load size and the bytes of every
-image; anything else (other images, another encoder, a file cut short) is rebuilt, never used.
+A cache file is named by a key over the format, the encoder, the load size, the style crops and the
+bytes of every image; anything else (other images, another encoder, a file cut short) is rebuilt,
+never used.
 """
 
 from __future__ import annotations
@@ -27,15 +30,17 @@ from .errors import AdainError, ImageError
 from .nets import Stats, mean_std
 from .tiling import STRIDE
 
-FORMAT = "adain-features-1"
+FORMAT = "adain-features-2"  # 2: style statistics per crop, (N, K, 960)
 TAP_CHANNELS = (64, 128, 256, 512)  # relu1_1, relu2_1, relu3_1, relu4_1
+TAP_STRIDES = (1, 2, 4, 8)  # their positions per image pixel, the other way round
+STYLE_CROPS = 16  # style crops kept per style image: 8,000 targets for train512's 519 styles
 Encode = Callable[[Tensor], Tensor]  # (1, 3, H, W) image -> relu4_1 features
 Taps = Callable[[Tensor], list[Tensor]]  # (1, 3, H, W) image -> the four style taps
 
 
-def cache_key(paths: Sequence[Path], kind: str, encoder_id: str, load_size: int) -> str:
-    """A digest of everything the cached features depend on."""
-    digest = hashlib.sha256(f"{FORMAT}|{kind}|{encoder_id}|{load_size}".encode())
+def cache_key(paths: Sequence[Path], kind: str, encoder_id: str, load_size: int, crops: str = "") -> str:
+    """A digest of everything the cached features depend on (``crops``: how styles were cropped)."""
+    digest = hashlib.sha256(f"{FORMAT}|{kind}|{encoder_id}|{load_size}|{crops}".encode())
     for path in paths:
         digest.update(path.name.encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -62,11 +67,38 @@ class ContentFeatures:
 
 @dataclass
 class StyleStats:
-    """Whole-image mean and std of each readable style image at the four style taps, (N, 960) each."""
+    """Mean and std at the four style taps of K crops (or, K = 1, the whole) of each readable style
+    image, (N, K, 960) each."""
 
     mean: Tensor
     std: Tensor
     skipped: int = 0
+
+
+def crop_corners(height: int, width: int, crop_size: int, count: int, seed: int) -> list[tuple[int, int]]:
+    """``count`` seeded (top, left) corners of ``crop_size`` px crops inside a ``height`` x ``width``
+    image, on multiples of 8 so that every tap's crop starts on one of its positions."""
+    generator = torch.Generator().manual_seed(seed)
+    step = TAP_STRIDES[-1]
+    rows, cols = (max(0, extent - crop_size) // step + 1 for extent in (height, width))
+    return [(step * int(torch.randint(rows, (1,), generator=generator)),
+             step * int(torch.randint(cols, (1,), generator=generator))) for _ in range(count)]  # fmt: skip
+
+
+def tap_statistics(style_taps: Sequence[Tensor], corners: Sequence[tuple[int, int]] | None, crop_size: int):
+    """(mean, std), each (K, 960): the statistics of each crop at ``corners`` of the four taps of one
+    image, cut from the taps (in feature space), or with ``corners`` None of the whole taps (K = 1)."""
+    means, stds = [], []
+    for top, left in corners or [(0, 0)]:
+        crop = []
+        for tap, stride in zip(style_taps, TAP_STRIDES, strict=True):
+            if corners is not None:
+                row, col, size = top // stride, left // stride, crop_size // stride
+                tap = tap[..., row : row + size, col : col + size]
+            crop.append(mean_std(tap.float()))
+        means.append(torch.cat([m.flatten() for m, _ in crop]))
+        stds.append(torch.cat([s.flatten() for _, s in crop]))
+    return torch.stack(means), torch.stack(stds)
 
 
 def _readable(paths: Sequence[Path], load_size: int) -> Iterator[tuple[int, Tensor]]:
@@ -101,14 +133,18 @@ def encode_contents(
 
 @torch.no_grad()
 def encode_styles(
-    paths: Sequence[Path], load_size: int, encode_taps: Taps, progress: bool = False
-) -> StyleStats:
+    paths: Sequence[Path], load_size: int, encode_taps: Taps, crop_size: int | None = None,
+    progress: bool = False,
+) -> StyleStats:  # fmt: skip
+    """Statistics of ``STYLE_CROPS`` crops of each style image (seeded by its place in ``paths``),
+    or with ``crop_size`` None of the whole image."""
     means, stds = [], []
     bar = _progress(len(paths), "style statistics", progress)
-    for _, x in _readable(paths, load_size):
-        stats = [mean_std(t.float()) for t in encode_taps(x)]
-        means.append(torch.cat([m.flatten() for m, _ in stats]))
-        stds.append(torch.cat([s.flatten() for _, s in stats]))
+    for i, x in _readable(paths, load_size):
+        corners = None if crop_size is None else crop_corners(*x.shape[-2:], crop_size, STYLE_CROPS, seed=i)
+        mean, std = tap_statistics(encode_taps(x), corners, crop_size or 0)
+        means.append(mean)
+        stds.append(std)
         bar.update(1)
     bar.close()
     if not means:
@@ -161,20 +197,22 @@ def cached_contents(paths: Sequence[Path], load_size: int, encode: Encode, encod
 
 
 def cached_styles(paths: Sequence[Path], load_size: int, encode_taps: Taps, encoder_id: str,
-                  cache_dir: Path, progress: bool = False) -> StyleStats:  # fmt: skip
-    key = cache_key(paths, "style", encoder_id, load_size)
+                  cache_dir: Path, crop_size: int | None = None, progress: bool = False) -> StyleStats:  # fmt: skip
+    crops = "whole" if crop_size is None else f"{STYLE_CROPS} crops of {crop_size}"
+    key = cache_key(paths, "style", encoder_id, load_size, crops)
     path = Path(cache_dir) / f"style-{key}.safetensors"
     found = _load(path, key)
     if found is not None:
         return StyleStats(found["mean"], found["std"], int(found["skipped"]))
-    built = encode_styles(paths, load_size, encode_taps, progress)
+    built = encode_styles(paths, load_size, encode_taps, crop_size, progress)
     _save(path, key, {"mean": built.mean, "std": built.std}, built.skipped)
     return built
 
 
 class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
     """Endless seeded batches of (content feature crops (B, 512, c, c), style statistics (B, 2, 960)):
-    each epoch a fresh permutation of each set, as ``data.endless`` draws images."""
+    each epoch a fresh permutation of each set, as ``data.endless`` draws images, and for each style
+    one of its cached crops at random."""
 
     def __init__(self, contents: ContentFeatures, styles: StyleStats, batch_size: int, crop_size: int,
                  seed: int) -> None:  # fmt: skip
@@ -202,7 +240,8 @@ class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
     def __next__(self) -> tuple[Tensor, Tensor]:
         content = self.contents.crops(next(self.content_order), self.size, self.generator)
         index = torch.as_tensor(next(self.style_order))
-        style = torch.stack([self.styles.mean[index], self.styles.std[index]], dim=1)
+        crop = torch.randint(self.styles.mean.shape[1], index.shape, generator=self.generator)
+        style = torch.stack([self.styles.mean[index, crop], self.styles.std[index, crop]], dim=1)
         return content, style
 
     def close(self) -> None:

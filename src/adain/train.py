@@ -63,13 +63,14 @@ class TrainConfig:
     vgg: str | None = None
     init_decoder: str | None = None  # start from these weights instead of random ones
     feature_cache: str | None = None  # encoder features of the training images kept here (features.py)
+    style_targets: Literal["crops", "whole"] = "crops"  # whole: the whole style image's (needs the cache)
     device: str = "auto"
     extra: dict = field(default_factory=dict)
 
 
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
-          "content_target", "seed", "feature_cache")  # fmt: skip
+          "content_target", "seed", "feature_cache", "style_targets")  # fmt: skip
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -229,6 +230,10 @@ class Trainer:
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
+        if config.style_targets == "whole" and not config.feature_cache:
+            raise AdainError(
+                "--style-targets whole needs --feature-cache (each style image is encoded whole once)"
+            )
         self.out_dir = Path(config.out_dir)
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise AdainError(f"{self.out_dir}: exists and is not a directory (--out-dir)")
@@ -276,12 +281,15 @@ class Trainer:
     def describe(self) -> str:
         """One line on what this run does and where: for the terminal and the logs."""
         cfg, world = self.config, self.dist.world
+        targets = (
+            "the whole style images" if cfg.style_targets == "whole" else f"{features.STYLE_CROPS} crops each"
+        )
         processes = f" x {world} processes" if world > 1 else ""
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
             f"{self.content.total:,} content and {self.style.total:,} style images; "
             f"batch {cfg.batch_size}{processes} of {cfg.crop_size} px crops"
-            f"{' of cached features, whole-image style targets' if self.cached else ''}; "
+            f"{f' of cached features, style targets from {targets}' if self.cached else ''}; "
             f"iteration {self.iteration:,} of {cfg.max_iter:,}"
         )
 
@@ -304,8 +312,9 @@ class Trainer:
             encoder_id = self.encoder_weights.id
             contents = features.cached_contents(self.content.files, cfg.load_size, lambda x: model.encode(on_device(x)),
                                                 encoder_id, cache_dir, self.progress)  # fmt: skip
+            crop = cfg.crop_size if cfg.style_targets == "crops" else None
             styles = features.cached_styles(self.style.files, cfg.load_size, lambda x: taps(model.encode, on_device(x)),
-                                            encoder_id, cache_dir, self.progress)  # fmt: skip
+                                            encoder_id, cache_dir, crop, self.progress)  # fmt: skip
         return contents, styles
 
     @property
@@ -361,6 +370,8 @@ class Trainer:
         self.iteration = int(ckpt["iteration"])
         set_rng_state(ckpt["rng"])
         before, now = ckpt.get("config", {}), asdict(self.config)
+        if "style_targets" not in before and "feature_cache" in before:  # runs from before the flag
+            before["style_targets"] = "whole" if before["feature_cache"] else "crops"
         changed = [f"--{key.replace('_', '-')} {before[key]} -> {now[key]}" for key in RECIPE
                    if key in before and before[key] != now[key]]  # fmt: skip
         if changed:  # allowed (a lower lr to finish, a bigger batch on a GPU), but never unnoticed

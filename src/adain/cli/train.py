@@ -60,8 +60,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "on machines lent for a few minutes: each chunk --resume's the last); exits 0")  # fmt: skip
     add("--init-decoder", help="start from this decoder (e.g. to continue the shipped one)")
     add("--feature-cache", metavar="DIR",
-        help="encode the training images once and keep the features in DIR: content relu4_1 at --load-size, "
-        "cropped in feature space; style targets from the whole style image (as inference uses them)")  # fmt: skip
+        help="encode the training images once and keep the features in DIR: content relu4_1 at --load-size "
+        "and the style statistics of 16 crops of each style image (or the whole, --style-targets whole), "
+        "all cropped in feature space")  # fmt: skip
+    add("--style-targets", choices=["crops", "whole"], default="crops",
+        help="the style loss's targets: the statistics of each style crop (the paper's) or of the whole "
+        "style image (what inference uses; needs --feature-cache)")  # fmt: skip
     parser.set_defaults(run=run)
 
 
