@@ -5,9 +5,12 @@ random batches, the steps taking turns so that all see the same machine load.
     python benchmarks/train_step.py [--batch-size 4] [--crop-size 128] [--iters 5] [--precision auto]
         [--no-winograd] [--cached] [--out benchmarks/results/train_step.json]
 
-``--cached`` also times our step on ``--feature-cache`` batches (content relu4_1 features cropped
-from a 2x larger image's, whole-image style statistics): the same decoder, loss network and
-backward passes without the two encodings of the batch.
+The plain loop and "ours" run with glibc's default allocator settings (the step as issue 14 found
+it); "ours_kept" is the same step with freed memory kept for reuse, as ``adain train`` sets it on the
+CPU (``devices.keep_freed_memory``). ``--cached`` also times our step, memory kept, on
+``--feature-cache`` batches (content relu4_1 features cropped from a 2x larger image's, style
+statistics): the same decoder, loss network and backward passes without the two encodings of the
+batch.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch.nn.functional as F
 from results_file import add_out_flags, parse_args, write_results
 
 from adain import weights
-from adain.devices import cpu_has_native_bf16, dtype_name, pick_precision
+from adain.devices import cpu_has_native_bf16, dtype_name, keep_freed_memory, pick_precision
 from adain.losses import AdaINLoss
 from adain.nets import Decoder, Encoder
 
@@ -125,22 +128,45 @@ def main() -> None:
         loss.backward()
         optimizer.step()
 
-    steps = [lambda: plain_step(encoder, decoder, plain_optimizer, content, style), ours]
+    def allocating(keep: bool, step):
+        """``step`` with glibc keeping freed blocks for reuse (as ``Trainer`` sets it) or not."""
+
+        def run():
+            keep_freed_memory(keep)
+            step()
+
+        return run
+
+    # glibc's default for the plain loop and for the step as issue 14 found it ("today's step")
+    steps = {
+        "plain": allocating(False, lambda: plain_step(encoder, decoder, plain_optimizer, content, style)),
+        "ours": allocating(False, ours),
+        "ours_kept": allocating(True, ours),
+    }
     if args.cached:
-        steps.append(cached_step(model, optimizer, dtype, args.batch_size, args.crop_size))
-    times = time_alternating(steps, args.iters)
-    p, f = statistics.median(times[0]), statistics.median(times[1])
+        steps["cached"] = allocating(
+            True, cached_step(model, optimizer, dtype, args.batch_size, args.crop_size)
+        )
+    kept = keep_freed_memory(True)
+    times = dict(
+        zip(steps, map(statistics.median, time_alternating(list(steps.values()), args.iters)), strict=True)
+    )
+    keep_freed_memory(False)
+    p, f = times["plain"], times["ours"]
     print(f"batch {args.batch_size}, crop {args.crop_size}, {torch.get_num_threads()} threads, "
           f"precision {dtype_name(dtype)} (native bf16 on this CPU: {cpu_has_native_bf16()}), "
-          f"winograd {args.winograd}")  # fmt: skip
+          f"winograd {args.winograd}, freed memory kept: {kept}")  # fmt: skip
     print(f"plain fp32 eager: {p:.3f} s/iter   ours: {f:.3f} s/iter   speed-up: {p / f:.2f}x")
+    print(f"ours, freed memory kept: {times['ours_kept']:.3f} s/iter   {f / times['ours_kept']:.2f}x ours")
     cached = {}
     if args.cached:
-        c = statistics.median(times[2])
-        print(f"ours on cached features: {c:.3f} s/iter   {f / c:.2f}x ours on images, {p / c:.2f}x plain")
+        c = times["cached"]
+        print(f"ours on cached features, freed memory kept: {c:.3f} s/iter   {f / c:.2f}x ours on images, "
+              f"{times['ours_kept'] / c:.2f}x ours on images with freed memory kept, {p / c:.2f}x plain")  # fmt: skip
         cached = {
             "cached_s_per_iter": c,
             "cached_speedup_over_ours": f / c,
+            "cached_speedup_over_ours_kept": times["ours_kept"] / c,
             "cached_speedup_over_plain": p / c,
         }
     result = {
@@ -149,9 +175,12 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "precision": dtype_name(dtype),
         "winograd": args.winograd,
+        "freed_memory_kept": kept,
         "plain_s_per_iter": p,
         "ours_s_per_iter": f,
         "speedup": p / f,
+        "ours_kept_s_per_iter": times["ours_kept"],
+        "kept_speedup_over_ours": f / times["ours_kept"],
         **cached,
     }
     write_results(args.out, result)

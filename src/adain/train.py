@@ -28,7 +28,7 @@ from torch import Tensor
 
 from . import defaults, features, files, images, weights
 from .data import ImageDataset, endless
-from .devices import describe_device, dtype_name, pick_device, pick_precision
+from .devices import describe_device, dtype_name, keep_freed_memory, pick_device, pick_precision
 from .errors import AdainError, UsageError
 from .features import CachedBatches, ContentFeatures, StyleStats
 from .losses import AdaINLoss, ContentTarget
@@ -234,6 +234,8 @@ class Trainer:
             raise AdainError(
                 "--style-targets whole needs --feature-cache (each style image is encoded whole once)"
             )
+        if self.device.type == "cpu":
+            keep_freed_memory()  # each step needs its peak again: a quarter of a step saved (devices.py)
         self.out_dir = Path(config.out_dir)
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise AdainError(f"{self.out_dir}: exists and is not a directory (--out-dir)")
