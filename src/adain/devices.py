@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import platform
 from pathlib import Path
 
@@ -78,18 +81,25 @@ GLIBC_DEFAULT_MMAP_CEILING = 32 * 2**20  # the highest the dynamic threshold goe
 KEEP_FREED_UP_TO = 2**30
 
 
+@functools.cache
+def glibc() -> ctypes.CDLL | None:
+    """The C library where it is glibc (whose malloc the functions here tune), else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
 def keep_freed_memory(keep: bool = True) -> bool:
     """Let glibc keep freed blocks up to 1 GiB for reuse (``keep``), or put the threshold back at
     glibc's own ceiling (32 MiB). The process's memory then stays near its peak instead of being
-    returned between steps: right for a training loop, which needs that peak every step. Returns
-    whether it took effect (Linux with glibc only; elsewhere nothing changes)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    returned between steps: right for a training loop, which needs that peak every step (inference
+    under a memory budget trims instead, ``tiling.release_freed_memory``). Returns whether it took
+    effect (glibc only; elsewhere nothing changes)."""
+    libc = glibc()
+    if libc is None:
         return False
     threshold = KEEP_FREED_UP_TO if keep else GLIBC_DEFAULT_MMAP_CEILING
     trim = KEEP_FREED_UP_TO if keep else 2 * GLIBC_DEFAULT_MMAP_CEILING

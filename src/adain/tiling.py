@@ -10,9 +10,6 @@ out as they would from the whole image.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .devices import glibc
 from .errors import AdainError
 from .nets import EPS, Stats, std_from_sums
 
@@ -116,15 +114,6 @@ def auto_tile(height: int, width: int, max_memory_mb: float, extra_mb: float = 0
     return side
 
 
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    libc = ctypes.util.find_library("c")
-    try:
-        return ctypes.CDLL(libc).malloc_trim if libc else None
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        return None
-
-
 def release_freed_memory() -> None:
     """Give the heap pages that freed tensors left behind back to the system (glibc only).
 
@@ -132,9 +121,9 @@ def release_freed_memory() -> None:
     mapped; over the dozens of tiles of a large image the resident size crept up by hundreds of MB
     over the budget (``benchmarks/memory.py``). Trimming after each tile costs about a millisecond.
     """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    libc = glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 class RegionStats:
