@@ -421,6 +421,7 @@ def test_ablate_trains_and_evaluates_every_variant(dataset, tmp_path, capsys):
         row["iterations"] == 2 and row["content_loss"] > 0 and row["style_loss"] > 0 for row in table.values()
     )
     assert table["content-target-fc"]["content_target"] == "fc"
+    assert all(row["train_style_loss"] > 0 and row["train_from_iteration"] == 2 for row in table.values())
     assert "| decoder-instancenorm | t | instance | 2 |" in (out / "ablation.md").read_text()
     from PIL import Image
 

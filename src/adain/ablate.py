@@ -49,9 +49,10 @@ def ablate(
         decoder.load_state_dict(trainer.decoder.state_dict())
         stylizer = Stylizer(encoder, decoder, trainer.device, encoder_weights=encoder_weights)
         results = evaluate(stylizer, eval_contents, eval_styles, ["adain"], size, progress)
-        table[name] = {**summarize(results)["adain"], **VARIANTS[name], "iterations": trainer.iteration}
-        stylizers[name] = stylizer
         logs[name] = read_log(Path(config.out_dir) / "log.csv")
+        table[name] = {**summarize(results)["adain"], **VARIANTS[name], "iterations": trainer.iteration,
+                       **late_training_losses(logs[name])}  # fmt: skip
+        stylizers[name] = stylizer
     files.write_text(out_dir / "ablation.json", json.dumps(table, indent=2) + "\n")
     files.write_text(out_dir / "ablation.md", markdown_table(table))
     image = grid(stylizers, eval_contents[:2], eval_styles[:2], size)
@@ -61,15 +62,33 @@ def ablate(
     return table
 
 
+def late_training_losses(log: list[dict[str, float]]) -> dict[str, float]:
+    """The mean training losses over the last third of a run (the paper's Fig. 5 read as numbers;
+    single batches are too noisy to compare)."""
+    last = log[-1]["iteration"] if log else 0
+    rows = [r for r in log if r["iteration"] > last * 2 / 3] or log
+    if not rows:
+        return {}
+    return {"train_content_loss": sum(r["content"] for r in rows) / len(rows),
+            "train_style_loss": sum(r["style"] for r in rows) / len(rows),
+            "train_from_iteration": int(rows[0]["iteration"])}  # fmt: skip
+
+
 def markdown_table(table: dict[str, dict]) -> str:
+    """Evaluation losses, and where the run logged them, the training losses of its last third."""
     lines = [
-        "| variant | content target | decoder norm | iterations | content loss | style loss |",
-        "|---|---|---|---:|---:|---:|",
+        "| variant | content target | decoder norm | iterations | content loss | style loss "
+        "| training content loss, last third | training style loss, last third |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for name, row in table.items():
+        late = [
+            f"{row[key]:.3f}" if key in row else "—" for key in ("train_content_loss", "train_style_loss")
+        ]
         lines.append(
             f"| {name} | {row['content_target']} | {row['decoder_norm']} | {row['iterations']} | "
-            f"{row['content_loss']:.3f} ± {row['content_loss_std']:.3f} | {row['style_loss']:.3f} ± {row['style_loss_std']:.3f} |"
+            f"{row['content_loss']:.3f} ± {row['content_loss_std']:.3f} | {row['style_loss']:.3f} ± {row['style_loss_std']:.3f} "
+            f"| {late[0]} | {late[1]} |"
         )
     return "\n".join(lines) + "\n"
 
