@@ -10,8 +10,9 @@
 # iterations, from the shipped decoder. Why (docs/training-recipes.md): the shipped decoder's own
 # 256 px recipe has stopped paying (resumed with its optimiser state to 44,585 iterations it moved
 # the 256 x 256 losses by under 1 %; restarted at 4.5e-5 it was +12 % style at 512 x 512 after 2,500),
-# while at 859 iterations this recipe was within 2 % of the shipped decoder and had not yet been run
-# long enough to say where it goes. RECIPE=continue is the 256 px recipe at lr 1e-5 (stopped at 750).
+# while at 859 iterations this recipe was within 2 % of the shipped decoder. Session 10 ran it to
+# 2,892 iterations: still +2.0 % content, +4.9 % style at 512 x 512 (stalled; docs/training-recipes.md
+# "Next" says which lever to change). RECIPE=continue is the 256 px recipe at lr 1e-5 (stopped at 764).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}
