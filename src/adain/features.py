@@ -32,8 +32,8 @@ from .tiling import STRIDE
 
 FORMAT = "adain-features-2"  # 2: style statistics per crop, (N, K, 960)
 TAP_CHANNELS = (64, 128, 256, 512)  # relu1_1, relu2_1, relu3_1, relu4_1
-TAP_STRIDES = (1, 2, 4, 8)  # their positions per image pixel, the other way round
-STYLE_CROPS = 16  # style crops kept per style image: 8,000 targets for train512's 519 styles
+TAP_STRIDES = (1, 2, 4, 8)  # image pixels per position of each tap, along each side
+STYLE_CROPS = 16  # style crops kept per style image: 8,304 targets for train512's 519 styles
 Encode = Callable[[Tensor], Tensor]  # (1, 3, H, W) image -> relu4_1 features
 Taps = Callable[[Tensor], list[Tensor]]  # (1, 3, H, W) image -> the four style taps
 
@@ -85,7 +85,9 @@ def crop_corners(height: int, width: int, crop_size: int, count: int, seed: int)
              step * int(torch.randint(cols, (1,), generator=generator))) for _ in range(count)]  # fmt: skip
 
 
-def tap_statistics(style_taps: Sequence[Tensor], corners: Sequence[tuple[int, int]] | None, crop_size: int):
+def tap_statistics(
+    style_taps: Sequence[Tensor], corners: Sequence[tuple[int, int]] | None, crop_size: int
+) -> tuple[Tensor, Tensor]:
     """(mean, std), each (K, 960): the statistics of each crop at ``corners`` of the four taps of one
     image, cut from the taps (in feature space), or with ``corners`` None of the whole taps (K = 1)."""
     means, stds = [], []
