@@ -1,48 +1,66 @@
-"""``keep_freed_memory``: glibc serves large blocks from its heap instead of mapping each afresh."""
+"""``keep_freed_memory``: glibc serves large blocks from its heap instead of mapping each afresh.
 
-import ctypes
+Each check runs in a fresh interpreter: in the test process, free chunks left by earlier tests
+(a trainer keeps up to 1 GiB) could serve a block whatever the threshold says.
+"""
+
+import json
 import platform
+import subprocess
+import sys
+import textwrap
 
 import pytest
-import torch
-
-from adain.devices import keep_freed_memory
-from adain.train import TrainConfig, Trainer
 
 from .conftest import SHARED_VGG, make_image
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+BLOCK = 64 * 2**20  # a float32 4 x 64 x 256 x 256 activation
 
+MEASURE = textwrap.dedent(
+    """
+    import ctypes, json, sys
+    import torch
+    from adain.devices import keep_freed_memory
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                 "keepcost")]  # fmt: skip
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                    "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
-
-def mapped_bytes() -> int:
-    """Bytes glibc holds in blocks it mapped on their own (``mallinfo2().hblkhd``)."""
     libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = _MallInfo2
-    return libc.mallinfo2().hblkhd
+    libc.mallinfo2.restype = MallInfo2
+
+    def newly_mapped(size):
+        '''Bytes glibc mapped on their own (mallinfo2().hblkhd) for one block of ``size``.'''
+        before = libc.mallinfo2().hblkhd
+        block = torch.empty(size, dtype=torch.uint8)
+        mapped = libc.mallinfo2().hblkhd - before
+        del block
+        return mapped
+    """
+)
+
+
+def measure(body: str) -> dict:
+    """Run ``body`` after ``MEASURE`` in a fresh interpreter; what it prints last, as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE + textwrap.dedent(body)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
 def test_large_blocks_come_from_the_heap_only_while_freed_memory_is_kept():
-    size = 64 * 2**20  # a float32 4 x 64 x 256 x 256 activation
-    try:
-        assert keep_freed_memory(False)
-        before = mapped_bytes()
-        block = torch.empty(size, dtype=torch.uint8)
-        assert mapped_bytes() - before >= size  # mapped on its own, unmapped when freed
-        del block
-        assert keep_freed_memory(True)
-        before = mapped_bytes()
-        block = torch.empty(size, dtype=torch.uint8)
-        assert mapped_bytes() - before < size  # from the heap, kept there when freed
-        del block
-    finally:
-        keep_freed_memory(False)
+    found = measure(
+        f"""
+        default = (keep_freed_memory(False), newly_mapped({BLOCK}))
+        kept = (keep_freed_memory(True), newly_mapped({BLOCK}))
+        print(json.dumps({{"default": default, "kept": kept}}))
+        """
+    )
+    assert found["default"][0] and found["default"][1] >= BLOCK  # mapped on its own, unmapped when freed
+    assert found["kept"][0] and found["kept"][1] < BLOCK  # from the heap, kept there when freed
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
@@ -51,14 +69,14 @@ def test_a_cpu_trainer_keeps_freed_memory(tmp_path):
         (tmp_path / folder).mkdir()
         for i in range(2):
             make_image(tmp_path / folder / f"{i}.png", (40, 40), seed=i)
-    keep_freed_memory(False)
-    try:
-        vgg = str(SHARED_VGG) if SHARED_VGG.is_file() else None
-        Trainer(TrainConfig(str(tmp_path / "c"), str(tmp_path / "s"), str(tmp_path / "run"), batch_size=2, vgg=vgg,
-                            device="cpu", workers=0), progress=False)  # fmt: skip
-        before = mapped_bytes()
-        block = torch.empty(64 * 2**20, dtype=torch.uint8)
-        assert mapped_bytes() - before < 64 * 2**20
-        del block
-    finally:
+    vgg = str(SHARED_VGG) if SHARED_VGG.is_file() else None
+    found = measure(
+        f"""
+        from adain.train import TrainConfig, Trainer
         keep_freed_memory(False)
+        Trainer(TrainConfig({str(tmp_path / "c")!r}, {str(tmp_path / "s")!r}, {str(tmp_path / "run")!r},
+                            batch_size=2, vgg={vgg!r}, device="cpu", workers=0), progress=False)
+        print(json.dumps({{"mapped": newly_mapped({BLOCK})}}))
+        """
+    )
+    assert found["mapped"] < BLOCK
