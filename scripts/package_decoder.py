@@ -20,7 +20,7 @@ from pathlib import Path
 from adain import weights
 from adain.nets import Decoder
 from adain.plots import plot_training_curves
-from adain.train import load_checkpoint_file, read_log
+from adain.train import load_checkpoint_file, read_log, style_targets_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,8 +60,7 @@ def main() -> None:
             )
         },  # fmt: skip
         "data": f"{config['content_dir']} + {config['style_dir']}",
-        # runs from before --style-targets: whole-image targets whenever they used the cache
-        "style_targets": config.get("style_targets", "whole" if config.get("feature_cache") else "crops"),
+        "style_targets": style_targets_of(config),
         "warmup": config.get("warmup", 0),
     }
     weights.export_decoder(decoder, args.out, meta, half=True)

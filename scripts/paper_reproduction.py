@@ -168,13 +168,15 @@ def main() -> None:
 
 
 CLEAR = 0.05  # a relative difference under 5 % is read as no difference at these budgets
+LOSS_NAMES = {"content_loss": "content loss", "style_loss": "style loss",
+              "train_content_loss": "training content loss", "train_style_loss": "training style loss"}  # fmt: skip
 
 
 def _change(value: float, base: float) -> str:
     return f"{value:.3f} vs {base:.3f} ({(value - base) / base:+.0%})"
 
 
-def _worse(value: float, base: float) -> int:
+def _direction(value: float, base: float) -> int:
     """+1 clearly higher, -1 clearly lower, 0 within ``CLEAR`` of ``base``."""
     return 0 if abs(value - base) <= CLEAR * base else (1 if value > base else -1)
 
@@ -186,11 +188,11 @@ def ablation_findings(table: dict[str, dict]) -> list[str]:
     lines = []
     t, fc = table.get("adain"), table.get("content-target-fc")
     if t and fc:
-        verdicts = [_worse(t[k], fc[k]) for k in ("content_loss", "style_loss")]
+        verdicts = [_direction(t[k], fc[k]) for k in ("content_loss", "style_loss")]
         text = (f"- Content target t against f(c), evaluation: content loss {_change(t['content_loss'], fc['content_loss'])}, "
                 f"style loss {_change(t['style_loss'], fc['style_loss'])}")  # fmt: skip
         if "train_style_loss" in t and "train_style_loss" in fc:
-            verdicts.append(_worse(t["train_style_loss"], fc["train_style_loss"]))
+            verdicts.append(_direction(t["train_style_loss"], fc["train_style_loss"]))
             text += (
                 f"; training style loss, last third: {_change(t['train_style_loss'], fc['train_style_loss'])}"
             )
@@ -209,11 +211,11 @@ def ablation_findings(table: dict[str, dict]) -> list[str]:
         keys = ["content_loss", "style_loss"] + [
             k for k in ("train_content_loss", "train_style_loss") if k in row and k in t
         ]
-        verdicts = [_worse(row[k], t[k]) for k in keys]
-        names = {"content_loss": "content loss", "style_loss": "style loss",
-                 "train_content_loss": "training content loss", "train_style_loss": "training style loss"}  # fmt: skip
-        text = f"- {label} in the decoder: " + ", ".join(f"{names[k]} {_change(row[k], t[k])}" for k in keys)
-        higher = [names[k] for k, v in zip(keys, verdicts, strict=True) if v > 0]
+        verdicts = [_direction(row[k], t[k]) for k in keys]
+        text = f"- {label} in the decoder: " + ", ".join(
+            f"{LOSS_NAMES[k]} {_change(row[k], t[k])}" for k in keys
+        )
+        higher = [LOSS_NAMES[k] for k, v in zip(keys, verdicts, strict=True) if v > 0]
         if all(v >= 0 for v in verdicts) and higher:
             text += f": it hurts ({', '.join(higher)} more than 5 % higher, the rest within 5 %), as in the paper."
         elif all(v == 0 for v in verdicts):

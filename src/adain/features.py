@@ -32,7 +32,7 @@ from .tiling import STRIDE
 
 FORMAT = "adain-features-2"  # 2: style statistics per crop, (N, K, 960)
 TAP_CHANNELS = (64, 128, 256, 512)  # relu1_1, relu2_1, relu3_1, relu4_1
-TAP_STRIDES = (1, 2, 4, 8)  # image pixels per position of each tap, along each side
+TAP_STRIDES = (1, 2, 4, STRIDE)  # image pixels per position of each tap, along each side
 STYLE_CROPS = 16  # style crops kept per style image: 8,304 targets for train512's 519 styles
 Encode = Callable[[Tensor], Tensor]  # (1, 3, H, W) image -> relu4_1 features
 Taps = Callable[[Tensor], list[Tensor]]  # (1, 3, H, W) image -> the four style taps
@@ -79,10 +79,9 @@ def crop_corners(height: int, width: int, crop_size: int, count: int, seed: int)
     """``count`` seeded (top, left) corners of ``crop_size`` px crops inside a ``height`` x ``width``
     image, on multiples of 8 so that every tap's crop starts on one of its positions."""
     generator = torch.Generator().manual_seed(seed)
-    step = TAP_STRIDES[-1]
-    rows, cols = (max(0, extent - crop_size) // step + 1 for extent in (height, width))
-    return [(step * int(torch.randint(rows, (1,), generator=generator)),
-             step * int(torch.randint(cols, (1,), generator=generator))) for _ in range(count)]  # fmt: skip
+    rows, cols = (max(0, extent - crop_size) // STRIDE + 1 for extent in (height, width))
+    return [(STRIDE * int(torch.randint(rows, (1,), generator=generator)),
+             STRIDE * int(torch.randint(cols, (1,), generator=generator))) for _ in range(count)]  # fmt: skip
 
 
 def tap_statistics(

@@ -372,8 +372,8 @@ class Trainer:
         self.iteration = int(ckpt["iteration"])
         set_rng_state(ckpt["rng"])
         before, now = ckpt.get("config", {}), asdict(self.config)
-        if "style_targets" not in before and "feature_cache" in before:  # runs from before the flag
-            before["style_targets"] = "whole" if before["feature_cache"] else "crops"
+        if "feature_cache" in before:
+            before["style_targets"] = style_targets_of(before)
         changed = [f"--{key.replace('_', '-')} {before[key]} -> {now[key]}" for key in RECIPE
                    if key in before and before[key] != now[key]]  # fmt: skip
         if changed:  # allowed (a lower lr to finish, a bigger batch on a GPU), but never unnoticed
@@ -533,6 +533,12 @@ class Trainer:
 
 SITTING_FIELDS = ["started", "from_iteration", "to_iteration", "seconds", "ended", "device", "precision",
                   "command"]  # fmt: skip
+
+
+def style_targets_of(config: dict) -> str:
+    """A run's ``style_targets`` from its saved config; runs from before the flag used whole-image
+    targets whenever they used the feature cache, and crop targets otherwise."""
+    return config.get("style_targets", "whole" if config.get("feature_cache") else "crops")
 
 
 def read_log(path: str | Path, offset: int = 0) -> list[dict[str, float]]:
