@@ -25,12 +25,21 @@ continue)
     recipe=(--content-dir "$SHARED/data/content/train" --style-dir "$SHARED/data/style/train"
         --load-size 256 --crop-size 128 --batch-size 4 --lr 1e-5 --lr-decay 5e-6 --warmup 200
         --seed 3 --max-iter 100000 --save-every 500 --image-every 2000) ;;
+cached512)
+    # the crop512 recipe on the cheaper cached step (the style targets still from 256 px crops, 16 per
+    # style image cut from one encoding), with the style weight as a lever: STYLE_WEIGHT (default 20)
+    STYLE_WEIGHT=${STYLE_WEIGHT:-20}
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-cached-crop-c256-lr5e-5-sw$STYLE_WEIGHT}
+    recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
+        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200
+        --style-weight "$STYLE_WEIGHT" --feature-cache "$ADAIN_HOME/features" --ema 0.999
+        --max-iter 20000 --save-every 250 --image-every 1000) ;;
 crop512)
     RUN=${RUN:-$ADAIN_HOME/runs/q512-crop-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200
-        --max-iter 20000 --save-every 250 --image-every 1000) ;;
-*) echo "RECIPE must be continue or crop512, not $RECIPE" >&2; exit 2 ;;
+        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
+*) echo "RECIPE must be cached512, crop512 or continue, not $RECIPE" >&2; exit 2 ;;
 esac
 mkdir -p "$ADAIN_HOME/runs"
 start=()

@@ -2,12 +2,13 @@
 card's loss curve.
 
     python scripts/package_decoder.py runs/default [--out src/adain/decoder.safetensors]
-        [--continues EARLIER_LOG.csv --offset N]
+        [--continues EARLIER_LOG.csv --offset N] [--raw]
 
 Reads RUN/checkpoint.pt, RUN/config.json and RUN/log.csv (as written by `adain train`); writes the
 decoder, docs/model-card/loss.png and docs/model-card/train-log.csv. A run started with
 `--init-decoder` from an earlier run's decoder counts on from that run's N iterations: its log is
-shifted by N, and the plot draws the earlier log before it.
+shifted by N, and the plot draws the earlier log before it. A run trained with `--ema` ships its
+moving average of the weights (`--raw`: the weights as trained).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from adain import weights
 from adain.nets import Decoder
 from adain.plots import plot_training_curves
-from adain.train import load_checkpoint_file, read_log, style_targets_of
+from adain.train import decoder_state, load_checkpoint_file, read_log, style_targets_of
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,12 +37,15 @@ def main() -> None:
         "--continues", type=Path, help="log.csv of the run whose decoder this one started from"
     )
     parser.add_argument("--offset", type=int, default=0, help="iterations of that earlier run")
+    parser.add_argument(
+        "--raw", action="store_true", help="the weights as trained, not their moving average (--ema runs)"
+    )
     args = parser.parse_args()
 
     checkpoint = load_checkpoint_file(args.run / "checkpoint.pt")
     config = json.loads((args.run / "config.json").read_text())
     decoder = Decoder(config.get("decoder_norm", "none"))
-    decoder.load_state_dict(checkpoint["decoder"])
+    decoder.load_state_dict(decoder_state(checkpoint, averaged=not args.raw))
     meta = {
         "encoder": weights.encoder_id(config.get("vgg")),
         "iterations": args.offset + checkpoint["iteration"],
@@ -62,6 +66,9 @@ def main() -> None:
         "data": f"{config['content_dir']} + {config['style_dir']}",
         "style_targets": style_targets_of(config),
         "warmup": config.get("warmup", 0),
+        "weights": "as trained"
+        if args.raw or "averaged" not in checkpoint
+        else f"moving average, decay {config['ema']}",
     }
     weights.export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)

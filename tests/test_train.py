@@ -562,3 +562,74 @@ def test_a_cached_run_from_before_style_targets_resumes_as_whole_image_targets(d
     torch.save(checkpoint, out / "checkpoint.pt")
     with pytest.warns(UserWarning, match=r"recipe changed: --style-targets whole -> crops$"):
         assert main(train_args(dataset, out, "--max-iter", "2", "--feature-cache", cache, "--resume")) == 0
+
+
+def test_ema_is_the_moving_average_of_the_trained_weights(dataset):
+    content, style = dataset
+    config = TrainConfig(str(content), str(style), "unused", load_size=40, crop_size=32, batch_size=2,
+                         workers=0, tensorboard=False, ema=0.5, lr=1e-2,
+                         vgg=str(SHARED_VGG) if SHARED_VGG.is_file() else None)  # fmt: skip
+    trainer = Trainer(config, progress=False)
+    torch.manual_seed(0)
+    expected = None
+    for _ in range(3):
+        trainer.step(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+        trained = {k: v.detach().clone() for k, v in trainer.decoder.state_dict().items()}
+        # the first step's weights are copied; after that, halfway towards each step's weights
+        expected = trained if expected is None else {k: 0.5 * expected[k] + 0.5 * trained[k] for k in trained}
+    averaged = trainer.exported.state_dict()
+    assert all(torch.allclose(averaged[k], expected[k], atol=1e-6) for k in expected)
+    assert not all(torch.equal(averaged[k], trained[k]) for k in trained)
+
+
+def test_ema_run_exports_and_resumes_its_average(dataset, tmp_path, capsys):
+    from safetensors import safe_open
+
+    from adain.train import decoder_state, load_checkpoint_file
+
+    out = tmp_path / "run"
+    assert main(train_args(dataset, out, "--max-iter", 3, "--ema", "0.9", "--lr", "1e-2")) == 0
+    ckpt = load_checkpoint_file(out / "checkpoint.pt")
+    assert int(ckpt["averaged"]["n_averaged"]) == 3
+    assert "moving average of the weights, decay 0.9; iteration 0 of 3" in capsys.readouterr().err
+    averaged, trained = decoder_state(ckpt), decoder_state(ckpt, averaged=False)
+    exported = torch.load(out / "decoder.pth", weights_only=True)
+    assert all(torch.equal(exported[k], averaged[k]) for k in exported)
+    assert not all(torch.equal(exported[k], trained[k]) for k in exported)
+    with safe_open(str(out / "decoder.safetensors"), "pt") as f:
+        assert f.metadata()["ema"] == "0.9"
+    # resumed, the average goes on from the checkpoint's: 5 steps counted, not 2
+    assert main(train_args(dataset, out, "--max-iter", 5, "--ema", "0.9", "--lr", "1e-2", "--resume")) == 0
+    assert int(load_checkpoint_file(out / "checkpoint.pt")["averaged"]["n_averaged"]) == 5
+    # a run without one that turns it on when resumed: the recipe change is told, the average starts there
+    plain = tmp_path / "plain"
+    assert main(train_args(dataset, plain, "--max-iter", 2)) == 0
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="--ema 0.0 -> 0.9"):
+        assert main(train_args(dataset, plain, "--max-iter", 4, "--ema", "0.9", "--resume")) == 0
+    assert int(load_checkpoint_file(plain / "checkpoint.pt")["averaged"]["n_averaged"]) == 2
+
+
+@pytest.mark.parametrize("ema", ["1", "1.5"])
+def test_ema_decay_must_be_below_one(dataset, tmp_path, capsys, ema):
+    assert main(train_args(dataset, tmp_path / "run", "--max-iter", 1, "--ema", ema)) != 0
+    err = capsys.readouterr().err
+    assert "--ema must be at least 0 and below 1" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_package_decoder_ships_the_average_unless_raw(dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from adain.train import decoder_state, load_checkpoint_file
+
+    run = tmp_path / "run"
+    assert main(train_args(dataset, run, "--max-iter", 2, "--ema", "0.5", "--lr", "1e-2")) == 0
+    ckpt = load_checkpoint_file(run / "checkpoint.pt")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "package_decoder.py"
+    for flags, averaged in (([], True), (["--raw"], False)):
+        out = tmp_path / f"decoder{len(flags)}.safetensors"
+        subprocess.run([sys.executable, script, run, "--out", out, "--card", tmp_path / "card", *flags],
+                       check=True, capture_output=True)  # fmt: skip
+        shipped, wanted = load_file(out), decoder_state(ckpt, averaged)
+        assert all(torch.equal(shipped[k], wanted[k].half()) for k in shipped)

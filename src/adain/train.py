@@ -2,7 +2,8 @@
 
 L = content_weight * L_c + style_weight * L_s (the losses in ``losses.py``),
 Adam at lr / (1 + lr_decay * iteration), optionally ramped up linearly over the first `warmup`
-iterations (fine-tuning a trained decoder with a fresh Adam state).
+iterations (fine-tuning a trained decoder with a fresh Adam state), and optionally an exponential
+moving average of the decoder's weights (`ema`), which is then what the run exports.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import Tensor
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import defaults, features, files, images, weights
 from .data import ImageDataset, endless
@@ -64,13 +66,14 @@ class TrainConfig:
     init_decoder: str | None = None  # start from these weights instead of random ones
     feature_cache: str | None = None  # encoder features of the training images kept here (features.py)
     style_targets: Literal["crops", "whole"] = "crops"  # whole: the whole style image's (needs the cache)
+    ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
 
 
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
-          "content_target", "seed", "feature_cache", "style_targets")  # fmt: skip
+          "content_target", "seed", "feature_cache", "style_targets", "ema")  # fmt: skip
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -261,6 +264,15 @@ class Trainer:
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.autocast_dtype = pick_precision(config.precision, self.device)
+        if not 0 <= config.ema < 1:
+            raise AdainError(
+                f"--ema must be at least 0 and below 1 (a decay such as 0.999), got {config.ema}"
+            )
+        # the moving average starts as a copy of the weights at the first step it sees (a run that
+        # switches it on when resumed averages from there)
+        self.averaged = (
+            AveragedModel(self.decoder, multi_avg_fn=get_ema_multi_avg_fn(config.ema)) if config.ema else None
+        )
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler passes through)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
@@ -292,6 +304,7 @@ class Trainer:
             f"{self.content.total:,} content and {self.style.total:,} style images; "
             f"batch {cfg.batch_size}{processes} of {cfg.crop_size} px crops"
             f"{f' of cached features, style targets from {targets}' if self.cached else ''}; "
+            f"{f'moving average of the weights, decay {cfg.ema:g}; ' if cfg.ema else ''}"
             f"iteration {self.iteration:,} of {cfg.max_iter:,}"
         )
 
@@ -323,6 +336,11 @@ class Trainer:
     def checkpoint_path(self) -> Path:
         return self.out_dir / "checkpoint.pt"
 
+    @property
+    def exported(self) -> Decoder:
+        """The weights this run exports: the moving average with ``ema``, else the trained ones."""
+        return self.averaged.module if self.averaged is not None else self.decoder  # type: ignore[return-value]
+
     def lr_at(self, iteration: int) -> float:
         return learning_rate(self.config, iteration)
 
@@ -335,6 +353,7 @@ class Trainer:
         save_checkpoint_file(
             {
                 "decoder": self.decoder.state_dict(),
+                **({"averaged": self.averaged.state_dict()} if self.averaged is not None else {}),
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "iteration": self.iteration,
@@ -362,6 +381,8 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             if "scaler" in ckpt:
                 self.scaler.load_state_dict(ckpt["scaler"])
+            if self.averaged is not None and "averaged" in ckpt:
+                self.averaged.load_state_dict(ckpt["averaged"])
         except pickle.UnpicklingError:
             raise AdainError(
                 f"cannot resume from {self.checkpoint_path}: it holds pickled objects other than tensors and "
@@ -401,6 +422,10 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.decoder)
+            for kept, running in zip(self.averaged.module.buffers(), self.decoder.buffers(), strict=True):
+                kept.copy_(running)  # batch-norm statistics: the current ones, not averaged
         self.iteration += 1
         total, content_part, style_part = torch.stack([loss, loss_c, loss_s]).float().tolist()  # one sync
         return total, content_part, style_part
@@ -418,16 +443,15 @@ class Trainer:
             return torch.cat([images.load_square(path, size) for path in data.files[:n]]).to(self.device)
 
         contents, styles = fixed(self.content), fixed(self.style)
-        was_training = self.decoder.training
-        self.decoder.eval()
+        decoder = self.exported
+        was_training = decoder.training
+        decoder.eval()
         encoder = self.model.encoder
         rows = [torch.cat([torch.ones_like(contents[:1]), *styles.split(1)], dim=3)]
         for content in contents.split(1):
-            outs = [
-                self.decoder(adain(encoder(content), encoder(style))).clamp(0, 1) for style in styles.split(1)
-            ]
+            outs = [decoder(adain(encoder(content), encoder(style))).clamp(0, 1) for style in styles.split(1)]
             rows.append(torch.cat([content, *outs], dim=3))
-        self.decoder.train(was_training)
+        decoder.train(was_training)
         return torch.cat(rows, dim=2)[0].float().cpu()
 
     def run(self, time_limit: float | None = None) -> Path | None:
@@ -507,11 +531,12 @@ class Trainer:
             "batch_size": str(cfg.batch_size * self.dist.world),
             "content_target": cfg.content_target,
             "skipped_images": str(self.skipped),
+            **({"ema": str(cfg.ema)} if cfg.ema else {}),
         }
         exported = self.out_dir / "decoder.safetensors"
         if self.dist.is_main:
-            weights.export_decoder(self.decoder, self.out_dir / "decoder.pth")
-            weights.export_decoder(self.decoder, exported, meta)
+            weights.export_decoder(self.exported, self.out_dir / "decoder.pth")
+            weights.export_decoder(self.exported, exported, meta)
         self.dist.barrier()
         self.dist.stop()
         return exported
@@ -533,6 +558,15 @@ class Trainer:
 
 SITTING_FIELDS = ["started", "from_iteration", "to_iteration", "seconds", "ended", "device", "precision",
                   "command"]  # fmt: skip
+
+
+def decoder_state(checkpoint: dict, averaged: bool = True) -> dict[str, Tensor]:
+    """A checkpoint's decoder weights: the moving average where the run kept one (``--ema``) and
+    ``averaged`` is true, else the weights as trained."""
+    if averaged and "averaged" in checkpoint:
+        prefix = "module."  # AveragedModel holds the decoder as .module, beside its step count
+        return {k.removeprefix(prefix): v for k, v in checkpoint["averaged"].items() if k.startswith(prefix)}
+    return checkpoint["decoder"]
 
 
 def style_targets_of(config: dict) -> str:
