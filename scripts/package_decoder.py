@@ -2,12 +2,12 @@
 card's loss curve.
 
     python scripts/package_decoder.py runs/default [--out src/adain/decoder.safetensors]
-        [--continues EARLIER_LOG.csv --offset N] [--raw]
+        [--continues EARLIER_LOG.csv ... --offset N] [--raw]
 
 Reads RUN/checkpoint.pt, RUN/config.json and RUN/log.csv (as written by `adain train`); writes the
 decoder, docs/model-card/loss.png and docs/model-card/train-log.csv. A run started with
 `--init-decoder` from an earlier run's decoder counts on from that run's N iterations: its log is
-shifted by N, and the plot draws the earlier log before it. A run trained with `--ema` ships its
+shifted by N, and the plot draws the earlier logs (each --continues, oldest first) before it. A run trained with `--ema` ships its
 moving average of the weights (`--raw`: the weights as trained).
 """
 
@@ -34,7 +34,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "src" / "adain" / weights.PACKAGED_DECODER)
     parser.add_argument("--card", type=Path, default=ROOT / "docs" / "model-card")
     parser.add_argument(
-        "--continues", type=Path, help="log.csv of the run whose decoder this one started from"
+        "--continues",
+        type=Path,
+        action="append",
+        default=[],
+        help="log.csv of the run whose decoder this one started from (again for each earlier stage, oldest first)",
     )
     parser.add_argument("--offset", type=int, default=0, help="iterations of that earlier run")
     parser.add_argument(
@@ -77,7 +81,7 @@ def main() -> None:
         writer = csv.DictWriter(f, fieldnames=list(log[0]))
         writer.writeheader()
         writer.writerows(log)
-    stages = ([read_log(args.continues)] if args.continues else []) + [log]
+    stages = [read_log(path) for path in args.continues] + [log]
     plot_training_curves({f"stage {n}": rows for n, rows in enumerate(stages, 1)}, args.card / "loss.png")
     total = args.offset + checkpoint["iteration"]
     print(f"{args.out} ({args.out.stat().st_size / 2**20:.1f} MiB), iteration {total}")

@@ -627,9 +627,20 @@ def test_package_decoder_ships_the_average_unless_raw(dataset, tmp_path):
     assert main(train_args(dataset, run, "--max-iter", 2, "--ema", "0.5", "--lr", "1e-2")) == 0
     ckpt = load_checkpoint_file(run / "checkpoint.pt")
     script = Path(__file__).resolve().parents[1] / "scripts" / "package_decoder.py"
-    for flags, averaged in (([], True), (["--raw"], False)):
+    earlier = [
+        "--continues",
+        run / "log.csv",
+        "--continues",
+        run / "log.csv",
+        "--offset",
+        "4",
+    ]  # two stages before
+    for flags, averaged in (([], True), (["--raw", *earlier], False)):
         out = tmp_path / f"decoder{len(flags)}.safetensors"
         subprocess.run([sys.executable, script, run, "--out", out, "--card", tmp_path / "card", *flags],
                        check=True, capture_output=True)  # fmt: skip
         shipped, wanted = load_file(out), decoder_state(ckpt, averaged)
         assert all(torch.equal(shipped[k], wanted[k].half()) for k in shipped)
+        assert (tmp_path / "card" / "loss.png").stat().st_size > 1000
+    card_log = (tmp_path / "card" / "train-log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in card_log[1:]] == ["5", "6"]  # this run's, counted on from 4
