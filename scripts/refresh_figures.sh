@@ -18,6 +18,7 @@ step $PY scripts/make_seam_crop.py
 step $PY scripts/make_video_strip.py
 step $PY scripts/make_temporal_strip.py
 step $PY scripts/paper_reproduction.py --work "$ADAIN_HOME/reproduction"
-# the page's screenshot is taken by its browser test (needs `npm ci` and a Chromium, as scripts/test.sh sets up)
-step env ADAIN_UPDATE_SCREENSHOTS=1 $PY -m pytest -q tests/test_browser.py -k canonical_sample
+# the page's screenshot is taken by its browser test, with the shipped weights rather than the tests' random
+# decoder (needs `npm ci` and a Chromium, as scripts/test.sh sets up)
+step env ADAIN_UPDATE_SCREENSHOTS=1 ADAIN_BROWSER_DEFAULT_WEIGHTS=1 $PY -m pytest -q tests/test_browser.py -k canonical_sample
 echo "== done ($(date +%T)): review the pictures, then commit them with the decoder and docs/MODEL_CARD.md"
