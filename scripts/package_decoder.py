@@ -49,7 +49,8 @@ def main() -> None:
     checkpoint = load_checkpoint_file(args.run / "checkpoint.pt")
     config = json.loads((args.run / "config.json").read_text())
     decoder = Decoder(config.get("decoder_norm", "none"))
-    decoder.load_state_dict(decoder_state(checkpoint, averaged=not args.raw))
+    averaged = not args.raw and "averaged" in checkpoint  # decided once: the weights and their label
+    decoder.load_state_dict(decoder_state(checkpoint, averaged))
     meta = {
         "encoder": weights.encoder_id(config.get("vgg")),
         "iterations": args.offset + checkpoint["iteration"],
@@ -70,9 +71,7 @@ def main() -> None:
         "data": f"{config['content_dir']} + {config['style_dir']}",
         "style_targets": style_targets_of(config),
         "warmup": config.get("warmup", 0),
-        "weights": "as trained"
-        if args.raw or "averaged" not in checkpoint
-        else f"moving average, decay {config['ema']}",
+        "weights": f"moving average, decay {config['ema']}" if averaged else "as trained",
     }
     weights.export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)
