@@ -21,7 +21,7 @@ from pathlib import Path
 from adain import weights
 from adain.nets import Decoder
 from adain.plots import plot_training_curves
-from adain.train import decoder_state, load_checkpoint_file, read_log, style_targets_of
+from adain.train import decoder_state, load_checkpoint_file, read_log, style_targets_of, weights_label
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +71,7 @@ def main() -> None:
         "data": f"{config['content_dir']} + {config['style_dir']}",
         "style_targets": style_targets_of(config),
         "warmup": config.get("warmup", 0),
-        "weights": f"moving average, decay {config['ema']}" if averaged else "as trained",
+        "weights": weights_label(config["ema"] if averaged else None),
     }
     weights.export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)

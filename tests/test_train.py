@@ -597,7 +597,7 @@ def test_ema_run_exports_and_resumes_its_average(dataset, tmp_path, capsys):
     assert all(torch.equal(exported[k], averaged[k]) for k in exported)
     assert not all(torch.equal(exported[k], trained[k]) for k in exported)
     with safe_open(str(out / "decoder.safetensors"), "pt") as f:
-        assert f.metadata()["ema"] == "0.9"
+        assert f.metadata()["weights"] == "moving average, decay 0.9"
     # resumed, the average goes on from the checkpoint's: 5 steps counted, not 2
     assert main(train_args(dataset, out, "--max-iter", 5, "--ema", "0.9", "--lr", "1e-2", "--resume")) == 0
     assert int(load_checkpoint_file(out / "checkpoint.pt")["averaged"]["n_averaged"]) == 5
@@ -619,6 +619,7 @@ def test_ema_decay_must_be_below_one(dataset, tmp_path, capsys, ema):
 
 
 def test_package_decoder_ships_the_average_unless_raw(dataset, tmp_path):
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from adain.train import decoder_state, load_checkpoint_file
@@ -641,6 +642,8 @@ def test_package_decoder_ships_the_average_unless_raw(dataset, tmp_path):
                        check=True, capture_output=True)  # fmt: skip
         shipped, wanted = load_file(out), decoder_state(ckpt, averaged)
         assert all(torch.equal(shipped[k], wanted[k].half()) for k in shipped)
+        with safe_open(str(out), "pt") as f:  # labelled as the trainer's own export labels it
+            assert f.metadata()["weights"] == ("moving average, decay 0.5" if averaged else "as trained")
         assert (tmp_path / "card" / "loss.png").stat().st_size > 1000
     card_log = (tmp_path / "card" / "train-log.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in card_log[1:]] == ["5", "6"]  # this run's, counted on from 4

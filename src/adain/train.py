@@ -531,7 +531,7 @@ class Trainer:
             "batch_size": str(cfg.batch_size * self.dist.world),
             "content_target": cfg.content_target,
             "skipped_images": str(self.skipped),
-            **({"ema": str(cfg.ema)} if cfg.ema else {}),
+            "weights": weights_label(cfg.ema),
         }
         exported = self.out_dir / "decoder.safetensors"
         if self.dist.is_main:
@@ -567,6 +567,13 @@ def decoder_state(checkpoint: dict, averaged: bool = True) -> dict[str, Tensor]:
         prefix = "module."  # AveragedModel holds the decoder as .module, beside its step count
         return {k.removeprefix(prefix): v for k, v in checkpoint["averaged"].items() if k.startswith(prefix)}
     return checkpoint["decoder"]
+
+
+def weights_label(ema: float | None) -> str:
+    """How an exported decoder's weights were taken, under the metadata key ``weights``: the one
+    wording for the trainer's export and ``scripts/package_decoder.py``. ``ema``: the decay of the
+    moving average exported, or None/0 for the weights as trained."""
+    return f"moving average, decay {ema:g}" if ema else "as trained"
 
 
 def style_targets_of(config: dict) -> str:
