@@ -80,3 +80,48 @@ def test_a_cpu_trainer_keeps_freed_memory(tmp_path):
         """
     )
     assert found["mapped"] < BLOCK
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_freed_memory_is_kept_only_inside_the_block_and_nested_blocks_count():
+    found = measure(
+        f"""
+        from adain.devices import freed_memory_kept
+        with freed_memory_kept():
+            with freed_memory_kept():
+                inner = newly_mapped({BLOCK})
+            outer = newly_mapped({BLOCK})  # the inner block's end leaves the outer one's setting
+        after = newly_mapped({BLOCK})
+        keep_freed_memory(True)  # a trainer's, for good: a block's end leaves it
+        with freed_memory_kept():
+            pass
+        trainer = newly_mapped({BLOCK})
+        keep_freed_memory(False)  # never, not even inside a block
+        with freed_memory_kept():
+            never = newly_mapped({BLOCK})
+        print(json.dumps({{"inner": inner, "outer": outer, "after": after, "trainer": trainer, "never": never}}))
+        """
+    )
+    assert found["inner"] < BLOCK and found["outer"] < BLOCK and found["trainer"] < BLOCK
+    assert found["after"] >= BLOCK and found["never"] >= BLOCK
+
+
+@pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
+def test_a_stylizer_call_keeps_freed_memory_while_it_runs(tmp_path):
+    make_image(tmp_path / "c.png", (48, 40), seed=1)
+    make_image(tmp_path / "s.png", (40, 40), seed=2)
+    vgg = str(SHARED_VGG) if SHARED_VGG.is_file() else None
+    found = measure(
+        f"""
+        from adain import Stylizer
+        during = []
+        def cancelled():  # polled before each network pass, so inside the call
+            during.append(newly_mapped({BLOCK}))
+            return False
+        s = Stylizer.from_pretrained(vgg={vgg!r}, device="cpu", cancelled=cancelled)
+        s({str(tmp_path / "c.png")!r}, {str(tmp_path / "s.png")!r})
+        print(json.dumps({{"during": during, "after": newly_mapped({BLOCK})}}))
+        """
+    )
+    assert found["during"] and all(mapped < BLOCK for mapped in found["during"])
+    assert found["after"] >= BLOCK  # handed back when the call returns

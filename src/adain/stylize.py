@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from . import defaults, files, images, tiling, weights, winograd
+from . import defaults, devices, files, images, tiling, weights, winograd
 from .backend import Backend
 from .errors import AdainError, ImageError, PixelLimitError
 from .nets import Decoder, Encoder, Stats, adain_regions, mean_std
@@ -231,6 +231,7 @@ class Stylizer:
         return result
 
     @torch.inference_mode()
+    @devices.freed_memory_kept()
     def encode_style(self, style: StyleLike, size: int = 0, crop: bool = False) -> StyleCode:
         """A style's relu4_1 statistics, to reuse across many contents (see ``StyleCode``)."""
         if isinstance(style, StyleCode):
@@ -301,6 +302,7 @@ class Stylizer:
         ]
         return torch.cat(parts).clamp(0, 1)
 
+    @devices.freed_memory_kept()  # the freed heap handed back when it returns
     def _render(
         self,
         x: Tensor,
@@ -336,8 +338,6 @@ class Stylizer:
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
         out = paint(features, content_stats, labels)
-        del features
-        tiling.release_freed_memory()
         return out[..., :height, :width]
 
     def _interruptible(self, net: nn.Module) -> Callable[[Tensor], Tensor]:

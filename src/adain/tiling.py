@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .devices import glibc
+from .devices import release_freed_memory
 from .errors import AdainError
 from .nets import EPS, Stats, std_from_sums
 
@@ -112,18 +112,6 @@ def auto_tile(height: int, width: int, max_memory_mb: float, extra_mb: float = 0
             f"(needs at least {need} MB; raise --max-memory)"
         )
     return side
-
-
-def release_freed_memory() -> None:
-    """Give the heap pages that freed tensors left behind back to the system (glibc only).
-
-    Tiles of different sizes, freed from several threads, leave holes in glibc's heaps that it keeps
-    mapped; over the dozens of tiles of a large image the resident size crept up by hundreds of MB
-    over the budget (``benchmarks/memory.py``). Trimming after each tile costs about a millisecond.
-    """
-    libc = glibc()
-    if libc is not None:
-        libc.malloc_trim(0)
 
 
 class RegionStats:
