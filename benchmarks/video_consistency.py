@@ -14,6 +14,11 @@ Throughput: ``adain video`` end to end (decoding, networks, blend, encoding) on 
 1280x720 clips, plain and temporal taking turns.
 
     python benchmarks/video_consistency.py [--frames 48] [--strength 0.8] [--decoder D]
+    python benchmarks/video_consistency.py --sweep   # strength x renew on the two clips
+
+``--sweep`` measures the trade-off of ``FlowBlend``'s two settings instead: warping error and
+style loss against the plain output for strengths 0.8 / 0.7 / 0.6 and strokes renewed every 20 /
+12 / 8 frames (no timing; ``video_consistency-sweep.json``).
 
 Modes: the input itself, the plain per-frame output, ``--temporal`` and, to show why strokes are
 renewed, ``--temporal`` with its strokes never renewed (``FlowBlend(renew=0)``).
@@ -87,7 +92,7 @@ def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss) ->
         modes[label] = [blend(f, r) for f, r in zip(frames, plain, strict=True)]
     row = {"clip": name, "frames": len(frames), "size": list(frames[0].shape[1::-1]), "modes": {}}
     for mode, outputs in modes.items():
-        outputs = [np.clip(o, 0, 255).round().astype(np.uint8) for o in outputs]
+        outputs = rounded(outputs)
         row["modes"][mode] = {
             "warping_error": warping_error(outputs, flows, masks),
             "style_loss": None if mode == "input" else loss(outputs),
@@ -104,6 +109,33 @@ def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss) ->
             f"  {mode:14s} warping error {values['warping_error']:.5f} ({values['vs_plain']:.2f}x plain){sl}"
         )
     return row
+
+
+def sweep(stylizer: Stylizer, style: Path, loss: StyleLoss, frame_count: int) -> list[dict]:
+    """Warping error and style loss of ``FlowBlend`` against the plain output over its two settings."""
+    rows = []
+    for name in ("cutBunny.mp4", "sintel_gif_clip.mp4"):
+        frames = decode(VIDEOS / name, frame_count)
+        flows, masks = reference_flows(frames)
+        plain, _ = per_frame(stylizer, style, frames)
+        plain_error, plain_loss = warping_error(rounded(plain), flows, masks), loss(rounded(plain))
+        for strength in (0.8, 0.7, 0.6):
+            for renew in (20, 12, 8):
+                blend = FlowBlend(strength=strength, renew=renew)
+                out = rounded([blend(f, r) for f, r in zip(frames, plain, strict=True)])
+                row = {"clip": name, "strength": strength, "renew": renew,
+                       "warping_vs_plain": warping_error(out, flows, masks) / plain_error,
+                       "style_loss_vs_plain": loss(out) / plain_loss}  # fmt: skip
+                rows.append(row)
+                print(f"{name:20s} strength {strength:g}, renew {renew:2d}: warping error "
+                      f"{row['warping_vs_plain']:.2f}x plain, style loss {row['style_loss_vs_plain'] - 1:+.1%}",
+                      flush=True)  # fmt: skip
+    return rows
+
+
+def rounded(outputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Output frames as they are written: 8-bit."""
+    return [np.clip(o, 0, 255).round().astype(np.uint8) for o in outputs]
 
 
 def scaled_clip(source: Path, target: Path, size: tuple[int, int], frames: int) -> Path:
@@ -154,10 +186,18 @@ def main() -> None:
     parser.add_argument("--strength", type=float, default=defaults.TEMPORAL_STRENGTH)
     parser.add_argument("--fps-frames", default="12,4", help="frames timed at 640x360 and 1280x720")
     parser.add_argument("--decoder", type=Path)
+    parser.add_argument("--sweep", action="store_true", help="strength x renew instead (see above)")
     add_out_flags(parser, "video_consistency.json")
+    sweeping = parser.parse_known_args()[0].sweep  # which file --out defaults to
+    if sweeping:
+        parser.set_defaults(out=parser.get_default("out").with_name("video_consistency-sweep.json"))
     args = parse_args(parser)
     stylizer = Stylizer.from_pretrained(decoder=args.decoder)
     loss = StyleLoss(stylizer, args.style)
+    if sweeping:
+        write_results(args.out, {"style": args.style.name, "frames": args.frames,
+                                 "rows": sweep(stylizer, args.style, loss, args.frames)})  # fmt: skip
+        return
     rows = []
     for name in ("cutBunny.mp4", "sintel_gif_clip.mp4"):
         frames = decode(VIDEOS / name, args.frames)

@@ -11,10 +11,11 @@ Blending the strokes too (out = fresh + s (carried - fresh)) was measured first:
 stroke patterns that do not line up, an average of them has less contrast than either, and the
 style loss of the frames rose by 37-86 % (cutBunny, strengths 0.5-0.8). Carried whole, strokes
 stick to the surfaces they were painted on; averaging only the colours costs no texture. Carried
-forever, though, strokes stretch and blur with the motion (style loss +15.6 % after 48 frames of
-sintel; boosting their contrast back made it worse), so each cell of the picture takes fresh
-strokes once every ``renew`` frames, the cells staggered in time and moving with the picture:
-+5.7 % there, at a warping error of 0.39x the plain one (``benchmarks/video_consistency.py``).
+forever, though, strokes stretch and blur with the motion (style loss +24.5 % after 48 frames of
+sintel with the decoder shipped in session 11; boosting their contrast back made it worse), so each
+cell of the picture takes fresh strokes once every ``renew`` frames, the cells staggered in time
+and moving with the picture: +10.6 % there, at a warping error of 0.39x the plain one
+(``benchmarks/video_consistency.py``; ``--sweep`` for the trade-off of ``renew`` and strength).
 
 ``valid`` is 0 where a pixel has no reliable past: it left the frame, the forward and backward
 flows disagree (occlusion, Sundaram et al. 2010), or the input colour does not follow the flow
@@ -108,7 +109,7 @@ class FlowBlend:
     strength: weight of the carried colours where the motion is trusted (closer to 1: steadier,
         slower to follow changes of light).
     renew: frames a stroke is carried before it is painted anew (0: never). Carried on and on,
-        strokes stretch with the motion and lose the style's look (style loss +15.6 % after 48
+        strokes stretch with the motion and lose the style's look (style loss +24.5 % after 48
         frames of sintel); each cell of the picture is renewed in its own frame of every
         ``renew``, so a few cells change at a time instead of the whole frame.
     cell: side of those cells, in pixels; the cells move with the picture.
