@@ -11,7 +11,12 @@
 # moving average of the weights (--ema 0.999). Its average at 7,366 iterations is the decoder shipped
 # in session 11 (512 x 512: content 3.390, style 0.985 against 3.338 / 1.090; docs/training-recipes.md).
 # RECIPE=cached512 is the same recipe from the shipped decoder with STYLE_WEIGHT (default 20; session
-# 11 ran it to 3,847 iterations). RECIPE=continue is the 256 px recipe at lr 1e-5 (stopped at 764).
+# 11 ran it to 3,847 iterations). RECIPE=whole512 is crop512 with the style targets (and AdaIN's
+# style statistics) from the whole style image, what inference uses (session 12's comparison, with the
+# moving average: the session-8 verdict against it came from single checkpoints). RECIPE=continue is
+# the 256 px recipe at lr 1e-5 (stopped at 764).
+#
+# Two runs side by side: CORE=0 and CORE=1 pin each to one core with one thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}
@@ -33,12 +38,17 @@ cached512)
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200
         --style-weight "$STYLE_WEIGHT" --feature-cache "$ADAIN_HOME/features" --ema 0.999
         --max-iter 20000 --save-every 250 --image-every 1000) ;;
+whole512)
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-whole-c256-lr5e-5}
+    recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
+        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --style-targets whole
+        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
 crop512)
     RUN=${RUN:-$ADAIN_HOME/runs/q512-crop-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
-*) echo "RECIPE must be cached512, crop512 or continue, not $RECIPE" >&2; exit 2 ;;
+*) echo "RECIPE must be crop512, whole512, cached512 or continue, not $RECIPE" >&2; exit 2 ;;
 esac
 mkdir -p "$ADAIN_HOME/runs"
 start=()
@@ -49,6 +59,11 @@ if [ ! -f "$RUN/checkpoint.pt" ]; then
     cp src/adain/decoder.safetensors "$base"
     start=(--init-decoder "$base")
 fi
-nohup nice -n 19 .venv/bin/adain train "${recipe[@]}" --out-dir "$RUN" --resume "${start[@]}" \
+pin=()
+if [ -n "${CORE:-}" ]; then
+    export OMP_NUM_THREADS=1
+    pin=(taskset -c "$CORE")
+fi
+nohup "${pin[@]}" nice -n 19 .venv/bin/adain train "${recipe[@]}" --out-dir "$RUN" --resume "${start[@]}" \
     --time-limit "$MINUTES" -q >>"$RUN.log" 2>&1 &
 echo "training in the background (pid $!): $RUN, log $RUN.log"
