@@ -110,6 +110,12 @@ def main() -> None:
         "--ablation-eval-size", type=int, default=128, help="evaluation size (the training scale)"
     )
     parser.add_argument(
+        "--keep-ablation",
+        action="store_true",
+        help="reuse the last report's ablation (numbers.json, figures): its variants are trained from "
+        "scratch, so a new shipped decoder does not change it",
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help="rewrite the report from its numbers.json, running nothing"
     )
     args = parser.parse_args()
@@ -142,6 +148,32 @@ def main() -> None:
     speed = bench(fastest, [int(s) for s in args.bench_sizes.split(",")], runs=5, warmup=1)
 
     print("3/3 ablation", flush=True)
+    if args.keep_ablation:
+        earlier = json.loads((figures / "numbers.json").read_text())
+        table = earlier["ablation"]
+        ablation_settings = {k: v for k, v in earlier["settings"].items() if k.startswith("ablation_")}
+        ablation_settings.setdefault("ablation_date", earlier["settings"]["date"])
+    else:
+        table = train_ablation(args, contents, styles, figures)
+        ablation_settings = {
+            "ablation_iters": args.ablation_iters, "ablation_pairs": args.ablation_pairs,
+            "ablation_load_size": args.ablation_load_size, "ablation_crop_size": args.ablation_crop_size,
+            "ablation_batch_size": args.ablation_batch_size, "ablation_eval_size": args.ablation_eval_size,
+            "ablation_date": datetime.date.today().isoformat(),
+        }  # fmt: skip
+
+    settings = {"size": args.size, "gatys_iters": args.gatys_iters, "bench_sizes": args.bench_sizes,
+                **ablation_settings, "n_contents": len(contents), "n_styles": len(styles), "date": datetime.date.today().isoformat(),
+                "python": platform.python_version()}  # fmt: skip
+    numbers = {"settings": settings, "evaluation_all_pairs": full_summary, "evaluation_canonical": canonical_summary,
+               "speed": speed, "ablation": table, "decoder": decoder_meta}  # fmt: skip
+    (figures / "numbers.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    args.out.write_text(report(numbers))
+    print(f"wrote {args.out}")
+
+
+def train_ablation(args: argparse.Namespace, contents: list[Path], styles: list[Path], figures: Path) -> dict:
+    """``adain ablate`` at the flags' budget (resumed from ``--work``); its figures copied beside the report."""
     base = TrainConfig(
         content_dir=str(args.data / "content" / "train"), style_dir=str(args.data / "style" / "train"),
         out_dir=str(args.work / "ablation"), max_iter=args.ablation_iters, workers=1, seed=1,
@@ -153,18 +185,7 @@ def main() -> None:
     for figure in ("ablation_grid.jpg", "ablation_curves.png"):
         if (args.work / "ablation" / figure).is_file():  # the curves need matplotlib
             (figures / figure).write_bytes((args.work / "ablation" / figure).read_bytes())
-
-    settings = {"size": args.size, "gatys_iters": args.gatys_iters, "bench_sizes": args.bench_sizes,
-                "ablation_iters": args.ablation_iters, "ablation_pairs": args.ablation_pairs,
-                "ablation_load_size": args.ablation_load_size, "ablation_crop_size": args.ablation_crop_size,
-                "ablation_batch_size": args.ablation_batch_size, "ablation_eval_size": args.ablation_eval_size,
-                "n_contents": len(contents), "n_styles": len(styles), "date": datetime.date.today().isoformat(),
-                "python": platform.python_version()}  # fmt: skip
-    numbers = {"settings": settings, "evaluation_all_pairs": full_summary, "evaluation_canonical": canonical_summary,
-               "speed": speed, "ablation": table, "decoder": decoder_meta}  # fmt: skip
-    (figures / "numbers.json").write_text(json.dumps(numbers, indent=2) + "\n")
-    args.out.write_text(report(numbers))
-    print(f"wrote {args.out}")
+    return table
 
 
 CLEAR = 0.05  # a relative difference under 5 % is read as no difference at these budgets
@@ -302,7 +323,8 @@ def report(numbers: dict) -> str:
     lines += [
         "## Ablation (the paper's Sec. 7.1, Fig. 4 and 5)",
         "",
-        f"`adain ablate`: every variant trained from scratch with the same budget ({settings['ablation_iters']:,} "
+        f"`adain ablate` (run on {settings.get('ablation_date', settings['date'])}): every variant trained "
+        f"from scratch with the same budget ({settings['ablation_iters']:,} "
         f"iterations at batch {batch}, {crop} px crops of images with a {load} px short side, on `../shared/data`), "
         f"then evaluated on {next(iter(ablation.values()))['n_pairs']} content × style pairs at {eval_size}². "
         f"That is {budget:.2%} of the pixels the paper trains "

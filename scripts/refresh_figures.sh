@@ -7,7 +7,8 @@
 #   bash scripts/refresh_figures.sh
 #
 # The paper reproduction reads its trained ablation variants from $ADAIN_HOME/reproduction; where
-# they are missing (a new machine) it trains them first (about 21 minutes a variant on one core).
+# they are missing (a new machine) it trains them first (about 21 minutes a variant on one core);
+# KEEP_ABLATION=1 reuses the last report's ablation instead (it does not depend on the shipped decoder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}
@@ -17,7 +18,9 @@ step $PY scripts/make_gallery.py
 step $PY scripts/make_seam_crop.py
 step $PY scripts/make_video_strip.py
 step $PY scripts/make_temporal_strip.py
-step $PY scripts/paper_reproduction.py --work "$ADAIN_HOME/reproduction"
+reproduction=(--work "$ADAIN_HOME/reproduction")
+[ -n "${KEEP_ABLATION:-}" ] && reproduction+=(--keep-ablation)
+step $PY scripts/paper_reproduction.py "${reproduction[@]}"
 # the page's screenshot is taken by its browser test, with the shipped weights rather than the tests' random
 # decoder (needs `npm ci` and a Chromium, as scripts/test.sh sets up)
 step env ADAIN_UPDATE_SCREENSHOTS=1 ADAIN_BROWSER_DEFAULT_WEIGHTS=1 $PY -m pytest -q tests/test_browser.py -k canonical_sample
