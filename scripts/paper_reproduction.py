@@ -125,6 +125,7 @@ def main() -> None:
         args.out.write_text(report(json.loads((figures / "numbers.json").read_text())))
         print(f"wrote {args.out}")
         return
+    kept = kept_ablation(figures / "numbers.json") if args.keep_ablation else None  # before the long work
     contents = images.find_images(args.images / "content")
     styles = images.find_images(args.images / "style")
     pairs = [(args.images / "content" / c, args.images / "style" / s) for c, s in CANONICAL_PAIRS]
@@ -148,11 +149,8 @@ def main() -> None:
     speed = bench(fastest, [int(s) for s in args.bench_sizes.split(",")], runs=5, warmup=1)
 
     print("3/3 ablation", flush=True)
-    if args.keep_ablation:
-        earlier = json.loads((figures / "numbers.json").read_text())
-        table = earlier["ablation"]
-        ablation_settings = {k: v for k, v in earlier["settings"].items() if k.startswith("ablation_")}
-        ablation_settings.setdefault("ablation_date", earlier["settings"]["date"])
+    if kept is not None:
+        table, ablation_settings = kept
     else:
         table = train_ablation(args, contents, styles, figures)
         ablation_settings = {
@@ -170,6 +168,16 @@ def main() -> None:
     (figures / "numbers.json").write_text(json.dumps(numbers, indent=2) + "\n")
     args.out.write_text(report(numbers))
     print(f"wrote {args.out}")
+
+
+def kept_ablation(numbers_file: Path) -> tuple[dict, dict]:
+    """The ablation table and its settings from an earlier report's numbers."""
+    if not numbers_file.is_file():
+        raise SystemExit(f"error: --keep-ablation needs an earlier report's {numbers_file}")
+    earlier = json.loads(numbers_file.read_text())
+    settings = {k: v for k, v in earlier["settings"].items() if k.startswith("ablation_")}
+    settings.setdefault("ablation_date", earlier["settings"]["date"])
+    return earlier["ablation"], settings
 
 
 def train_ablation(args: argparse.Namespace, contents: list[Path], styles: list[Path], figures: Path) -> dict:
