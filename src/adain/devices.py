@@ -126,8 +126,9 @@ def freed_memory_kept() -> Iterator[None]:
     finally:
         with _kept_lock:
             _kept_scopes -= 1
-            if _kept_scopes == 0 and _kept_for_process is None:
-                _set_thresholds(False)
+            if _kept_scopes == 0 and _kept_for_process is not True:  # a trainer keeps its heap
+                if _kept_for_process is None:
+                    _set_thresholds(False)
                 release_freed_memory()
 
 
