@@ -105,7 +105,10 @@ def keep_freed_memory(keep: bool = True) -> bool:
     global _kept_for_process
     with _kept_lock:
         _kept_for_process = keep
-        return _set_thresholds(keep)
+        took = _set_thresholds(keep)
+        if not keep:  # what was kept until now is handed back too
+            release_freed_memory()
+        return took
 
 
 @contextlib.contextmanager
