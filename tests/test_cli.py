@@ -1,3 +1,4 @@
+import csv
 import subprocess
 import sys
 
@@ -295,6 +296,19 @@ def test_eval_end_to_end_writes_well_formed_reports(tmp_path, decoder_file, caps
     assert methods["style"]["style_loss"] == 0 and methods["style"]["content_loss"] > 0
     assert methods["adain"]["content_loss"] > 0 and methods["adain"]["style_loss"] > 0
     assert len((out / "pairs.csv").read_text().strip().splitlines()) == 1 + 12
+    # the style loss's eight terms (relu1_1..relu4_1, means and stds) are kept and sum to it
+    with open(out / "pairs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    terms = [name for name in rows[0] if name.startswith("style_relu")]
+    assert terms[:2] == ["style_relu1_1_mean", "style_relu1_1_std"] and len(terms) == 8
+    for row in rows:
+        assert sum(float(row[t]) for t in terms) == pytest.approx(
+            float(row["style_loss"]), rel=1e-5, abs=1e-9
+        )
+    assert any(float(row["style_relu1_1_mean"]) > 0 for row in rows if row["method"] == "adain")
+    assert methods["adain"]["style_terms"]["style_relu4_1_std"] == pytest.approx(
+        sum(float(r["style_relu4_1_std"]) for r in rows if r["method"] == "adain") / 4
+    )
     # an unreadable image is left out with a warning; the pair counts say what was measured
     (style_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
     again = tmp_path / "eval2"

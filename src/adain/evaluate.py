@@ -3,6 +3,8 @@
 For every content x style pair, measured with the normalised VGG encoder:
     content loss = MSE(f(output), f(content))                at relu4_1
     style loss   = sum over relu1_1..relu4_1 of MSE of channel means + MSE of channel stds
+(its eight terms are kept too, as ``style_relu1_1_mean`` ... ``style_relu4_1_std``, to show at which
+depth an output misses its style, and whether in level or in contrast).
 Methods: ``adain`` (the stylizer's decoder), ``gatys`` (optimisation, see ``gatys.py``), and the
 paper's reference points ``content`` (the content image itself) and ``style`` (the style image itself).
 """
@@ -16,7 +18,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,8 +27,8 @@ from torch import Tensor
 from . import files, images
 from .errors import AdainError, ImageError
 from .gatys import gatys
-from .losses import content_loss, style_loss
-from .nets import mean_std, taps
+from .losses import content_loss, style_loss_terms
+from .nets import TAPS, mean_std, taps
 from .plots import plot_summary
 from .stylize import StyleCode, Stylizer
 
@@ -41,6 +43,11 @@ class PairResult:
     content_loss: float
     style_loss: float
     seconds: float
+    # the style loss's terms by name (STYLE_TERMS), summing to style_loss
+    style_terms: dict[str, float] = field(default_factory=dict)
+
+
+STYLE_TERMS = tuple(f"style_{layer}_{kind}" for layer in TAPS for kind in ("mean", "std"))
 
 
 def _load_readable(paths: Sequence[Path], size: int, max_pixels: int, role: str) -> dict[Path, Tensor]:
@@ -60,11 +67,16 @@ def _load_readable(paths: Sequence[Path], size: int, max_pixels: int, role: str)
 @torch.inference_mode()
 def losses(
     stylizer: Stylizer, output: Tensor, content_feat: Tensor, style_taps: list[Tensor]
-) -> tuple[float, float]:
-    """(content loss, style loss) of ``output`` (1, 3, H, W) in [0, 1] against the content's relu4_1
-    features and the style's activations at relu1_1..relu4_1 (all from ``stylizer.encode_fp32``)."""
+) -> tuple[float, float, dict[str, float]]:
+    """(content loss, style loss, the style loss's terms by name) of ``output`` (1, 3, H, W) in
+    [0, 1] against the content's relu4_1 features and the style's activations at relu1_1..relu4_1
+    (all from ``stylizer.encode_fp32``)."""
     out_taps = taps(stylizer.encode_fp32, output.to(stylizer.device))
-    return content_loss(out_taps[-1], content_feat).item(), style_loss(out_taps, style_taps).item()
+    terms = style_loss_terms(out_taps, [mean_std(ref) for ref in style_taps])
+    flat = [term for pair in terms for term in pair]
+    style = sum(flat, out_taps[0].new_zeros((), dtype=torch.float32))  # style_loss's order of sums
+    named = dict(zip(STYLE_TERMS, (term.item() for term in flat), strict=True))
+    return content_loss(out_taps[-1], content_feat).item(), style.item(), named
 
 
 def evaluate(
@@ -113,8 +125,8 @@ def evaluate(
         else:
             output = content if method == "content" else style
         seconds = time.perf_counter() - start
-        loss_c, loss_s = losses(stylizer, output, content_feats[c], style_taps[s])
-        results.append(PairResult(method, c.name, s.name, loss_c, loss_s, seconds))
+        loss_c, loss_s, terms = losses(stylizer, output, content_feats[c], style_taps[s])
+        results.append(PairResult(method, c.name, s.name, loss_c, loss_s, seconds, terms))
         if outputs_dir is not None and method in ("adain", "gatys"):
             path = Path(outputs_dir) / method / f"{c.stem}__{s.stem}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +135,8 @@ def evaluate(
 
 
 def summarize(results: Sequence[PairResult]) -> dict[str, dict[str, float]]:
-    """Per method: mean and standard deviation of both losses, pair count, total seconds."""
+    """Per method: mean and standard deviation of both losses, pair count, total seconds, and the
+    mean of each of the style loss's terms (``style_terms``) where the results carry them."""
     summary = {}
     for method in dict.fromkeys(r.method for r in results):
         rows = [r for r in results if r.method == method]
@@ -137,6 +150,10 @@ def summarize(results: Sequence[PairResult]) -> dict[str, dict[str, float]]:
             "n_pairs": len(rows),
             "seconds": sum(r.seconds for r in rows),
         }
+        if all(r.style_terms for r in rows):
+            summary[method]["style_terms"] = {
+                name: statistics.fmean(r.style_terms[name] for r in rows) for name in STYLE_TERMS
+            }
     return summary
 
 
@@ -149,9 +166,10 @@ def write_report(results: Sequence[PairResult], out_dir: str | Path, meta: dict 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, fieldnames=list(asdict(results[0])))
+    columns = [name for name in asdict(results[0]) if name != "style_terms"]
+    writer = csv.DictWriter(table, fieldnames=columns + list(STYLE_TERMS), restval="")
     writer.writeheader()
-    writer.writerows(asdict(r) for r in results)
+    writer.writerows({**{name: getattr(r, name) for name in columns}, **r.style_terms} for r in results)
     files.write_text(out_dir / "pairs.csv", table.getvalue())
     summary = summarize(results)
     files.write_text(

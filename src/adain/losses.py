@@ -28,10 +28,20 @@ def style_loss(output_taps: list[Tensor], style_taps: list[Tensor]) -> Tensor:
 def style_loss_to(output_taps: list[Tensor], style_stats: list[Stats]) -> Tensor:
     """``style_loss`` against the styles' statistics given (each tap's (mean, std), (N, C, 1, 1))."""
     total = output_taps[0].new_zeros((), dtype=torch.float32)
+    for mean_term, std_term in style_loss_terms(output_taps, style_stats):
+        total = total + mean_term + std_term
+    return total
+
+
+def style_loss_terms(output_taps: list[Tensor], style_stats: list[Stats]) -> list[tuple[Tensor, Tensor]]:
+    """The style loss's terms per tap, relu1_1 first: (MSE of the channel means, MSE of the stds).
+    Their sum is the style loss; apart, they say at which depth, and whether in level (mean) or in
+    contrast (std), an output misses its style."""
+    terms = []
     for out, (ref_mean, ref_std) in zip(output_taps, style_stats, strict=True):
         out_mean, out_std = mean_std(out)
-        total = total + F.mse_loss(out_mean, ref_mean) + F.mse_loss(out_std, ref_std)
-    return total
+        terms.append((F.mse_loss(out_mean, ref_mean), F.mse_loss(out_std, ref_std)))
+    return terms
 
 
 def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
