@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -84,12 +85,24 @@ def per_frame(stylizer: Stylizer, style: Path, frames: list[np.ndarray]) -> tupl
     return results, time.perf_counter() - start
 
 
+def clips(frame_count: int) -> Iterator[tuple[str, list[np.ndarray], list[np.ndarray], list[np.ndarray]]]:
+    """(name, frames, reference flows, their masks) of each of the two clips."""
+    for name in ("cutBunny.mp4", "sintel_gif_clip.mp4"):
+        frames = decode(VIDEOS / name, frame_count)
+        yield name, frames, *reference_flows(frames)
+
+
+def blended(frames: list[np.ndarray], plain: list[np.ndarray], **options) -> list[np.ndarray]:
+    """The per-frame results through a ``FlowBlend`` made with ``options``."""
+    blend = FlowBlend(**options)
+    return [blend(f, r) for f, r in zip(frames, plain, strict=True)]
+
+
 def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss) -> dict:
     plain, seconds = per_frame(stylizer, style, frames)
     modes = {"input": frames, "plain": plain}
     for label, options in ((f"temporal {strength:g}", {}), ("never renewed", {"renew": 0})):
-        blend = FlowBlend(strength=strength, **options)
-        modes[label] = [blend(f, r) for f, r in zip(frames, plain, strict=True)]
+        modes[label] = blended(frames, plain, strength=strength, **options)
     row = {"clip": name, "frames": len(frames), "size": list(frames[0].shape[1::-1]), "modes": {}}
     for mode, outputs in modes.items():
         outputs = rounded(outputs)
@@ -114,15 +127,12 @@ def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss) ->
 def sweep(stylizer: Stylizer, style: Path, loss: StyleLoss, frame_count: int) -> list[dict]:
     """Warping error and style loss of ``FlowBlend`` against the plain output over its two settings."""
     rows = []
-    for name in ("cutBunny.mp4", "sintel_gif_clip.mp4"):
-        frames = decode(VIDEOS / name, frame_count)
-        flows, masks = reference_flows(frames)
+    for name, frames, flows, masks in clips(frame_count):
         plain, _ = per_frame(stylizer, style, frames)
         plain_error, plain_loss = warping_error(rounded(plain), flows, masks), loss(rounded(plain))
         for strength in (0.8, 0.7, 0.6):
             for renew in (20, 12, 8):
-                blend = FlowBlend(strength=strength, renew=renew)
-                out = rounded([blend(f, r) for f, r in zip(frames, plain, strict=True)])
+                out = rounded(blended(frames, plain, strength=strength, renew=renew))
                 row = {"clip": name, "strength": strength, "renew": renew,
                        "warping_vs_plain": warping_error(out, flows, masks) / plain_error,
                        "style_loss_vs_plain": loss(out) / plain_loss}  # fmt: skip
@@ -198,12 +208,10 @@ def main() -> None:
         write_results(args.out, {"style": args.style.name, "frames": args.frames,
                                  "rows": sweep(stylizer, args.style, loss, args.frames)})  # fmt: skip
         return
-    rows = []
-    for name in ("cutBunny.mp4", "sintel_gif_clip.mp4"):
-        frames = decode(VIDEOS / name, args.frames)
-        rows.append(
-            measure_clip(name, frames, *reference_flows(frames), stylizer, args.style, args.strength, loss)
-        )
+    rows = [
+        measure_clip(name, frames, flows, masks, stylizer, args.style, args.strength, loss)
+        for name, frames, flows, masks in clips(args.frames)
+    ]
     photo = np.asarray(Image.open(PAN_PHOTO).convert("RGB"))
     pan = camera_move(photo, args.frames, (640, 360))
     rows.append(

@@ -119,9 +119,14 @@ def test_a_stylizer_call_keeps_freed_memory_while_it_runs(tmp_path):
             during.append(newly_mapped({BLOCK}))
             return False
         s = Stylizer.from_pretrained(vgg={vgg!r}, device="cpu", cancelled=cancelled)
+        import adain.devices
+        trims, trim = [], adain.devices.release_freed_memory
+        adain.devices.release_freed_memory = lambda: (trims.append(1), trim())
         s({str(tmp_path / "c.png")!r}, {str(tmp_path / "s.png")!r})
-        print(json.dumps({{"during": during, "after": newly_mapped({BLOCK})}}))
+        print(json.dumps({{"during": during, "after": newly_mapped({BLOCK}), "trims": len(trims)}}))
         """
     )
     assert found["during"] and all(mapped < BLOCK for mapped in found["during"])
     assert found["after"] >= BLOCK  # handed back when the call returns
+    # one scope for the whole call: the style's encoding and the render share the kept heap
+    assert found["trims"] == 1

@@ -25,21 +25,17 @@ def _script():
     return module
 
 
-def cpu_isa() -> str:
-    """The instruction set oneDNN picks its fp32 convolutions by: avx512, avx2 or other."""
+def cpu() -> tuple[str, str]:
+    """(vendor, instruction set oneDNN picks its fp32 convolutions by: avx512, avx2 or other)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text().split()
+        text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return "other"
-    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
-
-
-def cpu_vendor() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "other"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")), "other")
+        return "other", "other"
+    flags = text.split()
+    vendor = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("vendor_id")), "other"
+    )
+    return vendor, "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "other"
 
 
 @needs_shared
@@ -49,8 +45,9 @@ def test_fp32_outputs_are_bit_identical_to_the_reference_commit():
     assert set(outputs) == set(REFERENCE["fingerprints"])
     expected = dict(REFERENCE["fingerprints"])
     # the reference commit's outputs on this kind of CPU, where they were recorded (session 12)
-    this_cpu = REFERENCE.get("fingerprints_by_cpu", {}).get(f"{cpu_vendor()}/{cpu_isa()}")
-    plain = REFERENCE["plain_by_cpu"].get(cpu_isa())
+    vendor, isa = cpu()
+    this_cpu = REFERENCE.get("fingerprints_by_cpu", {}).get(f"{vendor}/{isa}")
+    plain = REFERENCE["plain_by_cpu"].get(isa)
     if this_cpu is not None:
         expected = dict(this_cpu)
     elif plain is None:  # no reference for this instruction set: the other ten still must match

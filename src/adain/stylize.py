@@ -189,6 +189,7 @@ class Stylizer:
     # -- the pipeline ------------------------------------------------------------------------
 
     @torch.inference_mode()
+    @devices.freed_memory_kept()  # one scope for the style's encoding and the render
     def __call__(
         self,
         content: ImageLike,
