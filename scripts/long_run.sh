@@ -13,7 +13,8 @@
 # RECIPE=cached512 is the same recipe from the shipped decoder with STYLE_WEIGHT (default 20; session
 # 11 ran it to 3,847 iterations). RECIPE=whole512 is crop512 with the style targets (and AdaIN's
 # style statistics) from the whole style image, what inference uses (session 12's comparison, with the
-# moving average: the session-8 verdict against it came from single checkpoints). RECIPE=continue is
+# moving average: the session-8 verdict against it came from single checkpoints). RECIPE=scales512 is
+# crop512 with the style crops cut at short sides 512 and 256 (--style-scales). RECIPE=continue is
 # the 256 px recipe at lr 1e-5 (stopped at 764).
 #
 # Two runs side by side: CORE=0 and CORE=1 pin each to one core with one thread.
@@ -43,12 +44,19 @@ whole512)
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --style-targets whole
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
+scales512)
+    # crop512 with the style crops cut at two scales of each painting, its short side at 512 and at
+    # 256 px (session 13: the styles the 512 px recipe made worse lost their fine-scale contrast)
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-scales-c256-lr5e-5}
+    recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
+        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --style-scales 512,256
+        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
 crop512)
     RUN=${RUN:-$ADAIN_HOME/runs/q512-crop-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
-*) echo "RECIPE must be crop512, whole512, cached512 or continue, not $RECIPE" >&2; exit 2 ;;
+*) echo "RECIPE must be crop512, scales512, whole512, cached512 or continue, not $RECIPE" >&2; exit 2 ;;
 esac
 mkdir -p "$ADAIN_HOME/runs"
 start=()

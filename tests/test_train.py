@@ -552,6 +552,31 @@ def test_style_targets_choose_the_cache_and_whole_needs_one(dataset, tmp_path, c
     assert len(list(cache.glob("style-*"))) == 2 and len(list(cache.glob("content-*"))) == 1
 
 
+def test_style_scales_cut_the_cached_style_crops_at_each_short_side(dataset, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    cache_one, cache_two = tmp_path / "one", tmp_path / "two"
+    assert main(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--feature-cache", cache_one)) == 0
+    scales = ["--max-iter", "2", "--feature-cache", cache_two, "--style-scales", "40,32"]
+    assert main(train_args(dataset, tmp_path / "b", *scales)) == 0
+    assert "16 crops each at short sides 40 and 32 px" in capsys.readouterr().err
+    assert len(read_log(tmp_path / "b")) == 2
+    one = load_file(next(cache_one.glob("style-*")))["mean"]
+    two = load_file(next(cache_two.glob("style-*")))["mean"]
+    assert one.shape == (4, 16, 960) and two.shape == (4, 32, 960)
+    # the first scale's crops are the one-scale cache's; at the smaller scale the statistics differ
+    torch.testing.assert_close(two[:, :16], one)
+    assert not torch.allclose(two[:, 16:], one, atol=1e-3)
+    # a scale below the crop, or without crops from the cache: a one-line error, no run folder
+    for bad, message in ((["--feature-cache", cache_two, "--style-scales", "40,24"], "smaller than --crop-size 32"),
+                         (["--style-scales", "40,32"], "--style-scales needs --feature-cache"),
+                         (["--feature-cache", cache_two, "--style-targets", "whole", "--style-scales", "40"],
+                          "--style-scales needs --feature-cache and style targets from crops")):  # fmt: skip
+        assert exit_status(train_args(dataset, tmp_path / "bad", "--max-iter", "1", *bad)) != 0
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and not (tmp_path / "bad").exists()
+
+
 def test_a_cached_run_from_before_style_targets_resumes_as_whole_image_targets(dataset, tmp_path):
     from adain.train import load_checkpoint_file
 

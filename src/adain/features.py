@@ -6,8 +6,10 @@ load size and cropped in feature space (a ``crop_size`` px crop is ``crop_size /
 Each style image is encoded once too, and summarised by the mean and std at relu1_1..relu4_1 of
 ``STYLE_CROPS`` crops of ``crop_size`` px, taken in feature space at each tap (the paper's targets,
 the style crop's statistics; issue 14 measured them the better objective), or with
-``--style-targets whole`` of the whole image (what inference uses). A step then pays for the
-decoder, the loss network on its output and the two backward passes.
+``--style-targets whole`` of the whole image (what inference uses). With ``--style-scales`` the
+crops are cut at several scales of each style image (e.g. its short side at 512 and at 256 px: the
+same painting's strokes coarse and fine). A step then pays for the decoder, the loss network on its
+output and the two backward passes.
 
 A cache file is named by a key over the format, the encoder, the load size, the style crops and the
 bytes of every image; anything else (other images, another encoder, a file cut short) is rebuilt,
@@ -102,15 +104,17 @@ def tap_statistics(
     return torch.stack(means), torch.stack(stds)
 
 
-def _readable(paths: Sequence[Path], load_size: int) -> Iterator[tuple[int, Tensor]]:
-    """(index, image tensor at the load size) of each file that reads; the others warned once each."""
+def _readable(paths: Sequence[Path], sizes: Sequence[int]) -> Iterator[tuple[int, list[Tensor]]]:
+    """(index, image tensors at each short side in ``sizes``) of each file that reads; the others
+    warned once each."""
     for i, path in enumerate(paths):
         try:
-            img = images.resize_short_side(images.flatten_alpha(images.load_image(path)), load_size)
+            img = images.flatten_alpha(images.load_image(path))
+            scaled = [images.to_tensor(images.resize_short_side(img, size)) for size in sizes]
         except ImageError as exc:
             warnings.warn(f"skipping unreadable training image: {exc}", stacklevel=3)
             continue
-        yield i, images.to_tensor(img)
+        yield i, scaled
 
 
 def _progress(total: int, what: str, show: bool):
@@ -125,7 +129,7 @@ def encode_contents(
 ) -> ContentFeatures:
     found: list[Tensor] = []
     bar = _progress(len(paths), "content features", progress)
-    for _, x in _readable(paths, load_size):
+    for _, (x,) in _readable(paths, [load_size]):
         found.append(encode(x).squeeze(0).to(torch.bfloat16).cpu().contiguous())
         bar.update(1)
     bar.close()
@@ -135,22 +139,29 @@ def encode_contents(
 @torch.no_grad()
 def encode_styles(
     paths: Sequence[Path], load_size: int, encode_taps: Taps, crop_size: int | None = None,
-    progress: bool = False,
+    progress: bool = False, scales: Sequence[int] = (),
 ) -> StyleStats:  # fmt: skip
     """Statistics of ``STYLE_CROPS`` crops of each style image (seeded by its place in ``paths``),
-    or with ``crop_size`` None of the whole image."""
+    or with ``crop_size`` None of the whole image; with ``scales`` (short sides), as many crops at
+    each of them, K = ``STYLE_CROPS`` x their number, instead of at ``load_size``."""
     means, stds = [], []
     bar = _progress(len(paths), "style statistics", progress)
-    for i, x in _readable(paths, load_size):
-        corners = None if crop_size is None else crop_corners(*x.shape[-2:], crop_size, STYLE_CROPS, seed=i)
-        mean, std = tap_statistics(encode_taps(x), corners, crop_size or 0)
-        means.append(mean)
-        stds.append(std)
+    for i, scaled in _readable(paths, scales or [load_size]):
+        for k, x in enumerate(scaled):
+            seed = i + k * len(paths)  # the first scale's crops are those of a one-scale cache
+            corners = None if crop_size is None else crop_corners(*x.shape[-2:], crop_size, STYLE_CROPS, seed)
+            mean, std = tap_statistics(encode_taps(x), corners, crop_size or 0)
+            means.append(mean)
+            stds.append(std)
         bar.update(1)
     bar.close()
     if not means:
         raise AdainError("none of the style images could be read")
-    return StyleStats(torch.stack(means), torch.stack(stds), len(paths) - len(means))
+    per_image = len(scales) or 1
+    mean, std = (
+        torch.stack(part).view(-1, per_image * part[0].shape[0], part[0].shape[1]) for part in (means, stds)
+    )
+    return StyleStats(mean, std, len(paths) - len(mean))
 
 
 def _load(path: Path, key: str) -> dict[str, Tensor] | None:
@@ -198,14 +209,17 @@ def cached_contents(paths: Sequence[Path], load_size: int, encode: Encode, encod
 
 
 def cached_styles(paths: Sequence[Path], load_size: int, encode_taps: Taps, encoder_id: str,
-                  cache_dir: Path, crop_size: int | None = None, progress: bool = False) -> StyleStats:  # fmt: skip
+                  cache_dir: Path, crop_size: int | None = None, progress: bool = False,
+                  scales: Sequence[int] = ()) -> StyleStats:  # fmt: skip
     crops = "whole" if crop_size is None else f"{STYLE_CROPS} crops of {crop_size}"
+    if scales:
+        crops += f" at short sides {','.join(map(str, scales))}"
     key = cache_key(paths, "style", encoder_id, load_size, crops)
     path = Path(cache_dir) / f"style-{key}.safetensors"
     found = _load(path, key)
     if found is not None:
         return StyleStats(found["mean"], found["std"], int(found["skipped"]))
-    built = encode_styles(paths, load_size, encode_taps, crop_size, progress)
+    built = encode_styles(paths, load_size, encode_taps, crop_size, progress, scales)
     _save(path, key, {"mean": built.mean, "std": built.std}, built.skipped)
     return built
 

@@ -66,6 +66,7 @@ class TrainConfig:
     init_decoder: str | None = None  # start from these weights instead of random ones
     feature_cache: str | None = None  # encoder features of the training images kept here (features.py)
     style_targets: Literal["crops", "whole"] = "crops"  # whole: the whole style image's (needs the cache)
+    style_scales: tuple[int, ...] = ()  # short sides the cached style crops are cut at; () = load_size
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -73,7 +74,7 @@ class TrainConfig:
 
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
-          "content_target", "seed", "feature_cache", "style_targets", "ema")  # fmt: skip
+          "content_target", "seed", "feature_cache", "style_targets", "style_scales", "ema")  # fmt: skip
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -237,6 +238,8 @@ class Trainer:
             raise AdainError(
                 "--style-targets whole needs --feature-cache (each style image is encoded whole once)"
             )
+        if config.style_scales:
+            check_style_scales(config)
         if self.device.type == "cpu":
             keep_freed_memory()  # each step needs its peak again: a quarter of a step saved (devices.py)
         self.out_dir = Path(config.out_dir)
@@ -298,6 +301,8 @@ class Trainer:
         targets = (
             "the whole style images" if cfg.style_targets == "whole" else f"{features.STYLE_CROPS} crops each"
         )
+        if cfg.style_scales:
+            targets += f" at short sides {' and '.join(map(str, cfg.style_scales))} px"
         processes = f" x {world} processes" if world > 1 else ""
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
@@ -329,7 +334,7 @@ class Trainer:
                                                 encoder_id, cache_dir, self.progress)  # fmt: skip
             crop = cfg.crop_size if cfg.style_targets == "crops" else None
             styles = features.cached_styles(self.style.files, cfg.load_size, lambda x: taps(model.encode, on_device(x)),
-                                            encoder_id, cache_dir, crop, self.progress)  # fmt: skip
+                                            encoder_id, cache_dir, crop, self.progress, cfg.style_scales)  # fmt: skip
         return contents, styles
 
     @property
@@ -574,6 +579,15 @@ def weights_label(ema: float | None) -> str:
     wording for the trainer's export and ``scripts/package_decoder.py``. ``ema``: the decay of the
     moving average exported, or None/0 for the weights as trained."""
     return f"moving average, decay {ema:g}" if ema else "as trained"
+
+
+def check_style_scales(config: TrainConfig) -> None:
+    """Style crops at several scales come from the feature cache, each scale at least a crop."""
+    if not config.feature_cache or config.style_targets != "crops":
+        raise AdainError("--style-scales needs --feature-cache and style targets from crops")
+    small = [size for size in config.style_scales if size < config.crop_size]
+    if small:
+        raise AdainError(f"--style-scales {small[0]} is smaller than --crop-size {config.crop_size}")
 
 
 def style_targets_of(config: dict) -> str:

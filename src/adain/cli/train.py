@@ -66,6 +66,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--style-targets", choices=["crops", "whole"], default="crops",
         help="the style loss's targets: the statistics of each style crop (the paper's) or of the whole "
         "style image (what inference uses; needs --feature-cache)")  # fmt: skip
+    add("--style-scales", type=flags.sizes, default=(), metavar="SIZES",
+        help="cut the cached style crops at each of these short sides of the style images (e.g. 512,256: "
+        "the strokes both coarse and fine); default: --load-size only")  # fmt: skip
     add("--ema", type=flags.non_negative_float, default=0.0, metavar="DECAY",
         help="export an exponential moving average of the decoder's weights, updated every step with this "
         "decay (e.g. 0.999: about the last 1,000 steps); default 0, the weights as trained")  # fmt: skip
