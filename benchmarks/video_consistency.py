@@ -14,11 +14,12 @@ Throughput: ``adain video`` end to end (decoding, networks, blend, encoding) on 
 1280x720 clips, plain and temporal taking turns.
 
     python benchmarks/video_consistency.py [--frames 48] [--strength 0.8] [--decoder D]
-    python benchmarks/video_consistency.py --sweep   # strength x renew on the two clips
+    python benchmarks/video_consistency.py --sweep   # renew x stretch on the two clips
 
-``--sweep`` measures the trade-off of ``FlowBlend``'s two settings instead: warping error and
-style loss against the plain output for strengths 0.8 / 0.7 / 0.6 and strokes renewed every 20 /
-12 / 8 frames (no timing; ``video_consistency-sweep.json``).
+``--sweep`` measures the trade-off of ``FlowBlend``'s stroke settings instead: warping error and
+style loss against the plain output at strength 0.8 for strokes renewed every 20 / 12 / 8 frames,
+each sooner where the motion stretches them (``stretch`` 0 / 0.25 / 0.5 / 1; no timing;
+``video_consistency-sweep.json``).
 
 Modes: the input itself, the plain per-frame output, ``--temporal`` and, to show why strokes are
 renewed, ``--temporal`` with its strokes never renewed (``FlowBlend(renew=0)``).
@@ -125,19 +126,19 @@ def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss) ->
 
 
 def sweep(stylizer: Stylizer, style: Path, loss: StyleLoss, frame_count: int) -> list[dict]:
-    """Warping error and style loss of ``FlowBlend`` against the plain output over its two settings."""
+    """Warping error and style loss of ``FlowBlend`` against the plain output over its stroke settings."""
     rows = []
     for name, frames, flows, masks in clips(frame_count):
         plain, _ = per_frame(stylizer, style, frames)
         plain_error, plain_loss = warping_error(rounded(plain), flows, masks), loss(rounded(plain))
-        for strength in (0.8, 0.7, 0.6):
-            for renew in (20, 12, 8):
-                out = rounded(blended(frames, plain, strength=strength, renew=renew))
-                row = {"clip": name, "strength": strength, "renew": renew,
+        for renew in (20, 12, 8):
+            for stretch in (0.0, 0.25, 0.5, 1.0):
+                out = rounded(blended(frames, plain, strength=0.8, renew=renew, stretch=stretch))
+                row = {"clip": name, "strength": 0.8, "renew": renew, "stretch": stretch,
                        "warping_vs_plain": warping_error(out, flows, masks) / plain_error,
                        "style_loss_vs_plain": loss(out) / plain_loss}  # fmt: skip
                 rows.append(row)
-                print(f"{name:20s} strength {strength:g}, renew {renew:2d}: warping error "
+                print(f"{name:20s} renew {renew:2d}, stretch {stretch:g}: warping error "
                       f"{row['warping_vs_plain']:.2f}x plain, style loss {row['style_loss_vs_plain'] - 1:+.1%}",
                       flush=True)  # fmt: skip
     return rows

@@ -186,3 +186,27 @@ def test_strokes_are_renewed_after_renew_frames(renew):
         assert residue_of_later < 0.2 * residue_of_first
     else:
         assert residue_of_first < 0.2 * residue_of_later
+
+
+def test_strokes_are_renewed_sooner_where_the_motion_stretches_them():
+    """Under a zoom the carried strokes are stretched: with ``stretch`` they give way to fresh ones
+    within a few frames, without it each cell is renewed once in ``renew`` frames."""
+    import cv2
+
+    frames, _, _ = camera_move(pattern(), 6, (96, 64), shift=(0.0, 0.0), zoom=1.05)
+    rng = np.random.default_rng(0)
+    first, later = (rng.uniform(0, 255, (64, 96, 3)).astype(np.float32) for _ in range(2))
+
+    def strokes(image):
+        return image - cv2.GaussianBlur(image, (0, 0), 6)
+
+    renewed = {}
+    for stretch in (0.0, 2.0):
+        blend = FlowBlend(strength=0.5, renew=20, stretch=stretch, cell=16)
+        out = [blend(frames[0], first)] + [blend(f, later) for f in frames[1:]]
+        inner = (slice(12, -12), slice(12, -12))
+        # a pixel takes the fresh strokes in the frame it is renewed in (then those are carried)
+        renewed[stretch] = np.mean([(np.abs(strokes(o) - strokes(later))[inner] < 4).mean() for o in out[1:]])
+    assert renewed[2.0] > 2 * renewed[0.0]
+    with pytest.raises(Exception, match="stretch must be at least 0"):
+        FlowBlend(stretch=-1)
