@@ -148,7 +148,7 @@ def encode_styles(
     bar = _progress(len(paths), "style statistics", progress)
     for i, scaled in _readable(paths, scales or [load_size]):
         for k, x in enumerate(scaled):
-            seed = i + k * len(paths)  # the first scale's crops are those of a one-scale cache
+            seed = i + k * len(paths)  # the first scale: the crops a one-scale cache cuts at that size
             corners = None if crop_size is None else crop_corners(*x.shape[-2:], crop_size, STYLE_CROPS, seed)
             mean, std = tap_statistics(encode_taps(x), corners, crop_size or 0)
             means.append(mean)
