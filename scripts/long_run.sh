@@ -17,7 +17,9 @@
 # crop512 with the style crops cut at short sides 512 and 256 (--style-scales). RECIPE=continue is
 # the 256 px recipe at lr 1e-5 (stopped at 764).
 #
-# Two runs side by side: CORE=0 and CORE=1 pin each to one core with one thread.
+# Two runs side by side: CORE=0 and CORE=1 pin each to one core with one thread. LR sets crop512's
+# base rate (default 5e-5; the schedule still divides it by 1 + 5e-5 x iteration), and RUN another
+# run folder: session 13 annealed a copy of the standing run with RUN=...-anneal LR=2e-5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}
@@ -54,7 +56,7 @@ scales512)
 crop512)
     RUN=${RUN:-$ADAIN_HOME/runs/q512-crop-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
-        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200
+        --load-size 512 --crop-size 256 --batch-size 4 --lr "${LR:-5e-5}" --warmup 200
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
 *) echo "RECIPE must be crop512, scales512, whole512, cached512 or continue, not $RECIPE" >&2; exit 2 ;;
 esac
