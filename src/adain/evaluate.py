@@ -27,7 +27,7 @@ from torch import Tensor
 from . import files, images
 from .errors import AdainError, ImageError
 from .gatys import gatys
-from .losses import content_loss, style_loss_terms
+from .losses import content_loss, style_loss_terms, sum_of_terms
 from .nets import TAPS, mean_std, taps
 from .plots import plot_summary
 from .stylize import StyleCode, Stylizer
@@ -73,10 +73,8 @@ def losses(
     (all from ``stylizer.encode_fp32``)."""
     out_taps = taps(stylizer.encode_fp32, output.to(stylizer.device))
     terms = style_loss_terms(out_taps, [mean_std(ref) for ref in style_taps])
-    flat = [term for pair in terms for term in pair]
-    style = sum(flat, out_taps[0].new_zeros((), dtype=torch.float32))  # style_loss's order of sums
-    named = dict(zip(STYLE_TERMS, (term.item() for term in flat), strict=True))
-    return content_loss(out_taps[-1], content_feat).item(), style.item(), named
+    named = dict(zip(STYLE_TERMS, (term.item() for pair in terms for term in pair), strict=True))
+    return content_loss(out_taps[-1], content_feat).item(), sum_of_terms(terms).item(), named
 
 
 def evaluate(

@@ -27,8 +27,13 @@ def style_loss(output_taps: list[Tensor], style_taps: list[Tensor]) -> Tensor:
 
 def style_loss_to(output_taps: list[Tensor], style_stats: list[Stats]) -> Tensor:
     """``style_loss`` against the styles' statistics given (each tap's (mean, std), (N, C, 1, 1))."""
-    total = output_taps[0].new_zeros((), dtype=torch.float32)
-    for mean_term, std_term in style_loss_terms(output_taps, style_stats):
+    return sum_of_terms(style_loss_terms(output_taps, style_stats))
+
+
+def sum_of_terms(terms: list[tuple[Tensor, Tensor]]) -> Tensor:
+    """The style loss from its terms, summed in one fixed order (fp32 sums depend on it)."""
+    total = terms[0][0].new_zeros((), dtype=torch.float32)
+    for mean_term, std_term in terms:
         total = total + mean_term + std_term
     return total
 

@@ -159,11 +159,9 @@ class FlowBlend:
             if valid.mean() < self.cut_fraction:
                 self.cuts += 1
             else:
-                age = (
-                    warp(self._age, backward, "nearest")
-                    + 1
-                    + self.stretch * self.renew * _deformation(backward)
-                )
+                age = warp(self._age, backward, "nearest") + 1
+                if self.stretch and self.renew:  # a per-frame cost only where it changes the age
+                    age += self.stretch * self.renew * _deformation(backward)
                 age[~valid] = 0
                 kept = valid.copy()
                 if self.renew:
