@@ -14,7 +14,10 @@
 # 11 ran it to 3,847 iterations). RECIPE=whole512 is crop512 with the style targets (and AdaIN's
 # style statistics) from the whole style image, what inference uses (session 12's comparison, with the
 # moving average: the session-8 verdict against it came from single checkpoints). RECIPE=scales512 is
-# crop512 with the style crops cut at short sides 512 and 256 (--style-scales). RECIPE=continue is
+# crop512 with the style crops cut at short sides 512 and 256 (--style-scales). RECIPE=mixed512 is
+# crop512 with train/'s 1,100 paintings beside train512's 519, at their own 256 px scale
+# (--no-style-upscale), and RECIPE=jitter512 with the style crops turned, mirrored and recoloured at
+# random (--jitter-styles); both from session 14, for styles the decoder has not seen. RECIPE=continue is
 # the 256 px recipe at lr 1e-5 (stopped at 764).
 #
 # Two runs side by side: CORE=0 and CORE=1 pin each to one core with one thread. LR sets crop512's
@@ -53,12 +56,32 @@ scales512)
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --style-scales 512,256
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
+mixed512)
+    # crop512 with more styles (session 14: the 512 px runs fit their 519 paintings far better than
+    # unseen ones): train512 and the 1,100 paintings of train/ at their own 256 px scale, never
+    # upscaled, from one folder of links (names repeat between the two sets, so each keeps its own)
+    STYLES=$ADAIN_HOME/styles-mixed
+    for set in train512 train; do
+        mkdir -p "$STYLES/$set"
+        for f in "$SHARED/data/style/$set"/*.jpg; do ln -sfn "$(realpath "$f")" "$STYLES/$set/"; done
+    done
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed-c256-lr5e-5}
+    recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
+        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale
+        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
+jitter512)
+    # crop512 with each cached style crop turned, mirrored and (half of them) hue-rotated at random:
+    # session 14's other lever for unseen styles, more variety from the same 519 paintings
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-jitter-c256-lr5e-5}
+    recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
+        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --jitter-styles
+        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
 crop512)
     RUN=${RUN:-$ADAIN_HOME/runs/q512-crop-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
         --load-size 512 --crop-size 256 --batch-size 4 --lr "${LR:-5e-5}" --warmup 200
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
-*) echo "RECIPE must be crop512, scales512, whole512, cached512 or continue, not $RECIPE" >&2; exit 2 ;;
+*) echo "RECIPE must be crop512, mixed512, jitter512, scales512, whole512, cached512 or continue, not $RECIPE" >&2; exit 2 ;;
 esac
 mkdir -p "$ADAIN_HOME/runs"
 start=()

@@ -577,6 +577,81 @@ def test_style_scales_cut_the_cached_style_crops_at_each_short_side(dataset, tmp
         assert message in err and "Traceback" not in err and not (tmp_path / "bad").exists()
 
 
+def test_no_style_upscale_keeps_small_style_images_at_their_own_size(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    content, style = tmp_path / "content", tmp_path / "style"
+    content.mkdir()
+    style.mkdir()
+    for i in range(2):
+        make_image(content / f"c{i}.jpg", (48, 40), seed=i)
+        make_image(style / f"big{i}.png", (40, 52), seed=10 + i)  # at the load size already
+        make_image(style / f"small{i}.png", (34, 33), seed=20 + i)  # below it, above the crop
+    dataset, caches = (content, style), {}
+    for name, extra in (("upscaled", []), ("native", ["--no-style-upscale"])):
+        caches[name] = tmp_path / name
+        assert main(train_args(dataset, tmp_path / f"run-{name}", "--max-iter", "1", "--feature-cache",
+                               caches[name], *extra)) == 0  # fmt: skip
+    assert "smaller style images never upscaled" in capsys.readouterr().err
+    upscaled, native = (load_file(next(caches[n].glob("style-*")))["mean"] for n in ("upscaled", "native"))
+    big = [0, 1]  # files sorted: big0, big1, small0, small1
+    torch.testing.assert_close(native[big], upscaled[big])
+    assert not torch.allclose(native[2:], upscaled[2:], atol=1e-3)
+    # what the encoder is given: the small images at their own size, the others at the load size
+    from adain import features
+
+    def sizes_seen(upscale):
+        seen = []
+
+        def taps(x):
+            seen.append(min(x.shape[-2:]))
+            return [torch.ones(1, c, *(n // s for n in x.shape[-2:])) for c, s in
+                    zip(features.TAP_CHANNELS, features.TAP_STRIDES, strict=True)]  # fmt: skip
+
+        features.encode_styles(sorted(style.iterdir()), 40, taps, 32, upscale=upscale)
+        return seen
+
+    assert sizes_seen(True) == [40, 40, 40, 40] and sizes_seen(False) == [40, 40, 33, 33]
+    status = exit_status(train_args(dataset, tmp_path / "bad", "--max-iter", "1", "--no-style-upscale"))
+    err = capsys.readouterr().err
+    assert status != 0 and "--no-style-upscale needs --feature-cache" in err and "Traceback" not in err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_hue_rotation_keeps_grey_and_a_third_of_a_turn_cycles_the_channels():
+    from adain.features import hue_rotation
+
+    grey = torch.full((3,), 0.4)
+    torch.testing.assert_close(hue_rotation(1.1) @ grey, grey)
+    torch.testing.assert_close(hue_rotation(2 * torch.pi / 3) @ torch.tensor([1.0, 0.0, 0.0]),
+                               torch.tensor([0.0, 1.0, 0.0]), atol=1e-6, rtol=0)  # fmt: skip
+    torch.testing.assert_close(hue_rotation(0.0), torch.eye(3))
+
+
+def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    plain, jittered = tmp_path / "plain", tmp_path / "jittered"
+    assert main(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--feature-cache", plain)) == 0
+    jitter = ["--max-iter", "2", "--feature-cache", jittered, "--jitter-styles"]
+    assert main(train_args(dataset, tmp_path / "b", *jitter)) == 0
+    assert "turned, mirrored and recoloured at random" in capsys.readouterr().err
+    first = load_file(next(jittered.glob("style-*")))
+    assert first["mean"].shape == load_file(next(plain.glob("style-*")))["mean"].shape == (4, 16, 960)
+    assert not torch.allclose(first["mean"], load_file(next(plain.glob("style-*")))["mean"], atol=1e-3)
+    next(jittered.glob("style-*")).unlink()  # rebuilt from the same seeds: the same targets
+    assert main(train_args(dataset, tmp_path / "c", *jitter)) == 0
+    torch.testing.assert_close(load_file(next(jittered.glob("style-*")))["mean"], first["mean"])
+    for bad in (
+        ["--jitter-styles"],
+        ["--feature-cache", plain, "--style-targets", "whole", "--jitter-styles"],
+    ):
+        assert exit_status(train_args(dataset, tmp_path / "bad", "--max-iter", "1", *bad)) != 0
+        err = capsys.readouterr().err
+        assert "--jitter-styles needs --feature-cache and style targets from crops" in err
+        assert "Traceback" not in err and not (tmp_path / "bad").exists()
+
+
 def test_a_cached_run_from_before_style_targets_resumes_as_whole_image_targets(dataset, tmp_path):
     from adain.train import load_checkpoint_file
 

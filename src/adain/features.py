@@ -8,7 +8,10 @@ Each style image is encoded once too, and summarised by the mean and std at relu
 the style crop's statistics; issue 14 measured them the better objective), or with
 ``--style-targets whole`` of the whole image (what inference uses). With ``--style-scales`` the
 crops are cut at several scales of each style image (e.g. its short side at 512 and at 256 px: the
-same painting's strokes coarse and fine). A step then pays for the decoder, the loss network on its
+same painting's strokes coarse and fine). With ``--no-style-upscale`` a style image smaller than a
+scale stays at its own size (e.g. a 256 px set beside a 512 px one, its strokes sharp); with
+``--jitter-styles`` each crop is turned, mirrored and recoloured at random (more styles than
+paintings). A step then pays for the decoder, the loss network on its
 output and the two backward passes.
 
 A cache file is named by a key over the format, the encoder, the load size, the style crops and the
@@ -104,12 +107,41 @@ def tap_statistics(
     return torch.stack(means), torch.stack(stds)
 
 
-def _readable(paths: Sequence[Path], sizes: Sequence[int]) -> Iterator[tuple[int, list[Tensor]]]:
+def hue_rotation(angle: float) -> Tensor:
+    """The 3 x 3 matrix that turns RGB colours by ``angle`` radians about the grey axis: the same
+    brightness pattern in another palette."""
+    axis = torch.full((3,), 3**-0.5, dtype=torch.float64)
+    cross = torch.tensor([[0, -1, 1], [1, 0, -1], [-1, 1, 0]], dtype=torch.float64) * 3**-0.5
+    angle_t = torch.tensor(angle, dtype=torch.float64)
+    turn = torch.cos(angle_t) * torch.eye(3, dtype=torch.float64) + torch.sin(angle_t) * cross
+    return (turn + (1 - torch.cos(angle_t)) * torch.outer(axis, axis)).float()
+
+
+def jittered(crop: Tensor, generator: torch.Generator) -> Tensor:
+    """A (1, 3, h, w) crop turned by a multiple of 90 degrees, mirrored or not, and with probability
+    a half hue-rotated by a random angle: a variant of the painting the decoder has not seen, with
+    the strokes in other directions and other colours."""
+    turns, mirror, recolour = (int(v) for v in torch.randint(0, 4, (3,), generator=generator))
+    crop = torch.rot90(crop, turns, dims=(-2, -1))
+    if mirror % 2:
+        crop = crop.flip(-1)
+    if recolour % 2:
+        angle = float(torch.rand((), generator=generator)) * 2 * torch.pi
+        crop = torch.einsum("ij,bjhw->bihw", hue_rotation(angle), crop).clamp(0, 1)
+    return crop
+
+
+def _readable(
+    paths: Sequence[Path], sizes: Sequence[int], min_short_side: int | None = None
+) -> Iterator[tuple[int, list[Tensor]]]:
     """(index, image tensors at each short side in ``sizes``) of each file that reads; the others
-    warned once each."""
+    warned once each. With ``min_short_side``, an image is scaled up only as far as that short side."""
     for i, path in enumerate(paths):
         try:
             img = images.flatten_alpha(images.load_image(path))
+            short = min(img.size)
+            if min_short_side is not None:
+                sizes = [size if size <= short else max(short, min_short_side) for size in sizes]
             scaled = [images.to_tensor(images.resize_short_side(img, size)) for size in sizes]
         except ImageError as exc:
             warnings.warn(f"skipping unreadable training image: {exc}", stacklevel=3)
@@ -139,18 +171,28 @@ def encode_contents(
 @torch.no_grad()
 def encode_styles(
     paths: Sequence[Path], load_size: int, encode_taps: Taps, crop_size: int | None = None,
-    progress: bool = False, scales: Sequence[int] = (),
+    progress: bool = False, scales: Sequence[int] = (), upscale: bool = True, jitter: bool = False,
 ) -> StyleStats:  # fmt: skip
     """Statistics of ``STYLE_CROPS`` crops of each style image (seeded by its place in ``paths``),
     or with ``crop_size`` None of the whole image; with ``scales`` (short sides), as many crops at
-    each of them, K = ``STYLE_CROPS`` x their number, instead of at ``load_size``."""
+    each of them, K = ``STYLE_CROPS`` x their number, instead of at ``load_size``. Without
+    ``upscale``, an image smaller than a size stays at its own (scaled up to a crop if it is smaller).
+    With ``jitter`` each crop is cut from the image and ``jittered`` before it is encoded (16 small
+    encodings an image instead of one)."""
     means, stds = [], []
     bar = _progress(len(paths), "style statistics", progress)
-    for i, scaled in _readable(paths, scales or [load_size]):
+    for i, scaled in _readable(paths, scales or [load_size], None if upscale else crop_size or 1):
         for k, x in enumerate(scaled):
             seed = i + k * len(paths)  # the first scale: the crops a one-scale cache cuts at that size
             corners = None if crop_size is None else crop_corners(*x.shape[-2:], crop_size, STYLE_CROPS, seed)
-            mean, std = tap_statistics(encode_taps(x), corners, crop_size or 0)
+            if jitter and corners is not None:
+                generator = torch.Generator().manual_seed(seed)
+                crops = [jittered(x[..., top : top + crop_size, left : left + crop_size], generator)
+                         for top, left in corners]  # fmt: skip
+                stats = [tap_statistics(encode_taps(crop), None, 0) for crop in crops]
+                mean, std = (torch.cat(part) for part in zip(*stats, strict=True))
+            else:
+                mean, std = tap_statistics(encode_taps(x), corners, crop_size or 0)
             means.append(mean)
             stds.append(std)
         bar.update(1)
@@ -210,16 +252,20 @@ def cached_contents(paths: Sequence[Path], load_size: int, encode: Encode, encod
 
 def cached_styles(paths: Sequence[Path], load_size: int, encode_taps: Taps, encoder_id: str,
                   cache_dir: Path, crop_size: int | None = None, progress: bool = False,
-                  scales: Sequence[int] = ()) -> StyleStats:  # fmt: skip
+                  scales: Sequence[int] = (), upscale: bool = True, jitter: bool = False) -> StyleStats:  # fmt: skip
     crops = "whole" if crop_size is None else f"{STYLE_CROPS} crops of {crop_size}"
     if scales:
         crops += f" at short sides {','.join(map(str, scales))}"
+    if not upscale:
+        crops += ", never upscaled"
+    if jitter:
+        crops += ", jittered"
     key = cache_key(paths, "style", encoder_id, load_size, crops)
     path = Path(cache_dir) / f"style-{key}.safetensors"
     found = _load(path, key)
     if found is not None:
         return StyleStats(found["mean"], found["std"], int(found["skipped"]))
-    built = encode_styles(paths, load_size, encode_taps, crop_size, progress, scales)
+    built = encode_styles(paths, load_size, encode_taps, crop_size, progress, scales, upscale, jitter)
     _save(path, key, {"mean": built.mean, "std": built.std}, built.skipped)
     return built
 

@@ -67,6 +67,8 @@ class TrainConfig:
     feature_cache: str | None = None  # encoder features of the training images kept here (features.py)
     style_targets: Literal["crops", "whole"] = "crops"  # whole: the whole style image's (needs the cache)
     style_scales: tuple[int, ...] = ()  # short sides the cached style crops are cut at; () = load_size
+    style_upscale: bool = True  # False: smaller style images stay at their own size (at least a crop)
+    style_jitter: bool = False  # each cached style crop turned, mirrored and recoloured at random
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -74,7 +76,8 @@ class TrainConfig:
 
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
-          "content_target", "seed", "feature_cache", "style_targets", "style_scales", "ema")  # fmt: skip
+          "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
+          "style_jitter", "ema")  # fmt: skip
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -234,12 +237,7 @@ class Trainer:
         if self.device.type == "cuda" and self.dist.world > 1:
             self.device = torch.device("cuda", self.dist.local_rank)
             torch.cuda.set_device(self.device)
-        if config.style_targets == "whole" and not config.feature_cache:
-            raise AdainError(
-                "--style-targets whole needs --feature-cache (each style image is encoded whole once)"
-            )
-        if config.style_scales:
-            check_style_scales(config)
+        check_style_recipe(config)
         if self.device.type == "cpu":
             keep_freed_memory()  # each step needs its peak again: a quarter of a step saved (devices.py)
         self.out_dir = Path(config.out_dir)
@@ -303,6 +301,10 @@ class Trainer:
         )
         if cfg.style_scales:
             targets += f" at short sides {' and '.join(map(str, cfg.style_scales))} px"
+        if not cfg.style_upscale:
+            targets += ", smaller style images never upscaled"
+        if cfg.style_jitter:
+            targets += ", turned, mirrored and recoloured at random"
         processes = f" x {world} processes" if world > 1 else ""
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
@@ -334,7 +336,8 @@ class Trainer:
                                                 encoder_id, cache_dir, self.progress)  # fmt: skip
             crop = cfg.crop_size if cfg.style_targets == "crops" else None
             styles = features.cached_styles(self.style.files, cfg.load_size, lambda x: taps(model.encode, on_device(x)),
-                                            encoder_id, cache_dir, crop, self.progress, cfg.style_scales)  # fmt: skip
+                                            encoder_id, cache_dir, crop, self.progress, cfg.style_scales,
+                                            cfg.style_upscale, cfg.style_jitter)  # fmt: skip
         return contents, styles
 
     @property
@@ -581,13 +584,22 @@ def weights_label(ema: float | None) -> str:
     return f"moving average, decay {ema:g}" if ema else "as trained"
 
 
-def check_style_scales(config: TrainConfig) -> None:
-    """Style crops at several scales come from the feature cache, each scale at least a crop."""
-    if not config.feature_cache or config.style_targets != "crops":
-        raise AdainError("--style-scales needs --feature-cache and style targets from crops")
-    small = [size for size in config.style_scales if size < config.crop_size]
-    if small:
-        raise AdainError(f"--style-scales {small[0]} is smaller than --crop-size {config.crop_size}")
+def check_style_recipe(config: TrainConfig) -> None:
+    """The style flags that only the feature cache implements (the image loader has no such options)."""
+    if config.style_targets == "whole" and not config.feature_cache:
+        raise AdainError(
+            "--style-targets whole needs --feature-cache (each style image is encoded whole once)"
+        )
+    if config.style_scales:
+        if not config.feature_cache or config.style_targets != "crops":
+            raise AdainError("--style-scales needs --feature-cache and style targets from crops")
+        small = [size for size in config.style_scales if size < config.crop_size]
+        if small:
+            raise AdainError(f"--style-scales {small[0]} is smaller than --crop-size {config.crop_size}")
+    if not config.style_upscale and not config.feature_cache:
+        raise AdainError("--no-style-upscale needs --feature-cache")
+    if config.style_jitter and (not config.feature_cache or config.style_targets != "crops"):
+        raise AdainError("--jitter-styles needs --feature-cache and style targets from crops")
 
 
 def style_targets_of(config: dict) -> str:
