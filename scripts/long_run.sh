@@ -16,8 +16,8 @@
 # moving average: the session-8 verdict against it came from single checkpoints). RECIPE=scales512 is
 # crop512 with the style crops cut at short sides 512 and 256 (--style-scales). RECIPE=mixed512 is
 # crop512 with train/'s 1,100 paintings beside train512's 519, at their own 256 px scale
-# (--no-style-upscale), and RECIPE=jitter512 with the style crops turned, mirrored and recoloured at
-# random (--jitter-styles); both from session 14, for styles the decoder has not seen. RECIPE=continue is
+# (--no-style-upscale), and RECIPE=jitter512 with the style crops turned and mirrored at random
+# (--jitter-styles turn; JITTER=turn+hue recolours too); both from session 14, for unseen styles. RECIPE=continue is
 # the 256 px recipe at lr 1e-5 (stopped at 764).
 #
 # Two runs side by side: CORE=0 and CORE=1 pin each to one core with one thread. LR sets crop512's
@@ -70,11 +70,13 @@ mixed512)
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
 jitter512)
-    # crop512 with each cached style crop turned, mirrored and (half of them) hue-rotated at random:
-    # session 14's other lever for unseen styles, more variety from the same 519 paintings
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-jitter-c256-lr5e-5}
+    # crop512 with each cached style crop turned and mirrored at random (JITTER=turn, the default),
+    # or also hue-rotated (JITTER=turn+hue: session 14's first try, worse at 2,000 iterations in the
+    # relu2_1 means): more variety from the same 519 paintings, for styles the decoder has not seen
+    JITTER=${JITTER:-turn}
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-$([ "$JITTER" = turn ] && echo turn || echo jitter)-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
-        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --jitter-styles
+        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --jitter-styles "$JITTER"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
 crop512)
     RUN=${RUN:-$ADAIN_HOME/runs/q512-crop-c256-lr5e-5}

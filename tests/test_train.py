@@ -628,12 +628,26 @@ def test_hue_rotation_keeps_grey_and_a_third_of_a_turn_cycles_the_channels():
     torch.testing.assert_close(hue_rotation(0.0), torch.eye(3))
 
 
+def test_jittered_crops_keep_their_pixels_and_only_turn_hue_recolours():
+    from adain.features import jittered
+
+    crop = torch.rand(1, 3, 8, 6)
+    generator = torch.Generator().manual_seed(0)
+    turned = [jittered(crop, generator) for _ in range(8)]
+    assert {tuple(t.shape) for t in turned} == {(1, 3, 8, 6), (1, 3, 6, 8)}  # some turned a quarter
+    for t in turned:  # the same pixels, rearranged
+        torch.testing.assert_close(t.flatten(2).sort().values, crop.flatten(2).sort().values)
+    generator = torch.Generator().manual_seed(0)
+    recoloured = [jittered(crop, generator, hue=True) for _ in range(8)]
+    assert any(not torch.allclose(r.mean((2, 3)), crop.mean((2, 3)), atol=1e-3) for r in recoloured)
+
+
 def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_path, capsys):
     from safetensors.torch import load_file
 
     plain, jittered = tmp_path / "plain", tmp_path / "jittered"
     assert main(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--feature-cache", plain)) == 0
-    jitter = ["--max-iter", "2", "--feature-cache", jittered, "--jitter-styles"]
+    jitter = ["--max-iter", "2", "--feature-cache", jittered, "--jitter-styles", "turn+hue"]
     assert main(train_args(dataset, tmp_path / "b", *jitter)) == 0
     assert "turned, mirrored and recoloured at random" in capsys.readouterr().err
     first = load_file(next(jittered.glob("style-*")))
@@ -642,9 +656,15 @@ def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_p
     next(jittered.glob("style-*")).unlink()  # rebuilt from the same seeds: the same targets
     assert main(train_args(dataset, tmp_path / "c", *jitter)) == 0
     torch.testing.assert_close(load_file(next(jittered.glob("style-*")))["mean"], first["mean"])
+    capsys.readouterr()
+    turn = ["--max-iter", "1", "--feature-cache", jittered, "--jitter-styles", "turn"]
+    assert main(train_args(dataset, tmp_path / "d", *turn)) == 0  # its own cache file beside the other
+    assert (
+        "turned, mirrored at random" in capsys.readouterr().err and len(list(jittered.glob("style-*"))) == 2
+    )
     for bad in (
-        ["--jitter-styles"],
-        ["--feature-cache", plain, "--style-targets", "whole", "--jitter-styles"],
+        ["--jitter-styles", "turn"],
+        ["--feature-cache", plain, "--style-targets", "whole", "--jitter-styles", "turn"],
     ):
         assert exit_status(train_args(dataset, tmp_path / "bad", "--max-iter", "1", *bad)) != 0
         err = capsys.readouterr().err

@@ -10,8 +10,8 @@ the style crop's statistics; issue 14 measured them the better objective), or wi
 crops are cut at several scales of each style image (e.g. its short side at 512 and at 256 px: the
 same painting's strokes coarse and fine). With ``--no-style-upscale`` a style image smaller than a
 scale stays at its own size (e.g. a 256 px set beside a 512 px one, its strokes sharp); with
-``--jitter-styles`` each crop is turned, mirrored and recoloured at random (more styles than
-paintings). A step then pays for the decoder, the loss network on its
+``--jitter-styles turn`` each crop is turned and mirrored at random (``turn+hue``: and recoloured),
+more styles than paintings. A step then pays for the decoder, the loss network on its
 output and the two backward passes.
 
 A cache file is named by a key over the format, the encoder, the load size, the style crops and the
@@ -117,15 +117,18 @@ def hue_rotation(angle: float) -> Tensor:
     return (turn + (1 - torch.cos(angle_t)) * torch.outer(axis, axis)).float()
 
 
-def jittered(crop: Tensor, generator: torch.Generator) -> Tensor:
-    """A (1, 3, h, w) crop turned by a multiple of 90 degrees, mirrored or not, and with probability
-    a half hue-rotated by a random angle: a variant of the painting the decoder has not seen, with
-    the strokes in other directions and other colours."""
+JITTERS = ("turn", "turn+hue")  # --jitter-styles
+
+
+def jittered(crop: Tensor, generator: torch.Generator, hue: bool = False) -> Tensor:
+    """A (1, 3, h, w) crop turned by a multiple of 90 degrees and mirrored or not, at random, and
+    with ``hue`` and probability a half hue-rotated by a random angle: a variant of the painting the
+    decoder has not seen, with the strokes in other directions (and other colours)."""
     turns, mirror, recolour = (int(v) for v in torch.randint(0, 4, (3,), generator=generator))
     crop = torch.rot90(crop, turns, dims=(-2, -1))
     if mirror % 2:
         crop = crop.flip(-1)
-    if recolour % 2:
+    if hue and recolour % 2:
         angle = float(torch.rand((), generator=generator)) * 2 * torch.pi
         crop = torch.einsum("ij,bjhw->bihw", hue_rotation(angle), crop).clamp(0, 1)
     return crop
@@ -171,14 +174,14 @@ def encode_contents(
 @torch.no_grad()
 def encode_styles(
     paths: Sequence[Path], load_size: int, encode_taps: Taps, crop_size: int | None = None,
-    progress: bool = False, scales: Sequence[int] = (), upscale: bool = True, jitter: bool = False,
+    progress: bool = False, scales: Sequence[int] = (), upscale: bool = True, jitter: str = "",
 ) -> StyleStats:  # fmt: skip
     """Statistics of ``STYLE_CROPS`` crops of each style image (seeded by its place in ``paths``),
     or with ``crop_size`` None of the whole image; with ``scales`` (short sides), as many crops at
     each of them, K = ``STYLE_CROPS`` x their number, instead of at ``load_size``. Without
     ``upscale``, an image smaller than a size stays at its own (scaled up to a crop if it is smaller).
-    With ``jitter`` each crop is cut from the image and ``jittered`` before it is encoded (16 small
-    encodings an image instead of one)."""
+    With ``jitter`` (one of ``JITTERS``) each crop is cut from the image and ``jittered`` before it
+    is encoded (16 small encodings an image instead of one)."""
     means, stds = [], []
     bar = _progress(len(paths), "style statistics", progress)
     for i, scaled in _readable(paths, scales or [load_size], None if upscale else crop_size or 1):
@@ -187,8 +190,8 @@ def encode_styles(
             corners = None if crop_size is None else crop_corners(*x.shape[-2:], crop_size, STYLE_CROPS, seed)
             if jitter and corners is not None:
                 generator = torch.Generator().manual_seed(seed)
-                crops = [jittered(x[..., top : top + crop_size, left : left + crop_size], generator)
-                         for top, left in corners]  # fmt: skip
+                crops = [jittered(x[..., top : top + crop_size, left : left + crop_size], generator,
+                                  hue=jitter == "turn+hue") for top, left in corners]  # fmt: skip
                 stats = [tap_statistics(encode_taps(crop), None, 0) for crop in crops]
                 mean, std = (torch.cat(part) for part in zip(*stats, strict=True))
             else:
@@ -252,14 +255,14 @@ def cached_contents(paths: Sequence[Path], load_size: int, encode: Encode, encod
 
 def cached_styles(paths: Sequence[Path], load_size: int, encode_taps: Taps, encoder_id: str,
                   cache_dir: Path, crop_size: int | None = None, progress: bool = False,
-                  scales: Sequence[int] = (), upscale: bool = True, jitter: bool = False) -> StyleStats:  # fmt: skip
+                  scales: Sequence[int] = (), upscale: bool = True, jitter: str = "") -> StyleStats:  # fmt: skip
     crops = "whole" if crop_size is None else f"{STYLE_CROPS} crops of {crop_size}"
     if scales:
         crops += f" at short sides {','.join(map(str, scales))}"
     if not upscale:
         crops += ", never upscaled"
     if jitter:
-        crops += ", jittered"
+        crops += ", jittered" if jitter == "turn+hue" else f", jittered by {jitter}"
     key = cache_key(paths, "style", encoder_id, load_size, crops)
     path = Path(cache_dir) / f"style-{key}.safetensors"
     found = _load(path, key)
