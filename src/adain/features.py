@@ -142,10 +142,10 @@ def _readable(
     for i, path in enumerate(paths):
         try:
             img = images.flatten_alpha(images.load_image(path))
-            short = min(img.size)
+            short, wanted = min(img.size), sizes
             if min_short_side is not None:
-                sizes = [size if size <= short else max(short, min_short_side) for size in sizes]
-            scaled = [images.to_tensor(images.resize_short_side(img, size)) for size in sizes]
+                wanted = [size if size <= short else max(short, min_short_side) for size in sizes]
+            scaled = [images.to_tensor(images.resize_short_side(img, size)) for size in wanted]
         except ImageError as exc:
             warnings.warn(f"skipping unreadable training image: {exc}", stacklevel=3)
             continue
