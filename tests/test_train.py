@@ -43,6 +43,15 @@ def read_log(out):
         return list(csv.DictReader(f))
 
 
+def cached_style_means(dataset, run, cache, *flags, iterations=1):
+    """Train ``iterations`` steps with a feature cache in ``cache`` (empty or holding this recipe's
+    file only): the style means it cached, (N, K, 960)."""
+    from safetensors.torch import load_file
+
+    assert main(train_args(dataset, run, "--max-iter", iterations, "--feature-cache", cache, *flags)) == 0
+    return load_file(next(Path(cache).glob("style-*")))["mean"]
+
+
 def test_style_and_content_loss_by_hand():
     out = [torch.tensor([1.0, 3.0]).view(1, 1, 1, 2)]
     ref = [torch.tensor([2.0, 2.0, 2.0, 6.0]).view(1, 1, 2, 2)]
@@ -553,16 +562,11 @@ def test_style_targets_choose_the_cache_and_whole_needs_one(dataset, tmp_path, c
 
 
 def test_style_scales_cut_the_cached_style_crops_at_each_short_side(dataset, tmp_path, capsys):
-    from safetensors.torch import load_file
-
-    cache_one, cache_two = tmp_path / "one", tmp_path / "two"
-    assert main(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--feature-cache", cache_one)) == 0
-    scales = ["--max-iter", "2", "--feature-cache", cache_two, "--style-scales", "40,32"]
-    assert main(train_args(dataset, tmp_path / "b", *scales)) == 0
+    cache_two = tmp_path / "two"
+    one = cached_style_means(dataset, tmp_path / "a", tmp_path / "one")
+    two = cached_style_means(dataset, tmp_path / "b", cache_two, "--style-scales", "40,32", iterations=2)
     assert "16 crops each at short sides 40 and 32 px" in capsys.readouterr().err
     assert len(read_log(tmp_path / "b")) == 2
-    one = load_file(next(cache_one.glob("style-*")))["mean"]
-    two = load_file(next(cache_two.glob("style-*")))["mean"]
     assert one.shape == (4, 16, 960) and two.shape == (4, 32, 960)
     # the first scale's crops are the one-scale cache's; at the smaller scale the statistics differ
     torch.testing.assert_close(two[:, :16], one)
@@ -578,8 +582,6 @@ def test_style_scales_cut_the_cached_style_crops_at_each_short_side(dataset, tmp
 
 
 def test_no_style_upscale_keeps_small_style_images_at_their_own_size(tmp_path, capsys):
-    from safetensors.torch import load_file
-
     content, style = tmp_path / "content", tmp_path / "style"
     content.mkdir()
     style.mkdir()
@@ -587,13 +589,10 @@ def test_no_style_upscale_keeps_small_style_images_at_their_own_size(tmp_path, c
         make_image(content / f"c{i}.jpg", (48, 40), seed=i)
         make_image(style / f"a_small{i}.png", (34, 33), seed=20 + i)  # below the load size, above the crop
         make_image(style / f"b_big{i}.png", (40, 52), seed=10 + i)  # at the load size already
-    dataset, caches = (content, style), {}
-    for name, extra in (("upscaled", []), ("native", ["--no-style-upscale"])):
-        caches[name] = tmp_path / name
-        assert main(train_args(dataset, tmp_path / f"run-{name}", "--max-iter", "1", "--feature-cache",
-                               caches[name], *extra)) == 0  # fmt: skip
+    dataset = (content, style)
+    upscaled = cached_style_means(dataset, tmp_path / "a", tmp_path / "upscaled")
+    native = cached_style_means(dataset, tmp_path / "b", tmp_path / "native", "--no-style-upscale")
     assert "smaller style images never upscaled" in capsys.readouterr().err
-    upscaled, native = (load_file(next(caches[n].glob("style-*")))["mean"] for n in ("upscaled", "native"))
     # files sorted: the small ones first, so a size chosen for one must not carry over to the next
     torch.testing.assert_close(native[2:], upscaled[2:])
     assert not torch.allclose(native[:2], upscaled[:2], atol=1e-3)
@@ -643,19 +642,15 @@ def test_jittered_crops_keep_their_pixels_and_only_turn_hue_recolours():
 
 
 def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_path, capsys):
-    from safetensors.torch import load_file
-
     plain, jittered = tmp_path / "plain", tmp_path / "jittered"
-    assert main(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--feature-cache", plain)) == 0
-    jitter = ["--max-iter", "2", "--feature-cache", jittered, "--jitter-styles", "turn+hue"]
-    assert main(train_args(dataset, tmp_path / "b", *jitter)) == 0
+    unjittered = cached_style_means(dataset, tmp_path / "a", plain)
+    first = cached_style_means(dataset, tmp_path / "b", jittered, "--jitter-styles", "turn+hue")
     assert "turned, mirrored and recoloured at random" in capsys.readouterr().err
-    first = load_file(next(jittered.glob("style-*")))
-    assert first["mean"].shape == load_file(next(plain.glob("style-*")))["mean"].shape == (4, 16, 960)
-    assert not torch.allclose(first["mean"], load_file(next(plain.glob("style-*")))["mean"], atol=1e-3)
+    assert first.shape == unjittered.shape == (4, 16, 960)
+    assert not torch.allclose(first, unjittered, atol=1e-3)
     next(jittered.glob("style-*")).unlink()  # rebuilt from the same seeds: the same targets
-    assert main(train_args(dataset, tmp_path / "c", *jitter)) == 0
-    torch.testing.assert_close(load_file(next(jittered.glob("style-*")))["mean"], first["mean"])
+    again = cached_style_means(dataset, tmp_path / "c", jittered, "--jitter-styles", "turn+hue")
+    torch.testing.assert_close(again, first)
     capsys.readouterr()
     turn = ["--max-iter", "1", "--feature-cache", jittered, "--jitter-styles", "turn"]
     assert main(train_args(dataset, tmp_path / "d", *turn)) == 0  # its own cache file beside the other
