@@ -665,6 +665,14 @@ def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_p
         err = capsys.readouterr().err
         assert "--jitter-styles needs --feature-cache and style targets from crops" in err
         assert "Traceback" not in err and not (tmp_path / "bad").exists()
+    # the API checks what argparse's choices check on the command line
+    from adain.errors import AdainError
+    from adain.train import TrainConfig, Trainer
+
+    content, style = dataset
+    with pytest.raises(AdainError, match="--jitter-styles must be one of turn, turn"):
+        Trainer(TrainConfig(str(content), str(style), str(tmp_path / "api"), feature_cache=str(plain),
+                            style_jitter="hue"))  # type: ignore[arg-type]  # fmt: skip
 
 
 def test_a_cached_run_from_before_style_targets_resumes_as_whole_image_targets(dataset, tmp_path):

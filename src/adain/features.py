@@ -117,9 +117,6 @@ def hue_rotation(angle: float) -> Tensor:
     return (turn + (1 - torch.cos(angle_t)) * torch.outer(axis, axis)).float()
 
 
-JITTERS = ("turn", "turn+hue")  # --jitter-styles
-
-
 def jittered(crop: Tensor, generator: torch.Generator, hue: bool = False) -> Tensor:
     """A (1, 3, h, w) crop turned by a multiple of 90 degrees and mirrored or not, at random, and
     with ``hue`` and probability a half hue-rotated by a random angle: a variant of the painting the
@@ -180,7 +177,7 @@ def encode_styles(
     or with ``crop_size`` None of the whole image; with ``scales`` (short sides), as many crops at
     each of them, K = ``STYLE_CROPS`` x their number, instead of at ``load_size``. Without
     ``upscale``, an image smaller than a size stays at its own (scaled up to a crop if it is smaller).
-    With ``jitter`` (one of ``JITTERS``) each crop is cut from the image and ``jittered`` before it
+    With ``jitter`` (one of ``defaults.STYLE_JITTERS``) each crop is cut from the image and ``jittered`` before it
     is encoded (16 small encodings an image instead of one)."""
     means, stds = [], []
     bar = _progress(len(paths), "style statistics", progress)

@@ -598,6 +598,9 @@ def check_style_recipe(config: TrainConfig) -> None:
             raise AdainError(f"--style-scales {small[0]} is smaller than --crop-size {config.crop_size}")
     if not config.style_upscale and not config.feature_cache:
         raise AdainError("--no-style-upscale needs --feature-cache")
+    if config.style_jitter not in ("", *defaults.STYLE_JITTERS):
+        choices = ", ".join(defaults.STYLE_JITTERS)
+        raise AdainError(f"--jitter-styles must be one of {choices}, not {config.style_jitter!r}")
     if config.style_jitter and (not config.feature_cache or config.style_targets != "crops"):
         raise AdainError("--jitter-styles needs --feature-cache and style targets from crops")
 
