@@ -65,7 +65,7 @@ mixed512)
     STYLES=$ADAIN_HOME/styles-mixed
     for set in train512 train; do
         mkdir -p "$STYLES/$set"
-        for f in "$SHARED/data/style/$set"/*.jpg; do ln -sfn "$(realpath "$f")" "$STYLES/$set/"; done
+        ln -sfn "$(realpath "$SHARED/data/style/$set")"/*.jpg "$STYLES/$set/"
     done
     RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"

@@ -259,7 +259,7 @@ def cached_styles(paths: Sequence[Path], load_size: int, encode_taps: Taps, enco
     if not upscale:
         crops += ", never upscaled"
     if jitter:
-        crops += ", jittered" if jitter == "turn+hue" else f", jittered by {jitter}"
+        crops += f", jittered by {jitter}"
     key = cache_key(paths, "style", encoder_id, load_size, crops)
     path = Path(cache_dir) / f"style-{key}.safetensors"
     found = _load(path, key)

@@ -590,9 +590,13 @@ def check_style_recipe(config: TrainConfig) -> None:
         raise AdainError(
             "--style-targets whole needs --feature-cache (each style image is encoded whole once)"
         )
-    if config.style_scales:
+
+    def needs_cached_crops(flag: str) -> None:
         if not config.feature_cache or config.style_targets != "crops":
-            raise AdainError("--style-scales needs --feature-cache and style targets from crops")
+            raise AdainError(f"{flag} needs --feature-cache and style targets from crops")
+
+    if config.style_scales:
+        needs_cached_crops("--style-scales")
         small = [size for size in config.style_scales if size < config.crop_size]
         if small:
             raise AdainError(f"--style-scales {small[0]} is smaller than --crop-size {config.crop_size}")
@@ -601,8 +605,8 @@ def check_style_recipe(config: TrainConfig) -> None:
     if config.style_jitter not in ("", *defaults.STYLE_JITTERS):
         choices = ", ".join(defaults.STYLE_JITTERS)
         raise AdainError(f"--jitter-styles must be one of {choices}, not {config.style_jitter!r}")
-    if config.style_jitter and (not config.feature_cache or config.style_targets != "crops"):
-        raise AdainError("--jitter-styles needs --feature-cache and style targets from crops")
+    if config.style_jitter:
+        needs_cached_crops("--jitter-styles")
 
 
 def style_targets_of(config: dict) -> str:
