@@ -62,14 +62,21 @@ mixed512)
     # crop512 with more styles (session 14: the 512 px runs fit their 519 paintings far better than
     # unseen ones): train512 and the 1,100 paintings of train/ at their own 256 px scale, never
     # upscaled, from one folder of links (names repeat between the two sets, so each keeps its own)
-    STYLES=$ADAIN_HOME/styles-mixed
-    for set in train512 train; do
-        mkdir -p "$STYLES/$set"
-        ln -sfn "$(realpath "$SHARED/data/style/$set")"/*.jpg "$STYLES/$set/"
+    # (session 15's variants: JITTER=turn turns and mirrors the crops as in jitter512; TWICE512=1
+    # links train512 twice, its second copy cut at other crops, so the 512 px paintings are drawn
+    # about as often as the 256 px ones)
+    STYLES=$ADAIN_HOME/styles-mixed${TWICE512:+-x2}
+    sets=(train512 train)
+    [ -n "${TWICE512:-}" ] && sets+=(train512:train512-again)
+    for set in "${sets[@]}"; do
+        mkdir -p "$STYLES/${set#*:}"
+        ln -sfn "$(realpath "$SHARED/data/style/${set%%:*}")"/*.jpg "$STYLES/${set#*:}/"
     done
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed-c256-lr5e-5}
+    jitter=()
+    [ -n "${JITTER:-}" ] && jitter=(--jitter-styles "$JITTER")
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
-        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale
+        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${jitter[@]}"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
 jitter512)
     # crop512 with each cached style crop turned and mirrored at random (JITTER=turn, the default),
