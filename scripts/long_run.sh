@@ -3,11 +3,12 @@
 # checkpoint or, where its folder is gone (a new machine), started from the shipped decoder. Low
 # priority, stopped cleanly with a checkpoint before MINUTES have passed.
 #
-#   MINUTES=150 bash scripts/long_run.sh   # then: tail -f "$ADAIN_HOME/runs/q512-mixed-c256-lr5e-5.log"
+#   MINUTES=150 bash scripts/long_run.sh   # then: tail -f "$ADAIN_HOME/runs/q512-mixed-x2-c256-lr5e-5.log"
 #
 # RECIPE=mixed512 is the default since session 14 (its moving average at 2,000 iterations is the
-# decoder shipped then: 512 x 512 content 3.419, style 0.892; docs/training-recipes.md), described
-# below. RECIPE=crop512 (the default from session 10 to 13): the paper's scale. train512 (512 px
+# decoder shipped then: 512 x 512 content 3.419, style 0.892; with TWICE512, the default since session
+# 15, at 5,000 iterations, the decoder shipped in session 15: 3.439 / 0.850; docs/training-recipes.md),
+# described below. RECIPE=crop512 (the default from session 10 to 13): the paper's scale. train512 (512 px
 # images), 256 px crops, style targets from the crops, batch 4, lr 5e-5 warmed up over 200
 # iterations, from the shipped decoder; since session 11 on the cached step (--feature-cache) with a
 # moving average of the weights (--ema 0.999). Its average at 7,366 iterations is the decoder shipped
@@ -62,9 +63,11 @@ mixed512)
     # crop512 with more styles (session 14: the 512 px runs fit their 519 paintings far better than
     # unseen ones): train512 and the 1,100 paintings of train/ at their own 256 px scale, never
     # upscaled, from one folder of links (names repeat between the two sets, so each keeps its own)
-    # (session 15's variants: JITTER=turn turns and mirrors the crops as in jitter512; TWICE512=1
-    # links train512 twice, its second copy cut at other crops, so the 512 px paintings are drawn
-    # about as often as the 256 px ones)
+    # (session 15's variants: TWICE512=1, the default since its run shipped as stage 6, links
+    # train512 twice, its second copy cut at other crops, so the 512 px paintings are drawn about as
+    # often as the 256 px ones (TWICE512= for stage 5's recipe); JITTER=turn turns and mirrors the
+    # crops as in jitter512)
+    TWICE512=${TWICE512-1}
     STYLES=$ADAIN_HOME/styles-mixed${TWICE512:+-x2}
     sets=(train512 train)
     [ -n "${TWICE512:-}" ] && sets+=(train512:train512-again)
