@@ -66,7 +66,7 @@ mixed512)
     # (session 15's variants: TWICE512=1, the default since its run shipped as stage 6, links
     # train512 twice, its second copy cut at other crops, so the 512 px paintings are drawn about as
     # often as the 256 px ones (TWICE512= for stage 5's recipe); JITTER=turn turns and mirrors the
-    # crops as in jitter512)
+    # crops as in jitter512, JITTER=half-turn turns them by 180 degrees only)
     TWICE512=${TWICE512-1}
     STYLES=$ADAIN_HOME/styles-mixed${TWICE512:+-x2}
     sets=(train512 train)
@@ -86,7 +86,9 @@ jitter512)
     # or also hue-rotated (JITTER=turn+hue: session 14's first try, worse at 2,000 iterations in the
     # relu2_1 means): more variety from the same 519 paintings, for styles the decoder has not seen
     JITTER=${JITTER:-turn}
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-$([ "$JITTER" = turn ] && echo turn || echo jitter)-c256-lr5e-5}
+    folder=$JITTER
+    [ "$JITTER" = turn+hue ] && folder=jitter  # session 14's folder for it
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-$folder-c256-lr5e-5}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$SHARED/data/style/train512"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --jitter-styles "$JITTER"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;

@@ -639,6 +639,11 @@ def test_jittered_crops_keep_their_pixels_and_only_turn_hue_recolours():
     generator = torch.Generator().manual_seed(0)
     recoloured = [jittered(crop, generator, hue=True) for _ in range(8)]
     assert any(not torch.allclose(r.mean((2, 3)), crop.mean((2, 3)), atol=1e-3) for r in recoloured)
+    generator = torch.Generator().manual_seed(0)
+    halves = [jittered(crop, generator, half_turns=True) for _ in range(8)]  # strokes keep their orientation
+    upright = [torch.equal(h, crop) for h in halves]
+    assert all(u or torch.equal(h, crop.flip(-2, -1)) for h, u in zip(halves, upright, strict=True))
+    assert any(upright) and not all(upright)
 
 
 def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_path, capsys):
@@ -657,6 +662,9 @@ def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_p
     assert (
         "turned, mirrored at random" in capsys.readouterr().err and len(list(jittered.glob("style-*"))) == 2
     )
+    half = cached_style_means(dataset, tmp_path / "e", tmp_path / "half", "--jitter-styles", "half-turn")
+    assert "turned by 180 degrees at random" in capsys.readouterr().err
+    assert half.shape == unjittered.shape and not torch.allclose(half, unjittered, atol=1e-3)
     for bad in (
         ["--jitter-styles", "turn"],
         ["--feature-cache", plain, "--style-targets", "whole", "--jitter-styles", "turn"],
@@ -670,7 +678,7 @@ def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_p
     from adain.train import TrainConfig, Trainer
 
     content, style = dataset
-    with pytest.raises(AdainError, match="--jitter-styles must be one of turn, turn"):
+    with pytest.raises(AdainError, match="--jitter-styles must be one of turn, turn\\+hue, half-turn"):
         Trainer(TrainConfig(str(content), str(style), str(tmp_path / "api"), feature_cache=str(plain),
                             style_jitter="hue"))  # type: ignore[arg-type]  # fmt: skip
 

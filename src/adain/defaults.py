@@ -11,8 +11,9 @@ MAX_MEMORY_MB = 2048.0  # budget of the whole process; larger images are process
 CONTENT_SIZE = 512  # short side the CLI and the server resize contents to (the API keeps the size)
 STYLE_SIZE = 512
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# adain train --jitter-styles: the cached style crops turned (and recoloured)
-STYLE_JITTERS = ("turn", "turn+hue")
+# adain train --jitter-styles: the cached style crops turned (and recoloured); half-turn only by
+# 180 degrees, so that each stroke keeps its orientation
+STYLE_JITTERS = ("turn", "turn+hue", "half-turn")
 DEVICES = ("auto", "cpu", "cuda")
 OUTPUT_EXTENSIONS = ("jpg", "png", "webp")
 

@@ -74,7 +74,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "least --crop-size, rather than upscaling them (their strokes stay sharp; needs --feature-cache)")  # fmt: skip
     add("--jitter-styles", dest="style_jitter", choices=d.STYLE_JITTERS, default="",
         help="turn each cached style crop by a multiple of 90 degrees and mirror it at random (turn+hue: and "
-        "rotate the hue of half of them): more styles than paintings (needs --feature-cache and crop targets)")  # fmt: skip
+        "rotate the hue of half of them; half-turn: only by 180 degrees, strokes keep their orientation): more "
+        "styles than paintings (needs --feature-cache and crop targets)")  # fmt: skip
     add("--ema", type=flags.non_negative_float, default=0.0, metavar="DECAY",
         help="export an exponential moving average of the decoder's weights, updated every step with this "
         "decay (e.g. 0.999: about the last 1,000 steps); default 0, the weights as trained")  # fmt: skip
