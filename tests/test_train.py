@@ -637,10 +637,10 @@ def test_jittered_crops_keep_their_pixels_and_only_turn_hue_recolours():
     for t in turned:  # the same pixels, rearranged
         torch.testing.assert_close(t.flatten(2).sort().values, crop.flatten(2).sort().values)
     generator = torch.Generator().manual_seed(0)
-    recoloured = [jittered(crop, generator, hue=True) for _ in range(8)]
+    recoloured = [jittered(crop, generator, "turn+hue") for _ in range(8)]
     assert any(not torch.allclose(r.mean((2, 3)), crop.mean((2, 3)), atol=1e-3) for r in recoloured)
     generator = torch.Generator().manual_seed(0)
-    halves = [jittered(crop, generator, half_turns=True) for _ in range(8)]  # strokes keep their orientation
+    halves = [jittered(crop, generator, "half-turn") for _ in range(8)]  # strokes keep their orientation
     upright = [torch.equal(h, crop) for h in halves]
     assert all(u or torch.equal(h, crop.flip(-2, -1)) for h, u in zip(halves, upright, strict=True))
     assert any(upright) and not all(upright)

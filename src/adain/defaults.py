@@ -11,9 +11,13 @@ MAX_MEMORY_MB = 2048.0  # budget of the whole process; larger images are process
 CONTENT_SIZE = 512  # short side the CLI and the server resize contents to (the API keeps the size)
 STYLE_SIZE = 512
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# adain train --jitter-styles: the cached style crops turned (and recoloured); half-turn only by
-# 180 degrees, so that each stroke keeps its orientation
-STYLE_JITTERS = ("turn", "turn+hue", "half-turn")
+# adain train --jitter-styles: how each cached style crop is varied at random, by name (what the
+# trainer reports); half-turn keeps each stroke's orientation
+STYLE_JITTERS = {
+    "turn": "turned, mirrored",
+    "turn+hue": "turned, mirrored and recoloured",
+    "half-turn": "turned by 180 degrees",
+}
 DEVICES = ("auto", "cpu", "cuda")
 OUTPUT_EXTENSIONS = ("jpg", "png", "webp")
 

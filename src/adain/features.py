@@ -117,19 +117,20 @@ def hue_rotation(angle: float) -> Tensor:
     return (turn + (1 - torch.cos(angle_t)) * torch.outer(axis, axis)).float()
 
 
-def jittered(crop: Tensor, generator: torch.Generator, hue: bool = False, half_turns: bool = False) -> Tensor:
-    """A (1, 3, h, w) crop turned by a multiple of 90 degrees and mirrored or not, at random, and
-    with ``hue`` and probability a half hue-rotated by a random angle: a variant of the painting the
-    decoder has not seen, with the strokes in other directions (and other colours). With
-    ``half_turns``, only turned by 0 or 180 degrees, never mirrored: every stroke keeps its orientation
-    (a painting of one stroke direction lost 1.5x with ``turn``, training-recipes.md, session 15)."""
+def jittered(crop: Tensor, generator: torch.Generator, kind: str = "turn") -> Tensor:
+    """A (1, 3, h, w) crop varied at random as ``kind`` (one of ``defaults.STYLE_JITTERS``) says:
+    ``turn``, turned by a multiple of 90 degrees and mirrored or not; ``turn+hue``, also with
+    probability a half hue-rotated by a random angle; ``half-turn``, only turned by 0 or 180 degrees,
+    never mirrored, so every stroke keeps its orientation (a painting of one stroke direction lost
+    1.5x with ``turn``, training-recipes.md, session 15). A variant of the painting the decoder has
+    not seen, with the strokes in other directions (and other colours)."""
     turns, mirror, recolour = (int(v) for v in torch.randint(0, 4, (3,), generator=generator))
-    if half_turns:
+    if kind == "half-turn":
         turns, mirror = turns // 2 * 2, 0
     crop = torch.rot90(crop, turns, dims=(-2, -1))
     if mirror % 2:
         crop = crop.flip(-1)
-    if hue and recolour % 2:
+    if kind == "turn+hue" and recolour % 2:
         angle = float(torch.rand((), generator=generator)) * 2 * torch.pi
         crop = torch.einsum("ij,bjhw->bihw", hue_rotation(angle), crop).clamp(0, 1)
     return crop
@@ -191,8 +192,7 @@ def encode_styles(
             corners = None if crop_size is None else crop_corners(*x.shape[-2:], crop_size, STYLE_CROPS, seed)
             if jitter and corners is not None:
                 generator = torch.Generator().manual_seed(seed)
-                crops = [jittered(x[..., top : top + crop_size, left : left + crop_size], generator,
-                                  hue=jitter == "turn+hue", half_turns=jitter == "half-turn")
+                crops = [jittered(x[..., top : top + crop_size, left : left + crop_size], generator, jitter)
                          for top, left in corners]  # fmt: skip
                 stats = [tap_statistics(encode_taps(crop), None, 0) for crop in crops]
                 mean, std = (torch.cat(part) for part in zip(*stats, strict=True))

@@ -68,9 +68,7 @@ class TrainConfig:
     style_targets: Literal["crops", "whole"] = "crops"  # whole: the whole style image's (needs the cache)
     style_scales: tuple[int, ...] = ()  # short sides the cached style crops are cut at; () = load_size
     style_upscale: bool = True  # False: smaller style images stay at their own size (at least a crop)
-    style_jitter: Literal["", "turn", "turn+hue", "half-turn"] = (
-        ""  # each cached style crop turned, mirrored (recoloured)
-    )
+    style_jitter: Literal["", "turn", "turn+hue", "half-turn"] = ""  # defaults.STYLE_JITTERS
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -306,8 +304,7 @@ class Trainer:
         if not cfg.style_upscale:
             targets += ", smaller style images never upscaled"
         if cfg.style_jitter:
-            turned = {"half-turn": "turned by 180 degrees", "turn+hue": "turned, mirrored and recoloured"}
-            targets += f", {turned.get(cfg.style_jitter, 'turned, mirrored')} at random"
+            targets += f", {defaults.STYLE_JITTERS[cfg.style_jitter]} at random"
         processes = f" x {world} processes" if world > 1 else ""
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "

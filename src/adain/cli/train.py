@@ -72,7 +72,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--no-style-upscale", dest="style_upscale", action="store_false",
         help="keep style images smaller than --load-size (or a --style-scales size) at their own size, at "
         "least --crop-size, rather than upscaling them (their strokes stay sharp; needs --feature-cache)")  # fmt: skip
-    add("--jitter-styles", dest="style_jitter", choices=d.STYLE_JITTERS, default="",
+    add("--jitter-styles", dest="style_jitter", choices=list(d.STYLE_JITTERS), default="",
         help="turn each cached style crop by a multiple of 90 degrees and mirror it at random (turn+hue: and "
         "rotate the hue of half of them; half-turn: only by 180 degrees, strokes keep their orientation): more "
         "styles than paintings (needs --feature-cache and crop targets)")  # fmt: skip
