@@ -68,7 +68,8 @@ mixed512)
     # often as the 256 px ones (TWICE512= for stage 5's recipe); JITTER=turn turns and mirrors the
     # crops as in jitter512, JITTER=half-turn turns them by 180 degrees only; session 16's
     # STYLE_WEIGHT, the paper's lambda (default 10), is the lever for content, which stage 6 left at
-    # the target's edge: its runs have their own folder, ...-sw$STYLE_WEIGHT)
+    # the target's edge: its runs have their own folder, ...-sw$STYLE_WEIGHT; and MIX, session 16's
+    # --mix-styles P, each style target blended with another at that probability, ...-mix$MIX)
     TWICE512=${TWICE512-1}
     STYLES=$ADAIN_HOME/styles-mixed${TWICE512:+-x2}
     sets=(train512 train)
@@ -80,8 +81,9 @@ mixed512)
     jitter=()
     [ -n "${JITTER:-}" ] && jitter=(--jitter-styles "$JITTER")
     weight=()
-    [ -n "${STYLE_WEIGHT:-}" ] && weight=(--style-weight "$STYLE_WEIGHT")
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}}
+    [ -n "${STYLE_WEIGHT:-}" ] && weight+=(--style-weight "$STYLE_WEIGHT")
+    [ -n "${MIX:-}" ] && weight+=(--mix-styles "$MIX")
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${jitter[@]}" "${weight[@]}"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;

@@ -546,6 +546,49 @@ def test_cached_batches_draw_one_crop_of_each_style():
     assert {v // 10 for v in seen} == {0, 1, 2, 3} and {v % 10 for v in seen} == {0, 1, 2}
 
 
+def test_mixed_styles_blend_two_styles_and_leave_unmixed_draws_alone():
+    from adain import features
+
+    contents = features.ContentFeatures([torch.rand(512, 4, 4) for _ in range(4)])
+    mean = torch.arange(4)[:, None, None] * 10.0 + torch.zeros(4, 3, 960)  # style i: every statistic 10 i
+    stats = features.StyleStats(mean, mean + 0.5)
+    plain = features.CachedBatches(contents, stats, 2, 16, seed=0)
+    unmixed = features.CachedBatches(contents, stats, 2, 16, seed=0, mix=0.0)
+    for _ in range(5):
+        assert torch.equal(next(plain)[1], next(unmixed)[1])
+    mixed = features.CachedBatches(contents, stats, 2, 16, seed=0, mix=1.0)
+    values = torch.cat([next(mixed)[1] for _ in range(50)])
+    # each target one weighted average of two styles, the same at every statistic, std still mean + 0.5
+    assert torch.equal(values[:, 0], values[:, 0, :1].expand(-1, 960))
+    torch.testing.assert_close(values[:, 1], values[:, 0] + 0.5)
+    between = values[:, 0, 0]
+    assert between.min() >= 0 and between.max() <= 30
+    assert (between % 10 != 0).float().mean() > 0.5  # blends, not the paintings themselves
+    half = features.CachedBatches(contents, stats, 2, 16, seed=0, mix=0.5)
+    share = (torch.cat([next(half)[1][:, 0, 0] for _ in range(200)]) % 10 != 0).float().mean()
+    assert 0.3 < share < 0.7
+
+
+def test_mix_styles_needs_the_cache_and_a_probability(dataset, tmp_path, capsys):
+    assert exit_status(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--mix-styles", "0.5")) != 0
+    err = capsys.readouterr().err
+    assert "--mix-styles needs --feature-cache" in err and "Traceback" not in err
+    assert exit_status(train_args(dataset, tmp_path / "b", "--max-iter", "1", "--mix-styles", "2")) != 0
+    assert "must be between 0 and 1" in capsys.readouterr().err
+    cached = ["--max-iter", "2", "--feature-cache", tmp_path / "cache", "--mix-styles", "0.5"]
+    assert main(train_args(dataset, tmp_path / "c", *cached)) == 0
+    assert "50% of them blended with another" in capsys.readouterr().err
+    assert (tmp_path / "c" / "decoder.safetensors").is_file()
+    # a run from before the flag, resumed with it, is told
+    from adain.train import load_checkpoint_file
+
+    checkpoint = load_checkpoint_file(tmp_path / "c" / "checkpoint.pt")
+    del checkpoint["config"]["style_mix"]
+    torch.save(checkpoint, tmp_path / "c" / "checkpoint.pt")
+    with pytest.warns(UserWarning, match=r"recipe changed: --mix-styles 0.0 -> 0.5$"):
+        assert main(train_args(dataset, tmp_path / "c", *cached[2:], "--max-iter", "3", "--resume")) == 0
+
+
 def test_style_targets_choose_the_cache_and_whole_needs_one(dataset, tmp_path, capsys):
     cache = tmp_path / "cache"
     assert (

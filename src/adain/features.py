@@ -278,13 +278,15 @@ def cached_styles(paths: Sequence[Path], load_size: int, encode_taps: Taps, enco
 class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
     """Endless seeded batches of (content feature crops (B, 512, c, c), style statistics (B, 2, 960)):
     each epoch a fresh permutation of each set, as ``data.endless`` draws images, and for each style
-    one of its cached crops at random."""
+    one of its cached crops at random. With ``mix`` > 0 each style is, with that probability, blended
+    with another style drawn at random, its means and stds a weighted average (weight uniform in
+    [0, 1]), as ``Stylizer`` blends styles at relu4_1 (here at all four taps): styles between the paintings."""
 
     def __init__(self, contents: ContentFeatures, styles: StyleStats, batch_size: int, crop_size: int,
-                 seed: int) -> None:  # fmt: skip
+                 seed: int, mix: float = 0.0) -> None:  # fmt: skip
         if crop_size % STRIDE:
             raise AdainError(f"--crop-size {crop_size} must be a multiple of {STRIDE} with --feature-cache")
-        self.contents, self.styles = contents, styles
+        self.contents, self.styles, self.mix = contents, styles, mix
         self.batch_size, self.size = batch_size, crop_size // STRIDE
         smallest = min(min(f.shape[1:]) for f in contents.features)
         if self.size > smallest:
@@ -305,10 +307,21 @@ class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
 
     def __next__(self) -> tuple[Tensor, Tensor]:
         content = self.contents.crops(next(self.content_order), self.size, self.generator)
-        index = torch.as_tensor(next(self.style_order))
-        crop = torch.randint(self.styles.mean.shape[1], index.shape, generator=self.generator)
-        style = torch.stack([self.styles.mean[index, crop], self.styles.std[index, crop]], dim=1)
+        style = self._styles(torch.as_tensor(next(self.style_order)))
+        if self.mix:
+            # drawn only when mixing, so runs without it keep their draws
+            other = self._styles(
+                torch.randint(len(self.styles.mean), (len(style),), generator=self.generator)
+            )
+            weight = torch.rand(len(style), generator=self.generator)
+            weight *= torch.rand(len(style), generator=self.generator) < self.mix
+            style = torch.lerp(style, other, weight[:, None, None])
         return content, style
+
+    def _styles(self, index: Tensor) -> Tensor:
+        """(B, 2, 960): the mean and std of one cached crop, drawn at random, of each style in ``index``."""
+        crop = torch.randint(self.styles.mean.shape[1], index.shape, generator=self.generator)
+        return torch.stack([self.styles.mean[index, crop], self.styles.std[index, crop]], dim=1)
 
     def close(self) -> None:
         pass

@@ -19,7 +19,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -69,6 +69,7 @@ class TrainConfig:
     style_scales: tuple[int, ...] = ()  # short sides the cached style crops are cut at; () = load_size
     style_upscale: bool = True  # False: smaller style images stay at their own size (at least a crop)
     style_jitter: Literal["", "turn", "turn+hue", "half-turn"] = ""  # defaults.STYLE_JITTERS
+    style_mix: float = 0.0  # probability that a cached style is blended with another (CachedBatches)
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -77,7 +78,9 @@ class TrainConfig:
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
-          "style_jitter", "ema")  # fmt: skip
+          "style_jitter", "style_mix", "ema")  # fmt: skip
+# the flags named otherwise than their field
+FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles"}
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -305,6 +308,8 @@ class Trainer:
             targets += ", smaller style images never upscaled"
         if cfg.style_jitter:
             targets += f", {defaults.STYLE_JITTERS[cfg.style_jitter]} at random"
+        if cfg.style_mix:
+            targets += f", {cfg.style_mix:.0%} of them blended with another"
         processes = f" x {world} processes" if world > 1 else ""
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
@@ -403,7 +408,9 @@ class Trainer:
         before, now = ckpt.get("config", {}), asdict(self.config)
         if "feature_cache" in before:
             before["style_targets"] = style_targets_of(before)
-        changed = [f"--{key.replace('_', '-')} {before[key]} -> {now[key]}" for key in RECIPE
+        if before:  # a flag newer than the checkpoint: its run had the flag's default
+            before = {f.name: f.default for f in fields(TrainConfig)} | before
+        changed = [f"{FLAGS.get(key, '--' + key.replace('_', '-'))} {before[key]} -> {now[key]}" for key in RECIPE
                    if key in before and before[key] != now[key]]  # fmt: skip
         if changed:  # allowed (a lower lr to finish, a bigger batch on a GPU), but never unnoticed
             warnings.warn(f"resuming with the recipe changed: {', '.join(changed)}", stacklevel=2)
@@ -479,7 +486,7 @@ class Trainer:
         seed = cfg.seed + 2 * self.iteration + 1_000_003 * self.dist.rank
         pin = self.device.type == "cuda"
         if self.cached:
-            batches = CachedBatches(*self.cached, cfg.batch_size, cfg.crop_size, seed)
+            batches = CachedBatches(*self.cached, cfg.batch_size, cfg.crop_size, seed, cfg.style_mix)
         else:
             batches = PairedBatches(endless(self.content, cfg.batch_size, cfg.workers, seed, pin),
                                     endless(self.style, cfg.batch_size, cfg.workers, seed + 1, pin))  # fmt: skip
@@ -607,6 +614,10 @@ def check_style_recipe(config: TrainConfig) -> None:
         raise AdainError(f"--jitter-styles must be one of {choices}, not {config.style_jitter!r}")
     if config.style_jitter:
         needs_cached_crops("--jitter-styles")
+    if not 0.0 <= config.style_mix <= 1.0:
+        raise AdainError(f"--mix-styles must be between 0 and 1, not {config.style_mix}")
+    if config.style_mix and not config.feature_cache:
+        raise AdainError("--mix-styles needs --feature-cache (it blends cached style statistics)")
 
 
 def style_targets_of(config: dict) -> str:

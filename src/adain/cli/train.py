@@ -76,6 +76,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="turn each cached style crop by a multiple of 90 degrees and mirror it at random (turn+hue: and "
         "rotate the hue of half of them; half-turn: only by 180 degrees, strokes keep their orientation): more "
         "styles than paintings (needs --feature-cache and crop targets)")  # fmt: skip
+    add("--mix-styles", dest="style_mix", type=flags.unit_float, default=0.0, metavar="P",
+        help="blend each style target, with probability P, with another training style drawn at random "
+        "(means and stds averaged with a uniform random weight, as style interpolation does at inference): "
+        "styles between the paintings (needs --feature-cache); default 0")  # fmt: skip
     add("--ema", type=flags.non_negative_float, default=0.0, metavar="DECAY",
         help="export an exponential moving average of the decoder's weights, updated every step with this "
         "decay (e.g. 0.999: about the last 1,000 steps); default 0, the weights as trained")  # fmt: skip
