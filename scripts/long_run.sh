@@ -69,7 +69,8 @@ mixed512)
     # crops as in jitter512, JITTER=half-turn turns them by 180 degrees only; session 16's
     # STYLE_WEIGHT, the paper's lambda (default 10), is the lever for content, which stage 6 left at
     # the target's edge: its runs have their own folder, ...-sw$STYLE_WEIGHT; and MIX, session 16's
-    # --mix-styles P, each style target blended with another at that probability, ...-mix$MIX)
+    # --mix-styles P, each style target blended with another at that probability, ...-mix$MIX, with
+    # REACH the blend's weight from -REACH to 1 + REACH (--mix-reach), ...-mix$MIX-reach$REACH)
     TWICE512=${TWICE512-1}
     STYLES=$ADAIN_HOME/styles-mixed${TWICE512:+-x2}
     sets=(train512 train)
@@ -83,7 +84,8 @@ mixed512)
     weight=()
     [ -n "${STYLE_WEIGHT:-}" ] && weight+=(--style-weight "$STYLE_WEIGHT")
     [ -n "${MIX:-}" ] && weight+=(--mix-styles "$MIX")
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}}
+    [ -n "${REACH:-}" ] && weight+=(--mix-reach "$REACH")
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${jitter[@]}" "${weight[@]}"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;

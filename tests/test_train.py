@@ -567,6 +567,10 @@ def test_mixed_styles_blend_two_styles_and_leave_unmixed_draws_alone():
     half = features.CachedBatches(contents, stats, 2, 16, seed=0, mix=0.5)
     share = (torch.cat([next(half)[1][:, 0, 0] for _ in range(200)]) % 10 != 0).float().mean()
     assert 0.3 < share < 0.7
+    beyond = features.CachedBatches(contents, stats, 2, 16, seed=0, mix=1.0, reach=0.5)
+    reached = torch.cat([next(beyond)[1] for _ in range(100)])
+    assert reached[:, 0, 0].max() > 30 and reached.min() == 0  # past the paintings, never below zero
+    torch.testing.assert_close(reached[:, 1].clamp_min(0.5), reached[:, 0].clamp_min(0) + 0.5)
 
 
 def test_mix_styles_needs_the_cache_and_a_probability(dataset, tmp_path, capsys):
@@ -575,9 +579,11 @@ def test_mix_styles_needs_the_cache_and_a_probability(dataset, tmp_path, capsys)
     assert "--mix-styles needs --feature-cache" in err and "Traceback" not in err
     assert exit_status(train_args(dataset, tmp_path / "b", "--max-iter", "1", "--mix-styles", "2")) != 0
     assert "must be between 0 and 1" in capsys.readouterr().err
-    cached = ["--max-iter", "2", "--feature-cache", tmp_path / "cache", "--mix-styles", "0.5"]
-    assert main(train_args(dataset, tmp_path / "c", *cached)) == 0
-    assert "50% of them blended with another" in capsys.readouterr().err
+    assert exit_status(train_args(dataset, tmp_path / "b", "--max-iter", "1", "--mix-reach", "0.5")) != 0
+    assert "--mix-reach widens the blends of --mix-styles, which is 0" in capsys.readouterr().err
+    mixing = ["--feature-cache", tmp_path / "cache", "--mix-styles", "0.5", "--mix-reach", "0.25"]
+    assert main(train_args(dataset, tmp_path / "c", "--max-iter", "2", *mixing)) == 0
+    assert "50% of them blended with another (weights from -0.25 to 1.25)" in capsys.readouterr().err
     assert (tmp_path / "c" / "decoder.safetensors").is_file()
     # a run from before the flag, resumed with it, is told
     from adain.train import load_checkpoint_file
@@ -586,7 +592,7 @@ def test_mix_styles_needs_the_cache_and_a_probability(dataset, tmp_path, capsys)
     del checkpoint["config"]["style_mix"]
     torch.save(checkpoint, tmp_path / "c" / "checkpoint.pt")
     with pytest.warns(UserWarning, match=r"recipe changed: --mix-styles 0.0 -> 0.5$"):
-        assert main(train_args(dataset, tmp_path / "c", *cached[2:], "--max-iter", "3", "--resume")) == 0
+        assert main(train_args(dataset, tmp_path / "c", *mixing, "--max-iter", "3", "--resume")) == 0
 
 
 def test_style_targets_choose_the_cache_and_whole_needs_one(dataset, tmp_path, capsys):

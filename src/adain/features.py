@@ -280,13 +280,15 @@ class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
     each epoch a fresh permutation of each set, as ``data.endless`` draws images, and for each style
     one of its cached crops at random. With ``mix`` > 0 each style is, with that probability, blended
     with another style drawn at random, its means and stds a weighted average (weight uniform in
-    [0, 1]), as ``Stylizer`` blends styles at relu4_1 (here at all four taps): styles between the paintings."""
+    [0, 1]), as ``Stylizer`` blends styles at relu4_1 (here at all four taps): styles between the paintings.
+    ``reach`` > 0 draws the weight from [-reach, 1 + reach] instead: some targets lie beyond either
+    painting, more marked than both (clamped at zero, as the means and stds of ReLU features are)."""
 
     def __init__(self, contents: ContentFeatures, styles: StyleStats, batch_size: int, crop_size: int,
-                 seed: int, mix: float = 0.0) -> None:  # fmt: skip
+                 seed: int, mix: float = 0.0, reach: float = 0.0) -> None:  # fmt: skip
         if crop_size % STRIDE:
             raise AdainError(f"--crop-size {crop_size} must be a multiple of {STRIDE} with --feature-cache")
-        self.contents, self.styles, self.mix = contents, styles, mix
+        self.contents, self.styles, self.mix, self.reach = contents, styles, mix, reach
         self.batch_size, self.size = batch_size, crop_size // STRIDE
         smallest = min(min(f.shape[1:]) for f in contents.features)
         if self.size > smallest:
@@ -313,9 +315,9 @@ class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
             other = self._styles(
                 torch.randint(len(self.styles.mean), (len(style),), generator=self.generator)
             )
-            weight = torch.rand(len(style), generator=self.generator)
+            weight = torch.rand(len(style), generator=self.generator) * (1 + 2 * self.reach) - self.reach
             weight *= torch.rand(len(style), generator=self.generator) < self.mix
-            style = torch.lerp(style, other, weight[:, None, None])
+            style = torch.lerp(style, other, weight[:, None, None]).clamp_min(0)
         return content, style
 
     def _styles(self, index: Tensor) -> Tensor:

@@ -70,6 +70,7 @@ class TrainConfig:
     style_upscale: bool = True  # False: smaller style images stay at their own size (at least a crop)
     style_jitter: Literal["", "turn", "turn+hue", "half-turn"] = ""  # defaults.STYLE_JITTERS
     style_mix: float = 0.0  # probability that a cached style is blended with another (CachedBatches)
+    style_mix_reach: float = 0.0  # the blend's weight drawn from [-reach, 1 + reach]
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -78,9 +79,9 @@ class TrainConfig:
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
-          "style_jitter", "style_mix", "ema")  # fmt: skip
+          "style_jitter", "style_mix", "style_mix_reach", "ema")  # fmt: skip
 # the flags named otherwise than their field
-FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles"}
+FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles", "style_mix_reach": "--mix-reach"}
 
 
 def learning_rate(config: TrainConfig, iteration: int) -> float:
@@ -310,6 +311,8 @@ class Trainer:
             targets += f", {defaults.STYLE_JITTERS[cfg.style_jitter]} at random"
         if cfg.style_mix:
             targets += f", {cfg.style_mix:.0%} of them blended with another"
+            if cfg.style_mix_reach:
+                targets += f" (weights from {-cfg.style_mix_reach:g} to {1 + cfg.style_mix_reach:g})"
         processes = f" x {world} processes" if world > 1 else ""
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
@@ -486,7 +489,8 @@ class Trainer:
         seed = cfg.seed + 2 * self.iteration + 1_000_003 * self.dist.rank
         pin = self.device.type == "cuda"
         if self.cached:
-            batches = CachedBatches(*self.cached, cfg.batch_size, cfg.crop_size, seed, cfg.style_mix)
+            batches = CachedBatches(*self.cached, cfg.batch_size, cfg.crop_size, seed, cfg.style_mix,
+                                    cfg.style_mix_reach)  # fmt: skip
         else:
             batches = PairedBatches(endless(self.content, cfg.batch_size, cfg.workers, seed, pin),
                                     endless(self.style, cfg.batch_size, cfg.workers, seed + 1, pin))  # fmt: skip
@@ -618,6 +622,10 @@ def check_style_recipe(config: TrainConfig) -> None:
         raise AdainError(f"--mix-styles must be between 0 and 1, not {config.style_mix}")
     if config.style_mix and not config.feature_cache:
         raise AdainError("--mix-styles needs --feature-cache (it blends cached style statistics)")
+    if config.style_mix_reach < 0:
+        raise AdainError(f"--mix-reach must be at least 0, not {config.style_mix_reach}")
+    if config.style_mix_reach and not config.style_mix:
+        raise AdainError("--mix-reach widens the blends of --mix-styles, which is 0")
 
 
 def style_targets_of(config: dict) -> str:

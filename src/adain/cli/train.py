@@ -80,6 +80,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="blend each style target, with probability P, with another training style drawn at random "
         "(means and stds averaged with a uniform random weight, as style interpolation does at inference): "
         "styles between the paintings (needs --feature-cache); default 0")  # fmt: skip
+    add("--mix-reach", dest="style_mix_reach", type=flags.non_negative_float, default=0.0, metavar="R",
+        help="draw --mix-styles' weight from [-R, 1 + R] instead of [0, 1]: some targets beyond either painting, "
+        "more marked than both (clamped at zero); default 0")  # fmt: skip
     add("--ema", type=flags.non_negative_float, default=0.0, metavar="DECAY",
         help="export an exponential moving average of the decoder's weights, updated every step with this "
         "decay (e.g. 0.999: about the last 1,000 steps); default 0, the weights as trained")  # fmt: skip
