@@ -1,25 +1,33 @@
-"""Which loss-network channels carry one pair's style loss, for one or more decoders: an average
-over 220 pairs, or even one style's 11, can hide that a single channel moves it.
+"""Style losses channel by channel: an average over 220 pairs, or even one style's 11, can hide that
+a single channel moves it.
 
-    python scripts/style_channels.py CONTENT STYLE DECODER [DECODER ...] [--size 512] [--top 5]
-        [--style-cache FEATURE_CACHE_FILE]
+    python scripts/style_channels.py [--style-cache FEATURE_CACHE_FILE] pair CONTENT STYLE DECODER [DECODER ...]
+    python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE outside STYLE_DIR
 
-For each decoder: the pair's style loss (as the evaluation of ``docs/training-recipes.md`` measures it, fp32,
+``pair``, for each decoder: the pair's style loss (as the evaluation of ``docs/training-recipes.md`` measures it, fp32,
 images centre-cropped to ``--size`` squares) and its largest parts, one channel's mean or std at one tap each, as a share of
 the loss, with the style's value and the output's. With ``--style-cache`` (a ``style-*.safetensors``
 file of ``adain train --feature-cache``) also how often the training styles show each of those
 channels' means: how much the decoder has seen of what the style asks for.
+
+``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
+of the training styles' (each training style's crops averaged), and above their maximum: the styles
+that ask a decoder for more than any painting it trained on.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import torch
 
 from adain import images
 from adain.nets import TAPS, mean_std, taps
 from adain.stylize import StyleCode, Stylizer
+
+CHANNELS = (64, 128, 256, 512)  # at relu1_1 .. relu4_1, in that order in the cached statistics
+OFFSETS = dict(zip(TAPS, (0, 64, 192, 448), strict=True))
 
 
 def channel_parts(
@@ -37,26 +45,17 @@ def channel_parts(
     return parts
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("content")
-    parser.add_argument("style")
-    parser.add_argument("decoders", nargs="+")
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--top", type=int, default=5)
-    parser.add_argument("--vgg", help="the encoder's weights (default: the packaged VGG-19, as adain eval)")
-    parser.add_argument("--style-cache", help="a feature cache's style-*.safetensors file")
-    args = parser.parse_args()
+def training_means(style_cache: str) -> torch.Tensor:
+    """(styles, 960): each training style's channel means at the four taps, its crops averaged."""
+    from safetensors.torch import load_file
+
+    return load_file(style_cache)["mean"].mean(1)
+
+
+def pair(args: argparse.Namespace) -> None:
     content = images.load_square(args.content, args.size)
     style = images.load_square(args.style, args.size)
-    cache = None
-    if args.style_cache:
-        from safetensors.torch import load_file
-
-        cache = load_file(args.style_cache)["mean"].mean(1)  # (styles, 960): each style's crops averaged
-    offsets = dict(zip(TAPS, torch.tensor([0, 64, 128, 256]).cumsum(0).tolist(), strict=True))
+    cache = training_means(args.style_cache) if args.style_cache else None
     for decoder in args.decoders:
         stylizer = Stylizer.from_pretrained(args.vgg, decoder, "cpu", precision="fp32")  # as the evaluation
         with torch.inference_mode():
@@ -68,12 +67,56 @@ def main() -> None:
         for part, tap, channel, stat, ref, out in sorted(parts, reverse=True)[: args.top]:
             line = f"  {tap} channel {channel} {stat}: {part:.3f} ({part / total:.0%}), style {ref:.2f}, output {out:.2f}"
             if cache is not None and stat == "mean":
-                seen = cache[:, offsets[tap] + channel]
+                seen = cache[:, OFFSETS[tap] + channel]
                 line += (
                     f"; training styles' means: median {seen.median():.2f}, 99th percentile {seen.quantile(0.99):.2f}, "
                     f"{int((seen >= ref).sum())} of {len(seen)} at least the style's"
                 )
             print(line)
+
+
+def outside(args: argparse.Namespace) -> None:
+    cache = training_means(args.style_cache)
+    high, highest = cache.quantile(0.99, dim=0), cache.max(0).values
+    stylizer = Stylizer.from_pretrained(args.vgg, None, "cpu", precision="fp32")
+    print(f"channel means above the {len(cache)} training styles' 99th percentile (and their maximum), "
+          f"per tap ({', '.join(TAPS)})")  # fmt: skip
+    for path in sorted(p for p in Path(args.style_dir).iterdir() if p.is_file()):
+        with torch.inference_mode():
+            means = torch.cat(
+                [
+                    mean_std(t)[0].flatten()
+                    for t in taps(stylizer.encode_fp32, images.load_square(path, args.size))
+                ]
+            )
+        counts = [
+            f"{int((means[s] > high[s]).sum())} ({int((means[s] > highest[s]).sum())})"
+            for s in (slice(OFFSETS[tap], OFFSETS[tap] + n) for tap, n in zip(TAPS, CHANNELS, strict=True))
+        ]
+        print(f"  {path.name}: {', '.join(counts)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--vgg", help="the encoder's weights (default: the packaged VGG-19, as adain eval)")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--style-cache", help="a feature cache's style-*.safetensors file")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    one = sub.add_parser("pair", help="one pair's style loss by channel, for each decoder")
+    one.add_argument("content")
+    one.add_argument("style")
+    one.add_argument("decoders", nargs="+")
+    one.add_argument("--top", type=int, default=5)
+    one.set_defaults(run=pair)
+    each = sub.add_parser("outside", help="each style's channel means beyond the training styles'")
+    each.add_argument("style_dir")
+    each.set_defaults(run=outside)
+    args = parser.parse_args()
+    if args.mode == "outside" and not args.style_cache:
+        parser.error("outside needs --style-cache")
+    args.run(args)
 
 
 if __name__ == "__main__":
