@@ -8,7 +8,8 @@ a single channel moves it.
 images centre-cropped to ``--size`` squares) and its largest parts, one channel's mean or std at one tap each, as a share of
 the loss, with the style's value and the output's. With ``--style-cache`` (a ``style-*.safetensors``
 file of ``adain train --feature-cache``) also how often the training styles show each of those
-channels' means: how much the decoder has seen of what the style asks for.
+channels' means: how much the decoder has seen of what the style asks for. Each line ends with the
+flat colour (of nine) that drives the channel's mean most, and by how much: some channels are colours.
 
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
@@ -52,6 +53,21 @@ def training_means(style_cache: str) -> torch.Tensor:
     return load_file(style_cache)["mean"].mean(1)
 
 
+FLAT_COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "yellow": (1, 1, 0), "cyan": (0, 1, 1),
+                "magenta": (1, 0, 1), "white": (1, 1, 1), "grey": (0.5, 0.5, 0.5), "black": (0, 0, 0)}  # fmt: skip
+
+
+@torch.inference_mode()
+def flat_colour_means(stylizer: Stylizer) -> dict[str, torch.Tensor]:
+    """Each flat colour's channel means at the four taps (960): what a channel responds to, when it
+    is a colour rather than a texture."""
+    out = {}
+    for name, rgb in FLAT_COLOURS.items():
+        flat = torch.tensor(rgb, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, 64, 64)
+        out[name] = torch.cat([mean_std(t)[0].flatten() for t in taps(stylizer.encode_fp32, flat)])
+    return out
+
+
 def pair(args: argparse.Namespace) -> None:
     content = images.load_square(args.content, args.size)
     style = images.load_square(args.style, args.size)
@@ -63,6 +79,7 @@ def pair(args: argparse.Namespace) -> None:
             output = stylizer.stylize_tensor(content, [StyleCode(*mean_std(style_taps[-1]), "style")])
             parts = channel_parts(taps(stylizer.encode_fp32, output), style_taps)
         total = sum(part for part, *_ in parts)
+        colours = flat_colour_means(stylizer)
         print(f"{decoder}: style loss {total:.3f}")
         for part, tap, channel, stat, ref, out in sorted(parts, reverse=True)[: args.top]:
             line = f"  {tap} channel {channel} {stat}: {part:.3f} ({part / total:.0%}), style {ref:.2f}, output {out:.2f}"
@@ -72,6 +89,8 @@ def pair(args: argparse.Namespace) -> None:
                     f"; training styles' means: median {seen.median():.2f}, 99th percentile {seen.quantile(0.99):.2f}, "
                     f"{int((seen >= ref).sum())} of {len(seen)} at least the style's"
                 )
+            strongest = max(colours, key=lambda name: colours[name][OFFSETS[tap] + channel])
+            line += f"; flat {strongest}: mean {colours[strongest][OFFSETS[tap] + channel]:.1f}"
             print(line)
 
 
