@@ -3,12 +3,13 @@
 # checkpoint or, where its folder is gone (a new machine), started from the shipped decoder. Low
 # priority, stopped cleanly with a checkpoint before MINUTES have passed.
 #
-#   MINUTES=150 bash scripts/long_run.sh   # then: tail -f "$ADAIN_HOME/runs/q512-mixed-x2-c256-lr5e-5.log"
+#   MINUTES=150 bash scripts/long_run.sh   # then: tail -f "$ADAIN_HOME/runs/q512-mixed-x2-c256-lr5e-5-mix0.5-reach0.5.log"
 #
 # RECIPE=mixed512 is the default since session 14 (its moving average at 2,000 iterations is the
 # decoder shipped then: 512 x 512 content 3.419, style 0.892; with TWICE512, the default since session
-# 15, at 5,000 iterations, the decoder shipped in session 15: 3.439 / 0.850; docs/training-recipes.md),
-# described below. RECIPE=crop512 (the default from session 10 to 13): the paper's scale. train512 (512 px
+# 15, at 5,000 iterations, the decoder shipped in session 15: 3.439 / 0.850; docs/training-recipes.md;
+# with MIX=0.5 REACH=0.5, the default since session 16, where it beat the plain recipe from the same
+# checkpoint), described below. RECIPE=crop512 (the default from session 10 to 13): the paper's scale. train512 (512 px
 # images), 256 px crops, style targets from the crops, batch 4, lr 5e-5 warmed up over 200
 # iterations, from the shipped decoder; since session 11 on the cached step (--feature-cache) with a
 # moving average of the weights (--ema 0.999). Its average at 7,366 iterations is the decoder shipped
@@ -70,8 +71,12 @@ mixed512)
     # STYLE_WEIGHT, the paper's lambda (default 10), is the lever for content, which stage 6 left at
     # the target's edge: its runs have their own folder, ...-sw$STYLE_WEIGHT; and MIX, session 16's
     # --mix-styles P, each style target blended with another at that probability, ...-mix$MIX, with
-    # REACH the blend's weight from -REACH to 1 + REACH (--mix-reach), ...-mix$MIX-reach$REACH)
+    # REACH the blend's weight from -REACH to 1 + REACH (--mix-reach), ...-mix$MIX-reach$REACH; both
+    # 0.5 by default since session 16, MIX= for session 15's recipe)
     TWICE512=${TWICE512-1}
+    MIX=${MIX-0.5}
+    REACH=${REACH-0.5}
+    [ -z "$MIX" ] && REACH=
     STYLES=$ADAIN_HOME/styles-mixed${TWICE512:+-x2}
     sets=(train512 train)
     [ -n "${TWICE512:-}" ] && sets+=(train512:train512-again)
