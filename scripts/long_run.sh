@@ -84,15 +84,14 @@ mixed512)
         mkdir -p "$STYLES/${set#*:}"
         ln -sfn "$(realpath "$SHARED/data/style/${set%%:*}")"/*.jpg "$STYLES/${set#*:}/"
     done
-    jitter=()
-    [ -n "${JITTER:-}" ] && jitter=(--jitter-styles "$JITTER")
-    weight=()
-    [ -n "${STYLE_WEIGHT:-}" ] && weight+=(--style-weight "$STYLE_WEIGHT")
-    [ -n "${MIX:-}" ] && weight+=(--mix-styles "$MIX")
-    [ -n "${REACH:-}" ] && weight+=(--mix-reach "$REACH")
+    variant=()  # the flags of the variants above that are switched on
+    [ -n "${JITTER:-}" ] && variant+=(--jitter-styles "$JITTER")
+    [ -n "${STYLE_WEIGHT:-}" ] && variant+=(--style-weight "$STYLE_WEIGHT")
+    [ -n "${MIX:-}" ] && variant+=(--mix-styles "$MIX")
+    [ -n "${REACH:-}" ] && variant+=(--mix-reach "$REACH")
     RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
-        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${jitter[@]}" "${weight[@]}"
+        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${variant[@]}"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
 jitter512)
     # crop512 with each cached style crop turned and mirrored at random (JITTER=turn, the default),

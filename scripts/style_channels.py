@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 
 from adain import images
+from adain.features import TAP_CHANNELS, tap_statistics
 from adain.nets import TAPS, mean_std, taps
 from adain.stylize import StyleCode, Stylizer
 
-CHANNELS = (64, 128, 256, 512)  # at relu1_1 .. relu4_1, in that order in the cached statistics
-OFFSETS = dict(zip(TAPS, (0, 64, 192, 448), strict=True))
+# where each tap's channels start in the 960 statistics of a feature cache (and of tap_means)
+OFFSETS = dict(zip(TAPS, (sum(TAP_CHANNELS[:i]) for i in range(len(TAP_CHANNELS))), strict=True))
 
 
 def channel_parts(
@@ -58,28 +59,37 @@ FLAT_COLOURS = {"red": (1, 0, 0), "green": (0, 1, 0), "blue": (0, 0, 1), "yellow
 
 
 @torch.inference_mode()
+def tap_means(stylizer: Stylizer, image: torch.Tensor) -> torch.Tensor:
+    """(960,): the image's channel means at the four taps, laid out as a feature cache's."""
+    return tap_statistics(taps(stylizer.encode_fp32, image), None, 0)[0][0]
+
+
 def flat_colour_means(stylizer: Stylizer) -> dict[str, torch.Tensor]:
     """Each flat colour's channel means at the four taps (960): what a channel responds to, when it
     is a colour rather than a texture."""
-    out = {}
-    for name, rgb in FLAT_COLOURS.items():
-        flat = torch.tensor(rgb, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, 64, 64)
-        out[name] = torch.cat([mean_std(t)[0].flatten() for t in taps(stylizer.encode_fp32, flat)])
-    return out
+    return {
+        name: tap_means(
+            stylizer, torch.tensor(rgb, dtype=torch.float32).view(1, 3, 1, 1).expand(1, 3, 64, 64)
+        )
+        for name, rgb in FLAT_COLOURS.items()
+    }
 
 
 def pair(args: argparse.Namespace) -> None:
     content = images.load_square(args.content, args.size)
     style = images.load_square(args.style, args.size)
     cache = training_means(args.style_cache) if args.style_cache else None
+    style_taps = colours = code = None  # the encoder's, the same for every decoder: from the first
     for decoder in args.decoders:
         stylizer = Stylizer.from_pretrained(args.vgg, decoder, "cpu", precision="fp32")  # as the evaluation
         with torch.inference_mode():
-            style_taps = taps(stylizer.encode_fp32, style)
-            output = stylizer.stylize_tensor(content, [StyleCode(*mean_std(style_taps[-1]), "style")])
+            if style_taps is None:
+                style_taps = taps(stylizer.encode_fp32, style)
+                code = StyleCode(*mean_std(style_taps[-1]), "style")
+                colours = flat_colour_means(stylizer)
+            output = stylizer.stylize_tensor(content, [code])
             parts = channel_parts(taps(stylizer.encode_fp32, output), style_taps)
         total = sum(part for part, *_ in parts)
-        colours = flat_colour_means(stylizer)
         print(f"{decoder}: style loss {total:.3f}")
         for part, tap, channel, stat, ref, out in sorted(parts, reverse=True)[: args.top]:
             line = f"  {tap} channel {channel} {stat}: {part:.3f} ({part / total:.0%}), style {ref:.2f}, output {out:.2f}"
@@ -101,16 +111,12 @@ def outside(args: argparse.Namespace) -> None:
     print(f"channel means above the {len(cache)} training styles' 99th percentile (and their maximum), "
           f"per tap ({', '.join(TAPS)})")  # fmt: skip
     for path in sorted(p for p in Path(args.style_dir).iterdir() if p.is_file()):
-        with torch.inference_mode():
-            means = torch.cat(
-                [
-                    mean_std(t)[0].flatten()
-                    for t in taps(stylizer.encode_fp32, images.load_square(path, args.size))
-                ]
-            )
+        means = tap_means(stylizer, images.load_square(path, args.size))
         counts = [
             f"{int((means[s] > high[s]).sum())} ({int((means[s] > highest[s]).sum())})"
-            for s in (slice(OFFSETS[tap], OFFSETS[tap] + n) for tap, n in zip(TAPS, CHANNELS, strict=True))
+            for s in (
+                slice(OFFSETS[tap], OFFSETS[tap] + n) for tap, n in zip(TAPS, TAP_CHANNELS, strict=True)
+            )
         ]
         print(f"  {path.name}: {', '.join(counts)}")
 
