@@ -1,0 +1,88 @@
+"""Average the weights of decoders that branched from one ancestor (a "model soup"): snapshots of
+runs started from the same checkpoint sit in one basin, and their mean can be better at 512 x 512
+than any of them (issue 14, session 17).
+
+    python scripts/average_decoders.py A.safetensors B.safetensors [...] --out SOUP.safetensors
+        [--weights 0.5,0.25,0.25]
+
+Each input is a decoder file as `scripts/package_decoder.py` or `adain train` writes it. The mean
+is taken in float32 and written in float16 (as shipped), with the first file's metadata (less its
+iteration count) and the inputs, their iterations and weights in `averaged_from`. Decoders with
+other normalisation layers or encoders than the first are refused: their weights do not line up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from adain import weights
+from adain.nets import Decoder
+
+
+def parse_weights(text: str | None, count: int) -> list[float]:
+    """The inputs' weights, normalised to sum to one (equal when not given)."""
+    if text is None:
+        return [1 / count] * count
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"--weights: {text!r} is not a comma-separated list of numbers") from None
+    if len(values) != count:
+        raise SystemExit(f"--weights: {len(values)} weights for {count} decoders")
+    if any(v < 0 for v in values) or sum(values) <= 0:
+        raise SystemExit("--weights: the weights must be non-negative and not all zero")
+    return [v / sum(values) for v in values]
+
+
+def average(paths: list[Path], shares: list[float]) -> tuple[Decoder, dict[str, str]]:
+    """The weighted mean of the decoders in ``paths``, and the metadata to write with it."""
+    first = weights.DecoderWeights.read(paths[0])
+    mean: dict[str, torch.Tensor] = {}
+    for path, share in zip(paths, shares, strict=True):
+        found = weights.DecoderWeights.read(path)
+        if (found.norm, found.encoder) != (first.norm, first.encoder):
+            raise SystemExit(f"{path}: another decoder layout or encoder than {paths[0]}; not averaged")
+        for key, value in weights.load_decoder_state(path, found.norm).items():
+            mean[key] = mean.get(key, 0) + share * value.float()
+    decoder = Decoder(first.norm)
+    decoder.load_state_dict(mean)
+    # no one iteration count describes a mean of branches: each input's is in averaged_from
+    meta = {k: v for k, v in first.metadata.items() if k not in ("format", "norm", "iterations")}
+    meta["averaged_from"] = ", ".join(
+        f"{p.name} ({weights.DecoderWeights.read(p).iterations} iterations) x {s:.3f}"
+        for p, s in zip(paths, shares, strict=True)
+    )
+    return decoder, meta
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("decoders", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--weights", help="comma-separated, one per decoder (default: equal)")
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args()
+    if len(args.decoders) < 2:
+        raise SystemExit("give two or more decoders to average")
+    for path in args.decoders:
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such file")
+    if args.out.exists() and not args.overwrite:
+        raise SystemExit(f"{args.out} exists; --overwrite to replace it")
+    shares = parse_weights(args.weights, len(args.decoders))
+    try:
+        decoder, meta = average(args.decoders, shares)
+    except weights.WeightsError as e:
+        raise SystemExit(str(e)) from None
+    weights.export_decoder(decoder, args.out, meta, half=True)
+    print(f"{args.out}: {meta['averaged_from']}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
