@@ -2,13 +2,15 @@
 card's loss curve.
 
     python scripts/package_decoder.py runs/default [--out src/adain/decoder.safetensors]
-        [--continues EARLIER_LOG.csv ... --offset N] [--raw]
+        [--continues EARLIER_LOG.csv ... --offset N] [--since M] [--raw]
 
 Reads RUN/checkpoint.pt, RUN/config.json and RUN/log.csv (as written by `adain train`); writes the
 decoder, docs/model-card/loss.png and docs/model-card/train-log.csv. A run started with
 `--init-decoder` from an earlier run's decoder counts on from that run's N iterations: its log is
-shifted by N, and the plot draws the earlier logs (each --continues, oldest first) before it. A run trained with `--ema` ships its
-moving average of the weights (`--raw`: the weights as trained).
+shifted by N, and the plot draws the earlier logs (each --continues, oldest first) before it; a run
+branched from a copy of another's folder logs only its own iterations, those after M (--since M).
+A run trained with `--ema` ships its moving average of the weights (`--raw`: the weights as
+trained).
 """
 
 from __future__ import annotations
@@ -42,10 +44,24 @@ def main() -> None:
     )
     parser.add_argument("--offset", type=int, default=0, help="iterations of that earlier run")
     parser.add_argument(
+        "--since",
+        type=int,
+        default=0,
+        help="log only the iterations after this one (a run branched from a copy of another's folder "
+        "carries that run's log up to the branch point)",
+    )
+    parser.add_argument(
         "--raw", action="store_true", help="the weights as trained, not their moving average (--ema runs)"
     )
     args = parser.parse_args()
 
+    log = [
+        row
+        for row in read_log(args.run / "log.csv", args.offset)
+        if row["iteration"] > args.offset + args.since
+    ]
+    if not log:  # said before anything is written
+        raise SystemExit(f"{args.run / 'log.csv'}: no iterations after {args.since}")
     checkpoint = load_checkpoint_file(args.run / "checkpoint.pt")
     config = json.loads((args.run / "config.json").read_text())
     decoder = Decoder(config.get("decoder_norm", "none"))
@@ -75,7 +91,6 @@ def main() -> None:
     }
     weights.export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)
-    log = read_log(args.run / "log.csv", args.offset)
     with open(args.card / "train-log.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(log[0]))
         writer.writeheader()

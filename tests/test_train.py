@@ -827,3 +827,20 @@ def test_package_decoder_ships_the_average_unless_raw(dataset, tmp_path):
         assert (tmp_path / "card" / "loss.png").stat().st_size > 1000
     card_log = (tmp_path / "card" / "train-log.csv").read_text().splitlines()
     assert [line.split(",")[0] for line in card_log[1:]] == ["5", "6"]  # this run's, counted on from 4
+    # a branch of a copied run folder: the iterations after the branch point only
+    branch = [
+        sys.executable,
+        script,
+        run,
+        "--out",
+        tmp_path / "branch.safetensors",
+        "--card",
+        tmp_path / "card",
+    ]
+    subprocess.run([*branch, "--offset", "4", "--since", "1"], check=True, capture_output=True)
+    card_log = (tmp_path / "card" / "train-log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in card_log[1:]] == ["6"]
+    branch[4] = tmp_path / "none.safetensors"
+    done = subprocess.run([*branch, "--since", "2"], capture_output=True, text=True)
+    assert done.returncode != 0 and "no iterations after 2" in done.stderr and "Traceback" not in done.stderr
+    assert not branch[4].exists()
