@@ -6,9 +6,10 @@ than any of them (issue 14, session 17).
         [--weights 0.5,0.25,0.25]
 
 Each input is a decoder file as `scripts/package_decoder.py` or `adain train` writes it. The mean
-is taken in float32 and written in float16 (as shipped), with the first file's metadata (less its
-iteration count) and the inputs, their iterations and weights in `averaged_from`. Decoders with
-other normalisation layers or encoders than the first are refused: their weights do not line up.
+is taken in float32 and written in float16 (as shipped), with the first file's metadata, the largest
+of the inputs' iteration counts (the deepest branch of their one lineage), and the inputs, their
+iterations and weights in `averaged_from`. Decoders with other normalisation layers or encoders
+than the first are refused: their weights do not line up.
 """
 
 from __future__ import annotations
@@ -50,8 +51,13 @@ def average(paths: list[Path], shares: list[float]) -> tuple[Decoder, dict[str, 
             mean[key] = mean.get(key, 0) + share * value.float()
     decoder = Decoder(first.norm)
     decoder.load_state_dict(mean)
-    # no one iteration count describes a mean of branches: each input's is in averaged_from
+    # the iteration count is the deepest input's, as the inputs share one lineage; each input's is in
+    # averaged_from
     meta = {k: v for k, v in first.metadata.items() if k not in ("format", "norm", "iterations")}
+    counts = [weights.DecoderWeights.read(p).iterations for p in paths]
+    if None not in counts:
+        meta["iterations"] = str(max(counts))
+    meta["weights"] = f"mean of {len(paths)} decoders' weights (averaged_from)"
     meta["averaged_from"] = ", ".join(
         f"{p.name} ({weights.DecoderWeights.read(p).iterations} iterations) x {s:.3f}"
         for p, s in zip(paths, shares, strict=True)

@@ -38,7 +38,8 @@ def test_weighted_mean_with_its_sources_in_the_metadata(tmp_path):
         assert torch.allclose(value.float(), wanted, atol=2e-3, rtol=2e-3), key
     assert not all(torch.equal(soup[k], state_a[k]) for k in soup)
     found = weights.DecoderWeights.read(out)
-    assert found.iterations is None and found.encoder == "vgg-x"
+    assert found.iterations == 5000 and found.encoder == "vgg-x"
+    assert found.metadata["weights"] == "mean of 2 decoders' weights (averaged_from)"
     assert (
         found.metadata["averaged_from"]
         == "a.safetensors (5000 iterations) x 0.750, b.safetensors (100 iterations) x 0.250"
