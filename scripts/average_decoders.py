@@ -41,26 +41,25 @@ def parse_weights(text: str | None, count: int) -> list[float]:
 
 def average(paths: list[Path], shares: list[float]) -> tuple[Decoder, dict[str, str]]:
     """The weighted mean of the decoders in ``paths``, and the metadata to write with it."""
-    first = weights.DecoderWeights.read(paths[0])
+    found = [weights.DecoderWeights.read(path) for path in paths]  # each file's metadata, read once
+    first = found[0]
     mean: dict[str, torch.Tensor] = {}
-    for path, share in zip(paths, shares, strict=True):
-        found = weights.DecoderWeights.read(path)
-        if (found.norm, found.encoder) != (first.norm, first.encoder):
+    for path, one, share in zip(paths, found, shares, strict=True):
+        if (one.norm, one.encoder) != (first.norm, first.encoder):
             raise SystemExit(f"{path}: another decoder layout or encoder than {paths[0]}; not averaged")
-        for key, value in weights.load_decoder_state(path, found.norm).items():
+        for key, value in weights.load_decoder_state(path, one.norm).items():
             mean[key] = mean.get(key, 0) + share * value.float()
     decoder = Decoder(first.norm)
     decoder.load_state_dict(mean)
     # the iteration count is the deepest input's, as the inputs share one lineage; each input's is in
     # averaged_from
     meta = {k: v for k, v in first.metadata.items() if k not in ("format", "norm", "iterations")}
-    counts = [weights.DecoderWeights.read(p).iterations for p in paths]
+    counts = [one.iterations for one in found]
     if None not in counts:
         meta["iterations"] = str(max(counts))
     meta["weights"] = f"mean of {len(paths)} decoders' weights (averaged_from)"
     meta["averaged_from"] = ", ".join(
-        f"{p.name} ({weights.DecoderWeights.read(p).iterations} iterations) x {s:.3f}"
-        for p, s in zip(paths, shares, strict=True)
+        f"{p.name} ({n} iterations) x {s:.3f}" for p, n, s in zip(paths, counts, shares, strict=True)
     )
     return decoder, meta
 
