@@ -74,6 +74,8 @@ mixed512)
     # --mix-styles P, each style target blended with another at that probability, ...-mix$MIX, with
     # REACH the blend's weight from -REACH to 1 + REACH (--mix-reach), ...-mix$MIX-reach$REACH; both
     # 0.5 by default since session 16, MIX= for session 15's recipe)
+    # --max-iter 40000 since session 18: its runs passed 14,000 of the 20,000 they started with, and
+    # the iteration budget is not part of the recipe, so a resumed run takes the new one silently
     TWICE512=${TWICE512-1}
     MIX=${MIX-0.5}
     REACH=${REACH-0.5}
@@ -93,7 +95,7 @@ mixed512)
     RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${variant[@]}"
-        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 20000 --save-every 250 --image-every 1000) ;;
+        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 40000 --save-every 250 --image-every 1000) ;;
 jitter512)
     # crop512 with each cached style crop turned and mirrored at random (JITTER=turn, the default),
     # or also hue-rotated (JITTER=turn+hue: session 14's first try, worse at 2,000 iterations in the
