@@ -10,7 +10,8 @@
 # 15, at 5,000 iterations, the decoder shipped in session 15: 3.439 / 0.850; docs/training-recipes.md;
 # with MIX=0.5 REACH=0.5, the default since session 16, where it beat the plain recipe from the same
 # checkpoint; its average at 11,000 and its STYLE_WEIGHT=8 copy's, with two of stage 6's, averaged
-# into the decoder shipped in session 17: 3.430 / 0.834), described below. RECIPE=crop512 (the default from session 10 to 13): the paper's scale. train512 (512 px
+# into the decoder shipped in session 17: 3.430 / 0.834; the two at 12,500, with that decoder, into
+# session 18's: 3.429 / 0.824), described below. RECIPE=crop512 (the default from session 10 to 13): the paper's scale. train512 (512 px
 # images), 256 px crops, style targets from the crops, batch 4, lr 5e-5 warmed up over 200
 # iterations, from the shipped decoder; since session 11 on the cached step (--feature-cache) with a
 # moving average of the weights (--ema 0.999). Its average at 7,366 iterations is the decoder shipped
