@@ -69,7 +69,9 @@ mixed512)
     # (session 15's variants: TWICE512=1, the default since its run shipped as stage 6, links
     # train512 twice, its second copy cut at other crops, so the 512 px paintings are drawn about as
     # often as the 256 px ones (TWICE512= for stage 5's recipe); JITTER=turn turns and mirrors the
-    # crops as in jitter512, JITTER=half-turn turns them by 180 degrees only; session 16's
+    # crops as in jitter512, JITTER=half-turn turns them by 180 degrees only, JITTER=hue (session
+    # 19) recolours half of them, the strokes as painted, for the colour channel the canonical styles
+    # need and the training styles rarely have (training-recipes.md, session 18); session 16's
     # STYLE_WEIGHT, the paper's lambda (default 10), is the lever for content, which stage 6 left at
     # the target's edge: its runs have their own folder, ...-sw$STYLE_WEIGHT; and MIX, session 16's
     # --mix-styles P, each style target blended with another at that probability, ...-mix$MIX, with

@@ -693,6 +693,13 @@ def test_jittered_crops_keep_their_pixels_and_only_turn_hue_recolours():
     upright = [torch.equal(h, crop) for h in halves]
     assert all(u or torch.equal(h, crop.flip(-2, -1)) for h, u in zip(halves, upright, strict=True))
     assert any(upright) and not all(upright)
+    generator = torch.Generator().manual_seed(0)
+    muted = 0.4 + 0.2 * crop  # colours a turn of the hue keeps inside [0, 1], so nothing is clamped
+    tinted = [jittered(muted, generator, "hue") for _ in range(8)]  # the palette changes, never the strokes
+    same = [torch.equal(t, muted) for t in tinted]
+    assert any(same) and not all(same)
+    for t in tinted:  # a turn about the grey axis keeps each pixel's brightness
+        torch.testing.assert_close(t.mean(1), muted.mean(1))
 
 
 def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_path, capsys):
@@ -711,6 +718,9 @@ def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_p
     assert (
         "turned, mirrored at random" in capsys.readouterr().err and len(list(jittered.glob("style-*"))) == 2
     )
+    hue = cached_style_means(dataset, tmp_path / "f", tmp_path / "hue", "--jitter-styles", "hue")
+    assert "recoloured at random" in capsys.readouterr().err
+    assert hue.shape == unjittered.shape and not torch.allclose(hue, unjittered, atol=1e-3)
     half = cached_style_means(dataset, tmp_path / "e", tmp_path / "half", "--jitter-styles", "half-turn")
     assert "turned by 180 degrees at random" in capsys.readouterr().err
     assert half.shape == unjittered.shape and not torch.allclose(half, unjittered, atol=1e-3)
@@ -727,9 +737,9 @@ def test_jitter_styles_caches_other_statistics_the_same_each_time(dataset, tmp_p
     from adain.train import TrainConfig, Trainer
 
     content, style = dataset
-    with pytest.raises(AdainError, match="--jitter-styles must be one of turn, turn\\+hue, half-turn"):
+    with pytest.raises(AdainError, match="--jitter-styles must be one of turn, turn\\+hue, hue, half-turn"):
         Trainer(TrainConfig(str(content), str(style), str(tmp_path / "api"), feature_cache=str(plain),
-                            style_jitter="hue"))  # type: ignore[arg-type]  # fmt: skip
+                            style_jitter="tint"))  # type: ignore[arg-type]  # fmt: skip
 
 
 def test_a_cached_run_from_before_style_targets_resumes_as_whole_image_targets(dataset, tmp_path):

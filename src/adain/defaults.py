@@ -16,6 +16,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STYLE_JITTERS = {
     "turn": "turned, mirrored",
     "turn+hue": "turned, mirrored and recoloured",
+    "hue": "recoloured",
     "half-turn": "turned by 180 degrees",
 }
 DEVICES = ("auto", "cpu", "cuda")

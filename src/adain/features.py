@@ -120,17 +120,21 @@ def hue_rotation(angle: float) -> Tensor:
 def jittered(crop: Tensor, generator: torch.Generator, kind: str = "turn") -> Tensor:
     """A (1, 3, h, w) crop varied at random as ``kind`` (one of ``defaults.STYLE_JITTERS``) says:
     ``turn``, turned by a multiple of 90 degrees and mirrored or not; ``turn+hue``, also with
-    probability a half hue-rotated by a random angle; ``half-turn``, only turned by 0 or 180 degrees,
+    probability a half hue-rotated by a random angle; ``hue``, only that recolouring, the strokes
+    as painted (session 19: the palettes alone, for the colour channel the canonical styles need
+    and the training styles rarely have); ``half-turn``, only turned by 0 or 180 degrees,
     never mirrored, so every stroke keeps its orientation (a painting of one stroke direction lost
     1.5x with ``turn``, training-recipes.md, session 15). A variant of the painting the decoder has
     not seen, with the strokes in other directions (and other colours)."""
     turns, mirror, recolour = (int(v) for v in torch.randint(0, 4, (3,), generator=generator))
+    if kind == "hue":
+        turns, mirror = 0, 0
     if kind == "half-turn":
         turns, mirror = turns // 2 * 2, 0
     crop = torch.rot90(crop, turns, dims=(-2, -1))
     if mirror % 2:
         crop = crop.flip(-1)
-    if kind == "turn+hue" and recolour % 2:
+    if kind in ("turn+hue", "hue") and recolour % 2:
         angle = float(torch.rand((), generator=generator)) * 2 * torch.pi
         crop = torch.einsum("ij,bjhw->bihw", hue_rotation(angle), crop).clamp(0, 1)
     return crop

@@ -68,7 +68,7 @@ class TrainConfig:
     style_targets: Literal["crops", "whole"] = "crops"  # whole: the whole style image's (needs the cache)
     style_scales: tuple[int, ...] = ()  # short sides the cached style crops are cut at; () = load_size
     style_upscale: bool = True  # False: smaller style images stay at their own size (at least a crop)
-    style_jitter: Literal["", "turn", "turn+hue", "half-turn"] = ""  # defaults.STYLE_JITTERS
+    style_jitter: Literal["", "turn", "turn+hue", "hue", "half-turn"] = ""  # defaults.STYLE_JITTERS
     style_mix: float = 0.0  # probability that a cached style is blended with another (CachedBatches)
     style_mix_reach: float = 0.0  # the blend's weight drawn from [-reach, 1 + reach]
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
