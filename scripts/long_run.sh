@@ -76,7 +76,8 @@ mixed512)
     # the target's edge: its runs have their own folder, ...-sw$STYLE_WEIGHT; and MIX, session 16's
     # --mix-styles P, each style target blended with another at that probability, ...-mix$MIX, with
     # REACH the blend's weight from -REACH to 1 + REACH (--mix-reach), ...-mix$MIX-reach$REACH; both
-    # 0.5 by default since session 16, MIX= for session 15's recipe)
+    # 0.5 by default since session 16, MIX= for session 15's recipe; SEED (session 20), the data
+    # order, for a sibling of a run from the same start that draws other crops and styles)
     # --max-iter 40000 since session 18: its runs passed 14,000 of the 20,000 they started with, and
     # the iteration budget is not part of the recipe, so a resumed run takes the new one silently
     TWICE512=${TWICE512-1}
@@ -95,7 +96,8 @@ mixed512)
     [ -n "${STYLE_WEIGHT:-}" ] && variant+=(--style-weight "$STYLE_WEIGHT")
     [ -n "${MIX:-}" ] && variant+=(--mix-styles "$MIX")
     [ -n "${REACH:-}" ] && variant+=(--mix-reach "$REACH")
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}}
+    [ -n "${SEED:-}" ] && variant+=(--seed "$SEED")
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${variant[@]}"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 40000 --save-every 250 --image-every 1000) ;;
