@@ -79,7 +79,8 @@ mixed512)
     # 0.5 by default since session 16, MIX= for session 15's recipe; SEED (session 20), the data
     # order, for a sibling of a run from the same start that draws other crops and styles)
     # --max-iter 40000 since session 18: its runs passed 14,000 of the 20,000 they started with, and
-    # the iteration budget is not part of the recipe, so a resumed run takes the new one silently
+    # the iteration budget is not part of the recipe, so a resumed run takes the new one silently;
+    # --keep-every 500 since session 20: the snapshots that the means of weights are made of
     TWICE512=${TWICE512-1}
     MIX=${MIX-0.5}
     REACH=${REACH-0.5}
@@ -100,7 +101,7 @@ mixed512)
     RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${variant[@]}"
-        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 40000 --save-every 250 --image-every 1000) ;;
+        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;
 jitter512)
     # crop512 with each cached style crop turned and mirrored at random (JITTER=turn, the default),
     # or also hue-rotated (JITTER=turn+hue: session 14's first try, worse at 2,000 iterations in the

@@ -800,6 +800,28 @@ def test_ema_run_exports_and_resumes_its_average(dataset, tmp_path, capsys):
     assert int(load_checkpoint_file(plain / "checkpoint.pt")["averaged"]["n_averaged"]) == 2
 
 
+def test_keep_every_keeps_the_exported_decoder_at_each_multiple(dataset, tmp_path):
+    from safetensors import safe_open
+
+    from adain.weights import load_decoder_state
+
+    out = tmp_path / "run"
+    flags = ["--ema", "0.9", "--lr", "1e-2", "--keep-every", 2]
+    assert main(train_args(dataset, out, "--max-iter", 3, *flags)) == 0
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["decoder-2.safetensors"]
+    assert main(train_args(dataset, out, "--max-iter", 4, *flags, "--resume")) == 0
+    snapshots = out / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["decoder-2.safetensors", "decoder-4.safetensors"]
+    # the last one is what the run exported at its end (the moving average), the earlier one is not
+    final = load_decoder_state(out / "decoder.safetensors")
+    last, earlier = (load_decoder_state(snapshots / f"decoder-{n}.safetensors") for n in (4, 2))
+    assert all(torch.equal(last[k], final[k]) for k in final)
+    assert not all(torch.equal(earlier[k], final[k]) for k in final)
+    with safe_open(str(snapshots / "decoder-2.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert meta["iterations"] == "2" and meta["weights"] == "moving average, decay 0.9"
+
+
 @pytest.mark.parametrize("ema", ["1", "1.5"])
 def test_ema_decay_must_be_below_one(dataset, tmp_path, capsys, ema):
     assert main(train_args(dataset, tmp_path / "run", "--max-iter", 1, "--ema", ema)) != 0

@@ -54,6 +54,7 @@ class TrainConfig:
     content_target: ContentTarget = "t"
     decoder_norm: DecoderNorm = "none"
     save_every: int = defaults.SAVE_EVERY
+    keep_every: int = 0  # a copy of the exported decoder every this many iterations, in snapshots/; 0: none
     log_every: int = defaults.LOG_EVERY
     image_every: int = defaults.IMAGE_EVERY  # a content x style preview grid, in previews/ and TensorBoard
     tensorboard: bool = True  # when the tensorboard package is installed
@@ -539,11 +540,13 @@ class Trainer:
                 log.image("preview", self.preview(), self.iteration)
             if self.iteration % cfg.save_every == 0:
                 self.save_checkpoint()
+            if cfg.keep_every and self.iteration % cfg.keep_every == 0 and self.dist.is_main:
+                self.save_snapshot()
 
-    def _export(self) -> Path:
-        """The finished decoder as ``decoder.safetensors`` (with its recipe) and ``decoder.pth``."""
+    def _decoder_meta(self) -> dict[str, str]:
+        """The metadata an exported decoder carries: its encoder, iterations and recipe."""
         cfg = self.config
-        meta = {
+        return {
             "encoder": self.encoder_weights.id,
             "iterations": str(self.iteration),
             "crop_size": str(cfg.crop_size),
@@ -552,10 +555,21 @@ class Trainer:
             "skipped_images": str(self.skipped),
             "weights": weights_label(cfg.ema),
         }
+
+    def save_snapshot(self) -> Path:
+        """The decoder this run would export now, kept as ``snapshots/decoder-N.safetensors`` (N the
+        iteration): the ingredients of later choices and means of weights (``scripts/average_decoders.py``),
+        which the one checkpoint, overwritten every ``save_every``, cannot give."""
+        path = self.out_dir / "snapshots" / f"decoder-{self.iteration}.safetensors"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return weights.export_decoder(self.exported, path, self._decoder_meta())
+
+    def _export(self) -> Path:
+        """The finished decoder as ``decoder.safetensors`` (with its recipe) and ``decoder.pth``."""
         exported = self.out_dir / "decoder.safetensors"
         if self.dist.is_main:
             weights.export_decoder(self.exported, self.out_dir / "decoder.pth")
-            weights.export_decoder(self.exported, exported, meta)
+            weights.export_decoder(self.exported, exported, self._decoder_meta())
         self.dist.barrier()
         self.dist.stop()
         return exported

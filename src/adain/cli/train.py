@@ -34,6 +34,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="ablation: normalisation layers in the decoder (paper: none)")  # fmt: skip
     add("--save-every", type=flags.positive_int, default=d.SAVE_EVERY,
         help=f"checkpoint interval (default {d.SAVE_EVERY})")  # fmt: skip
+    add("--keep-every", type=flags.non_negative_int, default=0, metavar="ITERATIONS",
+        help="also keep the decoder every this many iterations as OUT_DIR/snapshots/decoder-N.safetensors "
+        "(its moving average with --ema), to choose among or average later; default 0, none")  # fmt: skip
     add(
         "--log-every",
         type=flags.positive_int,
