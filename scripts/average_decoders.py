@@ -4,6 +4,11 @@ than any of them (issue 14, session 17).
 
     python scripts/average_decoders.py A.safetensors B.safetensors [...] --out SOUP.safetensors
         [--weights 0.5,0.25,0.25]
+    python scripts/average_decoders.py B.safetensors A.safetensors --out PAST_B.safetensors --weights=1.4,-0.4
+
+A negative weight extrapolates: the second line goes on from A through B, 0.4 of the way again
+past B (an affine combination; the weights still sum to one after normalising). Write it with
+`--weights=` so that the leading minus is not read as a flag.
 
 Each input is a decoder file as `scripts/package_decoder.py` or `adain train` writes it. The mean
 is taken in float32 and written in float16 (as shipped), with the first file's metadata, the largest
@@ -25,7 +30,7 @@ from adain.nets import Decoder
 
 
 def parse_weights(text: str | None, count: int) -> list[float]:
-    """The inputs' weights, normalised to sum to one (equal when not given)."""
+    """The inputs' weights, normalised to sum to one (equal when not given); negative ones extrapolate."""
     if text is None:
         return [1 / count] * count
     try:
@@ -34,8 +39,8 @@ def parse_weights(text: str | None, count: int) -> list[float]:
         raise SystemExit(f"--weights: {text!r} is not a comma-separated list of numbers") from None
     if len(values) != count:
         raise SystemExit(f"--weights: {len(values)} weights for {count} decoders")
-    if any(v < 0 for v in values) or sum(values) <= 0:
-        raise SystemExit("--weights: the weights must be non-negative and not all zero")
+    if sum(values) <= 0:
+        raise SystemExit("--weights: the weights must sum to more than zero")
     return [v / sum(values) for v in values]
 
 
@@ -70,7 +75,10 @@ def main() -> None:
     )
     parser.add_argument("decoders", type=Path, nargs="+")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--weights", help="comma-separated, one per decoder (default: equal)")
+    parser.add_argument(
+        "--weights",
+        help="comma-separated, one per decoder (default: equal; negative ones extrapolate: --weights=1.4,-0.4)",
+    )
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
     if len(args.decoders) < 2:

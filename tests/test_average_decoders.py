@@ -49,6 +49,17 @@ def test_weighted_mean_with_its_sources_in_the_metadata(tmp_path):
     assert run(a, b, "--out", out, "--overwrite").returncode == 0
 
 
+def test_a_negative_weight_extrapolates_past_the_other_decoder(tmp_path):
+    a, b = (decoder_file(tmp_path / f"{n}.safetensors", seed) for n, seed in (("a", 0), ("b", 1)))
+    out = tmp_path / "past-b.safetensors"
+    done = run(b, a, "--weights=1.4,-0.4", "--out", out)
+    assert done.returncode == 0, done.stderr
+    past, state_a, state_b = (weights.load_decoder_state(p) for p in (out, a, b))
+    for key, value in past.items():
+        wanted = state_b[key].float() + 0.4 * (state_b[key].float() - state_a[key].float())
+        assert torch.allclose(value.float(), wanted, atol=4e-3, rtol=4e-3), key
+
+
 def test_refuses_what_does_not_line_up(tmp_path):
     a = decoder_file(tmp_path / "a.safetensors", 0)
     normed = decoder_file(tmp_path / "n.safetensors", 1, norm="instance")
@@ -57,7 +68,8 @@ def test_refuses_what_does_not_line_up(tmp_path):
         ((a, normed), "another decoder layout or encoder"),
         ((a, a, "--weights", "1"), "1 weights for 2 decoders"),
         ((a, a, "--weights", "1,x"), "not a comma-separated list"),
-        ((a, a, "--weights", "0,0"), "non-negative and not all zero"),
+        ((a, a, "--weights", "0,0"), "sum to more than zero"),
+        ((a, a, "--weights=1,-1"), "sum to more than zero"),
         ((a,), "two or more decoders"),
         ((a, tmp_path / "missing.safetensors"), "no such file"),
     ):
