@@ -540,7 +540,7 @@ class Trainer:
                 log.image("preview", self.preview(), self.iteration)
             if self.iteration % cfg.save_every == 0:
                 self.save_checkpoint()
-            if cfg.keep_every and self.iteration % cfg.keep_every == 0 and self.dist.is_main:
+            if cfg.keep_every and self.iteration % cfg.keep_every == 0:
                 self.save_snapshot()
 
     def _decoder_meta(self) -> dict[str, str]:
@@ -556,13 +556,16 @@ class Trainer:
             "weights": weights_label(cfg.ema),
         }
 
-    def save_snapshot(self) -> Path:
+    def save_snapshot(self) -> None:
         """The decoder this run would export now, kept as ``snapshots/decoder-N.safetensors`` (N the
         iteration): the ingredients of later choices and means of weights (``scripts/average_decoders.py``),
-        which the one checkpoint, overwritten every ``save_every``, cannot give."""
+        which the one checkpoint, overwritten every ``save_every``, cannot give. Rank 0 writes, as
+        ``save_checkpoint``'s does; the ranks hold the same weights."""
+        if not self.dist.is_main:
+            return
         path = self.out_dir / "snapshots" / f"decoder-{self.iteration}.safetensors"
         path.parent.mkdir(parents=True, exist_ok=True)
-        return weights.export_decoder(self.exported, path, self._decoder_meta())
+        weights.export_decoder(self.exported, path, self._decoder_meta())
 
     def _export(self) -> Path:
         """The finished decoder as ``decoder.safetensors`` (with its recipe) and ``decoder.pth``."""
