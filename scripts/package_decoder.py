@@ -2,7 +2,7 @@
 card's loss curve.
 
     python scripts/package_decoder.py runs/default [--out src/adain/decoder.safetensors]
-        [--continues EARLIER_LOG.csv ... --offset N] [--since M] [--raw]
+        [--continues EARLIER_LOG.csv ... --offset N] [--since M] [--raw | --at K]
 
 Reads RUN/checkpoint.pt, RUN/config.json and RUN/log.csv (as written by `adain train`); writes the
 decoder, docs/model-card/loss.png and docs/model-card/train-log.csv. A run started with
@@ -10,7 +10,9 @@ decoder, docs/model-card/loss.png and docs/model-card/train-log.csv. A run start
 shifted by N, and the plot draws the earlier logs (each --continues, oldest first) before it; a run
 branched from a copy of another's folder logs only its own iterations, those after M (--since M).
 A run trained with `--ema` ships its moving average of the weights (`--raw`: the weights as
-trained).
+trained). `--at K` ships the decoder the run kept at its iteration K (`adain train --keep-every`:
+RUN/snapshots/decoder-K.safetensors) instead of its checkpoint's, with the log up to K: a run that
+went on past the iteration chosen for a release.
 """
 
 from __future__ import annotations
@@ -53,23 +55,43 @@ def main() -> None:
     parser.add_argument(
         "--raw", action="store_true", help="the weights as trained, not their moving average (--ema runs)"
     )
+    parser.add_argument(
+        "--at",
+        type=int,
+        metavar="K",
+        help="the decoder kept at iteration K (RUN/snapshots/decoder-K.safetensors, adain train --keep-every) "
+        "instead of the checkpoint's; the log up to K",
+    )
     args = parser.parse_args()
+    if args.at is not None and args.raw:
+        parser.error("--raw and --at exclude each other: a kept decoder is the exported one")
+    snapshot = args.run / "snapshots" / f"decoder-{args.at}.safetensors"
+    if args.at is not None and not snapshot.is_file():
+        raise SystemExit(f"{snapshot}: no decoder kept at iteration {args.at} (adain train --keep-every)")
 
     log = [
         row
         for row in read_log(args.run / "log.csv", args.offset)
-        if row["iteration"] > args.offset + args.since
+        if args.offset + args.since < row["iteration"] <= args.offset + (args.at or float("inf"))
     ]
     if not log:  # said before anything is written
         raise SystemExit(f"{args.run / 'log.csv'}: no iterations after {args.since}")
-    checkpoint = load_checkpoint_file(args.run / "checkpoint.pt")
     config = json.loads((args.run / "config.json").read_text())
     decoder = Decoder(config.get("decoder_norm", "none"))
-    averaged = not args.raw and "averaged" in checkpoint  # decided once: the weights and their label
-    decoder.load_state_dict(decoder_state(checkpoint, averaged))
+    if args.at is None:
+        checkpoint = load_checkpoint_file(args.run / "checkpoint.pt")
+        iteration = checkpoint["iteration"]
+        averaged = not args.raw and "averaged" in checkpoint  # decided once: the weights and their label
+        decoder.load_state_dict(decoder_state(checkpoint, averaged))
+        label = weights_label(config["ema"] if averaged else None)
+    else:
+        iteration = args.at
+        decoder.load_state_dict(weights.load_decoder_state(snapshot, decoder.norm))
+        # as the trainer labelled it when it kept it
+        label = weights.read_metadata(snapshot).get("weights", weights_label(config.get("ema")))
     meta = {
         "encoder": weights.encoder_id(config.get("vgg")),
-        "iterations": args.offset + checkpoint["iteration"],
+        "iterations": args.offset + iteration,
         **{
             k: config[k]
             for k in (
@@ -87,7 +109,7 @@ def main() -> None:
         "data": f"{config['content_dir']} + {config['style_dir']}",
         "style_targets": style_targets_of(config),
         "warmup": config.get("warmup", 0),
-        "weights": weights_label(config["ema"] if averaged else None),
+        "weights": label,
     }
     weights.export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)
@@ -97,7 +119,7 @@ def main() -> None:
         writer.writerows(log)
     stages = [read_log(path) for path in args.continues] + [log]
     plot_training_curves({f"stage {n}": rows for n, rows in enumerate(stages, 1)}, args.card / "loss.png")
-    total = args.offset + checkpoint["iteration"]
+    total = args.offset + iteration
     print(f"{args.out} ({args.out.stat().st_size / 2**20:.1f} MiB), iteration {total}")
     segments = wall_time_segments(log)
     print(f"wall time of this run: {sum(segments):,.0f} s in {len(segments)} segment(s) (each resume "

@@ -822,6 +822,36 @@ def test_keep_every_keeps_the_exported_decoder_at_each_multiple(dataset, tmp_pat
     assert meta["iterations"] == "2" and meta["weights"] == "moving average, decay 0.9"
 
 
+def test_package_decoder_at_ships_a_kept_decoder_with_the_log_up_to_it(dataset, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from adain.weights import load_decoder_state
+
+    run = tmp_path / "run"
+    flags = ["--max-iter", 4, "--ema", "0.9", "--lr", "1e-2", "--keep-every", 2]
+    assert main(train_args(dataset, run, *flags)) == 0
+    script = Path(__file__).resolve().parents[1] / "scripts" / "package_decoder.py"
+    out, card = tmp_path / "at2.safetensors", tmp_path / "card"
+    package = [sys.executable, script, run, "--out", out, "--card", card, "--offset", "10"]
+    subprocess.run([*package, "--at", "2"], check=True, capture_output=True)
+    kept = load_decoder_state(run / "snapshots" / "decoder-2.safetensors")
+    shipped, final = load_file(out), load_decoder_state(run / "decoder.safetensors")
+    assert all(torch.equal(shipped[k], kept[k].half()) for k in kept)
+    assert not all(torch.equal(shipped[k], final[k].half()) for k in final)  # not the checkpoint's
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+    assert meta["iterations"] == "12" and meta["weights"] == "moving average, decay 0.9"
+    card_log = (card / "train-log.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in card_log[1:]] == ["11", "12"]
+    for bad, message in (
+        (["--at", "3"], "no decoder kept at iteration 3"),
+        (["--at", "2", "--raw"], "exclude"),
+    ):
+        done = subprocess.run([*package, *bad], capture_output=True, text=True)
+        assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("ema", ["1", "1.5"])
 def test_ema_decay_must_be_below_one(dataset, tmp_path, capsys, ema):
     assert main(train_args(dataset, tmp_path / "run", "--max-iter", 1, "--ema", ema)) != 0
