@@ -65,20 +65,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.at is not None and args.raw:
         parser.error("--raw and --at exclude each other: a kept decoder is the exported one")
-    snapshot = args.run / "snapshots" / f"decoder-{args.at}.safetensors"
-    if args.at is not None and not snapshot.is_file():
+    snapshot = None if args.at is None else args.run / "snapshots" / f"decoder-{args.at}.safetensors"
+    if snapshot is not None and not snapshot.is_file():
         raise SystemExit(f"{snapshot}: no decoder kept at iteration {args.at} (adain train --keep-every)")
+    last = float("inf") if args.at is None else args.offset + args.at
 
     log = [
         row
         for row in read_log(args.run / "log.csv", args.offset)
-        if args.offset + args.since < row["iteration"] <= args.offset + (args.at or float("inf"))
+        if args.offset + args.since < row["iteration"] <= last
     ]
     if not log:  # said before anything is written
         raise SystemExit(f"{args.run / 'log.csv'}: no iterations after {args.since}")
     config = json.loads((args.run / "config.json").read_text())
     decoder = Decoder(config.get("decoder_norm", "none"))
-    if args.at is None:
+    if snapshot is None:
         checkpoint = load_checkpoint_file(args.run / "checkpoint.pt")
         iteration = checkpoint["iteration"]
         averaged = not args.raw and "averaged" in checkpoint  # decided once: the weights and their label
