@@ -76,7 +76,8 @@ def main() -> None:
         if args.offset + args.since < row["iteration"] <= last
     ]
     if not log:  # said before anything is written
-        raise SystemExit(f"{args.run / 'log.csv'}: no iterations after {args.since}")
+        upto = "" if args.at is None else f" up to {args.at}"
+        raise SystemExit(f"{args.run / 'log.csv'}: no iterations after {args.since}{upto}")
     config = json.loads((args.run / "config.json").read_text())
     decoder = Decoder(config.get("decoder_norm", "none"))
     if snapshot is None:
@@ -129,6 +130,8 @@ def main() -> None:
     if sittings.is_file():
         with open(sittings) as f:
             for row in csv.DictReader(f):
+                if not (args.since < int(row["to_iteration"]) and int(row["from_iteration"]) < iteration):
+                    continue  # a sitting outside the iterations packaged
                 print(f"  {row['started']}  {row['from_iteration']}->{row['to_iteration']}  "
                       f"{float(row['seconds']):,.0f} s  {row['ended']}  {row['device']}, {row['precision']}\n"
                       f"    {row['command']}")  # fmt: skip

@@ -829,12 +829,14 @@ def test_package_decoder_at_ships_a_kept_decoder_with_the_log_up_to_it(dataset, 
     from adain.weights import load_decoder_state
 
     run = tmp_path / "run"
-    flags = ["--max-iter", 4, "--ema", "0.9", "--lr", "1e-2", "--keep-every", 2]
-    assert main(train_args(dataset, run, *flags)) == 0
+    flags = ["--ema", "0.9", "--lr", "1e-2", "--keep-every", 2]
+    assert main(train_args(dataset, run, "--max-iter", 2, *flags)) == 0
+    assert main(train_args(dataset, run, "--max-iter", 4, "--resume", *flags)) == 0  # a second sitting
     script = Path(__file__).resolve().parents[1] / "scripts" / "package_decoder.py"
     out, card = tmp_path / "at2.safetensors", tmp_path / "card"
     package = [sys.executable, script, run, "--out", out, "--card", card, "--offset", "10"]
-    subprocess.run([*package, "--at", "2"], check=True, capture_output=True)
+    done = subprocess.run([*package, "--at", "2"], check=True, capture_output=True, text=True)
+    assert "  0->2  " in done.stdout and "2->4" not in done.stdout  # the sittings up to K only
     kept = load_decoder_state(run / "snapshots" / "decoder-2.safetensors")
     shipped, final = load_file(out), load_decoder_state(run / "decoder.safetensors")
     assert all(torch.equal(shipped[k], kept[k].half()) for k in kept)
@@ -847,6 +849,7 @@ def test_package_decoder_at_ships_a_kept_decoder_with_the_log_up_to_it(dataset, 
     for bad, message in (
         (["--at", "3"], "no decoder kept at iteration 3"),
         (["--at", "2", "--raw"], "exclude"),
+        (["--at", "2", "--since", "2"], "no iterations after 2 up to 2"),
     ):
         done = subprocess.run([*package, *bad], capture_output=True, text=True)
         assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr
