@@ -595,6 +595,43 @@ def test_mix_styles_needs_the_cache_and_a_probability(dataset, tmp_path, capsys)
         assert main(train_args(dataset, tmp_path / "c", *mixing, "--max-iter", "3", "--resume")) == 0
 
 
+def test_style_layer_weights_scale_each_taps_terms():
+    from adain.losses import style_loss_terms
+
+    torch.manual_seed(5)
+    encoder, decoder = Encoder().eval(), Decoder()
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    _, plain = AdaINLoss(encoder, decoder)(content, style)
+    _, weighted = AdaINLoss(encoder, decoder, style_layer_weights=(1, 2, 0, 1))(content, style)
+    with torch.no_grad():
+        t = adain(encoder(content), encoder.taps(style)[-1])
+        terms = style_loss_terms(encoder.taps(decoder(t)), [mean_std(x) for x in encoder.taps(style)])
+    relu2_1, relu3_1 = sum(terms[1]).item(), sum(terms[2]).item()
+    assert abs(relu2_1 - relu3_1) > 1e-2 * plain.item()  # so that ignored weights would fail
+    assert weighted.item() == pytest.approx(plain.item() + relu2_1 - relu3_1, rel=1e-4)
+
+
+def test_style_layer_weights_flag(dataset, tmp_path, capsys):
+    for bad, message in (("1,2,1", "takes 4 numbers (relu1_1, relu2_1, relu3_1, relu4_1)"),
+                         ("1,-1,1,1", "none negative"), ("0,0,0,0", "not all 0"),
+                         ("1,x,1,1", "expected comma-separated numbers")):  # fmt: skip
+        assert (
+            exit_status(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--style-layer-weights", bad))
+            != 0
+        )
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+        assert not (tmp_path / "a").exists()
+    run = tmp_path / "b"
+    assert main(train_args(dataset, run, "--max-iter", "2", "--style-layer-weights", "1,2,1,1")) == 0
+    assert "style loss taps weighted 1,2,1,1" in capsys.readouterr().err
+    assert (run / "decoder.safetensors").is_file()
+    with pytest.warns(
+        UserWarning, match=r"recipe changed: --style-layer-weights \(1.0, 2.0, 1.0, 1.0\) -> \(\)$"
+    ):
+        assert main(train_args(dataset, run, "--max-iter", "3", "--resume")) == 0
+
+
 def test_style_targets_choose_the_cache_and_whole_needs_one(dataset, tmp_path, capsys):
     cache = tmp_path / "cache"
     assert (

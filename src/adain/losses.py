@@ -7,6 +7,7 @@ With t = AdaIN(f(c), f(s)) and the output g(t):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -25,16 +26,23 @@ def style_loss(output_taps: list[Tensor], style_taps: list[Tensor]) -> Tensor:
     return style_loss_to(output_taps, [mean_std(ref) for ref in style_taps])
 
 
-def style_loss_to(output_taps: list[Tensor], style_stats: list[Stats]) -> Tensor:
-    """``style_loss`` against the styles' statistics given (each tap's (mean, std), (N, C, 1, 1))."""
-    return sum_of_terms(style_loss_terms(output_taps, style_stats))
+def style_loss_to(
+    output_taps: list[Tensor], style_stats: list[Stats], layer_weights: Sequence[float] = ()
+) -> Tensor:
+    """``style_loss`` against the styles' statistics given (each tap's (mean, std), (N, C, 1, 1)),
+    each tap's two terms times its ``layer_weights`` entry where given (a training recipe's lever;
+    the paper's and the evaluation's loss weighs the taps alike)."""
+    return sum_of_terms(style_loss_terms(output_taps, style_stats), layer_weights)
 
 
-def sum_of_terms(terms: list[tuple[Tensor, Tensor]]) -> Tensor:
+def sum_of_terms(terms: list[tuple[Tensor, Tensor]], layer_weights: Sequence[float] = ()) -> Tensor:
     """The style loss from its terms, summed in one fixed order (fp32 sums depend on it)."""
+    weights = layer_weights or [1.0] * len(terms)
+    if len(weights) != len(terms):
+        raise ValueError(f"{len(weights)} layer weights for {len(terms)} style taps")
     total = terms[0][0].new_zeros((), dtype=torch.float32)
-    for mean_term, std_term in terms:
-        total = total + mean_term + std_term
+    for (mean_term, std_term), weight in zip(terms, weights, strict=True):
+        total = total + (mean_term + std_term if weight == 1.0 else weight * (mean_term + std_term))
     return total
 
 
@@ -58,12 +66,19 @@ class AdaINLoss(torch.nn.Module):
 
     ``winograd`` runs the wide 3x3 convs of both networks, forward and backward, through the
     CPU's Winograd kernels (``winograd.py``); the parameters are the same either way.
+    ``style_layer_weights``, one per tap (relu1_1 first), weigh the style loss's terms; empty: all 1.
     """
 
     def __init__(
-        self, encoder: Encoder, decoder: Decoder, content_target: ContentTarget = "t", winograd: bool = False
+        self,
+        encoder: Encoder,
+        decoder: Decoder,
+        content_target: ContentTarget = "t",
+        winograd: bool = False,
+        style_layer_weights: Sequence[float] = (),
     ) -> None:
         super().__init__()
+        self.style_layer_weights = tuple(style_layer_weights)
         self.encoder = encoder.eval().requires_grad_(False)
         self.decoder = decoder
         self.content_target = content_target
@@ -86,4 +101,5 @@ class AdaINLoss(torch.nn.Module):
         output = self.decode(t)
         output_taps = taps(self.encode, output)
         target = t if self.content_target == "t" else content_feat
-        return content_loss(output_taps[-1], target), style_loss_to(output_taps, style_stats)
+        style = style_loss_to(output_taps, style_stats, self.style_layer_weights)
+        return content_loss(output_taps[-1], target), style

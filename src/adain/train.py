@@ -34,7 +34,7 @@ from .devices import describe_device, dtype_name, keep_freed_memory, pick_device
 from .errors import AdainError, UsageError
 from .features import CachedBatches, ContentFeatures, StyleStats
 from .losses import AdaINLoss, ContentTarget
-from .nets import Decoder, DecoderNorm, adain, taps
+from .nets import TAPS, Decoder, DecoderNorm, adain, taps
 
 
 @dataclass
@@ -72,6 +72,9 @@ class TrainConfig:
     style_jitter: Literal["", "turn", "turn+hue", "hue", "half-turn"] = ""  # defaults.STYLE_JITTERS
     style_mix: float = 0.0  # probability that a cached style is blended with another (CachedBatches)
     style_mix_reach: float = 0.0  # the blend's weight drawn from [-reach, 1 + reach]
+    style_layer_weights: tuple[
+        float, ...
+    ] = ()  # the style loss's weight at each tap, relu1_1 first; (): all 1
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -80,7 +83,7 @@ class TrainConfig:
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
-          "style_jitter", "style_mix", "style_mix_reach", "ema")  # fmt: skip
+          "style_jitter", "style_mix", "style_mix_reach", "style_layer_weights", "ema")  # fmt: skip
 # the flags named otherwise than their field
 FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles", "style_mix_reach": "--mix-reach"}
 
@@ -266,7 +269,9 @@ class Trainer:
         self.decoder = Decoder(config.decoder_norm)
         if config.init_decoder:
             self.decoder.load_state_dict(weights.load_decoder_state(config.init_decoder, config.decoder_norm))
-        self.model = AdaINLoss(encoder, self.decoder, config.content_target, config.winograd).to(self.device)
+        self.model = AdaINLoss(
+            encoder, self.decoder, config.content_target, config.winograd, config.style_layer_weights
+        ).to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.autocast_dtype = pick_precision(config.precision, self.device)
@@ -315,12 +320,15 @@ class Trainer:
             if cfg.style_mix_reach:
                 targets += f" (weights from {-cfg.style_mix_reach:g} to {1 + cfg.style_mix_reach:g})"
         processes = f" x {world} processes" if world > 1 else ""
+        layers = ""
+        if cfg.style_layer_weights:
+            layers = f"style loss taps weighted {','.join(f'{w:g}' for w in cfg.style_layer_weights)}; "
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
             f"{self.content.total:,} content and {self.style.total:,} style images; "
             f"batch {cfg.batch_size}{processes} of {cfg.crop_size} px crops"
             f"{f' of cached features, style targets from {targets}' if self.cached else ''}; "
-            f"{f'moving average of the weights, decay {cfg.ema:g}; ' if cfg.ema else ''}"
+            f"{layers}{f'moving average of the weights, decay {cfg.ema:g}; ' if cfg.ema else ''}"
             f"iteration {self.iteration:,} of {cfg.max_iter:,}"
         )
 
@@ -643,6 +651,12 @@ def check_style_recipe(config: TrainConfig) -> None:
         raise AdainError(f"--mix-reach must be at least 0, not {config.style_mix_reach}")
     if config.style_mix_reach and not config.style_mix:
         raise AdainError("--mix-reach widens the blends of --mix-styles, which is 0")
+    weights = config.style_layer_weights
+    if weights and (len(weights) != len(TAPS) or min(weights) < 0 or not any(weights)):
+        raise AdainError(
+            f"--style-layer-weights takes {len(TAPS)} numbers ({', '.join(TAPS)}), none negative "
+            f"and not all 0, not {','.join(f'{w:g}' for w in weights)}"
+        )
 
 
 def style_targets_of(config: dict) -> str:

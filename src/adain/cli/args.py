@@ -98,6 +98,14 @@ def sizes(text: str) -> list[int]:
     return values
 
 
+def numbers(text: str) -> tuple[float, ...]:
+    """Comma-separated numbers, e.g. 1,2,1,1."""
+    try:
+        return tuple(_number(part, float) for part in text.split(","))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def style_weights(text: str) -> list[float]:
     from ..errors import AdainError
     from ..stylize import parse_style_weights  # loads torch, but only when the flag is given
