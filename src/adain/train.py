@@ -72,9 +72,8 @@ class TrainConfig:
     style_jitter: Literal["", "turn", "turn+hue", "hue", "half-turn"] = ""  # defaults.STYLE_JITTERS
     style_mix: float = 0.0  # probability that a cached style is blended with another (CachedBatches)
     style_mix_reach: float = 0.0  # the blend's weight drawn from [-reach, 1 + reach]
-    style_layer_weights: tuple[
-        float, ...
-    ] = ()  # the style loss's weight at each tap, relu1_1 first; (): all 1
+    # the style loss's weight at each tap, relu1_1 first; (): all 1
+    style_layer_weights: tuple[float, ...] = ()
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
