@@ -3,6 +3,7 @@ a single channel moves it.
 
     python scripts/style_channels.py [--style-cache FEATURE_CACHE_FILE] pair CONTENT STYLE DECODER [DECODER ...]
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE outside STYLE_DIR
+    python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE predict
 
 ``pair``, for each decoder: the pair's style loss (as the evaluation of ``docs/training-recipes.md`` measures it, fp32,
 images centre-cropped to ``--size`` squares) and its largest parts, one channel's mean or std at one tap each, as a share of
@@ -10,6 +11,17 @@ the loss, with the style's value and the output's. With ``--style-cache`` (a ``s
 file of ``adain train --feature-cache``) also how often the training styles show each of those
 channels' means: how much the decoder has seen of what the style asks for. Each line ends with the
 flat colour (of nine) that drives the channel's mean most, and by how much: some channels are colours.
+
+``predict``: how much of the training styles' statistics at each tap the decoder can know from what
+AdaIN gives it, the style's relu4_1 channel means and stds: R^2 on held-out styles of a ridge
+regression and of a small MLP from those 1,024 numbers to each tap's means and stds (R^2 over the
+tap's channels together, so it is the share of an MSE-of-statistics loss that a decoder could
+remove by knowing the style, against one that makes every style's average). With ``--styles DIR``,
+also the style loss's terms, in ``adain eval``'s units, of outputs whose statistics were those
+predictions for the (unseen) styles in DIR: what a decoder that knew no more than relu4_1's
+statistics would miss of each tap. Not a strict floor (an output's statistics also follow its
+content), but where it is far below a decoder's own terms, the decoder falls short of what it
+is given.
 
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
@@ -121,6 +133,93 @@ def outside(args: argparse.Namespace) -> None:
         print(f"  {path.name}: {', '.join(counts)}")
 
 
+def predict(args: argparse.Namespace) -> None:
+    from safetensors.torch import load_file
+
+    cache = load_file(args.style_cache)
+    mean, std = cache["mean"].float(), cache["std"].float()  # (styles, crops, 960)
+    styles, crops = mean.shape[:2]
+    given = given_of(mean, std).flatten(0, 1)
+    wanted = torch.cat([mean, std], -1).flatten(0, 1)  # each crop is one target, as in training
+    held = torch.randperm(styles, generator=torch.Generator().manual_seed(0))[: styles // 5]
+    test = torch.zeros(styles, dtype=torch.bool)
+    test[held] = True
+    test = test.repeat_interleave(crops)
+    centre, scale = given[~test].mean(0), given[~test].std(0).clamp_min(1e-3)
+    x, y = (given[~test] - centre) / scale, wanted[~test]
+    x_test, y_test = (given[test] - centre) / scale, wanted[test]
+    predictors = {f"ridge {ridge:g}": ridge_fit(x, y, ridge) for ridge in args.ridge}
+    predictors[f"MLP ({args.steps} steps)"] = mlp_fit(x, y, args.steps)
+    print(f"{styles} training styles ({crops} crops each), {len(held)} held out; R^2 on them, per tap:")
+    with torch.no_grad():
+        for name, predictor in predictors.items():
+            residual = terms(predictor(x_test), y_test)
+            variance = terms(y.mean(0).expand_as(y_test), y_test)  # the residual of knowing nothing
+            print(f"  {name}: " + ", ".join(f"{t} {1 - residual[t] / variance[t]:.2f}" for t in residual))
+    if not args.styles:
+        return
+    stylizer = Stylizer.from_pretrained(args.vgg, None, "cpu", precision="fp32")
+    paths = sorted(p for p in Path(args.styles).iterdir() if p.is_file())
+    with torch.inference_mode():
+        stats = [
+            tap_statistics(taps(stylizer.encode_fp32, images.load_square(p, args.size)), None, 0)
+            for p in paths
+        ]
+    mean, std = torch.cat([m for m, _ in stats]), torch.cat([s for _, s in stats])
+    truth, x_new = torch.cat([mean, std], -1), (given_of(mean, std) - centre) / scale
+    print(
+        f"the style loss's terms (MSEs, as adain eval's) of outputs whose statistics were the prediction, "
+        f"over the {len(paths)} styles of {args.styles} at {args.size}²:"
+    )
+    with torch.no_grad():
+        for name, predictor in predictors.items():
+            missed = terms(predictor(x_new), truth)
+            print(
+                f"  {name}: total {sum(missed.values()):.3f}; "
+                + ", ".join(f"{t} {v:.3f}" for t, v in missed.items())
+            )
+
+
+def given_of(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """What AdaIN gives the decoder of a style: its relu4_1 channel means and stds."""
+    deep = slice(OFFSETS["relu4_1"], None)
+    return torch.cat([mean[..., deep], std[..., deep]], -1)
+
+
+def terms(prediction: torch.Tensor, truth: torch.Tensor) -> dict[str, float]:
+    """The style loss's eight terms between two (N, 2 x 960) sets of statistics, averaged over N:
+    per tap and statistic the MSE over the tap's channels."""
+    out = {}
+    for k, stat in enumerate(("mean", "std")):
+        for tap, n in zip(TAPS, TAP_CHANNELS, strict=True):
+            cols = slice(k * 960 + OFFSETS[tap], k * 960 + OFFSETS[tap] + n)
+            out[f"{tap} {stat}"] = (prediction[:, cols] - truth[:, cols]).pow(2).mean().item()
+    return out
+
+
+def ridge_fit(x: torch.Tensor, y: torch.Tensor, ridge: float):
+    design = torch.cat([x, torch.ones(len(x), 1)], 1)
+    penalty = ridge * torch.eye(design.shape[1])
+    penalty[-1, -1] = 0  # the intercept is not shrunk
+    w = torch.linalg.solve(design.T @ design + penalty, design.T @ y)
+    return lambda new: torch.cat([new, torch.ones(len(new), 1)], 1) @ w
+
+
+def mlp_fit(x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(x.shape[1], 512), torch.nn.ReLU(), torch.nn.Linear(512, y.shape[1])
+    )
+    optimiser = torch.optim.Adam(net.parameters(), 1e-3, weight_decay=1e-3)
+    for _ in range(steps):
+        batch = torch.randint(len(x), (512,))
+        loss = (net(x[batch]) - y[batch]).pow(2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    return net
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -138,9 +237,17 @@ def main() -> None:
     each = sub.add_parser("outside", help="each style's channel means beyond the training styles'")
     each.add_argument("style_dir")
     each.set_defaults(run=outside)
+    known = sub.add_parser("predict", help="how much of each tap's style statistics relu4_1's predict")
+    known.add_argument("--ridge", type=float, nargs="+", default=[1e2, 1e3, 1e4])
+    known.add_argument("--steps", type=int, default=3000, help="the MLP's training steps")
+    known.add_argument(
+        "--styles",
+        help="also these style images (unseen): the style loss's terms of outputs with the predicted statistics",
+    )
+    known.set_defaults(run=predict)
     args = parser.parse_args()
-    if args.mode == "outside" and not args.style_cache:
-        parser.error("outside needs --style-cache")
+    if args.mode in ("outside", "predict") and not args.style_cache:
+        parser.error(f"{args.mode} needs --style-cache")
     args.run(args)
 
 
