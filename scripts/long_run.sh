@@ -82,7 +82,8 @@ mixed512)
     # the iteration budget is not part of the recipe, so a resumed run takes the new one silently;
     # --keep-every 500 since session 20: the snapshots that the means of weights are made of;
     # LAYERS (session 23), --style-layer-weights, e.g. 1,2,1,1: the relu2_1 terms that every branch
-    # loses first weighed twice, ...-lw1,2,1,1
+    # loses first weighed twice, ...-lw1,2,1,1; CLAMP=1 (session 25), --clamp-output: the losses of
+    # the output clamped to [0, 1] as it is saved, ...-clamp
     TWICE512=${TWICE512-1}
     MIX=${MIX-0.5}
     REACH=${REACH-0.5}
@@ -101,7 +102,8 @@ mixed512)
     [ -n "${REACH:-}" ] && variant+=(--mix-reach "$REACH")
     [ -n "${SEED:-}" ] && variant+=(--seed "$SEED")
     [ -n "${LAYERS:-}" ] && variant+=(--style-layer-weights "$LAYERS")
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}}
+    [ -n "${CLAMP:-}" ] && variant+=(--clamp-output)
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${variant[@]}"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;

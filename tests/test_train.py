@@ -611,6 +611,40 @@ def test_style_layer_weights_scale_each_taps_terms():
     assert weighted.item() == pytest.approx(plain.item() + relu2_1 - relu3_1, rel=1e-4)
 
 
+def test_clamp_output_measures_the_saved_image_and_keeps_the_raw_gradient():
+    from adain.losses import clamped, style_loss
+
+    torch.manual_seed(5)
+    encoder, decoder = Encoder().eval(), Decoder()
+    with torch.no_grad():
+        decoder[-1].weight *= 200  # outputs spread well beyond [0, 1], so a clamp shows
+        decoder[-1].bias += 0.5
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    _, raw = AdaINLoss(encoder, decoder)(content, style)
+    content_loss_, clamped_style = AdaINLoss(encoder, decoder, clamp_output=True)(content, style)
+    with torch.no_grad():
+        t = adain(encoder(content), encoder.taps(style)[-1])
+        output = decoder(t)
+        assert ((output < 0) | (output > 1)).float().mean() > 0.2
+        saved = output.clamp(0, 1)
+        expected = style_loss(encoder.taps(saved), encoder.taps(style))
+    assert clamped_style.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert abs(clamped_style.item() - raw.item()) > 1e-2 * raw.item()
+    # straight through: pixels beyond the range still pass their gradient back
+    image = torch.tensor([-0.5, 0.5, 1.5], requires_grad=True)
+    (clamped(image) * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert clamped(image).tolist() == [0.0, 0.5, 1.0]
+    assert image.grad.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_clamp_output_flag(dataset, tmp_path, capsys):
+    run = tmp_path / "a"
+    assert main(train_args(dataset, run, "--max-iter", "2", "--clamp-output")) == 0
+    assert "losses of the output clamped to [0, 1]" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match=r"recipe changed: --clamp-output True -> False$"):
+        assert main(train_args(dataset, run, "--max-iter", "3", "--resume")) == 0
+
+
 def test_style_layer_weights_flag(dataset, tmp_path, capsys):
     for bad, message in (("1,2,1", "takes 4 numbers (relu1_1, relu2_1, relu3_1, relu4_1)"),
                          ("1,-1,1,1", "none negative"), ("0,0,0,0", "not all 0"),

@@ -61,12 +61,25 @@ def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(output_feat.float(), target.float())
 
 
+def clamped(image: Tensor) -> Tensor:
+    """``image`` clamped to [0, 1] going forward, its gradient passed back as if unclamped.
+
+    The decoder's outputs leave [0, 1] (about 7 % of the pixels of the shipped decoder's at 512²),
+    and every saved or evaluated image is clamped, so a loss on the raw output measures an image no
+    one sees. A plain clamp would give the pixels beyond the range no gradient, and nothing would
+    bring them back; straight through, the loss is that of the saved image and the gradient is the
+    one training on the raw output already takes."""
+    return image + (image.clamp(0, 1) - image).detach()
+
+
 class AdaINLoss(torch.nn.Module):
     """Decoder + frozen encoder, computing the paper's content and style losses for a batch.
 
     ``winograd`` runs the wide 3x3 convs of both networks, forward and backward, through the
     CPU's Winograd kernels (``winograd.py``); the parameters are the same either way.
     ``style_layer_weights``, one per tap (relu1_1 first), weigh the style loss's terms; empty: all 1.
+    ``clamp_output`` measures both losses on the output clamped to [0, 1], the image as it is saved
+    and evaluated (``clamped``).
     """
 
     def __init__(
@@ -76,9 +89,11 @@ class AdaINLoss(torch.nn.Module):
         content_target: ContentTarget = "t",
         winograd: bool = False,
         style_layer_weights: Sequence[float] = (),
+        clamp_output: bool = False,
     ) -> None:
         super().__init__()
         self.style_layer_weights = tuple(style_layer_weights)
+        self.clamp_output = clamp_output
         self.encoder = encoder.eval().requires_grad_(False)
         self.decoder = decoder
         self.content_target = content_target
@@ -99,7 +114,7 @@ class AdaINLoss(torch.nn.Module):
                 )
             t = adain_stats(content_feat, *style_stats[-1])
         output = self.decode(t)
-        output_taps = taps(self.encode, output)
+        output_taps = taps(self.encode, clamped(output) if self.clamp_output else output)
         target = t if self.content_target == "t" else content_feat
         style = style_loss_to(output_taps, style_stats, self.style_layer_weights)
         return content_loss(output_taps[-1], target), style

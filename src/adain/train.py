@@ -74,6 +74,7 @@ class TrainConfig:
     style_mix_reach: float = 0.0  # the blend's weight drawn from [-reach, 1 + reach]
     # the style loss's weight at each tap, relu1_1 first; (): all 1
     style_layer_weights: tuple[float, ...] = ()
+    clamp_output: bool = False  # the losses of the output clamped to [0, 1], as saved (losses.clamped)
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -82,7 +83,7 @@ class TrainConfig:
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
-          "style_jitter", "style_mix", "style_mix_reach", "style_layer_weights", "ema")  # fmt: skip
+          "style_jitter", "style_mix", "style_mix_reach", "style_layer_weights", "clamp_output", "ema")  # fmt: skip
 # the flags named otherwise than their field
 FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles", "style_mix_reach": "--mix-reach"}
 
@@ -269,8 +270,9 @@ class Trainer:
         if config.init_decoder:
             self.decoder.load_state_dict(weights.load_decoder_state(config.init_decoder, config.decoder_norm))
         self.model = AdaINLoss(
-            encoder, self.decoder, config.content_target, config.winograd, config.style_layer_weights
-        ).to(self.device)
+            encoder, self.decoder, config.content_target, config.winograd,
+            style_layer_weights=config.style_layer_weights, clamp_output=config.clamp_output,
+        ).to(self.device)  # fmt: skip
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
         self.autocast_dtype = pick_precision(config.precision, self.device)
@@ -319,15 +321,17 @@ class Trainer:
             if cfg.style_mix_reach:
                 targets += f" (weights from {-cfg.style_mix_reach:g} to {1 + cfg.style_mix_reach:g})"
         processes = f" x {world} processes" if world > 1 else ""
-        layers = ""
+        loss = ""
         if cfg.style_layer_weights:
-            layers = f"style loss taps weighted {','.join(f'{w:g}' for w in cfg.style_layer_weights)}; "
+            loss = f"style loss taps weighted {','.join(f'{w:g}' for w in cfg.style_layer_weights)}; "
+        if cfg.clamp_output:
+            loss += "losses of the output clamped to [0, 1]; "
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
             f"{self.content.total:,} content and {self.style.total:,} style images; "
             f"batch {cfg.batch_size}{processes} of {cfg.crop_size} px crops"
             f"{f' of cached features, style targets from {targets}' if self.cached else ''}; "
-            f"{layers}{f'moving average of the weights, decay {cfg.ema:g}; ' if cfg.ema else ''}"
+            f"{loss}{f'moving average of the weights, decay {cfg.ema:g}; ' if cfg.ema else ''}"
             f"iteration {self.iteration:,} of {cfg.max_iter:,}"
         )
 

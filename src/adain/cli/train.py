@@ -90,6 +90,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="weigh the style loss at relu1_1, relu2_1, relu3_1 and relu4_1 by these (e.g. 1,2,1,1: a recipe that "
         "lets the decoder lose less at relu2_1); the logged style loss is the weighted one; default all 1, "
         "the paper's")  # fmt: skip
+    add("--clamp-output", action="store_true",
+        help="measure the losses on the output clamped to [0, 1], the image as saved and evaluated (the "
+        "gradient passes as if unclamped); default: on the raw output, the paper's")  # fmt: skip
     add("--ema", type=flags.non_negative_float, default=0.0, metavar="DECAY",
         help="export an exponential moving average of the decoder's weights, updated every step with this "
         "decay (e.g. 0.999: about the last 1,000 steps); default 0, the weights as trained")  # fmt: skip
