@@ -3,7 +3,8 @@ a single channel moves it.
 
     python scripts/style_channels.py [--style-cache FEATURE_CACHE_FILE] pair CONTENT STYLE DECODER [DECODER ...]
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE outside STYLE_DIR
-    python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE predict
+    python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE predict [--styles STYLE_DIR]
+    python scripts/style_channels.py clamp CONTENT_DIR STYLE_DIR DECODER [DECODER ...]
 
 ``pair``, for each decoder: the pair's style loss (as the evaluation of ``docs/training-recipes.md`` measures it, fp32,
 images centre-cropped to ``--size`` squares) and its largest parts, one channel's mean or std at one tap each, as a share of
@@ -23,6 +24,10 @@ statistics would miss of each tap. Not a strict floor (an output's statistics al
 content), but where it is far below a decoder's own terms, the decoder falls short of what it
 is given.
 
+``clamp``, for each decoder: the share of its output pixels outside [0, 1] on the pairs of the two
+folders (``--every K``: every K-th content and style), and the style loss per tap of the raw output
+against that of the output clamped, as it is saved and as ``adain eval`` measures it.
+
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
 that ask a decoder for more than any painting it trained on.
@@ -37,7 +42,8 @@ import torch
 
 from adain import images
 from adain.features import TAP_CHANNELS, tap_statistics
-from adain.nets import TAPS, mean_std, taps
+from adain.losses import style_loss_terms
+from adain.nets import TAPS, adain_stats, mean_std, taps
 from adain.stylize import StyleCode, Stylizer
 
 # where each tap's channels start in the 960 statistics of a feature cache (and of tap_means)
@@ -220,6 +226,32 @@ def mlp_fit(x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.nn.Module:
     return net
 
 
+def clamp(args: argparse.Namespace) -> None:
+    contents = sorted(p for p in Path(args.content_dir).iterdir() if p.is_file())[:: args.every]
+    styles = sorted(p for p in Path(args.style_dir).iterdir() if p.is_file())[:: args.every]
+    print(
+        f"{len(contents)} contents x {len(styles)} styles at {args.size}²; style loss per tap ({', '.join(TAPS)})"
+    )
+    for decoder in args.decoders:
+        stylizer = Stylizer.from_pretrained(args.vgg, decoder, "cpu", precision="fp32")
+        encode = stylizer.encode_fp32
+        outside_share, raw, saved = [], [], []
+        with torch.inference_mode():
+            for style_path in styles:
+                style_stats = [mean_std(t) for t in taps(encode, images.load_square(style_path, args.size))]
+                for content_path in contents:
+                    t = adain_stats(encode(images.load_square(content_path, args.size)), *style_stats[-1])
+                    output = stylizer.decode(t).float()
+                    outside_share.append(((output < 0) | (output > 1)).float().mean())
+                    for losses, image in ((raw, output), (saved, output.clamp(0, 1))):
+                        terms = style_loss_terms(taps(encode, image), style_stats)
+                        losses.append(torch.stack([m + s for m, s in terms]))
+        print(f"{decoder}: {torch.stack(outside_share).mean():.1%} of the pixels outside [0, 1]")
+        for name, losses in (("raw", raw), ("clamped", saved)):
+            per_tap = torch.stack(losses).mean(0)
+            print(f"  {name}: {per_tap.sum():.3f} ({', '.join(f'{v:.3f}' for v in per_tap.tolist())})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -245,6 +277,14 @@ def main() -> None:
         help="also these style images (unseen): the style loss's terms of outputs with the predicted statistics",
     )
     known.set_defaults(run=predict)
+    ranged = sub.add_parser(
+        "clamp", help="how much the clamp of the saved image costs each decoder's style loss"
+    )
+    ranged.add_argument("content_dir")
+    ranged.add_argument("style_dir")
+    ranged.add_argument("decoders", nargs="+")
+    ranged.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
+    ranged.set_defaults(run=clamp)
     args = parser.parse_args()
     if args.mode in ("outside", "predict") and not args.style_cache:
         parser.error(f"{args.mode} needs --style-cache")

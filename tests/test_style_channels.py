@@ -38,3 +38,36 @@ def test_predict_tells_known_statistics_from_unknowable_ones(tmp_path):
 def test_predict_needs_a_style_cache():
     done = subprocess.run([sys.executable, SCRIPT, "predict"], capture_output=True, text=True)
     assert done.returncode == 2 and "predict needs --style-cache" in done.stderr
+
+
+def test_clamp_counts_the_pixels_outside_and_the_clamps_cost(tmp_path):
+    from PIL import Image
+
+    from adain import weights
+    from adain.nets import Decoder
+
+    for folder, colour in (("content", (200, 40, 40)), ("style", (20, 90, 220))):
+        (tmp_path / folder).mkdir()
+        pixels = torch.randint(
+            0, 256, (48, 48, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+        )
+        Image.fromarray(((pixels.int() + torch.tensor(colour)) // 2).byte().numpy()).save(
+            tmp_path / folder / "a.png"
+        )
+    shipped = weights.DecoderWeights.read(Path(weights.__file__).parent / "decoder.safetensors")
+    decoder = Decoder()
+    decoder.load_state_dict(weights.load_decoder_state(shipped.source))
+    with torch.no_grad():
+        decoder[-1].bias += 5  # every pixel above 1: the saved image is white
+    bright = tmp_path / "bright.safetensors"
+    weights.export_decoder(decoder, bright, dict(shipped.metadata))
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "--size", "64", "clamp", tmp_path / "content", tmp_path / "style", bright],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "100.0% of the pixels outside [0, 1]" in done.stdout
+    raw, clamped = (
+        float(re.search(rf"{name}: ([\d.]+)", done.stdout).group(1)) for name in ("raw", "clamped")
+    )
+    assert raw != clamped
