@@ -61,15 +61,33 @@ def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(output_feat.float(), target.float())
 
 
-def clamped(image: Tensor) -> Tensor:
-    """``image`` clamped to [0, 1] going forward, its gradient passed back as if unclamped.
+class _ClampedBack(torch.autograd.Function):
+    """Clamp to [0, 1]; backward, a pixel beyond the range gets the gradient only where it leads
+    back into the range."""
 
-    The decoder's outputs leave [0, 1] (about 7 % of the pixels of the shipped decoder's at 512²),
-    and every saved or evaluated image is clamped, so a loss on the raw output measures an image no
-    one sees. A plain clamp would give the pixels beyond the range no gradient, and nothing would
-    bring them back; straight through, the loss is that of the saved image and the gradient is the
-    one training on the raw output already takes."""
-    return image + (image.clamp(0, 1) - image).detach()
+    @staticmethod
+    def forward(ctx, image: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(image)
+        return image.clamp(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
+        (image,) = ctx.saved_tensors
+        # a descent step moves a pixel by -grad: above 1 only a positive gradient brings it down
+        outward = ((image > 1) & (grad < 0)) | ((image < 0) & (grad > 0))
+        return grad.masked_fill(outward, 0)
+
+
+def clamped(image: Tensor) -> Tensor:
+    """``image`` clamped to [0, 1], with a gradient that brings the pixels beyond the range back.
+
+    The decoder's outputs leave [0, 1] (about 7 % of the shipped decoder's pixels at 512²), and
+    every saved or evaluated image is clamped, so a loss on the raw output measures an image no one
+    sees. A plain clamp gives the pixels beyond the range no gradient, so nothing brings them back;
+    passing the gradient straight through lets them drift further out wherever the loss asks for
+    more than the range holds, the decoder's weights moved for pixels that cannot change. So a pixel
+    beyond the range takes its gradient only when the step leads back in."""
+    return _ClampedBack.apply(image)
 
 
 class AdaINLoss(torch.nn.Module):

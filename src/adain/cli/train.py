@@ -92,7 +92,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "the paper's")  # fmt: skip
     add("--clamp-output", action="store_true",
         help="measure the losses on the output clamped to [0, 1], the image as saved and evaluated (the "
-        "gradient passes as if unclamped); default: on the raw output, the paper's")  # fmt: skip
+        "pixels beyond the range take the gradient where it brings them back); default: on the raw output, the paper's")  # fmt: skip
     add("--ema", type=flags.non_negative_float, default=0.0, metavar="DECAY",
         help="export an exponential moving average of the decoder's weights, updated every step with this "
         "decay (e.g. 0.999: about the last 1,000 steps); default 0, the weights as trained")  # fmt: skip
