@@ -157,10 +157,10 @@ def predict(args: argparse.Namespace) -> None:
     predictors = {f"ridge {ridge:g}": ridge_fit(x, y, ridge) for ridge in args.ridge}
     predictors[f"MLP ({args.steps} steps)"] = mlp_fit(x, y, args.steps)
     print(f"{styles} training styles ({crops} crops each), {len(held)} held out; R^2 on them, per tap:")
+    variance = terms(y.mean(0).expand_as(y_test), y_test)  # the residual of knowing nothing
     with torch.no_grad():
         for name, predictor in predictors.items():
             residual = terms(predictor(x_test), y_test)
-            variance = terms(y.mean(0).expand_as(y_test), y_test)  # the residual of knowing nothing
             print(f"  {name}: " + ", ".join(f"{t} {1 - residual[t] / variance[t]:.2f}" for t in residual))
     if not args.styles:
         return
@@ -232,15 +232,20 @@ def clamp(args: argparse.Namespace) -> None:
     print(
         f"{len(contents)} contents x {len(styles)} styles at {args.size}²; style loss per tap ({', '.join(TAPS)})"
     )
+    features = stats = None  # the encoder's, the same for every decoder: from the first
     for decoder in args.decoders:
         stylizer = Stylizer.from_pretrained(args.vgg, decoder, "cpu", precision="fp32")
         encode = stylizer.encode_fp32
         outside_share, raw, saved = [], [], []
         with torch.inference_mode():
-            for style_path in styles:
-                style_stats = [mean_std(t) for t in taps(encode, images.load_square(style_path, args.size))]
-                for content_path in contents:
-                    t = adain_stats(encode(images.load_square(content_path, args.size)), *style_stats[-1])
+            if features is None:
+                features = [encode(images.load_square(p, args.size)) for p in contents]
+                stats = [
+                    [mean_std(t) for t in taps(encode, images.load_square(p, args.size))] for p in styles
+                ]
+            for style_stats in stats:
+                for content_features in features:
+                    t = adain_stats(content_features, *style_stats[-1])
                     output = stylizer.decode(t).float()
                     outside_share.append(((output < 0) | (output > 1)).float().mean())
                     for losses, image in ((raw, output), (saved, output.clamp(0, 1))):

@@ -621,7 +621,7 @@ def test_clamp_output_measures_the_saved_image_and_brings_pixels_back():
         decoder[-1].bias += 0.5
     content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     _, raw = AdaINLoss(encoder, decoder)(content, style)
-    content_loss_, clamped_style = AdaINLoss(encoder, decoder, clamp_output=True)(content, style)
+    _, clamped_style = AdaINLoss(encoder, decoder, clamp_output=True)(content, style)
     with torch.no_grad():
         t = adain(encoder(content), encoder.taps(style)[-1])
         output = decoder(t)
