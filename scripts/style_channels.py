@@ -5,6 +5,7 @@ a single channel moves it.
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE outside STYLE_DIR
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE predict [--styles STYLE_DIR]
     python scripts/style_channels.py clamp CONTENT_DIR STYLE_DIR DECODER [DECODER ...]
+    python scripts/style_channels.py feedback CONTENT_DIR STYLE_DIR DECODER [--settings ETA:ALPHA ...]
 
 ``pair``, for each decoder: the pair's style loss (as the evaluation of ``docs/training-recipes.md`` measures it, fp32,
 images centre-cropped to ``--size`` squares) and its largest parts, one channel's mean or std at one tap each, as a share of
@@ -28,6 +29,15 @@ is given.
 folders (``--every K``: every K-th content and style), and the style loss per tap of the raw output
 against that of the output clamped, as it is saved and as ``adain eval`` measures it.
 
+``feedback``: how far the decoder's output misses the relu4_1 statistics it is given, and what one
+pass of feedback buys. The output's relu4_1 channel means and stds are regressed on the target's,
+per channel over the pairs (a slope below 1: the decoder shrinks the styles towards an average
+one; the share of the miss that the line explains is the part a fixed correction could remove).
+Then, for each ``ETA:ALPHA``, the pairs are decoded again from targets corrected by ETA of the miss
+(mean + ETA x (target mean - output mean), std x (target std / output std)^ETA, the ratio clamped to
+[1/2, 2]) at AdaIN strength ALPHA, and the content and style loss are printed with the style loss's
+terms per tap. ``0:1`` is the plain pipeline. It costs a second encode and decode per image.
+
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
 that ask a decoder for more than any painting it trained on.
@@ -42,7 +52,7 @@ import torch
 
 from adain import images
 from adain.features import TAP_CHANNELS, tap_statistics
-from adain.losses import style_loss_terms
+from adain.losses import content_loss, style_loss_terms
 from adain.nets import TAPS, adain_stats, mean_std, taps
 from adain.stylize import StyleCode, Stylizer
 
@@ -257,6 +267,55 @@ def clamp(args: argparse.Namespace) -> None:
             print(f"  {name}: {per_tap.sum():.3f} ({', '.join(f'{v:.3f}' for v in per_tap.tolist())})")
 
 
+def feedback(args: argparse.Namespace) -> None:
+    contents = sorted(p for p in Path(args.content_dir).iterdir() if p.is_file())[:: args.every]
+    styles = sorted(p for p in Path(args.style_dir).iterdir() if p.is_file())[:: args.every]
+    settings = [tuple(float(v) for v in s.split(":")) for s in args.settings]
+    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, "cpu", precision="fp32")
+    encode = stylizer.encode_fp32
+    print(f"{len(contents)} contents x {len(styles)} styles at {args.size}²")
+    given, got = [], []  # relu4_1 (mean, std) asked for and made, per pair
+    results: dict[tuple[float, ...], list[torch.Tensor]] = {s: [] for s in settings}
+    with torch.inference_mode():
+        features = [encode(images.load_square(p, args.size)) for p in contents]
+        stats = [[mean_std(t) for t in taps(encode, images.load_square(p, args.size))] for p in styles]
+        for style_stats in stats:
+            mean, std = style_stats[-1]
+            for content_features in features:
+                output = stylizer.decode(adain_stats(content_features, mean, std)).clamp(0, 1)
+                made_mean, made_std = mean_std(encode(output))
+                given.append(torch.cat([mean.flatten(), std.flatten().log()]))
+                got.append(torch.cat([made_mean.flatten(), made_std.flatten().log()]))
+                for eta, alpha in settings:
+                    target = (
+                        mean + eta * (mean - made_mean),
+                        std * (std / made_std).clamp(0.5, 2.0) ** eta,
+                    )
+                    t = adain_stats(content_features, *target)
+                    output = stylizer.decode(alpha * t + (1 - alpha) * content_features).clamp(0, 1)
+                    out_taps = taps(encode, output)
+                    per_tap = torch.stack([m + s for m, s in style_loss_terms(out_taps, style_stats)])
+                    content = content_loss(out_taps[-1], content_features)
+                    results[(eta, alpha)].append(torch.cat([content.view(1), per_tap]))
+    given_all, got_all = torch.stack(given), torch.stack(got)
+    for name, cols in (("means", slice(0, 512)), ("log stds", slice(512, None))):
+        x, y = given_all[:, cols], got_all[:, cols]
+        dx, dy = x - x.mean(0), y - y.mean(0)
+        slope = (dx * dy).sum(0) / dx.pow(2).sum(0).clamp_min(1e-12)
+        line = y.mean(0) + slope * dx
+        explained = 1 - (y - line).pow(2).sum() / (y - x).pow(2).sum()
+        print(
+            f"relu4_1 {name}: output on target slope median {slope.median():.2f}; "
+            f"the line explains {explained:.0%} of the miss"
+        )
+    for (eta, alpha), rows in results.items():
+        row = torch.stack(rows).mean(0)
+        print(
+            f"eta {eta:g} alpha {alpha:g}: content {row[0]:.3f} style {row[1:].sum():.3f} "
+            f"({', '.join(f'{v:.3f}' for v in row[1:].tolist())})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -290,6 +349,13 @@ def main() -> None:
     ranged.add_argument("decoders", nargs="+")
     ranged.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
     ranged.set_defaults(run=clamp)
+    fed = sub.add_parser("feedback", help="the relu4_1 statistics the decoder misses, and one feedback pass")
+    fed.add_argument("content_dir")
+    fed.add_argument("style_dir")
+    fed.add_argument("decoder")
+    fed.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
+    fed.add_argument("--settings", nargs="+", default=["0:1", "0.5:1"], help="ETA:ALPHA (default 0:1 0.5:1)")
+    fed.set_defaults(run=feedback)
     args = parser.parse_args()
     if args.mode in ("outside", "predict") and not args.style_cache:
         parser.error(f"{args.mode} needs --style-cache")

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "style_channels.py"
@@ -41,8 +43,6 @@ def test_predict_needs_a_style_cache():
 
 
 def test_clamp_counts_the_pixels_outside_and_the_clamps_cost(tmp_path):
-    from PIL import Image
-
     from adain import weights
     from adain.nets import Decoder
 
@@ -71,3 +71,36 @@ def test_clamp_counts_the_pixels_outside_and_the_clamps_cost(tmp_path):
         float(re.search(rf"{name}: ([\d.]+)", done.stdout).group(1)) for name in ("raw", "clamped")
     )
     assert raw != clamped
+
+
+def test_feedback_reports_the_plain_pipeline_as_adain_eval_measures_it(tmp_path):
+    import json
+
+    for folder, seeds in (("content", (1, 2)), ("style", (3,))):
+        (tmp_path / folder).mkdir()
+        for seed in seeds:
+            pixels = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(seed))
+            Image.fromarray((pixels.permute(1, 2, 0) * 255).byte().numpy()).save(
+                tmp_path / folder / f"{seed}.png"
+            )
+    decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "--size", "64", "feedback", tmp_path / "content", tmp_path / "style", decoder,
+         "--settings", "0:1", "1:0.9"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"relu4_1 means: output on target slope median -?[\d.]+; the line explains", done.stdout)
+    plain = re.search(r"eta 0 alpha 1: content ([\d.]+) style ([\d.]+)", done.stdout)
+    fed = re.search(r"eta 1 alpha 0.9: content ([\d.]+) style ([\d.]+)", done.stdout)
+    assert plain and fed and plain.groups() != fed.groups()
+    from adain.cli import main
+
+    out = tmp_path / "eval"
+    argv = ["eval", "--content-dir", str(tmp_path / "content"), "--style-dir", str(tmp_path / "style"),
+            "--out", str(out), "--size", "64", "--method", "adain", "--precision", "fp32", "-q"]  # fmt: skip
+    for extra, found in (([], plain), (["--feedback", "1", "--alpha", "0.9", "--overwrite"], fed)):
+        assert main([*argv, *extra]) == 0
+        adain = json.loads((out / "summary.json").read_text())["methods"]["adain"]
+        assert float(found.group(1)) == pytest.approx(adain["content_loss"], abs=2e-3)
+        assert float(found.group(2)) == pytest.approx(adain["style_loss"], abs=2e-3)

@@ -86,11 +86,13 @@ def evaluate(
     progress: bool = True,
     gatys_iters: int = 200,
     outputs_dir: Path | None = None,
+    alpha: float = 1.0,
 ) -> list[PairResult]:
     """Every method on every content x style pair, images centre-cropped to ``size`` squares.
 
     Each image is encoded once (its loss-network features and, for styles, the AdaIN statistics);
-    ``outputs_dir`` keeps the stylized images as ``<method>/<content>__<style>.png``.
+    ``outputs_dir`` keeps the stylized images as ``<method>/<content>__<style>.png``; ``alpha`` is
+    the adain method's style strength.
     """
     from tqdm import tqdm
 
@@ -116,7 +118,7 @@ def evaluate(
         content, style = content_tensors[c], style_tensors[s]
         start = time.perf_counter()
         if method == "adain":
-            output = stylizer.stylize_tensor(content, [style_codes[s]]).cpu()
+            output = stylizer.stylize_tensor(content, [style_codes[s]], alpha).cpu()
         elif method == "gatys":
             output, _ = gatys(stylizer.encode_fp32, content.to(device), style.to(device), gatys_iters)
             output = output.cpu()

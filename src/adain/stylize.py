@@ -101,6 +101,9 @@ class StylizerOptions:
     # polled before each network pass (each tile's): True stops the work with ``Cancelled`` (a
     # server's client that has left)
     cancelled: Callable[[], bool] | None = None
+    # share of the decoder's relu4_1 miss fed back into the targets (0: one pass, the paper's; see
+    # ``feedback_targets``); a second encode and decode per image
+    feedback: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
@@ -109,6 +112,8 @@ class StylizerOptions:
             raise AdainError(f"max_memory_mb must be more than 0, got {self.max_memory_mb}")
         if self.tile is not None:
             object.__setattr__(self, "tile", tiling.check_tile(self.tile))
+        if not 0 <= self.feedback <= 1:
+            raise AdainError(f"feedback must be from 0 to 1, got {self.feedback}")
 
 
 class Stylizer:
@@ -315,10 +320,36 @@ class Stylizer:
         """encode -> AdaIN -> decode; tile by tile (``tiling.render_tiled``) when the image needs more
         than the memory budget. Image ``i`` takes ``targets[i]`` (a (mean, std) per mask region) and
         ``alphas[i]``. The AdaIN statistics of the content are the whole image's, per image of the
-        batch and per mask region, so tiles are transformed exactly as the whole would be."""
+        batch and per mask region, so tiles are transformed exactly as the whole would be.
+
+        With the ``feedback`` option, a first pass at full strength shows how far the decoder's output
+        misses each target at relu4_1, and the image is painted again from targets moved by that
+        share of the miss (``feedback_targets``)."""
         height, width = x.shape[-2:]
         padded = pad_to_stride(x)
         labels = None if mask is None else self._labels(mask, padded.shape[-2:], (width, height))
+        if self.options.feedback:
+            # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
+            first = self._paint(padded, targets, [1.0] * len(alphas), labels, None)
+            made = self._statistics(first.clamp(0, 1), len(targets[0]), labels)
+            targets = [
+                [
+                    feedback_targets(t, m, self.options.feedback)
+                    for t, m in zip(image_targets, image_made, strict=True)
+                ]
+                for image_targets, image_made in zip(targets, made, strict=True)
+            ]
+        return self._paint(padded, targets, alphas, labels, smooth)[..., :height, :width]
+
+    def _paint(
+        self,
+        padded: Tensor,
+        targets: list[list[Stats]],
+        alphas: list[float],
+        labels: Tensor | None,
+        smooth: tiling.Smooth | None,
+    ) -> Tensor:
+        """``_render``'s one pass over the stride-padded batch."""
         encode, decode = self._interruptible(self.encode), self._interruptible(self.decode)
 
         def paint(features: Tensor, content_stats: list[list[Stats | None]], labels: Tensor | None) -> Tensor:
@@ -330,16 +361,26 @@ class Stylizer:
 
         tile = self._tile_size(padded)
         if tile is not None:
-            n_regions = len(targets[0])
-            out = tiling.render_tiled(padded, encode, paint, tile, n_regions, labels,
-                                      self.backend.memory_format, smooth, self.options.progress)  # fmt: skip
-            return out[..., :height, :width]
+            return tiling.render_tiled(padded, encode, paint, tile, len(targets[0]), labels,
+                                       self.backend.memory_format, smooth, self.options.progress)  # fmt: skip
         features = encode(padded.contiguous(memory_format=self.backend.memory_format))
         content_stats = tiling.content_statistics(features, len(targets[0]), labels)
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
-        out = paint(features, content_stats, labels)
-        return out[..., :height, :width]
+        return paint(features, content_stats, labels)
+
+    def _statistics(self, padded: Tensor, regions: int, labels: Tensor | None) -> list[list[Stats | None]]:
+        """Per image of the stride-padded batch, per region: its relu4_1 (mean, std), tile by tile
+        where the memory budget asks for tiles."""
+        encode = self._interruptible(self.encode)
+        padded = padded.contiguous(memory_format=self.backend.memory_format)
+        tile = self._tile_size(padded)
+        if tile is None:
+            return tiling.content_statistics(encode(padded), regions, labels)
+        return tiling.gather_statistics(
+            tiling.tile_encoder(padded, encode, self.backend.memory_format),
+            tiling.grid(padded.shape[-2], padded.shape[-1], tile), len(padded), regions, labels,
+        )  # fmt: skip
 
     def _interruptible(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
         """``net``, or ``net`` after a check of the ``cancelled`` option."""
@@ -483,6 +524,18 @@ def style_targets(
     mean = sum(w * c.mean for w, c in zip(mix, codes, strict=True))
     std = sum(w * c.std for w, c in zip(mix, codes, strict=True))
     return [(mean, std)]
+
+
+def feedback_targets(target: Stats, made: Stats | None, share: float) -> Stats:
+    """The target moved by ``share`` of what an output painted from it missed: the decoder shrinks
+    styles towards an average one (its output's relu4_1 means and stds follow the target's with a
+    slope below 1), so asking for more than the style lands nearer to it. The means move by the
+    difference, the stds by the ratio (held to [1/2, 2], as a flat output channel would ask for any
+    amount). ``made`` None (an empty mask region) keeps the target."""
+    if made is None:
+        return target
+    (mean, std), (made_mean, made_std) = target, made
+    return mean + share * (mean - made_mean), std * (std / made_std).clamp(0.5, 2.0) ** share
 
 
 def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:

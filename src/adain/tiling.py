@@ -187,7 +187,7 @@ def gather_statistics(
     return [[s.mean_std(k) for k in range(regions)] for s in stats]
 
 
-def _tile_encoder(
+def tile_encoder(
     padded: Tensor, encode: Callable[[Tensor], Tensor], memory_format: torch.memory_format
 ) -> Callable[[Tile], Tensor]:
     """``encode`` of a tile's context box; each tile goes in the networks' memory format, not the
@@ -200,7 +200,7 @@ def statistics_tiled(padded: Tensor, encode: Callable[[Tensor], Tensor], tile: i
     """The (mean, std) of ``encode``'s features of one stride-padded image too large to encode at once
     (a style image over the memory budget)."""
     tiles = grid(padded.shape[-2], padded.shape[-1], tile)
-    stats = gather_statistics(_tile_encoder(padded, encode, memory_format), tiles)
+    stats = gather_statistics(tile_encoder(padded, encode, memory_format), tiles)
     return stats[0][0]  # type: ignore[return-value]  (a tiled image has more than one position)
 
 
@@ -229,7 +229,7 @@ def render_tiled(
     bar = tqdm(total=2 * len(tiles), desc="tiles", unit="tile", disable=not progress, leave=False,
                dynamic_ncols=True)  # fmt: skip
 
-    encode_tile = _tile_encoder(padded, encode, memory_format)
+    encode_tile = tile_encoder(padded, encode, memory_format)
     content_stats = gather_statistics(encode_tile, tiles, padded.shape[0], regions, labels, bar)
     if smooth is not None:
         content_stats = [smooth(image_stats) for image_stats in content_stats]

@@ -154,6 +154,14 @@ def add_max_memory_flag(parser: argparse.ArgumentParser, what: str = "images") -
     )
 
 
+def add_feedback_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--feedback", type=unit_float, default=0.0, metavar="SHARE",
+        help="paint twice, the second time from style targets moved by this share (0-1) of what the "
+        "first missed: stronger style statistics for twice the time (default 0: once, as the paper)",
+    )  # fmt: skip
+
+
 def add_quiet_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 

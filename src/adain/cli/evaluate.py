@@ -23,6 +23,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="repeatable; default: adain, content and style")  # fmt: skip
     parser.add_argument("--gatys-iters", type=flags.positive_int, default=200,
                         help="loss evaluations per pair for the gatys method (default 200)")  # fmt: skip
+    parser.add_argument("--alpha", type=flags.unit_float, default=1.0,
+                        help="the adain method's style strength from 0 to 1 (default 1)")  # fmt: skip
+    flags.add_feedback_flag(parser)
     flags.add_weights_flags(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
     flags.add_quiet_flag(parser)
@@ -50,13 +53,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.out} holds an earlier evaluation ({', '.join(earlier)}): pass --overwrite to replace it"
         )
-    stylizer = flags.stylizer_from(args)
+    stylizer = flags.stylizer_from(args, feedback=args.feedback)
     methods = args.method or ["adain", "content", "style"]
-    results = evaluate(stylizer, contents, styles, methods, args.size, not args.quiet, args.gatys_iters)
+    results = evaluate(
+        stylizer, contents, styles, methods, args.size, not args.quiet, args.gatys_iters, alpha=args.alpha
+    )
     meta = {
         "size": args.size,
         "decoder": stylizer.decoder_weights.source,
         "encoder": stylizer.encoder_weights.source,
+        "alpha": args.alpha,
+        "feedback": args.feedback,
     }
     summary = write_report(results, args.out, meta)
     print(f"{'method':<10}{'content loss':>16}{'style loss':>16}{'pairs':>7}{'seconds':>9}")

@@ -30,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--style-weights", type=flags.style_weights, metavar="W1,W2,...",
                         help="blend all the styles into one with these weights")  # fmt: skip
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
+    flags.add_feedback_flag(parser)
     parser.add_argument("--mask", type=Path,
                         help="mask image: white gets the first style, black the second (two styles)")  # fmt: skip
     flags.add_weights_flags(parser)
@@ -67,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
     if not jobs:
         raise AdainError("nothing left to do")
 
-    options = StylizerOptions(args.max_pixels, args.max_memory, args.tile or None, progress=not args.quiet)
+    options = StylizerOptions(
+        args.max_pixels, args.max_memory, args.tile or None, progress=not args.quiet, feedback=args.feedback
+    )
     stylizer = flags.stylizer_from(args, **vars(options))
     results = batch.stylize_jobs(
         stylizer, jobs, args.style_size, args.crop, alpha=args.alpha, style_weights=args.style_weights,
