@@ -328,10 +328,15 @@ class Stylizer:
         height, width = x.shape[-2:]
         padded = pad_to_stride(x)
         labels = None if mask is None else self._labels(mask, padded.shape[-2:], (width, height))
+        tile = self._tile_size(padded)
+        # without tiles the content's features serve both passes; tiles are encoded again in each
+        features = None if tile is not None else self._interruptible(self.encode)(
+            padded.contiguous(memory_format=self.backend.memory_format)
+        )  # fmt: skip
         if self.options.feedback:
             # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
-            first = self._paint(padded, targets, [1.0] * len(alphas), labels, None)
-            made = self._statistics(first.clamp(0, 1), len(targets[0]), labels)
+            first = self._paint(padded, features, tile, targets, [1.0] * len(alphas), labels, None)
+            made = self._statistics(first.clamp(0, 1), tile, len(targets[0]), labels)
             targets = [
                 [
                     feedback_targets(t, m, self.options.feedback)
@@ -339,17 +344,20 @@ class Stylizer:
                 ]
                 for image_targets, image_made in zip(targets, made, strict=True)
             ]
-        return self._paint(padded, targets, alphas, labels, smooth)[..., :height, :width]
+        return self._paint(padded, features, tile, targets, alphas, labels, smooth)[..., :height, :width]
 
     def _paint(
         self,
         padded: Tensor,
+        features: Tensor | None,
+        tile: int | None,
         targets: list[list[Stats]],
         alphas: list[float],
         labels: Tensor | None,
         smooth: tiling.Smooth | None,
     ) -> Tensor:
-        """``_render``'s one pass over the stride-padded batch."""
+        """``_render``'s one pass over the stride-padded batch: from its ``features`` whole, or in
+        tiles of ``tile`` pixels."""
         encode, decode = self._interruptible(self.encode), self._interruptible(self.decode)
 
         def paint(features: Tensor, content_stats: list[list[Stats | None]], labels: Tensor | None) -> Tensor:
@@ -359,22 +367,21 @@ class Stylizer:
                 mixed.append(alpha * t + (1 - alpha) * own)
             return decode(torch.cat(mixed))
 
-        tile = self._tile_size(padded)
-        if tile is not None:
+        if features is None:
             return tiling.render_tiled(padded, encode, paint, tile, len(targets[0]), labels,
                                        self.backend.memory_format, smooth, self.options.progress)  # fmt: skip
-        features = encode(padded.contiguous(memory_format=self.backend.memory_format))
         content_stats = tiling.content_statistics(features, len(targets[0]), labels)
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
         return paint(features, content_stats, labels)
 
-    def _statistics(self, padded: Tensor, regions: int, labels: Tensor | None) -> list[list[Stats | None]]:
-        """Per image of the stride-padded batch, per region: its relu4_1 (mean, std), tile by tile
-        where the memory budget asks for tiles."""
+    def _statistics(
+        self, padded: Tensor, tile: int | None, regions: int, labels: Tensor | None
+    ) -> list[list[Stats | None]]:
+        """Per image of the stride-padded batch, per region: its relu4_1 (mean, std), whole or
+        gathered over tiles of ``tile`` pixels."""
         encode = self._interruptible(self.encode)
         padded = padded.contiguous(memory_format=self.backend.memory_format)
-        tile = self._tile_size(padded)
         if tile is None:
             return tiling.content_statistics(encode(padded), regions, labels)
         return tiling.gather_statistics(
