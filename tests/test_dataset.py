@@ -76,6 +76,24 @@ def test_resumes_where_it_stopped_with_the_same_choices(tree, tmp_path, decoder_
     assert (np.asarray(Image.open(out / first[0]["output"])) == kept).all()  # not redone
 
 
+def test_feedback_is_recorded_and_a_run_without_it_is_not_resumed_with_it(
+    tree, tmp_path, decoder_file, capsys
+):
+    import json
+
+    plain, fed = tmp_path / "plain", tmp_path / "fed"
+    assert main(dataset_args(tree, plain, decoder_file, "--ext", "png")) == 0
+    assert "feedback" not in json.loads((plain / "dataset.json").read_text())["weights"]
+    assert main(dataset_args(tree, fed, decoder_file, "--ext", "png", "--feedback", "1")) == 0
+    assert json.loads((fed / "dataset.json").read_text())["weights"]["feedback"] == 1.0
+    row = manifest(plain)[0]
+    assert (
+        np.asarray(Image.open(plain / row["output"])) != np.asarray(Image.open(fed / row["output"]))
+    ).any()
+    assert main(dataset_args(tree, plain, decoder_file, "--ext", "png", "--feedback", "1")) == 2
+    assert "another configuration" in capsys.readouterr().err
+
+
 def test_two_workers_make_the_same_choices_and_images(tree, tmp_path, decoder_file):
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(dataset_args(tree, one, decoder_file, "--seed", 5, "--ext", "png")) == 0

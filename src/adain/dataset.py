@@ -42,7 +42,8 @@ class DatasetConfig:
     style_size: int = 512
     seed: int = 0
     ext: str | None = None  # None keeps each image's format
-    weights: dict = field(default_factory=dict)  # vgg, decoder, device, precision: the Stylizer's
+    # the Stylizer's from_pretrained arguments: vgg, decoder, device, precision (and options: feedback)
+    weights: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         low, high = self.alpha

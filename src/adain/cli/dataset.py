@@ -50,6 +50,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--ray-address", metavar="ADDRESS",
         help="join this Ray cluster (e.g. auto, or HEAD_IP:6379); default: start a local Ray for the run")  # fmt: skip
     add("--overwrite", action="store_true", help="start afresh in an output tree made with other settings")
+    flags.add_feedback_flag(parser)
     flags.add_weights_flags(parser)
     flags.add_quiet_flag(parser)
     parser.set_defaults(run=run)
@@ -60,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     weights = {"vgg": args.vgg and str(args.vgg), "decoder": args.decoder and str(args.decoder),
                "device": args.device, "fast": not args.plain, "precision": args.precision}  # fmt: skip
+    if args.feedback:  # only when asked, so that runs from before the flag resume as they were
+        weights["feedback"] = args.feedback
     config = DatasetConfig(
         str(args.src), str(args.styles), str(args.output), args.per_content, args.alpha, args.content_size,
         args.style_size, args.seed, args.ext, weights,
