@@ -62,6 +62,13 @@ def test_stylize_returns_the_image(client, tmp_path):
     assert Image.open(io.BytesIO(png.content)).size == (34, 24)
 
 
+def test_feedback_paints_twice(client, tmp_path):
+    once = stylize(client, tmp_path, content_size="0", format="png")
+    twice = stylize(client, tmp_path, content_size="0", format="png", feedback="1")
+    assert once.status_code == twice.status_code == 200
+    assert once.content != twice.content
+
+
 def test_uploaded_and_builtin_styles(client, tmp_path):
     listed = client.get("/v1/styles").json()["styles"]
     assert [s["id"] for s in listed] == ["waves"]  # the broken file in the folder is skipped
@@ -88,6 +95,7 @@ def test_uploaded_and_builtin_styles(client, tmp_path):
     [
         ({"alpha": "2"}, "alpha"),
         ({"alpha": "x"}, "alpha"),
+        ({"feedback": "1.5"}, "feedback"),
         ({"content_size": "-1"}, "content_size"),
         ({"format": "gif"}, "format"),
         ({"style_weights": "1,a"}, "style_weights"),

@@ -236,9 +236,11 @@ class Studio:
             return {"id": digest, "name": self.uploaded[digest].name}
 
     async def stylize(self, content: UploadFile, style: list[UploadFile], style_id: list[str],
-                      mask: UploadFile | None, controls: dict, request: Request | None = None) -> Image.Image:  # fmt: skip
+                      mask: UploadFile | None, controls: dict, request: Request | None = None,
+                      feedback: float = 0.0) -> Image.Image:  # fmt: skip
         """The stylized image; ``controls`` are the form's alpha, style_weights, preserve_color and
-        content_size. Nothing is decoded before the request holds its place at the gate."""
+        content_size, and ``feedback`` the stylizer option (0: one pass). Nothing is decoded before the
+        request holds its place at the gate."""
         controls["style_weights"] = _parse_weights(controls["style_weights"])
         styles = [self.find_style(sid) for sid in style_id]
         if not styles and not style:
@@ -252,7 +254,8 @@ class Studio:
                 styles.append(Style(Path(upload.filename or "style").stem, None, img))
             mask_img = await self.decode(mask, "mask") if mask is not None else None
             async with _watch_client(request) as gone:
-                stylizer = self.stylizer.with_options(cancelled=gone.is_set)  # polled before each tile
+                # polled before each tile
+                stylizer = self.stylizer.with_options(cancelled=gone.is_set, feedback=feedback)
                 return await run_in_threadpool(_run, stylizer, content_img, styles, mask_img,
                                                style_size=self.config.style_size, **controls)  # fmt: skip
 
@@ -365,11 +368,20 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
             int, Form(ge=0, le=defaults.SERVE_MAX_CONTENT_SIZE, description="short side; 0 keeps it")
         ] = defaults.CONTENT_SIZE,
         format: Annotated[Literal["jpeg", "png", "webp"], Form()] = "jpeg",
+        feedback: Annotated[
+            float,
+            Form(
+                ge=0.0,
+                le=1.0,
+                description="paint twice, the second time from style targets "
+                "moved by this share of what the first missed (0: once)",
+            ),
+        ] = 0.0,
     ) -> Response:
         """Paint ``content`` in the style(s); returns the image."""
         controls = {"alpha": alpha, "style_weights": style_weights, "preserve_color": preserve_color,
                     "content_size": content_size}  # fmt: skip
-        image = await studio.stylize(content, style or [], style_id or [], mask, controls, request)
+        image = await studio.stylize(content, style or [], style_id or [], mask, controls, request, feedback)
         return Response(_encode(image, format), media_type=MEDIA[format][1])
 
 
