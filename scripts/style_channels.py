@@ -36,7 +36,9 @@ one; the share of the miss that the line explains is the part a fixed correction
 Then, for each ``ETA:ALPHA``, the pairs are decoded again from targets corrected by ETA of the miss
 (mean + ETA x (target mean - output mean), std x (target std / output std)^ETA, the ratio clamped to
 [1/2, 2]) at AdaIN strength ALPHA, and the content and style loss are printed with the style loss's
-terms per tap. ``0:1`` is the plain pipeline. It costs a second encode and decode per image.
+terms per tap. ``0:1`` is the plain pipeline. It costs a second encode and decode per image. With
+``--fixed``, also each setting with the miss foretold by the per-channel lines instead of measured
+(a correction that would cost nothing at inference, fitted on these very pairs).
 
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
@@ -274,46 +276,61 @@ def feedback(args: argparse.Namespace) -> None:
     stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, "cpu", precision="fp32")
     encode = stylizer.encode_fp32
     print(f"{len(contents)} contents x {len(styles)} styles at {args.size}²")
-    given, got = [], []  # relu4_1 (mean, std) asked for and made, per pair
-    results: dict[tuple[float, ...], list[torch.Tensor]] = {s: [] for s in settings}
     with torch.inference_mode():
         features = [encode(images.load_square(p, args.size)) for p in contents]
         stats = [[mean_std(t) for t in taps(encode, images.load_square(p, args.size))] for p in styles]
-        for style_stats in stats:
-            mean, std = style_stats[-1]
-            for content_features in features:
-                output = stylizer.decode(adain_stats(content_features, mean, std)).clamp(0, 1)
-                made_mean, made_std = mean_std(encode(output))
-                given.append(torch.cat([mean.flatten(), std.flatten().log()]))
-                got.append(torch.cat([made_mean.flatten(), made_std.flatten().log()]))
-                for eta, alpha in settings:
-                    target = (
-                        mean + eta * (mean - made_mean),
-                        std * (std / made_std).clamp(0.5, 2.0) ** eta,
-                    )
-                    t = adain_stats(content_features, *target)
-                    output = stylizer.decode(alpha * t + (1 - alpha) * content_features).clamp(0, 1)
-                    out_taps = taps(encode, output)
-                    per_tap = torch.stack([m + s for m, s in style_loss_terms(out_taps, style_stats)])
-                    content = content_loss(out_taps[-1], content_features)
-                    results[(eta, alpha)].append(torch.cat([content.view(1), per_tap]))
-    given_all, got_all = torch.stack(given), torch.stack(got)
+        made = {}  # (style, content) -> the output's relu4_1 (mean, std) from a plain pass
+        for j, style_stats in enumerate(stats):
+            for i, content_features in enumerate(features):
+                output = stylizer.decode(adain_stats(content_features, *style_stats[-1])).clamp(0, 1)
+                made[j, i] = mean_std(encode(output))
+    given = torch.stack(
+        [torch.cat([s[-1][0].flatten(), s[-1][1].flatten().log()]) for s in stats for _ in features]
+    )
+    got = torch.stack([torch.cat([m.flatten(), sd.flatten().log()]) for m, sd in made.values()])
+    lines = {}
     for name, cols in (("means", slice(0, 512)), ("log stds", slice(512, None))):
-        x, y = given_all[:, cols], got_all[:, cols]
+        x, y = given[:, cols], got[:, cols]
         dx, dy = x - x.mean(0), y - y.mean(0)
         slope = (dx * dy).sum(0) / dx.pow(2).sum(0).clamp_min(1e-12)
-        line = y.mean(0) + slope * dx
-        explained = 1 - (y - line).pow(2).sum() / (y - x).pow(2).sum()
+        lines[name] = (y.mean(0) - slope * x.mean(0), slope)
+        explained = 1 - (y - lines[name][0] - slope * x).pow(2).sum() / (y - x).pow(2).sum()
         print(
             f"relu4_1 {name}: output on target slope median {slope.median():.2f}; "
             f"the line explains {explained:.0%} of the miss"
         )
-    for (eta, alpha), rows in results.items():
-        row = torch.stack(rows).mean(0)
-        print(
-            f"eta {eta:g} alpha {alpha:g}: content {row[0]:.3f} style {row[1:].sum():.3f} "
-            f"({', '.join(f'{v:.3f}' for v in row[1:].tolist())})"
-        )
+
+    def fixed(mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the lines foretell an output painted from (mean, std) makes: a miss known before
+        painting, the same for every content."""
+        (a, b), (c, d) = lines["means"], lines["log stds"]
+        return (a + b * mean.flatten()).view_as(mean), (c + d * std.flatten().log()).exp().view_as(std)
+
+    kinds = ("measured", "fixed") if args.fixed else ("measured",)
+    for kind in kinds:
+        for eta, alpha in settings:
+            rows = []
+            with torch.inference_mode():
+                for j, style_stats in enumerate(stats):
+                    mean, std = style_stats[-1]
+                    for i, content_features in enumerate(features):
+                        made_mean, made_std = made[j, i] if kind == "measured" else fixed(mean, std)
+                        target = (
+                            mean + eta * (mean - made_mean),
+                            std * (std / made_std).clamp(0.5, 2.0) ** eta,
+                        )
+                        t = adain_stats(content_features, *target)
+                        output = stylizer.decode(alpha * t + (1 - alpha) * content_features).clamp(0, 1)
+                        out_taps = taps(encode, output)
+                        per_tap = torch.stack([m + s for m, s in style_loss_terms(out_taps, style_stats)])
+                        content = content_loss(out_taps[-1], content_features)
+                        rows.append(torch.cat([content.view(1), per_tap]))
+            row = torch.stack(rows).mean(0)
+            label = "" if kind == "measured" else "fixed "
+            print(
+                f"{label}eta {eta:g} alpha {alpha:g}: content {row[0]:.3f} style {row[1:].sum():.3f} "
+                f"({', '.join(f'{v:.3f}' for v in row[1:].tolist())})"
+            )
 
 
 def main() -> None:
@@ -355,6 +372,11 @@ def main() -> None:
     fed.add_argument("decoder")
     fed.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
     fed.add_argument("--settings", nargs="+", default=["0:1", "0.5:1"], help="ETA:ALPHA (default 0:1 0.5:1)")
+    fed.add_argument(
+        "--fixed",
+        action="store_true",
+        help="also each setting with the miss foretold by the lines, not measured",
+    )
     fed.set_defaults(run=feedback)
     args = parser.parse_args()
     if args.mode in ("outside", "predict") and not args.style_cache:
