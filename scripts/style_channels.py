@@ -34,10 +34,9 @@ pass of feedback buys. The output's relu4_1 channel means and stds are regressed
 per channel over the pairs (a slope below 1: the decoder shrinks the styles towards an average
 one; the share of the miss that the line explains is the part a fixed correction could remove).
 Then, for each ``ETA:ALPHA``, the pairs are decoded again from targets corrected by ETA of the miss
-(mean + ETA x (target mean - output mean), std x (target std / output std)^ETA, the ratio clamped to
-[1/2, 2]) at AdaIN strength ALPHA, and the content and style loss are printed with the style loss's
-terms per tap. ``0:1`` is the plain pipeline. It costs a second encode and decode per image. With
-``--fixed``, also each setting with the miss foretold by the per-channel lines instead of measured
+(``adain.stylize.feedback_targets``, as ``--feedback ETA`` does) at AdaIN strength ALPHA, and the
+content and style loss are printed with the style loss's terms per tap. ``0:1`` is the plain
+pipeline. It costs a second encode and decode per image. With ``--fixed``, also each setting with the miss foretold by the per-channel lines instead of measured
 (a correction that would cost nothing at inference, fitted on these very pairs).
 
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
@@ -56,7 +55,7 @@ from adain import images
 from adain.features import TAP_CHANNELS, tap_statistics
 from adain.losses import content_loss, style_loss_terms
 from adain.nets import TAPS, adain_stats, mean_std, taps
-from adain.stylize import StyleCode, Stylizer
+from adain.stylize import StyleCode, Stylizer, feedback_targets
 
 # where each tap's channels start in the 960 statistics of a feature cache (and of tap_means)
 OFFSETS = dict(zip(TAPS, (sum(TAP_CHANNELS[:i]) for i in range(len(TAP_CHANNELS))), strict=True))
@@ -314,12 +313,8 @@ def feedback(args: argparse.Namespace) -> None:
                 for j, style_stats in enumerate(stats):
                     mean, std = style_stats[-1]
                     for i, content_features in enumerate(features):
-                        made_mean, made_std = made[j, i] if kind == "measured" else fixed(mean, std)
-                        target = (
-                            mean + eta * (mean - made_mean),
-                            std * (std / made_std).clamp(0.5, 2.0) ** eta,
-                        )
-                        t = adain_stats(content_features, *target)
+                        miss = made[j, i] if kind == "measured" else fixed(mean, std)
+                        t = adain_stats(content_features, *feedback_targets((mean, std), miss, eta))
                         output = stylizer.decode(alpha * t + (1 - alpha) * content_features).clamp(0, 1)
                         out_taps = taps(encode, output)
                         per_tap = torch.stack([m + s for m, s in style_loss_terms(out_taps, style_stats)])
