@@ -106,6 +106,14 @@ def main() -> None:
     c, s = content("newyork"), style("brushstrokes")
     tiles = [(load(c), "content"), (load(s), "style"), (run(c, s), "AdaIN")]
     save(strip([*tiles, (run(c, s, preserve_color=True), "preserve colour")]), "color")
+
+    c, s = content("golden_gate"), style("en_campo_gris")
+    fed = stylizer.with_options(feedback=0.5)
+    tiles = [(load(c), "content"), (load(s), "style"), (run(c, s), "one pass")]
+    for alpha in (0.93, 1.0):
+        painted = fed(c, s, alpha=alpha, content_size=args.size, style_size=args.size)
+        tiles.append((painted, f"feedback 0.5, alpha={alpha}"))
+    save(strip(tiles), "feedback")
     for path in written:
         print(path)
 
