@@ -125,7 +125,7 @@ def psnr(a, b) -> float:
 
 
 @needs_runtime
-@pytest.mark.parametrize("controls", ["alpha", "mask, colour"])
+@pytest.mark.parametrize("controls", ["alpha", "mask, colour", "mask, feedback"])
 def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_path, controls):
     """The page's browser mode: nothing is posted, and the result is the server's within 35 dB."""
     import io
@@ -153,8 +153,11 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         page.fill("#alpha", "0.8")
         page.dispatch_event("#alpha", "input")
         if controls != "alpha":
-            page.check("#preserve-color")
             page.set_input_files("#mask", str(MASK))
+        if "colour" in controls:
+            page.check("#preserve-color")
+        if "feedback" in controls:
+            page.check("#feedback")
         click_and_wait(page)
         status = page.inner_text("#status")
         assert "in this browser (WebAssembly" in status and "nothing was uploaded" in status
@@ -168,7 +171,8 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         "alpha": "0.8",
         "content_size": "0",
         "format": "png",
-        "preserve_color": str(controls != "alpha").lower(),
+        "preserve_color": str("colour" in controls).lower(),
+        "feedback": "0.5" if "feedback" in controls else "0",
     }
     files = [("content", content.read_bytes()), *[("style", path.read_bytes()) for path in styles]]
     if controls != "alpha":
@@ -181,6 +185,11 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
     assert in_browser.size == on_server.size == Image.open(content).size
     print(f"{controls}: {psnr(in_browser, on_server):.1f} dB")
     assert psnr(in_browser, on_server) >= 35
+    if "feedback" in controls:  # the box did something, in the browser as on the server
+        once = httpx.post(server + "/v1/stylize", data={**form, "feedback": "0"}, files=files, timeout=300)
+        plain = Image.open(io.BytesIO(once.content)).convert("RGB")
+        print(f"{controls}: against one pass {psnr(in_browser, plain):.1f} dB")
+        assert psnr(in_browser, plain) < 35
 
 
 @needs_runtime
