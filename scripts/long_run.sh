@@ -83,7 +83,9 @@ mixed512)
     # --keep-every 500 since session 20: the snapshots that the means of weights are made of;
     # LAYERS (session 23), --style-layer-weights, e.g. 1,2,1,1: the relu2_1 terms that every branch
     # loses first weighed twice, ...-lw1,2,1,1; CLAMP=1 (session 25), --clamp-output: the losses of
-    # the output clamped to [0, 1] as it is saved, ...-clamp
+    # the output clamped to [0, 1] as it is saved, ...-clamp; DISTIL=0.5 (session 26, with DISTIL_ALPHA,
+    # default 0.93), --distil-feedback: the content target is the starting decoder's two-pass output
+    # (--feedback 0.5 --alpha 0.93), ...-distil0.5a0.93
     TWICE512=${TWICE512-1}
     MIX=${MIX-0.5}
     REACH=${REACH-0.5}
@@ -103,7 +105,8 @@ mixed512)
     [ -n "${SEED:-}" ] && variant+=(--seed "$SEED")
     [ -n "${LAYERS:-}" ] && variant+=(--style-layer-weights "$LAYERS")
     [ -n "${CLAMP:-}" ] && variant+=(--clamp-output)
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}}
+    [ -n "${DISTIL:-}" ] && DISTIL_ALPHA=${DISTIL_ALPHA:-0.93} && variant+=(--distil-feedback "$DISTIL" --distil-alpha "$DISTIL_ALPHA")
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
         --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${variant[@]}"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;

@@ -980,3 +980,50 @@ def test_package_decoder_ships_the_average_unless_raw(dataset, tmp_path):
     done = subprocess.run([*branch, "--since", "2"], capture_output=True, text=True)
     assert done.returncode != 0 and "no iterations after 2" in done.stderr and "Traceback" not in done.stderr
     assert not branch[4].exists()
+
+
+def test_distil_feedback_targets_the_teachers_two_passes():
+    from adain.nets import adain_stats, feedback_targets
+
+    torch.manual_seed(5)
+    encoder, student, teacher = Encoder().eval(), Decoder(), Decoder()
+    with torch.no_grad():
+        teacher[-1].bias += 0.3  # another decoder than the student, with outputs inside [0, 1] in part
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    taught = AdaINLoss(encoder, student, teacher=teacher, teacher_feedback=0.5, teacher_alpha=0.9)
+    content_loss_taught, style_taught = taught(content, style)
+    content_plain, style_plain = AdaINLoss(encoder, student)(content, style)
+    with torch.no_grad():  # the teacher's two passes by hand, as Stylizer paints with feedback 0.5, alpha 0.9
+        f, wanted = encoder(content), mean_std(encoder.taps(style)[-1])
+        t = adain(f, encoder.taps(style)[-1])
+        made = mean_std(encoder(teacher(t).clamp(0, 1)))
+        moved = adain_stats(f, *feedback_targets(wanted, made, 0.5))
+        target = encoder(teacher(0.9 * moved + 0.1 * f).clamp(0, 1))
+        expected = torch.nn.functional.mse_loss(encoder(student(t)), target)
+    assert content_loss_taught.item() == pytest.approx(expected.item(), rel=1e-4)
+    assert abs(content_loss_taught.item() - content_plain.item()) > 1e-2 * content_plain.item()
+    assert style_taught.item() == pytest.approx(style_plain.item(), rel=1e-5)  # the style loss is the paper's
+    assert not any(p.requires_grad for p in teacher.parameters())
+
+
+def test_distil_feedback_flag_keeps_its_teacher(dataset, tmp_path, capsys, decoder_file):
+    run = tmp_path / "a"
+    assert exit_status(train_args(dataset, run, "--max-iter", "1", "--distil-feedback", "0.5")) != 0
+    err = capsys.readouterr().err
+    assert "--distil-feedback needs a teacher: --teacher or --init-decoder" in err and "Traceback" not in err
+    assert not run.exists()
+    args = ("--distil-feedback", "0.5", "--distil-alpha", "0.93", "--init-decoder", str(decoder_file))
+    assert main(train_args(dataset, run, "--max-iter", "2", *args)) == 0
+    assert "content target: the teacher's two passes (feedback 0.5, alpha 0.93" in capsys.readouterr().err
+    kept = (run / "teacher.safetensors").read_bytes()
+    # resumed with another --teacher (the shipped decoder): the run keeps the teacher it started with
+    shipped = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
+    assert (
+        main(train_args(dataset, run, "--max-iter", "3", *args, "--teacher", str(shipped), "--resume")) == 0
+    )
+    assert (run / "teacher.safetensors").read_bytes() == kept
+    with pytest.warns(UserWarning, match=r"recipe changed: --distil-feedback 0.5 -> 0.0"):
+        assert (
+            main(train_args(dataset, run, "--max-iter", "4", "--init-decoder", str(decoder_file), "--resume"))
+            == 0
+        )

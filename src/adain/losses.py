@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .features import style_stats_of
-from .nets import Decoder, Encoder, Stats, adain_stats, fuse_upsampling, mean_std, taps
+from .nets import Decoder, Encoder, Stats, adain_stats, feedback_targets, fuse_upsampling, mean_std, taps
 from .winograd import accelerate
 
 ContentTarget = Literal["t", "fc"]
@@ -98,6 +98,10 @@ class AdaINLoss(torch.nn.Module):
     ``style_layer_weights``, one per tap (relu1_1 first), weigh the style loss's terms; empty: all 1.
     ``clamp_output`` measures both losses on the output clamped to [0, 1], the image as it is saved
     and evaluated (``clamped``).
+    ``teacher``, a frozen decoder, replaces the content target by the relu4_1 features of its
+    two-pass output (``Stylizer``'s ``feedback`` option): a first pass at full strength, its miss
+    measured, a second from targets moved by ``teacher_feedback`` of it at AdaIN strength
+    ``teacher_alpha``: what one pass should learn to make.
     """
 
     def __init__(
@@ -108,6 +112,9 @@ class AdaINLoss(torch.nn.Module):
         winograd: bool = False,
         style_layer_weights: Sequence[float] = (),
         clamp_output: bool = False,
+        teacher: Decoder | None = None,
+        teacher_feedback: float = 0.5,
+        teacher_alpha: float = 1.0,
     ) -> None:
         super().__init__()
         self.style_layer_weights = tuple(style_layer_weights)
@@ -118,6 +125,11 @@ class AdaINLoss(torch.nn.Module):
         fused = fuse_upsampling(decoder)  # the same function with fewer multiply-adds
         self.encode = accelerate(self.encoder) if winograd else self.encoder
         self.decode = accelerate(fused) if winograd else fused
+        self.teacher = None if teacher is None else teacher.eval().requires_grad_(False)
+        self.teacher_feedback, self.teacher_alpha = teacher_feedback, teacher_alpha
+        if teacher is not None:
+            taught = fuse_upsampling(teacher)
+            self.teacher_decode = accelerate(taught) if winograd else taught
 
     def forward(self, content: Tensor, style: Tensor, cached: bool = False) -> tuple[Tensor, Tensor]:
         """(content loss, style loss) of a batch of content and style crops; with ``cached``, of
@@ -131,8 +143,18 @@ class AdaINLoss(torch.nn.Module):
                     [mean_std(t) for t in taps(self.encode, style)],
                 )
             t = adain_stats(content_feat, *style_stats[-1])
+            target = t if self.content_target == "t" else content_feat
+            if self.teacher is not None:
+                target = self.taught(content_feat, t, style_stats[-1])
         output = self.decode(t)
         output_taps = taps(self.encode, clamped(output) if self.clamp_output else output)
-        target = t if self.content_target == "t" else content_feat
         style = style_loss_to(output_taps, style_stats, self.style_layer_weights)
         return content_loss(output_taps[-1], target), style
+
+    def taught(self, content_feat: Tensor, t: Tensor, style: Stats) -> Tensor:
+        """relu4_1 of the teacher's two-pass output for AdaIN output ``t`` (content features and the
+        style's relu4_1 statistics given), the images clamped to [0, 1] as saved."""
+        made = mean_std(self.encode(self.teacher_decode(t).clamp(0, 1)))
+        moved = adain_stats(content_feat, *feedback_targets(style, made, self.teacher_feedback))
+        mixed = self.teacher_alpha * moved + (1 - self.teacher_alpha) * content_feat
+        return self.encode(self.teacher_decode(mixed).clamp(0, 1))

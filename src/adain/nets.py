@@ -110,6 +110,18 @@ def adain_stats(content: Tensor, style_mean: Tensor, style_std: Tensor) -> Tenso
     return normalise(content, mean_std(content), (style_mean, style_std)).to(content.dtype)
 
 
+def feedback_targets(target: Stats, made: Stats | None, share: float) -> Stats:
+    """The target moved by ``share`` of what an output painted from it missed: the decoder shrinks
+    styles towards an average one (its output's relu4_1 means and stds follow the target's with a
+    slope below 1), so asking for more than the style lands nearer to it. The means move by the
+    difference, the stds by the ratio (held to [1/2, 2], as a flat output channel would ask for any
+    amount). ``made`` None (an empty mask region) keeps the target."""
+    if made is None:
+        return target
+    (mean, std), (made_mean, made_std) = target, made
+    return mean + share * (mean - made_mean), std * (std / made_std).clamp(0.5, 2.0) ** share
+
+
 def adain(content: Tensor, style: Tensor) -> Tensor:
     """Adaptive instance normalisation of ``content`` features to the statistics of ``style``."""
     return adain_stats(content, *mean_std(style))

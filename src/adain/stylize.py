@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from . import defaults, devices, files, images, tiling, weights, winograd
 from .backend import Backend
 from .errors import AdainError, ImageError, PixelLimitError
-from .nets import Decoder, Encoder, Stats, adain_regions, mean_std
+from .nets import Decoder, Encoder, Stats, adain_regions, feedback_targets, mean_std
 from .tiling import STRIDE, pad_to_stride
 
 
@@ -531,18 +531,6 @@ def style_targets(
     mean = sum(w * c.mean for w, c in zip(mix, codes, strict=True))
     std = sum(w * c.std for w, c in zip(mix, codes, strict=True))
     return [(mean, std)]
-
-
-def feedback_targets(target: Stats, made: Stats | None, share: float) -> Stats:
-    """The target moved by ``share`` of what an output painted from it missed: the decoder shrinks
-    styles towards an average one (its output's relu4_1 means and stds follow the target's with a
-    slope below 1), so asking for more than the style lands nearer to it. The means move by the
-    difference, the stds by the ratio (held to [1/2, 2], as a flat output channel would ask for any
-    amount). ``made`` None (an empty mask region) keeps the target."""
-    if made is None:
-        return target
-    (mean, std), (made_mean, made_std) = target, made
-    return mean + share * (mean - made_mean), std * (std / made_std).clamp(0.5, 2.0) ** share
 
 
 def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:

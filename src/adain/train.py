@@ -75,6 +75,11 @@ class TrainConfig:
     # the style loss's weight at each tap, relu1_1 first; (): all 1
     style_layer_weights: tuple[float, ...] = ()
     clamp_output: bool = False  # the losses of the output clamped to [0, 1], as saved (losses.clamped)
+    # the content target: a frozen teacher's two-pass output (losses.AdaINLoss.taught) with this
+    # feedback share (0: the paper's target), at AdaIN strength distil_alpha
+    distil_feedback: float = 0.0
+    distil_alpha: float = 1.0
+    teacher: str | None = None  # the teacher's weights (default --init-decoder); the run keeps a copy
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -83,7 +88,8 @@ class TrainConfig:
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
-          "style_jitter", "style_mix", "style_mix_reach", "style_layer_weights", "clamp_output", "ema")  # fmt: skip
+          "style_jitter", "style_mix", "style_mix_reach", "style_layer_weights", "clamp_output", "distil_feedback",
+          "distil_alpha", "ema")  # fmt: skip
 # the flags named otherwise than their field
 FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles", "style_mix_reach": "--mix-reach"}
 
@@ -269,9 +275,11 @@ class Trainer:
         self.decoder = Decoder(config.decoder_norm)
         if config.init_decoder:
             self.decoder.load_state_dict(weights.load_decoder_state(config.init_decoder, config.decoder_norm))
+        self.teacher = self._teacher() if config.distil_feedback else None
         self.model = AdaINLoss(
             encoder, self.decoder, config.content_target, config.winograd,
             style_layer_weights=config.style_layer_weights, clamp_output=config.clamp_output,
+            teacher=self.teacher, teacher_feedback=config.distil_feedback, teacher_alpha=config.distil_alpha,
         ).to(self.device)  # fmt: skip
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
@@ -303,6 +311,30 @@ class Trainer:
         # last, so a run that cannot start leaves no folder behind; before anything is announced
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self.teacher is not None and not (self.out_dir / "checkpoint.pt").is_file():
+                weights.export_decoder(self.teacher, self.teacher_path, {"role": "teacher"})
+
+    @property
+    def teacher_path(self) -> Path:
+        return self.out_dir / "teacher.safetensors"
+
+    def _teacher(self) -> Decoder:
+        """The frozen decoder whose two-pass output ``--distil-feedback`` teaches: the run's own copy
+        when it has a checkpoint to resume (it keeps its teacher whatever ships meanwhile), else
+        ``--teacher``, else ``--init-decoder``."""
+        cfg = self.config
+        if not 0 < cfg.distil_feedback <= 1 or not 0 <= cfg.distil_alpha <= 1:
+            raise AdainError(
+                f"--distil-feedback must be above 0 and at most 1 and --distil-alpha from 0 to 1, got "
+                f"{cfg.distil_feedback} and {cfg.distil_alpha}"
+            )
+        kept = self.teacher_path.is_file() and (self.out_dir / "checkpoint.pt").is_file()
+        source = self.teacher_path if kept else cfg.teacher or cfg.init_decoder
+        if source is None:
+            raise AdainError("--distil-feedback needs a teacher: --teacher or --init-decoder")
+        teacher = Decoder(cfg.decoder_norm)
+        teacher.load_state_dict(weights.load_decoder_state(source, cfg.decoder_norm))
+        return teacher
 
     def describe(self) -> str:
         """One line on what this run does and where: for the terminal and the logs."""
@@ -326,6 +358,11 @@ class Trainer:
             loss = f"style loss taps weighted {','.join(f'{w:g}' for w in cfg.style_layer_weights)}; "
         if cfg.clamp_output:
             loss += "losses of the output clamped to [0, 1]; "
+        if cfg.distil_feedback:
+            loss += (
+                f"content target: the teacher's two passes (feedback {cfg.distil_feedback:g}, alpha "
+                f"{cfg.distil_alpha:g}; {self.teacher_path}); "
+            )
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
             f"{self.content.total:,} content and {self.style.total:,} style images; "

@@ -93,6 +93,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--clamp-output", action="store_true",
         help="measure the losses on the output clamped to [0, 1], the image as saved and evaluated (the "
         "pixels beyond the range take the gradient where it brings them back); default: on the raw output, the paper's")  # fmt: skip
+    add("--distil-feedback", type=flags.unit_float, default=0.0, metavar="SHARE",
+        help="the content target becomes the relu4_1 features of a frozen teacher's two-pass output "
+        "(adain stylize --feedback SHARE): one pass learns what two make; default 0, the paper's target")  # fmt: skip
+    add("--distil-alpha", type=flags.unit_float, default=1.0, metavar="A",
+        help="the teacher's second pass at this AdaIN strength (default 1)")  # fmt: skip
+    add("--teacher", metavar="PATH",
+        help="the --distil-feedback teacher's weights (default: --init-decoder); the run keeps a copy, "
+        "teacher.safetensors, which a resumed run uses")  # fmt: skip
     add("--ema", type=flags.non_negative_float, default=0.0, metavar="DECAY",
         help="export an exponential moving average of the decoder's weights, updated every step with this "
         "decay (e.g. 0.999: about the last 1,000 steps); default 0, the weights as trained")  # fmt: skip
