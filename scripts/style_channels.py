@@ -34,10 +34,11 @@ pass of feedback buys. The output's relu4_1 channel means and stds are regressed
 per channel over the pairs (a slope below 1: the decoder shrinks the styles towards an average
 one; the share of the miss that the line explains is the part a fixed correction could remove).
 Then, for each ``ETA:ALPHA``, the pairs are decoded again from targets corrected by ETA of the miss
-(``adain.stylize.feedback_targets``, as ``--feedback ETA`` does) at AdaIN strength ALPHA, and the
+(``adain.nets.feedback_targets``, as ``--feedback ETA`` does) at AdaIN strength ALPHA, and the
 content and style loss are printed with the style loss's terms per tap. ``0:1`` is the plain
-pipeline. It costs a second encode and decode per image. With ``--fixed``, also each setting with the miss foretold by the per-channel lines instead of measured
-(a correction that would cost nothing at inference, fitted on these very pairs).
+pipeline. It costs a second encode and decode per image. With ``--fixed``, also each setting with
+the miss foretold by the per-channel lines instead of measured (a correction that would cost
+nothing at inference, fitted on these very pairs).
 
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
@@ -54,8 +55,8 @@ import torch
 from adain import images
 from adain.features import TAP_CHANNELS, tap_statistics
 from adain.losses import content_loss, style_loss_terms
-from adain.nets import TAPS, adain_stats, mean_std, taps
-from adain.stylize import StyleCode, Stylizer, feedback_targets
+from adain.nets import TAPS, adain_stats, feedback_targets, mean_std, taps
+from adain.stylize import StyleCode, Stylizer
 
 # where each tap's channels start in the 960 statistics of a feature cache (and of tap_means)
 OFFSETS = dict(zip(TAPS, (sum(TAP_CHANNELS[:i]) for i in range(len(TAP_CHANNELS))), strict=True))

@@ -311,7 +311,7 @@ class Trainer:
         # last, so a run that cannot start leaves no folder behind; before anything is announced
         if self.dist.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            if self.teacher is not None and not (self.out_dir / "checkpoint.pt").is_file():
+            if self.teacher is not None and not self.checkpoint_path.is_file():
                 weights.export_decoder(self.teacher, self.teacher_path, {"role": "teacher"})
 
     @property
@@ -328,7 +328,7 @@ class Trainer:
                 f"--distil-feedback must be above 0 and at most 1 and --distil-alpha from 0 to 1, got "
                 f"{cfg.distil_feedback} and {cfg.distil_alpha}"
             )
-        kept = self.teacher_path.is_file() and (self.out_dir / "checkpoint.pt").is_file()
+        kept = self.teacher_path.is_file() and self.checkpoint_path.is_file()
         source = self.teacher_path if kept else cfg.teacher or cfg.init_decoder
         if source is None:
             raise AdainError("--distil-feedback needs a teacher: --teacher or --init-decoder")
