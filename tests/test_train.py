@@ -1013,6 +1013,10 @@ def test_distil_feedback_flag_keeps_its_teacher(dataset, tmp_path, capsys, decod
     assert "--distil-feedback needs a teacher: --teacher or --init-decoder" in err and "Traceback" not in err
     assert not run.exists()
     args = ("--distil-feedback", "0.5", "--distil-alpha", "0.93", "--init-decoder", str(decoder_file))
+    assert exit_status(train_args(dataset, run, "--max-iter", "1", *args, "--content-target", "fc")) != 0
+    err = capsys.readouterr().err
+    assert "it does not go with --content-target fc" in err and "Traceback" not in err
+    assert not run.exists()
     assert main(train_args(dataset, run, "--max-iter", "2", *args)) == 0
     assert "content target: the teacher's two passes (feedback 0.5, alpha 0.93" in capsys.readouterr().err
     kept = (run / "teacher.safetensors").read_bytes()

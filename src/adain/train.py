@@ -328,6 +328,10 @@ class Trainer:
                 f"--distil-feedback must be above 0 and at most 1 and --distil-alpha from 0 to 1, got "
                 f"{cfg.distil_feedback} and {cfg.distil_alpha}"
             )
+        if cfg.content_target != "t":
+            raise AdainError(
+                "--distil-feedback replaces the content target: it does not go with --content-target fc"
+            )
         kept = self.teacher_path.is_file() and self.checkpoint_path.is_file()
         source = self.teacher_path if kept else cfg.teacher or cfg.init_decoder
         if source is None:
