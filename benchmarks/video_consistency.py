@@ -15,6 +15,7 @@ Throughput: ``adain video`` end to end (decoding, networks, blend, encoding) on 
 
     python benchmarks/video_consistency.py [--frames 48] [--strength 0.8] [--decoder D]
     python benchmarks/video_consistency.py --sweep   # renew x stretch on the two clips
+    python benchmarks/video_consistency.py --feedback 0.5 --out benchmarks/results/video_consistency-feedback.json
 
 ``--sweep`` measures the trade-off of ``FlowBlend``'s stroke settings instead: warping error and
 style loss against the plain output at strength 0.8 for strokes renewed every 20 / 12 / 8 frames,
@@ -22,7 +23,10 @@ each sooner where the motion stretches them (``stretch`` 0 / 0.25 / 0.5 / 1; no 
 ``video_consistency-sweep.json``).
 
 Modes: the input itself, the plain per-frame output, ``--temporal`` and, to show why strokes are
-renewed, ``--temporal`` with its strokes never renewed (``FlowBlend(renew=0)``).
+renewed, ``--temporal`` with its strokes never renewed (``FlowBlend(renew=0)``). ``--feedback S``
+adds the per-frame output painted twice (``adain video --feedback S``: each frame's own miss moves
+its targets, so the second pass may flicker where the first did not) and that output through
+``--temporal``, and times it too.
 """
 
 from __future__ import annotations
@@ -99,11 +103,15 @@ def blended(frames: list[np.ndarray], plain: list[np.ndarray], **options) -> lis
     return [blend(f, r) for f, r in zip(frames, plain, strict=True)]
 
 
-def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss) -> dict:
+def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss, feedback=0.0) -> dict:
     plain, seconds = per_frame(stylizer, style, frames)
     modes = {"input": frames, "plain": plain}
     for label, options in ((f"temporal {strength:g}", {}), ("never renewed", {"renew": 0})):
         modes[label] = blended(frames, plain, strength=strength, **options)
+    if feedback:
+        twice, _ = per_frame(stylizer.with_options(feedback=feedback), style, frames)
+        modes[f"feedback {feedback:g}"] = twice
+        modes[f"feedback {feedback:g}, temporal {strength:g}"] = blended(frames, twice, strength=strength)
     row = {"clip": name, "frames": len(frames), "size": list(frames[0].shape[1::-1]), "modes": {}}
     for mode, outputs in modes.items():
         outputs = rounded(outputs)
@@ -162,27 +170,29 @@ def scaled_clip(source: Path, target: Path, size: tuple[int, int], frames: int) 
     return target
 
 
-def throughput(stylizer, style, tmp: Path, strength: float, frames: dict[str, int]) -> dict:
-    """Frames per second of ``stylize_video``, plain and temporal taking turns on each clip."""
+def throughput(
+    stylizer, style, tmp: Path, strength: float, frames: dict[str, int], feedback: float = 0.0
+) -> dict:
+    """Frames per second of ``stylize_video``, plain and temporal (and with ``feedback``, plain
+    painted twice) taking turns on each clip."""
     code = [stylizer.encode_style(style, 512)]
+    modes = {"plain": (stylizer, None), "temporal": (stylizer, strength)}
+    if feedback:
+        modes["feedback"] = (stylizer.with_options(feedback=feedback), None)
     result = {}
     for (width, height), count in ((640, 360), frames["360p"]), ((1280, 720), frames["720p"]):
         clip = scaled_clip(VIDEOS / "cutBunny.mp4", tmp / f"{height}p.mp4", (width, height), count)
-        times: dict[str, list[float]] = {"plain": [], "temporal": []}
+        times: dict[str, list[float]] = {mode: [] for mode in modes}
         for _ in range(2):
-            for mode, temporal in (("plain", None), ("temporal", strength)):
+            for mode, (painter, temporal) in modes.items():
                 start = time.perf_counter()
-                paint = FramePainter(stylizer, code, temporal=temporal)
+                paint = FramePainter(painter, code, temporal=temporal)
                 stylize_video(paint, clip, tmp / "out.mp4", overwrite=True, progress=False)
                 times[mode].append(time.perf_counter() - start)
         fps = {mode: count / min(values) for mode, values in times.items()}
-        result[f"{width}x{height}"] = {
-            **fps,
-            "temporal_vs_plain": fps["temporal"] / fps["plain"],
-            "frames": count,
-        }
-        print(f"{width}x{height}: plain {fps['plain']:.2f} fps, temporal {fps['temporal']:.2f} fps "
-              f"({fps['temporal'] / fps['plain']:.2f}x)")  # fmt: skip
+        ratios = {f"{mode}_vs_plain": fps[mode] / fps["plain"] for mode in modes if mode != "plain"}
+        result[f"{width}x{height}"] = {**fps, **ratios, "frames": count}
+        print(f"{width}x{height}: " + ", ".join(f"{mode} {value:.2f} fps" for mode, value in fps.items()))
     return result
 
 
@@ -198,6 +208,9 @@ def main() -> None:
     parser.add_argument("--fps-frames", default="12,4", help="frames timed at 640x360 and 1280x720")
     parser.add_argument("--decoder", type=Path)
     parser.add_argument("--sweep", action="store_true", help="strength x renew instead (see above)")
+    parser.add_argument(
+        "--feedback", type=float, default=0.0, help="also the output painted twice (see above)"
+    )
     add_out_flags(parser, "video_consistency.json")
     sweeping = parser.parse_known_args()[0].sweep  # which file --out defaults to
     if sweeping:
@@ -210,18 +223,26 @@ def main() -> None:
                                  "rows": sweep(stylizer, args.style, loss, args.frames)})  # fmt: skip
         return
     rows = [
-        measure_clip(name, frames, flows, masks, stylizer, args.style, args.strength, loss)
+        measure_clip(name, frames, flows, masks, stylizer, args.style, args.strength, loss, args.feedback)
         for name, frames, flows, masks in clips(args.frames)
     ]
     photo = np.asarray(Image.open(PAN_PHOTO).convert("RGB"))
     pan = camera_move(photo, args.frames, (640, 360))
     rows.append(
-        measure_clip(f"pan and zoom over {PAN_PHOTO.name}", *pan, stylizer, args.style, args.strength, loss)
+        measure_clip(
+            f"pan and zoom over {PAN_PHOTO.name}",
+            *pan,
+            stylizer,
+            args.style,
+            args.strength,
+            loss,
+            args.feedback,
+        )  # fmt: skip
     )
     counts = dict(zip(("360p", "720p"), (int(n) for n in args.fps_frames.split(",")), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
-        speed = throughput(stylizer, args.style, Path(tmp), args.strength, counts)
-    write_results(args.out, {"style": args.style.name, "clips": rows, "throughput": speed,
+        speed = throughput(stylizer, args.style, Path(tmp), args.strength, counts, args.feedback)
+    write_results(args.out, {"style": args.style.name, "feedback": args.feedback, "clips": rows, "throughput": speed,
                              "flow_for_measuring": "OpenCV Farneback (true flow for the camera move)"})  # fmt: skip
 
 

@@ -28,7 +28,8 @@
 #
 # Two runs side by side: CORE=0 and CORE=1 pin each to one core with one thread. LR sets crop512's
 # base rate (default 5e-5; the schedule still divides it by 1 + 5e-5 x iteration), and RUN another
-# run folder: session 13 annealed a copy of the standing run with RUN=...-anneal LR=2e-5.
+# run folder: session 13 annealed a copy of the standing run with RUN=...-anneal LR=2e-5 (mixed512
+# takes LR too since session 27).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}
@@ -85,7 +86,8 @@ mixed512)
     # loses first weighed twice, ...-lw1,2,1,1; CLAMP=1 (session 25), --clamp-output: the losses of
     # the output clamped to [0, 1] as it is saved, ...-clamp; DISTIL=0.5 (session 26, with DISTIL_ALPHA,
     # default 0.93), --distil-feedback: the content target is the starting decoder's two-pass output
-    # (--feedback 0.5 --alpha 0.93), ...-distil0.5a0.93
+    # (--feedback 0.5 --alpha 0.93), ...-distil0.5a0.93; LR (session 27, default 5e-5), ...-lr$LR:
+    # the GPU lease showed this recipe leaving stage 10's 512² behaviour at 5e-5 within 1,000 iterations
     TWICE512=${TWICE512-1}
     MIX=${MIX-0.5}
     REACH=${REACH-0.5}
@@ -106,9 +108,10 @@ mixed512)
     [ -n "${LAYERS:-}" ] && variant+=(--style-layer-weights "$LAYERS")
     [ -n "${CLAMP:-}" ] && variant+=(--clamp-output)
     [ -n "${DISTIL:-}" ] && DISTIL_ALPHA=${DISTIL_ALPHA:-0.93} && variant+=(--distil-feedback "$DISTIL" --distil-alpha "$DISTIL_ALPHA")
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr5e-5${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
+    LR=${LR:-5e-5}
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
-        --load-size 512 --crop-size 256 --batch-size 4 --lr 5e-5 --warmup 200 --no-style-upscale "${variant[@]}"
+        --load-size 512 --crop-size 256 --batch-size 4 --lr "$LR" --warmup 200 --no-style-upscale "${variant[@]}"
         --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;
 jitter512)
     # crop512 with each cached style crop turned and mirrored at random (JITTER=turn, the default),

@@ -127,6 +127,36 @@ def test_batched_frames_equal_frame_by_frame(stylizer):
     assert torch.allclose(single, batched, atol=1e-4)
 
 
+def test_feedback_paints_each_frame_twice_from_its_own_miss(stylizer, tmp_path, decoder_file, capsys):
+    """``--feedback``: each frame of a batch is painted twice exactly as it would be alone (its own
+    first pass moves its own targets), which is not the plain painting; out of range, one line."""
+    import numpy as np
+
+    from adain.video import FramePainter
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for _ in range(3)]
+    twice = stylizer.with_options(feedback=0.5)
+    batched = FramePainter(twice, [STYLE], style_size=64).per_frame(frames)
+    alone = [FramePainter(twice, [STYLE], style_size=64).per_frame([frame])[0] for frame in frames]
+    plain = FramePainter(stylizer, [STYLE], style_size=64).per_frame(frames)
+    assert max(np.abs(b - a).max() for b, a in zip(batched, alone, strict=True)) < 0.05
+    assert min(np.abs(b - p).mean() for b, p in zip(batched, plain, strict=True)) > 1.0
+
+    clip = synth_video(tmp_path / "in.mkv", frames=3)
+    assert main(["video", *video_args(decoder_file, clip, "-s", STYLE, "-o", tmp_path / "twice.mkv",
+                                      "--feedback", 0.5)]) == 0  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "video",
+                *video_args(decoder_file, clip, "-s", STYLE, "-o", tmp_path / "bad.mkv", "--feedback", 2),
+            ]
+        )
+    assert exit_info.value.code == 2 and "--feedback" in capsys.readouterr().err
+    assert not (tmp_path / "bad.mkv").exists()
+
+
 def test_odd_frame_size_and_existing_output(tmp_path, decoder_file, capsys):
     odd = synth_video(tmp_path / "odd.mkv", size=(33, 32), frames=2)
     assert main(["video", *video_args(decoder_file, odd, "-s", STYLE, "-o", tmp_path / "o.mp4")]) == 1
