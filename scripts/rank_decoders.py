@@ -51,7 +51,11 @@ def run_candidates(run: Path) -> list[Path]:
         if not latest.is_file():
             decoder = Decoder(ckpt.get("config", {}).get("decoder_norm", "none"))
             decoder.load_state_dict(decoder_state(ckpt))
-            weights.export_decoder(decoder, latest, {"iterations": str(ckpt["iteration"])})
+            # the run's recipe and encoder as its kept snapshots record them, this iteration's count
+            kept = sorted(snapshots.glob("decoder-*.safetensors"), key=iteration_of)
+            meta = weights.DecoderWeights.read(kept[-1]).metadata if kept else {}
+            meta = {k: v for k, v in meta.items() if k not in ("format", "norm")}
+            weights.export_decoder(decoder, latest, {**meta, "iterations": str(ckpt["iteration"])})
     return sorted(snapshots.glob("decoder-*.safetensors"), key=iteration_of, reverse=True)
 
 
@@ -137,7 +141,8 @@ def main() -> None:
         args.keep.mkdir(parents=True, exist_ok=True)
         for row in chosen(rows, args.keep_count, args.content_allowance):
             decoder, found = weights.load_decoder(row["decoder"])
-            meta = {"iterations": str(row["iteration"]), "source_run": row["run"]}
+            meta = {k: v for k, v in found.metadata.items() if k not in ("format", "norm")}
+            meta |= {"iterations": str(row["iteration"]), "source_run": row["run"]}
             weights.export_decoder(
                 decoder, args.keep / f"{row['run']}-{row['iteration']}.safetensors", meta, half=True
             )

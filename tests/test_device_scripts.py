@@ -88,7 +88,10 @@ def test_chunk_trains_variants_ranks_and_resumes(tmp_path):
         "two-3.safetensors",
     ]
     kept = weights.DecoderWeights.read(out / "one-3.safetensors")
-    assert kept.metadata["iterations"] == "3"
+    snapshot = weights.DecoderWeights.read(tmp_path / "work" / "one" / "snapshots" / "decoder-2.safetensors")
+    # the checkpoint's decoder, exported with the run's encoder and recipe: averageable, checked on load
+    assert kept.metadata["iterations"] == "3" and kept.encoder and kept.encoder == snapshot.encoder
+    assert kept.metadata["crop_size"] == "32" and kept.metadata["source_run"] == "one"
     with tarfile.open(out / "results.tar.gz") as tar:
         names = tar.getnames()
     assert not [n for n in names if n.endswith((".pt", ".pth", ".safetensors"))]
