@@ -228,17 +228,8 @@ def main() -> None:
     ]
     photo = np.asarray(Image.open(PAN_PHOTO).convert("RGB"))
     pan = camera_move(photo, args.frames, (640, 360))
-    rows.append(
-        measure_clip(
-            f"pan and zoom over {PAN_PHOTO.name}",
-            *pan,
-            stylizer,
-            args.style,
-            args.strength,
-            loss,
-            args.feedback,
-        )  # fmt: skip
-    )
+    pan_name = f"pan and zoom over {PAN_PHOTO.name}"
+    rows.append(measure_clip(pan_name, *pan, stylizer, args.style, args.strength, loss, args.feedback))
     counts = dict(zip(("360p", "720p"), (int(n) for n in args.fps_frames.split(",")), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
         speed = throughput(stylizer, args.style, Path(tmp), args.strength, counts, args.feedback)

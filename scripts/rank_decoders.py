@@ -6,8 +6,9 @@
 
 A CANDIDATE is a decoder file or a training run's folder: the run's checkpoint (its moving average,
 written out as `snapshots/decoder-N.safetensors` when that iteration was not kept), then its kept
-snapshots, newest first. Each is evaluated as `adain eval --method adain --precision fp32` would, but
-the start-up (Python, the encoder, the images) is paid once: this is how a lent GPU's few minutes
+snapshots, newest first. Each is evaluated as `adain eval --method adain --precision fp32` would
+(`adain.evaluate.evaluate`, which reads and encodes the test images again for each), but Python's
+and PyTorch's start-up and the CUDA context are paid once: this is how a lent GPU's few minutes
 choose among a chunk's snapshots (docs/gpu-training.md). The model card's numbers still come from
 `adain eval` on the CPU. `--deadline` stops before a candidate that would end past it (each takes
 about as long as the last); `--keep` copies, in fp16, the best candidate of each run by style loss
@@ -54,7 +55,6 @@ def run_candidates(run: Path) -> list[Path]:
             # the run's recipe and encoder as its kept snapshots record them, this iteration's count
             kept = sorted(snapshots.glob("decoder-*.safetensors"), key=iteration_of)
             meta = weights.DecoderWeights.read(kept[-1]).metadata if kept else {}
-            meta = {k: v for k, v in meta.items() if k not in ("format", "norm")}
             weights.export_decoder(decoder, latest, {**meta, "iterations": str(ckpt["iteration"])})
     return sorted(snapshots.glob("decoder-*.safetensors"), key=iteration_of, reverse=True)
 
@@ -141,8 +141,7 @@ def main() -> None:
         args.keep.mkdir(parents=True, exist_ok=True)
         for row in chosen(rows, args.keep_count, args.content_allowance):
             decoder, found = weights.load_decoder(row["decoder"])
-            meta = {k: v for k, v in found.metadata.items() if k not in ("format", "norm")}
-            meta |= {"iterations": str(row["iteration"]), "source_run": row["run"]}
+            meta = found.metadata | {"iterations": str(row["iteration"]), "source_run": row["run"]}
             weights.export_decoder(
                 decoder, args.keep / f"{row['run']}-{row['iteration']}.safetensors", meta, half=True
             )
