@@ -270,3 +270,28 @@ def test_style_weights_parse():
     from adain.stylize import parse_style_weights
 
     assert parse_style_weights("3, 1") == [3.0, 1.0]
+
+
+def test_reusing_content_encodes_a_content_once_and_changes_nothing(stylizer, monkeypatch):
+    """One content in many styles: one encoder pass inside ``reusing_content``, the same pixels as
+    encoding each time, and a content changed in place between calls is encoded again."""
+    torch.manual_seed(0)
+    content, other = torch.rand(1, 3, 40, 48), torch.rand(1, 3, 40, 48)
+    codes = [stylizer.encode_style(torch.rand(3, 32, 32) * scale) for scale in (1.0, 0.3, 0.6)]
+    expected = [stylizer.stylize_tensor(content, [c], 0.8) for c in codes]
+    calls = []
+    encode = stylizer.encode
+    monkeypatch.setattr(stylizer, "encode", lambda x: calls.append(x.shape) or encode(x))
+    with stylizer.reusing_content():
+        got = [stylizer.stylize_tensor(content.clone(), [c], 0.8) for c in codes]
+        assert len(calls) == 1
+        assert not torch.equal(stylizer.stylize_tensor(other, [codes[0]]), got[0])
+        content_changed = content.clone()
+        stylizer.stylize_tensor(content_changed, [codes[0]])
+        content_changed.mul_(0.5)  # in place, after its features were kept
+        halved = stylizer.stylize_tensor(content_changed, [codes[0]])
+        assert len(calls) == 4
+    for g, e in zip(got, expected, strict=True):
+        assert torch.equal(g, e)
+    assert torch.equal(halved, stylizer.stylize_tensor(content * 0.5, [codes[0]]))
+    assert len(calls) == 5 and stylizer._last_content is None  # nothing kept outside the block

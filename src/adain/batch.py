@@ -134,9 +134,11 @@ def stylize_jobs(
     """Each job's result, or the error that stopped it (one bad file never stops the rest);
     ``controls`` are ``Stylizer.__call__``'s (alpha, style_weights, mask, preserve_color, content_size)."""
     styles = StyleCache(stylizer, style_size, crop, bool(controls.get("preserve_color")))
-    for job in jobs:
-        try:
-            inputs = [styles(path) for path in job.styles]
-            yield job, stylizer(job.content, inputs, style_size=style_size, crop=crop, **controls)  # type: ignore[arg-type]
-        except AdainError as exc:
-            yield job, exc
+    # the jobs come content by content (``plan``), so a content is encoded once for all its styles
+    with stylizer.reusing_content():
+        for job in jobs:
+            try:
+                inputs = [styles(path) for path in job.styles]
+                yield job, stylizer(job.content, inputs, style_size=style_size, crop=crop, **controls)  # type: ignore[arg-type]
+            except AdainError as exc:
+                yield job, exc

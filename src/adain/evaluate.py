@@ -90,7 +90,8 @@ def evaluate(
 ) -> list[PairResult]:
     """Every method on every content x style pair, images centre-cropped to ``size`` squares.
 
-    Each image is encoded once (its loss-network features and, for styles, the AdaIN statistics);
+    Each image is encoded once for the loss network (and, for styles, the AdaIN statistics), and
+    each content once for all the styles it is painted in (``Stylizer.reusing_content``);
     ``outputs_dir`` keeps the stylized images as ``<method>/<content>__<style>.png``; ``alpha`` is
     the adain method's style strength.
     """
@@ -114,23 +115,25 @@ def evaluate(
     style_codes = {s: StyleCode(*mean_std(feats[-1]), s.stem) for s, feats in style_taps.items()}
     results = []
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
-    for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
-        content, style = content_tensors[c], style_tensors[s]
-        start = time.perf_counter()
-        if method == "adain":
-            output = stylizer.stylize_tensor(content, [style_codes[s]], alpha).cpu()
-        elif method == "gatys":
-            output, _ = gatys(stylizer.encode_fp32, content.to(device), style.to(device), gatys_iters)
-            output = output.cpu()
-        else:
-            output = content if method == "content" else style
-        seconds = time.perf_counter() - start
-        loss_c, loss_s, terms = losses(stylizer, output, content_feats[c], style_taps[s])
-        results.append(PairResult(method, c.name, s.name, loss_c, loss_s, seconds, terms))
-        if outputs_dir is not None and method in ("adain", "gatys"):
-            path = Path(outputs_dir) / method / f"{c.stem}__{s.stem}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            images.save_image(images.to_pil(output), path, overwrite=True)
+    # content by content, so that each content is encoded once for all the styles it is painted in
+    with stylizer.reusing_content():
+        for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
+            content, style = content_tensors[c], style_tensors[s]
+            start = time.perf_counter()
+            if method == "adain":
+                output = stylizer.stylize_tensor(content, [style_codes[s]], alpha).cpu()
+            elif method == "gatys":
+                output, _ = gatys(stylizer.encode_fp32, content.to(device), style.to(device), gatys_iters)
+                output = output.cpu()
+            else:
+                output = content if method == "content" else style
+            seconds = time.perf_counter() - start
+            loss_c, loss_s, terms = losses(stylizer, output, content_feats[c], style_taps[s])
+            results.append(PairResult(method, c.name, s.name, loss_c, loss_s, seconds, terms))
+            if outputs_dir is not None and method in ("adain", "gatys"):
+                path = Path(outputs_dir) / method / f"{c.stem}__{s.stem}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                images.save_image(images.to_pil(output), path, overwrite=True)
     return results
 
 

@@ -9,11 +9,12 @@ A new control goes in this file: an argument of ``Stylizer.__call__``, its check
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Union
@@ -139,6 +140,8 @@ class Stylizer:
         self.options = options or StylizerOptions()
         self.overhead_mb = winograd.footprint_mb(self.encode, self.decode)  # counted in the memory budget
         self.encoder_weights, self.decoder_weights = encoder_weights, decoder_weights
+        # the last content encoded and its features, kept only inside ``reusing_content()``
+        self._last_content: list[tuple[Tensor, Tensor]] | None = None
 
     @classmethod
     def from_pretrained(
@@ -190,6 +193,19 @@ class Stylizer:
         if self.dtype is None and self.backend.onnx_dir is None:
             return self.encode
         return self.backend.fp32_encoder(self.encoder)
+
+    @contextlib.contextmanager
+    def reusing_content(self) -> Iterator[Stylizer]:
+        """Within this block, an image painted again right after itself (one content in many styles,
+        as ``adain stylize`` and ``adain eval`` do) is not encoded again: its relu4_1 features from
+        the last call serve, so each further style costs a decoder pass alone. The inputs are
+        compared whole, so the results are exactly those of encoding each time. Images large enough
+        to need tiles are encoded each time. Outside the block nothing is kept."""
+        self._last_content = []
+        try:
+            yield self
+        finally:
+            self._last_content = None
 
     # -- the pipeline ------------------------------------------------------------------------
 
@@ -330,9 +346,7 @@ class Stylizer:
         labels = None if mask is None else self._labels(mask, padded.shape[-2:], (width, height))
         tile = self._tile_size(padded)
         # without tiles the content's features serve both passes; tiles are encoded again in each
-        features = None if tile is not None else self._interruptible(self.encode)(
-            padded.contiguous(memory_format=self.backend.memory_format)
-        )  # fmt: skip
+        features = None if tile is not None else self._encode_content(padded)
         if self.options.feedback:
             # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
             first = self._paint(padded, features, tile, targets, [1.0] * len(alphas), labels, None)
@@ -374,6 +388,20 @@ class Stylizer:
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
         return paint(features, content_stats, labels)
+
+    def _encode_content(self, padded: Tensor) -> Tensor:
+        """The stride-padded batch's relu4_1 features, those of the last call where
+        ``reusing_content`` keeps them and the input is the same."""
+        kept = self._last_content
+        if kept and kept[0][0].shape == padded.shape and torch.equal(kept[0][0], padded):
+            return kept[0][1]
+        features = self._interruptible(self.encode)(
+            padded.contiguous(memory_format=self.backend.memory_format)
+        )
+        if kept is not None:
+            # a copy: the caller's tensor may change in place before the next call
+            kept[:] = [(padded.clone(), features)]
+        return features
 
     def _statistics(
         self, padded: Tensor, tile: int | None, regions: int, labels: Tensor | None
