@@ -43,17 +43,13 @@ if [ "$DEVICE" = cuda ]; then
     trap 'kill "$monitor" 2>/dev/null; pack' EXIT
 fi
 
-# the mixed recipe's styles (long_run.sh's TWICE512 layout): train512 twice, cut at other crops the
-# second time, beside the 256 px paintings at their own scale
+# the CPU's standing recipe (long_run.sh's, with TWICE512), from the carried copies of its styles
+source scripts/mixed_recipe.sh
 styles=$WORK/styles
-for set in style:train512 style:train512-again style-small:train; do
-    mkdir -p "$styles/${set#*:}"
-    ln -sfn "$(realpath "$CARRY/${set%%:*}")"/* "$styles/${set#*:}/"
-done
+mixed_styles "$styles" "$CARRY/style" "$CARRY/style-small" 1
 
-common=(--content-dir "$CARRY/content" --style-dir "$styles" --load-size 512 --crop-size 256
-    --lr 5e-5 --warmup 200 --no-style-upscale --mix-styles 0.5 --mix-reach 0.5
-    --feature-cache "$WORK/features" --ema 0.999 --max-iter "${MAX_ITER:-160000}" --save-every 1000
+common=(--content-dir "$CARRY/content" --style-dir "$styles" "${MIXED_RECIPE[@]}" --lr 5e-5
+    --feature-cache "$WORK/features" --max-iter "${MAX_ITER:-160000}" --save-every 1000
     --keep-every "$KEEP_EVERY" --log-every 20 --image-every 1000000 --no-tensorboard
     --device "$DEVICE" --precision "$PRECISION" --no-winograd --init-decoder src/adain/decoder.safetensors
     --resume -q ${EXTRA:-})

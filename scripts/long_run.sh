@@ -88,31 +88,24 @@ mixed512)
     # default 0.93), --distil-feedback: the content target is the starting decoder's two-pass output
     # (--feedback 0.5 --alpha 0.93), ...-distil0.5a0.93; LR (session 27, default 5e-5), ...-lr$LR:
     # the GPU lease showed this recipe leaving stage 10's 512² behaviour at 5e-5 within 1,000 iterations
+    # (the recipe's flags and its folder of style links: scripts/mixed_recipe.sh, shared with
+    # device_chunk.sh)
     TWICE512=${TWICE512-1}
-    MIX=${MIX-0.5}
-    REACH=${REACH-0.5}
-    [ -z "$MIX" ] && REACH=
+    source scripts/mixed_recipe.sh
     STYLES=$ADAIN_HOME/styles-mixed${TWICE512:+-x2}
-    sets=(train512 train)
-    [ -n "${TWICE512:-}" ] && sets+=(train512:train512-again)
-    for set in "${sets[@]}"; do
-        mkdir -p "$STYLES/${set#*:}"
-        ln -sfn "$(realpath "$SHARED/data/style/${set%%:*}")"/*.jpg "$STYLES/${set#*:}/"
-    done
+    mixed_styles "$STYLES" "$SHARED/data/style/train512" "$SHARED/data/style/train" "$TWICE512"
     variant=()  # the flags of the variants above that are switched on
     [ -n "${JITTER:-}" ] && variant+=(--jitter-styles "$JITTER")
     [ -n "${STYLE_WEIGHT:-}" ] && variant+=(--style-weight "$STYLE_WEIGHT")
-    [ -n "${MIX:-}" ] && variant+=(--mix-styles "$MIX")
-    [ -n "${REACH:-}" ] && variant+=(--mix-reach "$REACH")
     [ -n "${SEED:-}" ] && variant+=(--seed "$SEED")
     [ -n "${LAYERS:-}" ] && variant+=(--style-layer-weights "$LAYERS")
     [ -n "${CLAMP:-}" ] && variant+=(--clamp-output)
     [ -n "${DISTIL:-}" ] && DISTIL_ALPHA=${DISTIL_ALPHA:-0.93} && variant+=(--distil-feedback "$DISTIL" --distil-alpha "$DISTIL_ALPHA")
     LR=${LR:-5e-5}
     RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c256-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
-    recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES"
-        --load-size 512 --crop-size 256 --batch-size 4 --lr "$LR" --warmup 200 --no-style-upscale "${variant[@]}"
-        --feature-cache "$ADAIN_HOME/features" --ema 0.999 --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;
+    recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES" "${MIXED_RECIPE[@]}"
+        --batch-size 4 --lr "$LR" "${variant[@]}" --feature-cache "$ADAIN_HOME/features"
+        --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;
 jitter512)
     # crop512 with each cached style crop turned and mirrored at random (JITTER=turn, the default),
     # or also hue-rotated (JITTER=turn+hue: session 14's first try, worse at 2,000 iterations in the

@@ -1,0 +1,31 @@
+# Issue 14's standing recipe ("mixed512", the default of long_run.sh since session 14), sourced by
+# long_run.sh (the CPU's runs) and device_chunk.sh (a lent GPU's chunk), so that both train the same
+# thing from their own copies of the data.
+#
+#   source scripts/mixed_recipe.sh
+#   mixed_styles "$STYLES" PAINTINGS_512 PAINTINGS_256 1     # then: --style-dir "$STYLES"
+#   adain train ... "${MIXED_RECIPE[@]}" --batch-size 4 --lr 5e-5 ...
+#
+# MIX and REACH (each 0.5 unless set; MIX= switches blending off) are --mix-styles and --mix-reach.
+
+# One folder of links to every style image: the 512 px paintings in train512/ (and, with TWICE,
+# again in train512-again/, cut at other crops, so that they are drawn about as often as the 256 px
+# ones) beside the 256 px paintings in train/, at their own scale (--no-style-upscale). Names repeat
+# between the two sets, so each keeps its own subfolder; the feature cache knows them by these paths.
+mixed_styles() {
+    local dest=$1 large=$2 small=$3 twice=${4:-} set
+    local sets=("$large:train512" "$small:train")
+    [ -n "$twice" ] && sets+=("$large:train512-again")
+    for set in "${sets[@]}"; do
+        mkdir -p "$dest/${set##*:}"
+        ln -sfn "$(realpath "${set%:*}")"/* "$dest/${set##*:}/"
+    done
+}
+
+MIX=${MIX-0.5}
+REACH=${REACH-0.5}
+[ -z "$MIX" ] && REACH=
+# 512 px content, 256 px crops of cached features, warm-up and moving average (batch size, learning
+# rate and the cache's folder are the caller's)
+MIXED_RECIPE=(--load-size 512 --crop-size 256 --warmup 200 --no-style-upscale --ema 0.999
+    ${MIX:+--mix-styles "$MIX"} ${REACH:+--mix-reach "$REACH"})
