@@ -7,7 +7,9 @@ Two workloads, each timed both ways with the same stylizer, the order alternated
   ``adain stylize CONTENTS STYLES`` runs), against the same jobs one ``Stylizer.__call__`` at a time
   outside the block, each encoding its content again;
 - ``eval``: ``adain.evaluate.evaluate`` (what ``adain eval`` runs: stylize and measure both losses),
-  against the same with a stylizer whose ``reusing_content`` keeps nothing.
+  against the same with a stylizer whose ``reusing_content`` keeps nothing;
+- ``dataset``: ``adain dataset --per-content N`` (N: the number of styles, drawn at random) on a
+  tree of one content at a time, in this process (``--workers 1``), against its tasks one at a time.
 The outputs are checked to be identical pixel for pixel. Styles are encoded once either way (``batch.StyleCache``).
 """
 
@@ -25,6 +27,7 @@ import torch
 from results_file import add_out_flags, parse_args, write_results
 
 from adain import Stylizer, batch, images
+from adain.dataset import DatasetConfig, DatasetRun, _do, _encode_styles, _run, _worker
 from adain.evaluate import evaluate, summarize
 
 IMAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "images"
@@ -54,7 +57,7 @@ def main() -> None:
     plain = EncodingEachTime(stylizer.encoder, stylizer.decoder, "cpu", precision=args.precision)
     stylizer(contents[0], styles[0], content_size=args.size, style_size=args.size, crop=True)  # warm-up
 
-    seconds = {"stylize": {"reused": 0.0, "each time": 0.0}, "eval": {"reused": 0.0, "each time": 0.0}}
+    seconds = {work: {"reused": 0.0, "each time": 0.0} for work in ("stylize", "eval", "dataset")}
     with tempfile.TemporaryDirectory() as tmp:
         for i, content in enumerate(contents):
             jobs, _ = batch.plan([content], styles, tmp, ext="png", overwrite=True)
@@ -78,6 +81,29 @@ def main() -> None:
                 summaries[way] = summarize(evaluate(which, [content], styles, size=args.size, progress=False))
                 seconds["eval"][way] += time.perf_counter() - start
             assert summaries["reused"]["adain"]["style_loss"] == summaries["each time"]["adain"]["style_loss"]
+
+            tree = Path(tmp) / f"tree{i}"
+            (tree / "src").mkdir(parents=True)
+            (tree / "src" / content.name).symlink_to(content)
+            configs = {way: DatasetConfig(str(tree / "src"), str(styles[0].parent), str(tree / way), len(styles),
+                                          content_size=args.size, style_size=args.size, ext="png")
+                       for way in ("reused", "each time")}  # fmt: skip
+            for config in configs.values():
+                Path(config.out).mkdir()
+            tasks = DatasetRun(configs["reused"]).plan()
+            codes = _encode_styles(configs["reused"], sorted({t.style for t in tasks}))
+            for way in ("reused", "each time") if i % 2 == 0 else ("each time", "reused"):
+                start = time.perf_counter()
+                if way == "reused":
+                    statuses = [status for _, status in _run(configs[way], codes, tasks, 1)]
+                else:
+                    _worker.update(config=configs[way], codes=codes)
+                    statuses = [_do(task)[1] for task in tasks]
+                seconds["dataset"][way] += time.perf_counter() - start
+                assert statuses == ["ok"] * len(tasks), statuses
+            for task in tasks:
+                made = [(tree / way / task.output).read_bytes() for way in configs]
+                assert made[0] == made[1], "outputs differ"
             print(f"{content.name}: done")
 
     pairs = len(contents) * len(styles)

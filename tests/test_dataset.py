@@ -212,3 +212,26 @@ def test_an_unreachable_ray_cluster_is_one_line(tree, tmp_path, decoder_file, ca
     assert "cannot reach a Ray cluster at 127.0.0.1:1" in err and len(err.strip().splitlines()) == 1
     assert main(dataset_args(tree, out, decoder_file, "--ray-address", "auto")) == 2
     assert "--ray-address goes with --engine ray" in capsys.readouterr().err
+
+
+def test_a_content_is_encoded_once_for_all_its_styles(tree, tmp_path, decoder_file, monkeypatch):
+    from adain import dataset
+    from adain.dataset import DatasetConfig, DatasetRun
+
+    make_stylizer, calls = dataset._stylizer, []
+
+    def counting(config):
+        stylizer = make_stylizer(config)
+        encode = stylizer.encode
+        stylizer.encode = lambda x: calls.append(x.shape) or encode(x)
+        return stylizer
+
+    monkeypatch.setattr(dataset, "_stylizer", counting)
+    src, styles = tree
+    weights = {"decoder": str(decoder_file), **({"vgg": str(SHARED_VGG)} if SHARED_VGG.is_file() else {})}
+    config = DatasetConfig(str(src), str(styles), str(tmp_path / "out"), per_content=3, style_size=32, weights=weights)
+    run = DatasetRun(config)
+    assert [len(group) for group in dataset.by_content(run.plan())] == [3] * 6
+    assert run.execute(workers=1, progress=False) == {"written": 18, "skipped": 0, "failed": 0}
+    styles_used = len({row["style"] for row in manifest(tmp_path / "out")})
+    assert len(calls) == styles_used + 6  # each style once, each of the 6 contents once

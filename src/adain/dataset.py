@@ -216,16 +216,36 @@ def _do(task: Task) -> tuple[Task, str]:
     return task, "ok"
 
 
+def _do_content(tasks: list[Task]) -> list[tuple[Task, str]]:
+    """One content's outputs (``--per-content`` of them) in a row, its features encoded once."""
+    with _worker["stylizer"].reusing_content():
+        return [_do(task) for task in tasks]
+
+
+def by_content(tasks: Sequence[Task]) -> list[list[Task]]:
+    """The tasks in their order, those of one content (consecutive in ``plan``) together."""
+    groups: list[list[Task]] = []
+    for task in tasks:
+        if groups and groups[-1][0].source == task.source:
+            groups[-1].append(task)
+        else:
+            groups.append([task])
+    return groups
+
+
 def _run(config: DatasetConfig, codes: dict, tasks: list[Task], workers: int) -> Iterator[tuple[Task, str]]:
+    groups = by_content(tasks)
     if workers <= 1:
         _worker.update(config=config, codes=codes)
-        yield from map(_do, tasks)
+        for group in groups:
+            yield from _do_content(group)
         return
     # spawned, not forked: a fork of a process whose OpenMP threads have run can hang in its first conv
     context = multiprocessing.get_context("spawn")
     with _worker_environment(), ProcessPoolExecutor(workers, context, initializer=_start_worker,
                                                     initargs=(config, codes)) as pool:  # fmt: skip
-        yield from pool.map(_do, tasks, chunksize=4)
+        for done in pool.map(_do_content, groups, chunksize=max(1, 4 // config.per_content)):
+            yield from done
 
 
 # Numba's thread pool is sized when numba is first imported, whatever set_num_threads says later:
@@ -253,7 +273,8 @@ def _run_ray(
     config: DatasetConfig, codes: dict, tasks: list[Task], workers: int, address: str | None
 ) -> Iterator[tuple[Task, str]]:
     """The same work on Ray: ``workers`` actors of one CPU each, each with its own Stylizer, fed
-    in order (results come back in task order, as the manifest wants them). Paths are plain, so on
+    a content's tasks at a time, in order (results come back in task order, as the manifest wants
+    them). Paths are plain, so on
     a cluster every node must see the source, style and output trees at the same paths."""
     try:
         import ray
@@ -275,7 +296,8 @@ def _run_ray(
     try:
         painter = ray.remote(num_cpus=1, runtime_env={"env_vars": WORKER_ENVIRONMENT})(_RayPainter)
         pool = ActorPool([painter.remote(config, codes) for _ in range(workers)])
-        yield from pool.map(lambda actor, task: actor.do.remote(task), tasks)
+        for done in pool.map(lambda actor, group: actor.do_content.remote(group), by_content(tasks)):
+            yield from done
     except ray.exceptions.RayError as exc:  # a worker or node lost: what is done stays in the manifest
         raise AdainError(
             f"the Ray run stopped ({type(exc).__name__}: {files.first_line(exc)}); run the same command to continue"
@@ -307,5 +329,5 @@ class _RayPainter:
     def __init__(self, config: DatasetConfig, codes: dict) -> None:
         _start_worker(config, codes)
 
-    def do(self, task: Task) -> tuple[Task, str]:
-        return _do(task)
+    def do_content(self, tasks: list[Task]) -> list[tuple[Task, str]]:
+        return _do_content(tasks)
