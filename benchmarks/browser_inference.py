@@ -4,7 +4,9 @@ model files' sizes, fp32 and fp16.
 
 Browser: ``adain serve`` on 127.0.0.1 (cross-origin isolated, so WebAssembly runs threaded), the
 canonical content at 512 px short side and a style, the page's own "Done in" time; the first run
-includes fetching and compiling the models, the later ones do not. CPU: ``Stylizer`` with
+includes fetching and compiling the models, the later ones do not (each chooses the photo and the
+style anew, so each encodes both); then the same photo and style at other strengths, which the page
+paints from the encodings it kept (the decoder alone). CPU: ``Stylizer`` with
 ``backend="onnx"`` and the default torch backend on the same pair (style encoding included, as
 in the page).
 
@@ -40,7 +42,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def browser_times(runs: int) -> tuple[list[float], str]:
+def browser_times(runs: int) -> tuple[list[float], list[float], str]:
     from playwright.sync_api import sync_playwright
 
     port = free_port()
@@ -63,22 +65,37 @@ def browser_times(runs: int) -> tuple[list[float], str]:
             page.wait_for_function("!document.getElementById('mode-browser').disabled", timeout=60_000)
             page.check("#mode-browser")
             page.select_option("#size", "512")
-            page.set_input_files("#content", str(CONTENT))
-            page.set_input_files("#style-files", str(STYLE))
-            times, label = [], ""
-            for _ in range(runs):
+
+            def done_in() -> tuple[float, str]:
                 page.evaluate("document.getElementById('status').textContent = ''")
                 page.click("#go")
-                page.wait_for_function("/Done in|Could not/.test(document.getElementById('status').textContent + "
-                                       "document.getElementById('error').textContent)", timeout=600_000)  # fmt: skip
-                status = page.inner_text("#status")
-                times.append(float(re.search(r"Done in ([\d.]+) s", status).group(1)))
+                page.wait_for_function("/Done in/.test(document.getElementById('status').textContent) || "
+                                       "document.getElementById('error').textContent", timeout=600_000)  # fmt: skip
+                status, error = page.inner_text("#status"), page.inner_text("#error")
+                assert not error, error
+                return float(re.search(r"Done in ([\d.]+) s", status).group(1)), status
+
+            times, kept = [], []
+            for _ in range(runs):  # the photo and the style chosen anew: nothing kept from the last run
+                if page.locator("#chosen li").count():
+                    page.click("#chosen li button")
+                for field, path in (("#content", CONTENT), ("#style-files", STYLE)):
+                    page.set_input_files(field, [])  # else choosing the same file again changes nothing
+                    page.set_input_files(field, str(path))
+                seconds, status = done_in()
+                times.append(seconds)
                 label = re.search(r"\((.*?);", status).group(1)
+            for alpha in ("0.9", "0.8", "0.7")[:runs]:  # another strength: both encodings kept
+                page.fill("#alpha", alpha)
+                page.dispatch_event("#alpha", "input")
+                seconds, status = done_in()
+                assert "2 encodings kept" in status, status
+                kept.append(seconds)
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return times, label
+    return times, kept, label
 
 
 def cpu_times(backend: str, runs: int) -> list[float]:
@@ -106,15 +123,17 @@ def main() -> None:
             sizes[precision] = {
                 name: (out / name).stat().st_size for name in ("encoder.onnx", "decoder.onnx")
             }
-    browser, label = browser_times(args.runs)
+    # the CPU first: a closing browser and server would still hold the cores for a while
+    on_cpu = {"onnxruntime_cpu": cpu_times("onnx", args.runs), "torch_cpu": cpu_times("torch", args.runs)}
+    browser, kept, label = browser_times(args.runs)
     result = {
         "image": f"{CONTENT.name} at 512 px short side, style {STYLE.name} at 512 px",
         "browser": {"runtime": label, "seconds": browser, "first_includes_loading_models": True},
-        "onnxruntime_cpu": {"seconds": cpu_times("onnx", args.runs)},
-        "torch_cpu": {"seconds": cpu_times("torch", args.runs)},
+        "browser_other_strength": {"seconds": kept, "encodings_kept": True},
+        **{name: {"seconds": seconds} for name, seconds in on_cpu.items()},
         "model_bytes": sizes,
     }
-    for name in ("browser", "onnxruntime_cpu", "torch_cpu"):
+    for name in ("browser", "browser_other_strength", "onnxruntime_cpu", "torch_cpu"):
         print(f"{name}: {', '.join(f'{t:.2f}' for t in result[name]['seconds'])} s")
     print(f"model sizes: {sizes}")
     write_results(args.out, result)

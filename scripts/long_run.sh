@@ -138,6 +138,8 @@ if [ -n "${CORE:-}" ]; then
     export OMP_NUM_THREADS=1
     pin=(taskset -c "$CORE")
 fi
+# PRECISION (session 28): --precision, the arithmetic, not part of the recipe (a run resumes in
+# another); auto measures which is faster on this machine
 nohup "${pin[@]}" nice -n 19 .venv/bin/adain train "${recipe[@]}" --out-dir "$RUN" --resume "${start[@]}" \
-    --time-limit "$MINUTES" -q >>"$RUN.log" 2>&1 &
+    ${PRECISION:+--precision "$PRECISION"} --time-limit "$MINUTES" -q >>"$RUN.log" 2>&1 &
 echo "training in the background (pid $!): $RUN, log $RUN.log"

@@ -161,9 +161,20 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         click_and_wait(page)
         status = page.inner_text("#status")
         assert "in this browser (WebAssembly" in status and "nothing was uploaded" in status
-        data = page.evaluate(
-            "fetch(document.getElementById('output').src).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)))"
-        )
+        assert "kept from an earlier run" not in status
+        output = "fetch(document.getElementById('output').src).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)))"
+        data = page.evaluate(output)
+        if controls == "alpha":  # another strength: the photo and the style are not encoded again
+            page.fill("#alpha", "0.5")
+            page.dispatch_event("#alpha", "input")
+            page.click("#go")  # its handler says "Working" before it yields
+            page.wait_for_function(
+                "/^Done/.test(document.getElementById('status').textContent) || document.getElementById('error').textContent",
+                timeout=300_000,
+            )
+            assert page.inner_text("#error") == ""
+            assert "2 encodings kept from an earlier run" in page.inner_text("#status")
+            weaker = Image.open(io.BytesIO(bytes(page.evaluate(output)))).convert("RGB")
         browser.close()
     assert posted == []  # the photo never left the page
     in_browser = Image.open(io.BytesIO(bytes(data))).convert("RGB")
@@ -185,6 +196,11 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
     assert in_browser.size == on_server.size == Image.open(content).size
     print(f"{controls}: {psnr(in_browser, on_server):.1f} dB")
     assert psnr(in_browser, on_server) >= 35
+    if controls == "alpha":
+        response = httpx.post(server + "/v1/stylize", data={**form, "alpha": "0.5"}, files=files, timeout=300)
+        on_server_weaker = Image.open(io.BytesIO(response.content)).convert("RGB")
+        print(f"{controls}, 0.5 from kept encodings: {psnr(weaker, on_server_weaker):.1f} dB")
+        assert psnr(weaker, on_server_weaker) >= 35 and psnr(weaker, in_browser) < 35
     if "feedback" in controls:  # the box did something, in the browser as on the server
         once = httpx.post(server + "/v1/stylize", data={**form, "feedback": "0"}, files=files, timeout=300)
         plain = Image.open(io.BytesIO(once.content)).convert("RGB")

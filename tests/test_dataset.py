@@ -229,7 +229,9 @@ def test_a_content_is_encoded_once_for_all_its_styles(tree, tmp_path, decoder_fi
     monkeypatch.setattr(dataset, "_stylizer", counting)
     src, styles = tree
     weights = {"decoder": str(decoder_file), **({"vgg": str(SHARED_VGG)} if SHARED_VGG.is_file() else {})}
-    config = DatasetConfig(str(src), str(styles), str(tmp_path / "out"), per_content=3, style_size=32, weights=weights)
+    config = DatasetConfig(
+        str(src), str(styles), str(tmp_path / "out"), per_content=3, style_size=32, weights=weights
+    )
     run = DatasetRun(config)
     assert [len(group) for group in dataset.by_content(run.plan())] == [3] * 6
     assert run.execute(workers=1, progress=False) == {"written": 18, "skipped": 0, "failed": 0}

@@ -249,13 +249,47 @@ def test_fast_path_matches_the_plain_fp32_path(content_size, precision):
 
 
 def test_precision_auto_follows_the_hardware():
+    from adain.backend import cpu_prefers_bf16
     from adain.devices import cpu_has_native_bf16, pick_precision
 
     cpu = torch.device("cpu")
-    assert pick_precision("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    native = cpu_has_native_bf16()
+    assert pick_precision("auto", cpu) == (torch.bfloat16 if native and cpu_prefers_bf16() else None)
     assert pick_precision("fp32", cpu) is None and pick_precision("bf16", cpu) == torch.bfloat16
     with pytest.raises(AdainError, match="unknown precision"):
         pick_precision("int8", cpu)
+
+
+def test_auto_precision_is_measured_once_and_remembered(tmp_path, monkeypatch):
+    """On a CPU with native bf16 the faster arithmetic is timed once, kept per machine in
+    ``$ADAIN_HOME/precision.json``, and timed again only when that file does not say."""
+    import json
+
+    from adain import backend, devices
+
+    monkeypatch.setenv("ADAIN_HOME", str(tmp_path))
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    timings = [{"bf16": 0.4, "fp32": 0.2}]
+    monkeypatch.setattr(backend, "time_arithmetic", lambda: timings.pop())
+    cpu = torch.device("cpu")
+    assert devices.pick_precision("auto", cpu) is None  # fp32 measured faster
+    assert devices.pick_precision("auto", cpu) is None  # remembered: timings is empty now
+    [entry] = json.loads((tmp_path / "precision.json").read_text()).values()
+    assert entry == {"choice": "fp32", "seconds": {"bf16": 0.4, "fp32": 0.2}}
+    (tmp_path / "precision.json").write_text("[not ours")
+    timings.append({"bf16": 0.1, "fp32": 0.2})
+    assert devices.pick_precision("auto", cpu) == torch.bfloat16  # a bad file is measured again
+    assert devices.pick_precision("fp32", cpu) is None  # asked for: never measured
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    (tmp_path / "precision.json").unlink()
+    assert devices.pick_precision("auto", cpu) is None and not (tmp_path / "precision.json").exists()
+
+
+def test_timing_the_arithmetic_runs_both_pipelines():
+    from adain.backend import time_arithmetic
+
+    seconds = time_arithmetic(size=32, runs=1)
+    assert set(seconds) == {"bf16", "fp32"} and all(t > 0 for t in seconds.values())
 
 
 @pytest.mark.parametrize("text", ["", "a,1", "1,-1", "0,0", "nan,1", "1,inf"])

@@ -4,23 +4,26 @@ The fast path (the default) is the paper's network computed with less work, with
 fidelity gate of 40 dB PSNR to the plain fp32 network:
 - channels_last tensors, so oneDNN/cuDNN pick their faster convolutions;
 - every upsample -> pad -> conv of the decoder run at the low resolution (``nets.UpsampleConv``);
-- bf16 autocast where the hardware has fast bf16 (a GPU; a CPU with AVX-512 BF16 or AMX: 47.1 dB at
-  worst on the canonical images, ``benchmarks/fidelity.py``), the encoder's layers up to relu1_1
-  kept in fp32;
+- bf16 autocast where the hardware has fast bf16 (a GPU; a CPU with AVX-512 BF16 or AMX where it
+  measured faster, ``cpu_prefers_bf16``: 47.1 dB at worst on the canonical images,
+  ``benchmarks/fidelity.py``), the encoder's layers up to relu1_1 kept in fp32;
 - elsewhere on the CPU, the wide 3x3 convs as Winograd F(6x6, 3x3) in fp32 (``winograd.py``).
 ``fast=False`` is the plain fp32 network, for comparisons.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import winograd
-from .devices import dtype_name, pick_device, pick_precision
+from . import files, winograd
+from .devices import describe_device, dtype_name, pick_device, pick_precision
 from .nets import Decoder, Encoder, fuse_upsampling
 
 
@@ -107,3 +110,58 @@ class Backend:
             return "cpu, ONNX Runtime float32"
         kernels = ", Winograd convs" if self.winograd else ""
         return f"{self.device.type}, {dtype_name(self.dtype)}{kernels}"
+
+
+# -- which arithmetic is faster on this CPU ------------------------------------------------------
+
+CALIBRATION_FILE = "precision.json"
+
+
+def cpu_prefers_bf16() -> bool:
+    """Whether the pipeline runs faster in bf16 than in fp32 (with Winograd convs) on this CPU, one
+    that has native bf16: timed once on the networks themselves (random weights, 256² image) and
+    remembered in ``$ADAIN_HOME/precision.json`` per CPU model, thread count and PyTorch version.
+
+    Native bf16 is not enough to go by: a 2-core AMD EPYC with AVX-512 BF16 ran the 512² pipeline
+    1.45x faster in bf16, a 2-core Intel Xeon with AVX-512 BF16 (its AMX not exposed) 2.2x slower,
+    and training 1.9x slower (README, "Performance")."""
+    from .weights import adain_home
+
+    key = (
+        f"{describe_device(torch.device('cpu'))}; torch {torch.__version__}; winograd {winograd.available()}"
+    )
+    path = adain_home() / CALIBRATION_FILE
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}  # not ours: measured again and written over
+    entry = known.get(key)
+    if isinstance(entry, dict) and entry.get("choice") in ("bf16", "fp32"):
+        return entry["choice"] == "bf16"
+    seconds = time_arithmetic()
+    known[key] = {"choice": min(seconds, key=seconds.get), "seconds": seconds}
+    with contextlib.suppress(OSError):  # a read-only home: measured again next time
+        files.write_text(path, json.dumps(known, indent=2) + "\n")
+    return known[key]["choice"] == "bf16"
+
+
+def time_arithmetic(size: int = 256, runs: int = 2) -> dict[str, float]:
+    """Seconds for encode then decode of a ``size``² image in each arithmetic the CPU could use
+    (the best of ``runs`` after a first call), as ``Backend.choose`` would set them up."""
+    torch.manual_seed(0)
+    encoder, decoder = Encoder(), Decoder()
+    image = torch.rand(1, 3, size, size).contiguous(memory_format=torch.channels_last)
+    seconds = {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", None)):
+        backend = Backend(torch.device("cpu"), dtype, torch.channels_last, True, dtype is None)
+        encode, decode = backend.encoder(backend.place(encoder)), backend.decoder(backend.place(decoder))
+        times = []
+        with torch.inference_mode():
+            for _ in range(runs + 1):
+                start = time.perf_counter()
+                decode(encode(image))
+                times.append(time.perf_counter() - start)
+        seconds[name] = min(times[1:])
+    return seconds

@@ -34,8 +34,9 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype: bf16 on a CPU that has native bf16 (AVX-512 BF16 or AMX), fp16/bf16 on
-    CUDA, else none (plain fp32: emulated bf16 on older CPUs is slower than fp32)."""
+    """The autocast dtype: fp16/bf16 on CUDA; bf16 on a CPU that has native bf16 (AVX-512 BF16 or
+    AMX) where it measured faster than fp32 (``backend.cpu_prefers_bf16``, timed once per machine);
+    else none (plain fp32: emulated bf16 on older CPUs is slower than fp32)."""
     if precision not in PRECISIONS:
         raise AdainError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     if precision == "fp32":
@@ -44,7 +45,11 @@ def pick_precision(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if precision == "bf16" else torch.float16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_native_bf16() else None
+    if not cpu_has_native_bf16():
+        return None
+    from .backend import cpu_prefers_bf16  # it builds the networks to time them
+
+    return torch.bfloat16 if cpu_prefers_bf16() else None
 
 
 def dtype_name(autocast_dtype: torch.dtype | None) -> str:

@@ -134,7 +134,8 @@ def add_weights_flags(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=defaults.PRECISIONS,
         default="auto",
-        help="auto: bf16 on a GPU or a CPU with native bf16, else fp32 (with Winograd convs on the CPU)",
+        help="auto: bf16 on a GPU, or on a CPU with native bf16 where it measured faster (timed once, "
+        "remembered in $ADAIN_HOME/precision.json), else fp32 (with Winograd convs on the CPU)",
     )
     parser.add_argument(
         "--backend",

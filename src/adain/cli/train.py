@@ -48,7 +48,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--no-tensorboard", dest="tensorboard", action="store_false",
         help="no TensorBoard logs (written to OUT_DIR/tensorboard when the package is installed)")  # fmt: skip
     add("--precision", choices=d.PRECISIONS, default="auto",
-        help="auto: bf16 where the CPU has it natively, fp16/bf16 on CUDA, else fp32")  # fmt: skip
+        help="auto: fp16/bf16 on CUDA, bf16 on a CPU with native bf16 where it measured faster "
+             "($ADAIN_HOME/precision.json), else fp32")  # fmt: skip
     add("--no-channels-last", dest="channels_last", action="store_false")
     add("--no-winograd", dest="winograd", action="store_false",
         help="plain PyTorch convolutions instead of the CPU's Winograd kernels")  # fmt: skip
