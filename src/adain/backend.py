@@ -120,16 +120,16 @@ CALIBRATION_FILE = "precision.json"
 def cpu_prefers_bf16() -> bool:
     """Whether the pipeline runs faster in bf16 than in fp32 (with Winograd convs) on this CPU, one
     that has native bf16: timed once on the networks themselves (random weights, 256² image) and
-    remembered in ``$ADAIN_HOME/precision.json`` per CPU model, thread count and PyTorch version.
+    remembered in ``$ADAIN_HOME/precision.json`` per CPU model and PyTorch version.
 
     Native bf16 is not enough to go by: a 2-core AMD EPYC with AVX-512 BF16 ran the 512² pipeline
     1.45x faster in bf16, a 2-core Intel Xeon with AVX-512 BF16 (its AMX not exposed) 2.2x slower,
     and training 1.9x slower (README, "Performance")."""
     from .weights import adain_home
 
-    key = (
-        f"{describe_device(torch.device('cpu'))}; torch {torch.__version__}; winograd {winograd.available()}"
-    )
+    # not per thread count: worker processes of one thread would otherwise choose apart from their parent
+    cpu = describe_device(torch.device("cpu")).rsplit(",", 1)[0]
+    key = f"{cpu}; torch {torch.__version__}; winograd {winograd.available()}"
     path = adain_home() / CALIBRATION_FILE
     try:
         known = json.loads(path.read_text())
