@@ -325,7 +325,11 @@ def test_reusing_content_encodes_a_content_once_and_changes_nothing(stylizer, mo
         content_changed.mul_(0.5)  # in place, after its features were kept
         halved = stylizer.stylize_tensor(content_changed, [codes[0]])
         assert len(calls) == 4
+        with stylizer.reusing_content():  # nested, as a loop of batch.stylize_jobs in a caller's block
+            stylizer.stylize_tensor(content, [codes[0]])
+        stylizer.stylize_tensor(content, [codes[0]])
+        assert len(calls) == 5  # the outer block still keeps what the inner one encoded
     for g, e in zip(got, expected, strict=True):
         assert torch.equal(g, e)
     assert torch.equal(halved, stylizer.stylize_tensor(content * 0.5, [codes[0]]))
-    assert len(calls) == 5 and stylizer._last_content is None  # nothing kept outside the block
+    assert len(calls) == 6 and stylizer._last_content is None  # nothing kept outside the block

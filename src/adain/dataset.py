@@ -274,8 +274,8 @@ def _run_ray(
 ) -> Iterator[tuple[Task, str]]:
     """The same work on Ray: ``workers`` actors of one CPU each, each with its own Stylizer, fed
     a content's tasks at a time, in order (results come back in task order, as the manifest wants
-    them). Paths are plain, so on
-    a cluster every node must see the source, style and output trees at the same paths."""
+    them). Paths are plain, so on a cluster every node must see the source, style and output trees
+    at the same paths."""
     try:
         import ray
         from ray.util import ActorPool

@@ -201,11 +201,12 @@ class Stylizer:
         the last call serve, so each further style costs a decoder pass alone. The inputs are
         compared whole, so the results are exactly those of encoding each time. Images large enough
         to need tiles are encoded each time. Outside the block nothing is kept."""
-        self._last_content = []
+        outer = self._last_content  # a block inside another shares its memory and leaves it on
+        self._last_content = [] if outer is None else outer
         try:
             yield self
         finally:
-            self._last_content = None
+            self._last_content = outer
 
     # -- the pipeline ------------------------------------------------------------------------
 
