@@ -6,7 +6,10 @@
 #   mixed_styles "$STYLES" PAINTINGS_512 PAINTINGS_256 1     # then: --style-dir "$STYLES"
 #   adain train ... "${MIXED_RECIPE[@]}" --batch-size 4 --lr 5e-5 ...
 #
-# MIX and REACH (each 0.5 unless set; MIX= switches blending off) are --mix-styles and --mix-reach.
+# MIX and REACH (each 0.5 unless set; MIX= switches blending off) are --mix-styles and --mix-reach;
+# CROP (256 unless set) is --crop-size, and TARGETS=whole --style-targets whole (session 29: CROP=512
+# TARGETS=whole trains on the whole 512 px photo against the whole painting's statistics, what the
+# 512² evaluation asks of the decoder; the 256 px paintings stay at their own size).
 
 # One folder of links to every style image: the 512 px paintings in train512/ (and, with TWICE,
 # again in train512-again/, cut at other crops, so that they are drawn about as often as the 256 px
@@ -25,7 +28,8 @@ mixed_styles() {
 MIX=${MIX-0.5}
 REACH=${REACH-0.5}
 [ -z "$MIX" ] && REACH=
-# 512 px content, 256 px crops of cached features, warm-up and moving average (batch size, learning
+CROP=${CROP:-256}
+# 512 px content, CROP px crops of cached features, warm-up and moving average (batch size, learning
 # rate and the cache's folder are the caller's)
-MIXED_RECIPE=(--load-size 512 --crop-size 256 --warmup 200 --no-style-upscale --ema 0.999
-    ${MIX:+--mix-styles "$MIX"} ${REACH:+--mix-reach "$REACH"})
+MIXED_RECIPE=(--load-size 512 --crop-size "$CROP" --warmup 200 --no-style-upscale --ema 0.999
+    ${MIX:+--mix-styles "$MIX"} ${REACH:+--mix-reach "$REACH"} ${TARGETS:+--style-targets "$TARGETS"})

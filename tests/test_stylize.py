@@ -274,7 +274,9 @@ def test_auto_precision_is_measured_once_and_remembered(tmp_path, monkeypatch):
     cpu = torch.device("cpu")
     assert devices.pick_precision("auto", cpu) is None  # fp32 measured faster
     assert devices.pick_precision("auto", cpu) is None  # remembered: timings is empty now
-    [entry] = json.loads((tmp_path / "precision.json").read_text()).values()
+    [(key, entry)] = json.loads((tmp_path / "precision.json").read_text()).items()
+    # per CPU model, not per thread count: one-thread workers choose as their parent does
+    assert key.startswith(f"CPU: {devices.cpu_name()}; torch ") and "thread" not in key
     assert entry == {"choice": "fp32", "seconds": {"bf16": 0.4, "fp32": 0.2}}
     (tmp_path / "precision.json").write_text("[not ours")
     timings.append({"bf16": 0.1, "fp32": 0.2})

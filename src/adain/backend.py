@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import files, winograd
-from .devices import describe_device, dtype_name, pick_device, pick_precision
+from .devices import cpu_name, dtype_name, pick_device, pick_precision
 from .nets import Decoder, Encoder, fuse_upsampling
 
 
@@ -128,8 +128,7 @@ def cpu_prefers_bf16() -> bool:
     from .weights import adain_home
 
     # not per thread count: worker processes of one thread would otherwise choose apart from their parent
-    cpu = describe_device(torch.device("cpu")).rsplit(",", 1)[0]
-    key = f"{cpu}; torch {torch.__version__}; winograd {winograd.available()}"
+    key = f"CPU: {cpu_name()}; torch {torch.__version__}; winograd {winograd.available()}"
     path = adain_home() / CALIBRATION_FILE
     try:
         known = json.loads(path.read_text())

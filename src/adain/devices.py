@@ -65,19 +65,23 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_name() -> str:
+    """The CPU's model as /proc/cpuinfo names it (else what ``platform`` knows)."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(
+                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name
+            )
+    except OSError:
+        return name
+
+
 def describe_device(device: torch.device) -> str:
     """A GPU's name, or the CPU's model and the threads PyTorch uses: what a timing was measured on."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            name = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name
-            )
-    except OSError:
-        pass
-    return f"CPU: {name}, {torch.get_num_threads()} threads"
+    return f"CPU: {cpu_name()}, {torch.get_num_threads()} threads"
 
 
 # glibc's malloc hands a freed block over M_MMAP_THRESHOLD straight back to the kernel (munmap), and
