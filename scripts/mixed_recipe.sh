@@ -9,7 +9,9 @@
 # MIX and REACH (each 0.5 unless set; MIX= switches blending off) are --mix-styles and --mix-reach;
 # CROP (256 unless set) is --crop-size, and TARGETS=whole --style-targets whole (session 29: CROP=512
 # TARGETS=whole trains on the whole 512 px photo against the whole painting's statistics, what the
-# 512² evaluation asks of the decoder; the 256 px paintings stay at their own size).
+# 512² evaluation asks of the decoder; the 256 px paintings stay at their own size). GAIN (unset
+# unless given) is --style-gain (session 30: each channel's style statistics scaled by a random factor,
+# for styles off the line between paintings).
 
 # One folder of links to every style image: the 512 px paintings in train512/ (and, with TWICE,
 # again in train512-again/, cut at other crops, so that they are drawn about as often as the 256 px
@@ -32,4 +34,5 @@ CROP=${CROP:-256}
 # 512 px content, CROP px crops of cached features, warm-up and moving average (batch size, learning
 # rate and the cache's folder are the caller's)
 MIXED_RECIPE=(--load-size 512 --crop-size "$CROP" --warmup 200 --no-style-upscale --ema 0.999
-    ${MIX:+--mix-styles "$MIX"} ${REACH:+--mix-reach "$REACH"} ${TARGETS:+--style-targets "$TARGETS"})
+    ${MIX:+--mix-styles "$MIX"} ${REACH:+--mix-reach "$REACH"} ${TARGETS:+--style-targets "$TARGETS"}
+    ${GAIN:+--style-gain "$GAIN"})

@@ -595,6 +595,35 @@ def test_mix_styles_needs_the_cache_and_a_probability(dataset, tmp_path, capsys)
         assert main(train_args(dataset, tmp_path / "c", *mixing, "--max-iter", "3", "--resume")) == 0
 
 
+def test_style_gain_scales_each_channels_mean_and_std_by_one_random_factor():
+    from adain import features
+
+    contents = features.ContentFeatures([torch.rand(512, 4, 4) for _ in range(4)])
+    mean = torch.arange(1, 5)[:, None, None] * 10.0 + torch.zeros(4, 3, 960)
+    stats = features.StyleStats(mean, 2 * mean)
+    plain = features.CachedBatches(contents, stats, 2, 16, seed=0, gain=0.0)
+    gained = features.CachedBatches(contents, stats, 2, 16, seed=0, gain=0.2)
+    # the same styles drawn (the gain is drawn after them), each channel scaled by its own factor
+    factor = next(gained)[1] / next(plain)[1]
+    torch.testing.assert_close(factor[:, 0], factor[:, 1])  # the mean and std of a channel alike
+    spread = factor[:, 0].log().std()
+    assert 0.17 < spread < 0.23, spread
+    assert factor[0, 0].unique().numel() > 900  # per channel, not per style
+    assert not torch.equal(factor[0], factor[1])  # per target
+
+
+def test_style_gain_needs_the_cache_and_is_described(dataset, tmp_path, capsys):
+    assert exit_status(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--style-gain", "0.2")) != 0
+    err = capsys.readouterr().err
+    assert "--style-gain needs --feature-cache" in err and "Traceback" not in err
+    assert exit_status(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--style-gain", "-1")) != 0
+    assert "--style-gain" in capsys.readouterr().err
+    gaining = ["--feature-cache", tmp_path / "cache", "--style-gain", "0.2"]
+    assert main(train_args(dataset, tmp_path / "b", "--max-iter", "2", *gaining)) == 0
+    assert "each channel's statistics scaled by a random gain (log-std 0.2)" in capsys.readouterr().err
+    assert (tmp_path / "b" / "decoder.safetensors").is_file()
+
+
 def test_style_layer_weights_scale_each_taps_terms():
     from adain.losses import style_loss_terms
 

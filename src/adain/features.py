@@ -287,13 +287,16 @@ class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
     with another style drawn at random, its means and stds a weighted average (weight uniform in
     [0, 1]), as ``Stylizer`` blends styles at relu4_1 (here at all four taps): styles between the paintings.
     ``reach`` > 0 draws the weight from [-reach, 1 + reach] instead: some targets lie beyond either
-    painting, more marked than both (clamped at zero, as the means and stds of ReLU features are)."""
+    painting, more marked than both (clamped at zero, as the means and stds of ReLU features are).
+    ``gain`` > 0 then scales each channel's mean and std at every tap by its own random factor
+    exp(gain * z), z standard normal, as if that feature were painted more or less strongly: styles
+    off the line between two paintings, which blends cannot reach."""
 
     def __init__(self, contents: ContentFeatures, styles: StyleStats, batch_size: int, crop_size: int,
-                 seed: int, mix: float = 0.0, reach: float = 0.0) -> None:  # fmt: skip
+                 seed: int, mix: float = 0.0, reach: float = 0.0, gain: float = 0.0) -> None:  # fmt: skip
         if crop_size % STRIDE:
             raise AdainError(f"--crop-size {crop_size} must be a multiple of {STRIDE} with --feature-cache")
-        self.contents, self.styles, self.mix, self.reach = contents, styles, mix, reach
+        self.contents, self.styles, self.mix, self.reach, self.gain = contents, styles, mix, reach, gain
         self.batch_size, self.size = batch_size, crop_size // STRIDE
         smallest = min(min(f.shape[1:]) for f in contents.features)
         if self.size > smallest:
@@ -323,6 +326,10 @@ class CachedBatches(Iterator[tuple[Tensor, Tensor]]):
             weight = torch.rand(len(style), generator=self.generator) * (1 + 2 * self.reach) - self.reach
             weight *= torch.rand(len(style), generator=self.generator) < self.mix
             style = torch.lerp(style, other, weight[:, None, None]).clamp_min(0)
+        if self.gain:
+            # one factor per channel for its mean and std alike: the channel scaled, its spread as painted
+            z = torch.randn(len(style), 1, style.shape[2], generator=self.generator)
+            style = style * torch.exp(self.gain * z)
         return content, style
 
     def _styles(self, index: Tensor) -> Tensor:

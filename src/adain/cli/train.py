@@ -87,6 +87,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--mix-reach", dest="style_mix_reach", type=flags.non_negative_float, default=0.0, metavar="R",
         help="draw --mix-styles' weight from [-R, 1 + R] instead of [0, 1]: some targets beyond either painting, "
         "more marked than both (clamped at zero); default 0")  # fmt: skip
+    add("--style-gain", type=flags.non_negative_float, default=0.0, metavar="S",
+        help="scale each channel's style mean and std, at every tap, by its own random factor exp(S*z), z standard "
+        "normal: styles off the line between paintings, for unseen ones (needs --feature-cache); e.g. 0.2; "
+        "default 0")  # fmt: skip
     add("--style-layer-weights", type=flags.numbers, default=(), metavar="W1,W2,W3,W4",
         help="weigh the style loss at relu1_1, relu2_1, relu3_1 and relu4_1 by these (e.g. 1,2,1,1: a recipe that "
         "lets the decoder lose less at relu2_1); the logged style loss is the weighted one; default all 1, "
