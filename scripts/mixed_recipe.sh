@@ -11,7 +11,9 @@
 # TARGETS=whole trains on the whole 512 px photo against the whole painting's statistics, what the
 # 512² evaluation asks of the decoder; the 256 px paintings stay at their own size). GAIN (unset
 # unless given) is --style-gain (session 30: each channel's style statistics scaled by a random factor,
-# for styles off the line between paintings).
+# for styles off the line between paintings), and BOLD (unset unless given) --bold-styles (session
+# 30: the styles drawn by their energy to that power, for the marked styles the evaluation's mean
+# is made of).
 
 # One folder of links to every style image: the 512 px paintings in train512/ (and, with TWICE,
 # again in train512-again/, cut at other crops, so that they are drawn about as often as the 256 px
@@ -35,4 +37,4 @@ CROP=${CROP:-256}
 # rate and the cache's folder are the caller's)
 MIXED_RECIPE=(--load-size 512 --crop-size "$CROP" --warmup 200 --no-style-upscale --ema 0.999
     ${MIX:+--mix-styles "$MIX"} ${REACH:+--mix-reach "$REACH"} ${TARGETS:+--style-targets "$TARGETS"}
-    ${GAIN:+--style-gain "$GAIN"})
+    ${GAIN:+--style-gain "$GAIN"} ${BOLD:+--bold-styles "$BOLD"})

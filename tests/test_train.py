@@ -612,7 +612,24 @@ def test_style_gain_scales_each_channels_mean_and_std_by_one_random_factor():
     assert not torch.equal(factor[0], factor[1])  # per target
 
 
-def test_style_gain_needs_the_cache_and_is_described(dataset, tmp_path, capsys):
+def test_bold_styles_draw_the_styles_by_their_energy():
+    from adain import features
+
+    contents = features.ContentFeatures([torch.rand(512, 4, 4) for _ in range(4)])
+    # style i: every relu2_1 mean i + 1 (energy (i + 1)^2), and the first statistic names the style
+    mean = torch.ones(4, 3, 960) * torch.arange(1.0, 5.0)[:, None, None]
+    mean[..., 0] = torch.arange(4.0)[:, None]
+    stats = features.StyleStats(mean, mean)
+    torch.testing.assert_close(features.style_energy(stats), torch.arange(1.0, 5.0) ** 2)
+    drawn = features.CachedBatches(contents, stats, 2, 16, seed=0, bold=0.5)
+    counts = torch.bincount(torch.cat([next(drawn)[1][:, 0, 0] for _ in range(2000)]).long(), minlength=4)
+    torch.testing.assert_close(counts / counts.sum(), torch.arange(1.0, 5.0) / 10, atol=0.02, rtol=0)
+    even = features.CachedBatches(contents, stats, 2, 16, seed=0)
+    counts = torch.bincount(torch.cat([next(even)[1][:, 0, 0] for _ in range(200)]).long(), minlength=4)
+    assert counts.tolist() == [100] * 4  # each once an epoch, as before
+
+
+def test_style_gain_and_bold_styles_need_the_cache_and_are_described(dataset, tmp_path, capsys):
     assert exit_status(train_args(dataset, tmp_path / "a", "--max-iter", "1", "--style-gain", "0.2")) != 0
     err = capsys.readouterr().err
     assert "--style-gain needs --feature-cache" in err and "Traceback" not in err
@@ -622,6 +639,11 @@ def test_style_gain_needs_the_cache_and_is_described(dataset, tmp_path, capsys):
     assert main(train_args(dataset, tmp_path / "b", "--max-iter", "2", *gaining)) == 0
     assert "each channel's statistics scaled by a random gain (log-std 0.2)" in capsys.readouterr().err
     assert (tmp_path / "b" / "decoder.safetensors").is_file()
+    assert exit_status(train_args(dataset, tmp_path / "c", "--max-iter", "1", "--bold-styles", "1")) != 0
+    assert "--bold-styles needs --feature-cache" in capsys.readouterr().err
+    bold = ["--feature-cache", tmp_path / "cache", "--bold-styles", "1"]
+    assert main(train_args(dataset, tmp_path / "d", "--max-iter", "2", *bold)) == 0
+    assert "styles drawn by their energy to the power 1" in capsys.readouterr().err
 
 
 def test_style_layer_weights_scale_each_taps_terms():

@@ -73,6 +73,7 @@ class TrainConfig:
     style_mix: float = 0.0  # probability that a cached style is blended with another (CachedBatches)
     style_mix_reach: float = 0.0  # the blend's weight drawn from [-reach, 1 + reach]
     style_gain: float = 0.0  # log-std of a random gain on each channel's cached style statistics
+    bold_styles: float = 0.0  # styles drawn with probability proportional to their energy to this power
     # the style loss's weight at each tap, relu1_1 first; (): all 1
     style_layer_weights: tuple[float, ...] = ()
     clamp_output: bool = False  # the losses of the output clamped to [0, 1], as saved (losses.clamped)
@@ -89,7 +90,7 @@ class TrainConfig:
 # what defines the optimisation (a resumed run that changes one of these is told so)
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
-          "style_jitter", "style_mix", "style_mix_reach", "style_gain", "style_layer_weights", "clamp_output",
+          "style_jitter", "style_mix", "style_mix_reach", "style_gain", "bold_styles", "style_layer_weights", "clamp_output",
           "distil_feedback", "distil_alpha", "ema")  # fmt: skip
 # the flags named otherwise than their field
 FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles", "style_mix_reach": "--mix-reach"}
@@ -359,6 +360,8 @@ class Trainer:
                 targets += f" (weights from {-cfg.style_mix_reach:g} to {1 + cfg.style_mix_reach:g})"
         if cfg.style_gain:
             targets += f", each channel's statistics scaled by a random gain (log-std {cfg.style_gain:g})"
+        if cfg.bold_styles:
+            targets += f", styles drawn by their energy to the power {cfg.bold_styles:g}"
         processes = f" x {world} processes" if world > 1 else ""
         loss = ""
         if cfg.style_layer_weights:
@@ -546,7 +549,7 @@ class Trainer:
         pin = self.device.type == "cuda"
         if self.cached:
             batches = CachedBatches(*self.cached, cfg.batch_size, cfg.crop_size, seed, cfg.style_mix,
-                                    cfg.style_mix_reach, cfg.style_gain)  # fmt: skip
+                                    cfg.style_mix_reach, cfg.style_gain, cfg.bold_styles)  # fmt: skip
         else:
             batches = PairedBatches(endless(self.content, cfg.batch_size, cfg.workers, seed, pin),
                                     endless(self.style, cfg.batch_size, cfg.workers, seed + 1, pin))  # fmt: skip
@@ -702,6 +705,10 @@ def check_style_recipe(config: TrainConfig) -> None:
         raise AdainError(f"--style-gain must be at least 0, not {config.style_gain}")
     if config.style_gain and not config.feature_cache:
         raise AdainError("--style-gain needs --feature-cache (it scales cached style statistics)")
+    if config.bold_styles < 0:
+        raise AdainError(f"--bold-styles must be at least 0, not {config.bold_styles}")
+    if config.bold_styles and not config.feature_cache:
+        raise AdainError("--bold-styles needs --feature-cache (it weighs styles by their cached statistics)")
     weights = config.style_layer_weights
     if weights and (len(weights) != len(TAPS) or min(weights) < 0 or not any(weights)):
         raise AdainError(

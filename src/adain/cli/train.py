@@ -91,6 +91,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="scale each channel's style mean and std, at every tap, by its own random factor exp(S*z), z standard "
         "normal: styles off the line between paintings, for unseen ones (needs --feature-cache); e.g. 0.2; "
         "default 0")  # fmt: skip
+    add("--bold-styles", type=flags.non_negative_float, default=0.0, metavar="B",
+        help="draw each style with probability proportional to its energy (the mean square of its relu2_1 channel "
+        "means) to the power B, with replacement, instead of each once an epoch: more of the marked styles, "
+        "whose style loss is the largest (needs --feature-cache); e.g. 1; default 0")  # fmt: skip
     add("--style-layer-weights", type=flags.numbers, default=(), metavar="W1,W2,W3,W4",
         help="weigh the style loss at relu1_1, relu2_1, relu3_1 and relu4_1 by these (e.g. 1,2,1,1: a recipe that "
         "lets the decoder lose less at relu2_1); the logged style loss is the weighted one; default all 1, "
