@@ -6,6 +6,8 @@ a single channel moves it.
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE predict [--styles STYLE_DIR]
     python scripts/style_channels.py clamp CONTENT_DIR STYLE_DIR DECODER [DECODER ...]
     python scripts/style_channels.py feedback CONTENT_DIR STYLE_DIR DECODER [--settings ETA:ALPHA ...]
+    python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE energy PAIRS_CSV STYLE_DIR
+        [--boldest N --links STYLE_LINKS --only SUBFOLDER --into DIR]
 
 ``pair``, for each decoder: the pair's style loss (as the evaluation of ``docs/training-recipes.md`` measures it, fp32,
 images centre-cropped to ``--size`` squares) and its largest parts, one channel's mean or std at one tap each, as a share of
@@ -43,6 +45,14 @@ nothing at inference, fitted on these very pairs).
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
 that ask a decoder for more than any painting it trained on.
+
+``energy``: each style of an ``adain eval`` pairs.csv (its styles in STYLE_DIR) with its mean style
+loss and its energy (``adain.features.style_energy``: the mean square of its relu2_1 channel means,
+what ``adain train --bold-styles`` draws by), the energy's percentile among the training styles of
+the cache, and the correlation of loss and energy over the styles. With ``--boldest N --links DIR
+--into OUT``: symlinks in OUT to the N training styles of highest energy (the cache's rows are the
+images of its style folder, DIR, in ``adain.images.find_images(DIR, recursive=True)``'s order;
+``--only`` keeps those under one subfolder of it), a style folder for ``rank_decoders.py``.
 """
 
 from __future__ import annotations
@@ -329,6 +339,54 @@ def feedback(args: argparse.Namespace) -> None:
             )
 
 
+def energy(args: argparse.Namespace) -> None:
+    import csv
+
+    from safetensors.torch import load_file
+
+    from adain.features import StyleStats, style_energy
+
+    cache = load_file(args.style_cache)
+    trained = style_energy(StyleStats(cache["mean"].float(), cache["std"].float()))
+    losses: dict[str, list[float]] = {}
+    with open(args.pairs_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["method"] == "adain":
+                losses.setdefault(row["style"], []).append(float(row["style_loss"]))
+    stylizer = Stylizer.from_pretrained(args.vgg, None, "cpu", precision="fp32")
+    rows = []
+    for name, values in losses.items():
+        means = tap_means(stylizer, images.load_square(Path(args.style_dir) / name, args.size))
+        mean = means[None, None]
+        style = float(style_energy(StyleStats(mean, mean))[0])
+        rows.append((sum(values) / len(values), style, float((trained < style).float().mean()), name))
+    print(f"{'style':<36} style loss  energy  percentile among {len(trained)} training styles")
+    for loss, style, share, name in sorted(rows):
+        print(f"{name:<36} {loss:10.3f} {style:7.2f} {share:8.0%}")
+    pairs = torch.tensor([(loss, style) for loss, style, *_ in rows]).T
+    print(f"correlation of style loss and energy over {len(rows)} styles: {torch.corrcoef(pairs)[0, 1]:.2f}")
+    quantiles = ", ".join(f"{q:.0%} {trained.quantile(q):.2f}" for q in (0.1, 0.5, 0.9, 0.99))
+    print(f"training styles' energy: {quantiles}")
+    if args.boldest:
+        if not (args.links and args.into):
+            raise SystemExit("--boldest needs --links and --into")
+        paths = images.find_images(args.links, recursive=True)
+        if len(paths) != len(trained):
+            raise SystemExit(f"{args.links} has {len(paths)} images, the cache {len(trained)} styles")
+        out, linked = Path(args.into), set()
+        out.mkdir(parents=True, exist_ok=True)
+        for i in trained.argsort(descending=True).tolist():
+            real = paths[i].resolve()
+            if len(linked) == args.boldest:
+                break
+            if args.only and paths[i].parent.name != args.only or real in linked:
+                continue
+            linked.add(real)
+            (out / real.name).unlink(missing_ok=True)
+            (out / real.name).symlink_to(real)
+            print(f"  {real.name}: energy {trained[i]:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -374,8 +432,20 @@ def main() -> None:
         help="also each setting with the miss foretold by the lines, not measured",
     )
     fed.set_defaults(run=feedback)
+    bold = sub.add_parser(
+        "energy", help="each evaluated style's loss against its energy; the boldest training styles"
+    )
+    bold.add_argument("pairs_csv", help="an adain eval pairs.csv")
+    bold.add_argument("style_dir", help="the style images it names")
+    bold.add_argument(
+        "--boldest", type=int, default=0, help="link this many of the most energetic training styles"
+    )
+    bold.add_argument("--links", help="the style folder the cache was built from (its rows are its images)")
+    bold.add_argument("--only", help="only training styles in this subfolder of --links (e.g. train512)")
+    bold.add_argument("--into", help="the folder for the links")
+    bold.set_defaults(run=energy)
     args = parser.parse_args()
-    if args.mode in ("outside", "predict") and not args.style_cache:
+    if args.mode in ("outside", "predict", "energy") and not args.style_cache:
         parser.error(f"{args.mode} needs --style-cache")
     args.run(args)
 
