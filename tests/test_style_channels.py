@@ -104,3 +104,39 @@ def test_feedback_reports_the_plain_pipeline_as_adain_eval_measures_it(tmp_path)
         adain = json.loads((out / "summary.json").read_text())["methods"]["adain"]
         assert float(found.group(1)) == pytest.approx(adain["content_loss"], abs=2e-3)
         assert float(found.group(2)) == pytest.approx(adain["style_loss"], abs=2e-3)
+
+
+def test_energy_relates_each_styles_loss_to_its_energy_and_links_the_boldest(tmp_path):
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    generator = torch.Generator().manual_seed(2)
+    rows = ["method,content,style,content_loss,style_loss"]
+    for i, contrast in enumerate((20, 80, 160)):  # busier images, stronger relu2_1 responses
+        noise = torch.randint(0, contrast, (64, 64, 3), dtype=torch.uint8, generator=generator)
+        Image.fromarray((noise + (255 - contrast) // 2).byte().numpy()).save(styles / f"s{i}.png")
+        rows += [f"adain,c{j}.jpg,s{i}.png,1.0,{0.5 * (i + 1) + 0.1 * j}" for j in range(2)]
+    rows.append("content,c0.jpg,s0.png,0.0,9.0")  # other methods' rows are not the decoder's
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\n".join(rows) + "\n")
+    # four training styles, the third the most energetic; the cache's rows are the links' images
+    mean = torch.ones(4, 2, 960)
+    mean[2] *= 3
+    cache = tmp_path / "style-test.safetensors"
+    save_file({"mean": mean, "std": mean.clone()}, str(cache))
+    links = tmp_path / "links" / "train512"
+    links.mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (8, 8)).save(links / f"t{i}.png")
+    command = [sys.executable, SCRIPT, "--size", "64", "--style-cache", cache, "energy", pairs, styles]
+    done = subprocess.run(
+        [*command, "--boldest", "1", "--links", links.parent, "--only", "train512", "--into", tmp_path / "bold"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    losses = {m[0]: float(m[1]) for m in re.findall(r"^(s\d\.png)\s+([\d.]+)", done.stdout, re.M)}
+    assert losses == pytest.approx({"s0.png": 0.55, "s1.png": 1.05, "s2.png": 1.55})
+    energies = [float(m) for m in re.findall(r"^s\d\.png\s+[\d.]+\s+([\d.]+)", done.stdout, re.M)]
+    assert energies == sorted(energies) and energies[0] < energies[-1]
+    assert float(re.search(r"over 3 styles: (-?[\d.]+)", done.stdout).group(1)) > 0.9
+    assert [p.name for p in (tmp_path / "bold").iterdir()] == ["t2.png"]
+    assert (tmp_path / "bold" / "t2.png").resolve() == (links / "t2.png").resolve()
