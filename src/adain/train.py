@@ -697,18 +697,15 @@ def check_style_recipe(config: TrainConfig) -> None:
         raise AdainError(f"--mix-styles must be between 0 and 1, not {config.style_mix}")
     if config.style_mix and not config.feature_cache:
         raise AdainError("--mix-styles needs --feature-cache (it blends cached style statistics)")
-    if config.style_mix_reach < 0:
-        raise AdainError(f"--mix-reach must be at least 0, not {config.style_mix_reach}")
     if config.style_mix_reach and not config.style_mix:
         raise AdainError("--mix-reach widens the blends of --mix-styles, which is 0")
-    if config.style_gain < 0:
-        raise AdainError(f"--style-gain must be at least 0, not {config.style_gain}")
-    if config.style_gain and not config.feature_cache:
-        raise AdainError("--style-gain needs --feature-cache (it scales cached style statistics)")
-    if config.bold_styles < 0:
-        raise AdainError(f"--bold-styles must be at least 0, not {config.bold_styles}")
-    if config.bold_styles and not config.feature_cache:
-        raise AdainError("--bold-styles needs --feature-cache (it weighs styles by their cached statistics)")
+    for flag, value, what in (("--mix-reach", config.style_mix_reach, None),
+                              ("--style-gain", config.style_gain, "scales"),
+                              ("--bold-styles", config.bold_styles, "weighs styles by")):  # fmt: skip
+        if value < 0:
+            raise AdainError(f"{flag} must be at least 0, not {value}")
+        if value and what and not config.feature_cache:
+            raise AdainError(f"{flag} needs --feature-cache (it {what} cached style statistics)")
     weights = config.style_layer_weights
     if weights and (len(weights) != len(TAPS) or min(weights) < 0 or not any(weights)):
         raise AdainError(
