@@ -49,7 +49,8 @@ that ask a decoder for more than any painting it trained on.
 ``energy``: each style of an ``adain eval`` pairs.csv (its styles in STYLE_DIR) with its mean style
 loss and its energy (``adain.features.style_energy``: the mean square of its relu2_1 channel means,
 what ``adain train --bold-styles`` draws by), the energy's percentile among the training styles of
-the cache, and the correlation of loss and energy over the styles. With ``--boldest N --links DIR
+the cache, the correlation of loss and energy over the styles, and how many of the draws the most
+energetic tenth of the training styles gets at a few ``--bold-styles`` powers. With ``--boldest N --links DIR
 --into OUT``: symlinks in OUT to the N training styles of highest energy (the cache's rows are the
 images of its style folder, DIR, in ``adain.images.find_images(DIR, recursive=True)``'s order;
 ``--only`` keeps those under one subfolder of it), a style folder for ``rank_decoders.py``.
@@ -367,6 +368,9 @@ def energy(args: argparse.Namespace) -> None:
     print(f"correlation of style loss and energy over {len(rows)} styles: {torch.corrcoef(pairs)[0, 1]:.2f}")
     quantiles = ", ".join(f"{q:.0%} {trained.quantile(q):.2f}" for q in (0.1, 0.5, 0.9, 0.99))
     print(f"training styles' energy: {quantiles}")
+    top = trained >= trained.quantile(0.9)
+    shares = ", ".join(f"{(trained[top] ** b).sum() / (trained**b).sum():.0%} at {b:g}" for b in (0.5, 1, 2))
+    print(f"the top tenth of the training styles' share of the draws with --bold-styles B: {shares}")
     if args.boldest:
         if not (args.links and args.into):
             raise SystemExit("--boldest needs --links and --into")

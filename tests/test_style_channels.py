@@ -138,5 +138,7 @@ def test_energy_relates_each_styles_loss_to_its_energy_and_links_the_boldest(tmp
     energies = [float(m) for m in re.findall(r"^s\d\.png\s+[\d.]+\s+([\d.]+)", done.stdout, re.M)]
     assert energies == sorted(energies) and energies[0] < energies[-1]
     assert float(re.search(r"over 3 styles: (-?[\d.]+)", done.stdout).group(1)) > 0.9
+    # one of four training styles is the top tenth: its energy 9 against 1, so 3 / 6, 9 / 12, 81 / 84
+    assert "share of the draws with --bold-styles B: 50% at 0.5, 75% at 1, 96% at 2" in done.stdout
     assert [p.name for p in (tmp_path / "bold").iterdir()] == ["t2.png"]
     assert (tmp_path / "bold" / "t2.png").resolve() == (links / "t2.png").resolve()
