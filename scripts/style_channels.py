@@ -372,18 +372,16 @@ def energy(args: argparse.Namespace) -> None:
     shares = ", ".join(f"{(trained[top] ** b).sum() / (trained**b).sum():.0%} at {b:g}" for b in (0.5, 1, 2))
     print(f"the top tenth of the training styles' share of the draws with --bold-styles B: {shares}")
     if args.boldest:
-        if not (args.links and args.into):
-            raise SystemExit("--boldest needs --links and --into")
         paths = images.find_images(args.links, recursive=True)
         if len(paths) != len(trained):
             raise SystemExit(f"{args.links} has {len(paths)} images, the cache {len(trained)} styles")
         out, linked = Path(args.into), set()
         out.mkdir(parents=True, exist_ok=True)
         for i in trained.argsort(descending=True).tolist():
-            real = paths[i].resolve()
             if len(linked) == args.boldest:
                 break
-            if args.only and paths[i].parent.name != args.only or real in linked:
+            real = paths[i].resolve()
+            if (args.only and paths[i].parent.name != args.only) or real in linked:
                 continue
             linked.add(real)
             (out / real.name).unlink(missing_ok=True)
@@ -451,6 +449,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode in ("outside", "predict", "energy") and not args.style_cache:
         parser.error(f"{args.mode} needs --style-cache")
+    if args.mode == "energy" and args.boldest and not (args.links and args.into):
+        parser.error("--boldest needs --links and --into")  # before the styles are encoded
     args.run(args)
 
 

@@ -142,3 +142,5 @@ def test_energy_relates_each_styles_loss_to_its_energy_and_links_the_boldest(tmp
     assert "share of the draws with --bold-styles B: 50% at 0.5, 75% at 1, 96% at 2" in done.stdout
     assert [p.name for p in (tmp_path / "bold").iterdir()] == ["t2.png"]
     assert (tmp_path / "bold" / "t2.png").resolve() == (links / "t2.png").resolve()
+    refused = subprocess.run([*command, "--boldest", "1"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--boldest needs --links and --into" in refused.stderr
