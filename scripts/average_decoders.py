@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from adain import weights
-from adain.nets import Decoder
+from adain.nets import Decoder, width_of
 
 
 def parse_weights(text: str | None, count: int) -> list[float]:
@@ -49,16 +49,19 @@ def average(paths: list[Path], shares: list[float]) -> tuple[Decoder, dict[str, 
     found = [weights.DecoderWeights.read(path) for path in paths]  # each file's metadata, read once
     first = found[0]
     mean: dict[str, torch.Tensor] = {}
+    widths = []
     for path, one, share in zip(paths, found, shares, strict=True):
-        if (one.norm, one.encoder) != (first.norm, first.encoder):
+        state = weights.load_decoder_state(path, one.norm)
+        widths.append(width_of(state))
+        if (one.norm, one.encoder, widths[-1]) != (first.norm, first.encoder, widths[0]):
             raise SystemExit(f"{path}: another decoder layout or encoder than {paths[0]}; not averaged")
-        for key, value in weights.load_decoder_state(path, one.norm).items():
+        for key, value in state.items():
             mean[key] = mean.get(key, 0) + share * value.float()
-    decoder = Decoder(first.norm)
+    decoder = Decoder(first.norm, widths[0])
     decoder.load_state_dict(mean)
     # the iteration count is the deepest input's, as the inputs share one lineage; each input's is in
     # averaged_from
-    meta = {k: v for k, v in first.metadata.items() if k not in ("format", "norm", "iterations")}
+    meta = {k: v for k, v in first.metadata.items() if k not in ("format", "norm", "width", "iterations")}
     counts = [one.iterations for one in found]
     if None not in counts:
         meta["iterations"] = str(max(counts))

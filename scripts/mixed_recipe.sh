@@ -37,4 +37,4 @@ CROP=${CROP:-256}
 # rate and the cache's folder are the caller's)
 MIXED_RECIPE=(--load-size 512 --crop-size "$CROP" --warmup 200 --no-style-upscale --ema 0.999
     ${MIX:+--mix-styles "$MIX"} ${REACH:+--mix-reach "$REACH"} ${TARGETS:+--style-targets "$TARGETS"}
-    ${GAIN:+--style-gain "$GAIN"} ${BOLD:+--bold-styles "$BOLD"})
+    ${GAIN:+--style-gain "$GAIN"} ${BOLD:+--bold-styles "$BOLD"} ${WIDTH:+--decoder-width "$WIDTH"})

@@ -23,9 +23,15 @@ import json
 from pathlib import Path
 
 from adain import weights
-from adain.nets import Decoder
 from adain.plots import plot_training_curves
-from adain.train import decoder_state, load_checkpoint_file, read_log, style_targets_of, weights_label
+from adain.train import (
+    decoder_of,
+    decoder_state,
+    load_checkpoint_file,
+    read_log,
+    style_targets_of,
+    weights_label,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,7 +85,7 @@ def main() -> None:
         upto = "" if args.at is None else f" up to {args.at}"
         raise SystemExit(f"{args.run / 'log.csv'}: no iterations after {args.since}{upto}")
     config = json.loads((args.run / "config.json").read_text())
-    decoder = Decoder(config.get("decoder_norm", "none"))
+    decoder = decoder_of(config)
     if snapshot is None:
         checkpoint = load_checkpoint_file(args.run / "checkpoint.pt")
         iteration = checkpoint["iteration"]
@@ -88,7 +94,7 @@ def main() -> None:
         label = weights_label(config["ema"] if averaged else None)
     else:
         iteration = args.at
-        decoder.load_state_dict(weights.load_decoder_state(snapshot, decoder.norm))
+        decoder.load_state_dict(weights.load_decoder_state(snapshot, decoder.norm, decoder.width))
         # as the trainer labelled it when it kept it
         label = weights.read_metadata(snapshot).get("weights", weights_label(config.get("ema")))
     meta = {

@@ -30,9 +30,8 @@ import torch
 from adain import weights
 from adain.evaluate import evaluate, summarize
 from adain.images import find_images
-from adain.nets import Decoder
 from adain.stylize import Stylizer
-from adain.train import decoder_state, load_checkpoint_file
+from adain.train import decoder_of, decoder_state, load_checkpoint_file
 
 FIELDS = ["decoder", "run", "iteration", "content_loss", "style_loss", "seconds"]
 
@@ -50,7 +49,7 @@ def run_candidates(run: Path) -> list[Path]:
         ckpt = load_checkpoint_file(checkpoint)
         latest = snapshots / f"decoder-{int(ckpt['iteration'])}.safetensors"
         if not latest.is_file():
-            decoder = Decoder(ckpt.get("config", {}).get("decoder_norm", "none"))
+            decoder = decoder_of(ckpt.get("config", {}))
             decoder.load_state_dict(decoder_state(ckpt))
             # the run's recipe and encoder as its kept snapshots record them, this iteration's count
             kept = sorted(snapshots.glob("decoder-*.safetensors"), key=iteration_of)

@@ -143,3 +143,19 @@ def test_web_export_without_the_runtime_is_one_line(tmp_path, decoder_file, caps
     assert not (tmp_path / "site").exists()
     assert main(["export", str(tmp_path / "x"), "--web", "--web-runtime", str(tmp_path)]) == 2
     assert "ort.webgpu.min.js" in capsys.readouterr().err
+
+
+def test_a_wide_decoder_exports_at_its_width(tmp_path, decoder_file):
+    from adain import weights
+    from adain.nets import widen_decoder
+
+    wide = widen_decoder(weights.load_decoder(decoder_file)[0], 1.25).eval()
+    path = weights.export_decoder(wide, tmp_path / "wide.safetensors")
+    export_onnx(tmp_path / "onnx", SHARED_VGG if SHARED_VGG.is_file() else None, path)
+    description = json.loads((tmp_path / "onnx" / "adain.json").read_text())
+    assert description["decoder"]["width"] == 1.25 and description["decoder"]["metadata"]["width"] == "1.25"
+    features = torch.rand(1, 512, 6, 7)
+    with torch.no_grad():
+        assert torch.allclose(
+            OnnxNet(tmp_path / "onnx" / "decoder.onnx")(features), wide(features), atol=1e-4
+        )

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch import nn
 
 from adain.nets import (
     TAPS,
@@ -12,6 +13,7 @@ from adain.nets import (
     fuse_upsampling,
     mean_std,
     pad1,
+    widen_decoder,
 )
 
 
@@ -150,3 +152,46 @@ def test_fused_upsampling_follows_later_weight_changes():
     with torch.no_grad():
         expected = decoder(x)
         torch.testing.assert_close(fused(x), expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
+
+
+@pytest.mark.parametrize("norm", ["none", "instance", "batch"])
+@pytest.mark.parametrize("width", [1.25, 2.0])
+def test_a_widened_decoder_paints_what_the_narrow_one_paints(norm, width):
+    torch.manual_seed(0)
+    narrow = Decoder(norm).eval()
+    for module in narrow.modules():  # norm layers' parameters off their defaults, so copying them shows
+        if isinstance(module, nn.BatchNorm2d | nn.InstanceNorm2d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_()
+            if isinstance(module, nn.BatchNorm2d):
+                module.running_mean.normal_()
+                module.running_var.uniform_(0.5, 2)
+    wide = widen_decoder(narrow, width, seed=1).eval()
+    assert (wide.norm, wide.width) == (norm, width)
+    assert wide[1].out_channels == round(256 * width) and wide[-1].out_channels == 3
+    x = torch.rand(2, 512, 6, 5)
+    with torch.no_grad():
+        assert torch.allclose(wide(x), narrow(x), atol=1e-5)
+
+
+def test_the_copies_of_a_widened_channel_part_under_training():
+    torch.manual_seed(0)
+    narrow = Decoder()
+    wide = widen_decoder(narrow, 2.0, seed=0)
+    # the second conv's input channels c and c + 256 copy the first conv's channel c: the same
+    # incoming weights, different shares of its outgoing ones (the noise), so different gradients
+    first, second = [m for m in wide if isinstance(m, nn.Conv2d)][:2]
+    assert torch.equal(first.weight[:256], first.weight[256:])
+    shares = second.weight[:256, :256] + second.weight[:256, 256:]
+    assert torch.allclose(shares, [m for m in narrow if isinstance(m, nn.Conv2d)][1].weight, atol=1e-6)
+    assert not torch.allclose(second.weight[:, :256], second.weight[:, 256:])
+    wide(torch.rand(1, 512, 4, 4)).square().mean().backward()
+    assert not torch.allclose(first.weight.grad[:256], first.weight.grad[256:])
+
+
+def test_decoder_widths_are_checked():
+    for bad in (0.5, 1.01, 4.5, float("nan")):
+        with pytest.raises(ValueError, match="multiple of 1/64"):
+            Decoder(width=bad)
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen_decoder(Decoder(width=1.5), 1.25)

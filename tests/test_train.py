@@ -1082,3 +1082,38 @@ def test_distil_feedback_flag_keeps_its_teacher(dataset, tmp_path, capsys, decod
             main(train_args(dataset, run, "--max-iter", "4", "--init-decoder", str(decoder_file), "--resume"))
             == 0
         )
+
+
+def test_a_narrow_init_decoder_is_widened_and_the_run_keeps_its_width(dataset, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(train_args(dataset, first, "--max-iter", 1)) == 0
+    wide = tmp_path / "wide"
+    args = train_args(dataset, wide, "--max-iter", 1, "--init-decoder", first / "decoder.pth", "--lr", "0",
+                      "--decoder-width", "1.5")  # fmt: skip
+    assert main(args) == 0
+    assert "decoder 1.5 times as wide as the paper's" in capsys.readouterr().err
+    from adain import weights
+
+    narrow, _ = weights.load_decoder(first / "decoder.safetensors")
+    widened, found = weights.load_decoder(wide / "decoder.safetensors")
+    assert found.width == 1.5 and widened[1].out_channels == 384
+    features = torch.rand(1, 512, 5, 4)
+    with torch.no_grad():  # lr 0: the widened weights as they started, painting what the narrow ones paint
+        assert torch.allclose(widened(features), narrow(features), atol=1e-5)
+
+    assert main([*args[:-2], "--max-iter", "2", "--resume"]) == 1  # resumed at the paper's width
+    assert "trained with --decoder-norm none --decoder-width 1.5, not none and 1" in capsys.readouterr().err
+    narrower = train_args(dataset, tmp_path / "narrower", "--max-iter", 1, "--init-decoder",
+                          wide / "decoder.pth", "--decoder-width", "1.25")  # fmt: skip
+    assert main(narrower) == 1
+    assert "has width 1.5, wider than --decoder-width 1.25" in capsys.readouterr().err
+
+
+def test_a_bad_decoder_width_is_refused_before_a_run_starts(dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(train_args(dataset, tmp_path / "run", "--decoder-width", "0.5"))
+    assert (
+        exit_.value.code == 2
+        and "--decoder-width: a decoder width must be a multiple of 1/64" in capsys.readouterr().err
+    )
+    assert not (tmp_path / "run").exists()

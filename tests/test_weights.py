@@ -1,14 +1,16 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from adain import images, weights
 from adain.errors import WeightsError
-from adain.nets import Decoder, Encoder
+from adain.nets import Decoder, Encoder, widen_decoder
+from adain.stylize import Stylizer
 
-from .conftest import SHARED_IMAGES, SHARED_VGG, needs_shared
+from .conftest import SHARED_IMAGES, SHARED_VGG, make_image, needs_shared
 
 
 @needs_shared
@@ -162,3 +164,45 @@ def test_built_encoder_is_cached(tmp_path, monkeypatch):
     cached[0].write_bytes(b"damaged")  # a broken cache is rebuilt, not fatal
     third = weights.build_encoder_state()
     assert all(torch.equal(first[k], third[k]) for k in first)
+
+
+@pytest.fixture
+def wide_files(tmp_path, decoder_file):
+    """The test decoder widened to 1.5, as .safetensors (width in its metadata) and as .pth (none)."""
+    narrow, _ = weights.load_decoder(decoder_file)
+    wide = widen_decoder(narrow, 1.5)
+    return (
+        weights.export_decoder(wide, tmp_path / "wide.safetensors", {"iterations": "7"}),
+        weights.export_decoder(wide, tmp_path / "wide.pth"),
+    )
+
+
+def test_a_wide_decoder_records_its_width_and_loads_from_either_format(wide_files):
+    for path in wide_files:
+        decoder, found = weights.load_decoder(path)
+        assert decoder.width == 1.5 and decoder[1].out_channels == 384
+    assert weights.DecoderWeights.read(wide_files[0]).width == 1.5
+    assert weights.DecoderWeights.read(wide_files[1]).width is None  # a .pth says nothing; its shapes do
+
+
+def test_a_widened_decoder_stylizes_as_the_narrow_one(tmp_path, wide_files, decoder_file):
+    vgg = SHARED_VGG if SHARED_VGG.is_file() else None
+    content = images.load_image(make_image(tmp_path / "c.png", (72, 56), seed=1))
+    style = images.load_image(make_image(tmp_path / "s.png", (48, 64), seed=2))
+    narrow = Stylizer.from_pretrained(vgg, decoder_file, "cpu", precision="fp32")
+    wide = Stylizer.from_pretrained(vgg, wide_files[0], "cpu", precision="fp32")
+    assert wide.decoder_weights.width == 1.5
+    difference = np.abs(
+        np.asarray(wide(content, style), np.int16) - np.asarray(narrow(content, style), np.int16)
+    )
+    assert difference.max() <= 1  # the same image, up to rounding
+
+
+def test_a_bad_width_in_the_metadata_is_one_line(tmp_path, decoder_file):
+    path = tmp_path / "odd.safetensors"
+    save_file(Decoder().state_dict(), str(path), metadata={"format": "adain-decoder", "width": "0.7"})
+    with pytest.raises(WeightsError, match=r"bad decoder width '0.7' in its metadata"):
+        weights.load_decoder(path)
+    save_file(Decoder().state_dict(), str(path), metadata={"format": "adain-decoder", "width": "1.5"})
+    with pytest.raises(WeightsError, match=r"does not fit the AdaIN decoder of width 1.5: wrong shapes"):
+        weights.load_decoder(path)

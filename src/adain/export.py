@@ -113,6 +113,7 @@ def export_onnx(
         "decoder": {
             "file": "decoder.onnx",
             "output": "RGB, clamp to [0, 1]",
+            "width": net.width,  # the hidden layers' channels, times the paper's decoder's
             "metadata": decoder_weights.metadata,
         },
     }

@@ -34,6 +34,34 @@ DECODER: list[tuple[int, int] | str] = [
 ]  # fmt: skip
 
 DecoderNorm = Literal["none", "batch", "instance"]
+DECODER_IN, DECODER_OUT = DECODER[0][0], DECODER[-1][1]  # type: ignore[index]
+# a width is a multiple of 1/64, so that every hidden layer's channels (64 to 256, times the width)
+# stay whole numbers; the paper's decoder is width 1
+MAX_DECODER_WIDTH = 4.0
+
+
+def decoder_layout(width: float = 1.0) -> list[tuple[int, int] | str]:
+    """``DECODER`` with every hidden layer's channels times ``width`` (the input, relu4_1's 512, and
+    the output, RGB, stay)."""
+    check_decoder_width(width)
+
+    def scaled(channels: int) -> int:
+        return channels if channels in (DECODER_IN, DECODER_OUT) else round(channels * width)
+
+    return [item if item == "U" else (scaled(item[0]), scaled(item[1])) for item in DECODER]  # type: ignore[index]
+
+
+def check_decoder_width(width: float) -> None:
+    if not (1.0 <= width <= MAX_DECODER_WIDTH and float(width * 64).is_integer()):
+        raise ValueError(
+            f"a decoder width must be a multiple of 1/64 from 1 to {MAX_DECODER_WIDTH:g}, not {width:g}"
+        )
+
+
+def width_of(state: dict[str, Tensor]) -> float:
+    """The width of a decoder state dict, from its first conv's output channels."""
+    first = state.get("1.weight")
+    return 1.0 if first is None else first.shape[0] / DECODER[0][1]  # type: ignore[index]
 
 
 def pad1(x: Tensor, mode: str = "reflect") -> Tensor:
@@ -193,14 +221,17 @@ class Decoder(nn.Sequential):
 
     Maps relu4_1-shaped features to RGB (unclamped, nominally [0, 1]). ``norm`` adds BatchNorm or
     InstanceNorm after each hidden conv, for the paper's ablation (both hurt); the default, none,
-    keeps the standard ``decoder.pth`` key layout.
+    keeps the standard ``decoder.pth`` key layout. ``width`` multiplies the hidden layers' channels
+    (``decoder_layout``); 1, the default, is the paper's decoder, and a wider one starts from a
+    trained narrow one with ``widen_decoder``.
     """
 
-    def __init__(self, norm: DecoderNorm = "none") -> None:
+    def __init__(self, norm: DecoderNorm = "none", width: float = 1.0) -> None:
         layers: list[nn.Module] = []
-        n_convs = sum(item != "U" for item in DECODER)
+        layout = decoder_layout(width)
+        n_convs = sum(item != "U" for item in layout)
         conv = 0
-        for item in DECODER:
+        for item in layout:
             if item == "U":
                 layers.append(nn.Upsample(scale_factor=2, mode="nearest"))
                 continue
@@ -211,6 +242,48 @@ class Decoder(nn.Sequential):
                 layers += [*_norm_layer(norm, c_out), nn.ReLU(inplace=True)]
         super().__init__(*layers)
         self.norm = norm
+        self.width = width
+
+
+@torch.no_grad()
+def widen_decoder(narrow: Decoder, width: float, noise: float = 0.1, seed: int = 0) -> Decoder:
+    """A decoder of ``width`` that computes what ``narrow`` computes (Net2Net's widening, Chen et
+    al. 2016), so that training it starts where the narrow one stands.
+
+    Each hidden conv's new output channels copy randomly chosen old ones (weights, bias and any
+    normalisation parameters), and the next conv's weights on the copies of a channel share that
+    channel's old weights between them. Copies with the same incoming weights would get the same
+    gradients and never part, so the shares differ: each copy gets its share plus noise
+    (``noise`` times the layer's weight std) that sums to zero over the copies of a channel, which
+    keeps the function exact.
+    """
+    if width < narrow.width:
+        raise ValueError(f"cannot widen a decoder of width {narrow.width:g} to {width:g}")
+    wide = Decoder(narrow.norm, width).to(next(narrow.parameters()).device)
+    generator = torch.Generator().manual_seed(seed)
+    old = [m for m in narrow if isinstance(m, nn.Conv2d)]
+    new = [m for m in wide if isinstance(m, nn.Conv2d)]
+    norms_old = [m for m in narrow if isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d)]
+    norms_new = [m for m in wide if isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d)]
+    source = torch.arange(old[0].in_channels)  # which old input channel each new one copies
+    for k, (was, conv) in enumerate(zip(old, new, strict=True)):
+        counts = torch.bincount(source, minlength=was.in_channels).to(was.weight.dtype)
+        weight = was.weight[:, source] / counts[source].view(1, -1, 1, 1)
+        if k > 0 and noise and len(source) > was.in_channels:
+            jitter = torch.randn(weight.shape, generator=generator).to(weight) * noise * was.weight.std()
+            group_mean = torch.zeros_like(was.weight).index_add_(1, source, jitter) / counts.view(1, -1, 1, 1)
+            weight = weight + jitter - group_mean[:, source]
+        extra = conv.out_channels - was.out_channels
+        picks = torch.randperm(was.out_channels, generator=generator)[: extra % was.out_channels]
+        out = torch.cat([torch.arange(was.out_channels)] * (1 + extra // was.out_channels) + [picks])
+        conv.weight.copy_(weight[out])
+        conv.bias.copy_(was.bias[out])
+        if k < len(norms_old):
+            for name, value in norms_old[k].state_dict().items():
+                target = norms_new[k].state_dict()[name]
+                target.copy_(value[out] if value.dim() == 1 else value)
+        source = out
+    return wide
 
 
 def encoder_keys() -> dict[str, tuple[int, ...]]:
@@ -218,9 +291,9 @@ def encoder_keys() -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in Encoder().state_dict().items()}
 
 
-def decoder_keys(norm: DecoderNorm = "none") -> dict[str, tuple[int, ...]]:
+def decoder_keys(norm: DecoderNorm = "none", width: float = 1.0) -> dict[str, tuple[int, ...]]:
     """Expected key -> shape of a decoder state dict."""
-    return {k: tuple(v.shape) for k, v in Decoder(norm).state_dict().items()}
+    return {k: tuple(v.shape) for k, v in Decoder(norm, width).state_dict().items()}
 
 
 # -- fused upsampling (inference and training) ------------------------------------------------

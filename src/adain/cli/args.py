@@ -73,6 +73,17 @@ def unit_float(text: str) -> float:
     return value
 
 
+def decoder_width(text: str) -> float:
+    from ..nets import check_decoder_width
+
+    width = _number(text, float)
+    try:
+        check_decoder_width(width)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return width
+
+
 def tile(text: str) -> int:
     """0 (tiles only when over the memory budget) or a tile size within the library's bounds."""
     value = non_negative_int(text)

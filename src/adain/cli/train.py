@@ -32,6 +32,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="ablation: AdaIN output t (paper) or the content features f(c)")  # fmt: skip
     add("--decoder-norm", choices=["none", "batch", "instance"], default="none",
         help="ablation: normalisation layers in the decoder (paper: none)")  # fmt: skip
+    add("--decoder-width", type=flags.decoder_width, default=1.0, metavar="W",
+        help="the hidden layers' channels times W (a multiple of 1/64 up to 4; default 1, the paper's decoder). A "
+        "narrower --init-decoder is widened to W so that the wide one starts painting what it painted; costs "
+        "about W squared as much decoder work")  # fmt: skip
     add("--save-every", type=flags.positive_int, default=d.SAVE_EVERY,
         help=f"checkpoint interval (default {d.SAVE_EVERY})")  # fmt: skip
     add("--keep-every", type=flags.non_negative_int, default=0, metavar="ITERATIONS",
