@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from adain import images, weights
+from adain import images, tiling, weights
 from adain.errors import WeightsError
 from adain.nets import Decoder, Encoder, widen_decoder
 from adain.stylize import Stylizer
@@ -206,3 +206,13 @@ def test_a_bad_width_in_the_metadata_is_one_line(tmp_path, decoder_file):
     save_file(Decoder().state_dict(), str(path), metadata={"format": "adain-decoder", "width": "1.5"})
     with pytest.raises(WeightsError, match=r"does not fit the AdaIN decoder of width 1.5: wrong shapes"):
         weights.load_decoder(path)
+
+
+def test_a_wide_decoder_is_given_smaller_tiles_under_the_same_memory_budget(wide_files, decoder_file):
+    vgg = SHARED_VGG if SHARED_VGG.is_file() else None
+    wide = Stylizer.from_pretrained(vgg, wide_files[0], "cpu", precision="fp32")
+    # room for 500 MB of working set: a 640² image's 400 MB at width 1, not its 600 MB at width 1.5
+    budget = tiling.RUNTIME_MB + wide.overhead_mb + 640 * 640 * tiling.IMAGE_BYTES_PER_PIXEL / 2**20 + 500
+    narrow = Stylizer.from_pretrained(vgg, decoder_file, "cpu", precision="fp32", max_memory_mb=budget)
+    assert narrow._budget_tile(640, 640) is None
+    assert wide.with_options(max_memory_mb=budget)._budget_tile(640, 640) is not None

@@ -93,20 +93,24 @@ def check_tile(tile: int) -> int:
     return tile // STRIDE * STRIDE
 
 
-def auto_tile(height: int, width: int, max_memory_mb: float, extra_mb: float = 0.0) -> int | None:
+def auto_tile(
+    height: int, width: int, max_memory_mb: float, extra_mb: float = 0.0, decoder_width: float = 1.0
+) -> int | None:
     """None when the whole image fits in the memory budget, else the largest tile core that does.
 
     The budget covers the whole process: runtime (plus ``extra_mb``, e.g. the Winograd kernels and
-    weights), whole-image buffers, and one tile's working set.
+    weights), whole-image buffers, and one tile's working set, whose full-resolution layers have
+    ``decoder_width`` times the paper's channels in a wider decoder.
     """
+    per_pixel = BYTES_PER_PIXEL * max(1.0, decoder_width)
     fixed = (RUNTIME_MB + extra_mb) * 2**20 + height * width * IMAGE_BYTES_PER_PIXEL
     budget = max_memory_mb * 2**20 - fixed
-    if height * width * BYTES_PER_PIXEL <= budget:
+    if height * width * per_pixel <= budget:
         return None
-    side = int(math.sqrt(max(budget, 0) / BYTES_PER_PIXEL)) - 2 * HALO
+    side = int(math.sqrt(max(budget, 0) / per_pixel)) - 2 * HALO
     side = side // STRIDE * STRIDE
     if side < MIN_TILE:
-        need = math.ceil((fixed + (MIN_TILE + 2 * HALO) ** 2 * BYTES_PER_PIXEL) / 2**20)
+        need = math.ceil((fixed + (MIN_TILE + 2 * HALO) ** 2 * per_pixel) / 2**20)
         raise AdainError(
             f"a memory budget of {max_memory_mb:g} MB is too small for a {width}x{height} image "
             f"(needs at least {need} MB; raise --max-memory)"
