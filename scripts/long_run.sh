@@ -93,7 +93,18 @@ mixed512)
     TWICE512=${TWICE512-1}
     source scripts/mixed_recipe.sh
     STYLES=$ADAIN_HOME/styles-mixed${TWICE512:+-x2}
-    mixed_styles "$STYLES" "$SHARED/data/style/train512" "$SHARED/data/style/train" "$TWICE512"
+    if [ -n "${HOLDOUT:-}" ]; then
+        # session 31: HOLDOUT=0.1 keeps a tenth of the paintings (by their originals, at both
+        # scales) out of training, linked for ranking in $ADAIN_HOME/held-out$HOLDOUT-styles (20 of
+        # them); the subset has its own feature cache (built once), and the runs ...-ho$HOLDOUT
+        STYLES=$STYLES-held-out$HOLDOUT
+        d=$SHARED/data/style
+        .venv/bin/python scripts/held_out.py "$d/train512:train512:$d/MANIFEST512.csv" \
+            "$d/train:train:$d/MANIFEST.csv" ${TWICE512:+"$d/train512:train512-again:$d/MANIFEST512.csv"} \
+            --share "$HOLDOUT" --train "$STYLES" --held-out "$ADAIN_HOME/held-out$HOLDOUT-styles" --max 20
+    else
+        mixed_styles "$STYLES" "$SHARED/data/style/train512" "$SHARED/data/style/train" "$TWICE512"
+    fi
     variant=()  # the flags of the variants above that are switched on
     [ -n "${JITTER:-}" ] && variant+=(--jitter-styles "$JITTER")
     [ -n "${STYLE_WEIGHT:-}" ] && variant+=(--style-weight "$STYLE_WEIGHT")
@@ -102,9 +113,9 @@ mixed512)
     [ -n "${CLAMP:-}" ] && variant+=(--clamp-output)
     [ -n "${DISTIL:-}" ] && DISTIL_ALPHA=${DISTIL_ALPHA:-0.93} && variant+=(--distil-feedback "$DISTIL" --distil-alpha "$DISTIL_ALPHA")
     LR=${LR:-5e-5}
-    BATCH=${BATCH:-4}  # session 29: BATCH, --batch-size (4 unless set), ...-b$BATCH; GAIN and BOLD (session 30), ...-gain$GAIN-bold$BOLD; WIDTH (session 31), --decoder-width, ...-w$WIDTH
+    BATCH=${BATCH:-4}  # session 29: BATCH, --batch-size (4 unless set), ...-b$BATCH; GAIN and BOLD (session 30), ...-gain$GAIN-bold$BOLD; WIDTH (session 31), --decoder-width, ...-w$WIDTH; HOLDOUT (session 31, below), ...-ho$HOLDOUT
     batch_tag=; [ "$BATCH" = 4 ] || batch_tag=-b$BATCH
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c$CROP${TARGETS:+-$TARGETS}$batch_tag-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${GAIN:+-gain$GAIN}${BOLD:+-bold$BOLD}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${WIDTH:+-w$WIDTH}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c$CROP${TARGETS:+-$TARGETS}$batch_tag-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${GAIN:+-gain$GAIN}${BOLD:+-bold$BOLD}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${WIDTH:+-w$WIDTH}${HOLDOUT:+-ho$HOLDOUT}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES" "${MIXED_RECIPE[@]}"
         --batch-size "$BATCH" --lr "$LR" "${variant[@]}" --feature-cache "$ADAIN_HOME/features"
         --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;
