@@ -61,8 +61,8 @@ def test_memory_budget_picks_tiles(stylizer, tmp_path):
     )
     with pytest.raises(AdainError, match="too small for a 4096x4096 image"):
         tiling.auto_tile(4096, 4096, 4)
-    # a decoder twice as wide has full-resolution layers twice as deep (measured: 1.5x and 2.05x the
-    # peak at widths 1.5 and 2), so its tiles hold half the pixels
+    # a decoder twice as wide has full-resolution layers twice as deep (benchmarks/decoder_width_memory.py),
+    # so its tiles hold half the pixels
     wide = tiling.auto_tile(4096, 4096, 2048, decoder_width=2)
     assert (
         (wide + 2 * tiling.HALO) ** 2 * 2 * tiling.BYTES_PER_PIXEL
