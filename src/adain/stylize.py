@@ -497,7 +497,7 @@ class Stylizer:
         one-line error, from the size alone, for images the budget cannot hold even in tiles."""
         padded = [n + -n % STRIDE for n in (height, width)]
         budget, overhead = self.options.max_memory_mb / count, self.overhead_mb / count
-        return tiling.auto_tile(padded[0], padded[1], budget, overhead, getattr(self.decoder, "width", 1.0))
+        return tiling.auto_tile(padded[0], padded[1], budget, overhead, self.decoder.width)
 
     def style_tensor(self, style: ImageLike, size: int = 0, crop: bool = False) -> Tensor:
         """A style image as a (1, 3, H, W) RGB tensor on the device, as ``encode_style`` reads it:

@@ -34,7 +34,7 @@ from .devices import describe_device, dtype_name, keep_freed_memory, pick_device
 from .errors import AdainError, UsageError
 from .features import CachedBatches, ContentFeatures, StyleStats
 from .losses import AdaINLoss, ContentTarget
-from .nets import TAPS, Decoder, DecoderNorm, adain, check_decoder_width, taps, widen_decoder, width_of
+from .nets import TAPS, Decoder, DecoderNorm, adain, check_decoder_width, taps, widen_decoder
 
 
 @dataclass
@@ -337,10 +337,7 @@ class Trainer:
         source = self.teacher_path if kept else cfg.teacher or cfg.init_decoder
         if source is None:
             raise AdainError("--distil-feedback needs a teacher: --teacher or --init-decoder")
-        state = weights.load_decoder_state(source, cfg.decoder_norm)
-        teacher = Decoder(cfg.decoder_norm, width_of(state))
-        teacher.load_state_dict(state)
-        return teacher
+        return weights.decoder_from_file(source, cfg.decoder_norm)
 
     def describe(self) -> str:
         """One line on what this run does and where: for the terminal and the logs."""
@@ -512,11 +509,12 @@ class Trainer:
 
     def _check_same_decoder(self, before: dict) -> None:
         """A checkpoint's weights fit only the decoder they were trained in."""
-        was, now = decoder_of(before), self.decoder
-        if (was.norm, was.width) != (now.norm, now.width):
+        was = before.get("decoder_norm", "none"), before.get("decoder_width", 1.0)
+        now = self.config.decoder_norm, self.config.decoder_width
+        if was != now:
             raise AdainError(
-                f"the run was trained with --decoder-norm {was.norm} --decoder-width {was.width:g}, "
-                f"not {now.norm} and {now.width:g}"
+                f"the run was trained with --decoder-norm {was[0]} --decoder-width {was[1]:g}, "
+                f"not {now[0]} and {now[1]:g}"
             )
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -675,9 +673,7 @@ def initial_decoder(config: TrainConfig) -> Decoder:
         raise AdainError(f"--decoder-width: {exc}") from None
     if not config.init_decoder:
         return Decoder(config.decoder_norm, config.decoder_width)
-    state = weights.load_decoder_state(config.init_decoder, config.decoder_norm)
-    start = Decoder(config.decoder_norm, width_of(state))
-    start.load_state_dict(state)
+    start = weights.decoder_from_file(config.init_decoder, config.decoder_norm)
     if start.width > config.decoder_width:
         raise AdainError(
             f"--init-decoder {config.init_decoder} has width {start.width:g}, wider than --decoder-width "

@@ -377,10 +377,17 @@ def load_decoder(
             f"{found.source} was trained with encoder {found.encoder}, not {encoder.id}; results may be off",
             stacklevel=2,
         )
-    state = load_decoder_state(found.source, found.norm, found.width)
-    decoder = Decoder(found.norm, width_of(state))
+    return decoder_from_file(found.source, found.norm, found.width), found
+
+
+def decoder_from_file(
+    path: str | os.PathLike, norm: DecoderNorm = "none", width: float | None = None
+) -> Decoder:
+    """The decoder in ``path`` (``load_decoder_state``), built at the width its weights have."""
+    state = load_decoder_state(path, norm, width)
+    decoder = Decoder(norm, width_of(state))
     decoder.load_state_dict(state)
-    return decoder, found
+    return decoder
 
 
 def export_decoder(
