@@ -111,11 +111,15 @@ mixed512)
     [ -n "${SEED:-}" ] && variant+=(--seed "$SEED")
     [ -n "${LAYERS:-}" ] && variant+=(--style-layer-weights "$LAYERS")
     [ -n "${CLAMP:-}" ] && variant+=(--clamp-output)
+    # session 32: WIDEN=fresh (--widen: new channels drawn afresh, not copied) and NEWLR (--new-channel-lr:
+    # the added channels' rate times NEWLR), with WIDTH; ...-$WIDEN-nlr$NEWLR
+    [ -n "${WIDEN:-}" ] && variant+=(--widen "$WIDEN")
+    [ -n "${NEWLR:-}" ] && variant+=(--new-channel-lr "$NEWLR")
     [ -n "${DISTIL:-}" ] && DISTIL_ALPHA=${DISTIL_ALPHA:-0.93} && variant+=(--distil-feedback "$DISTIL" --distil-alpha "$DISTIL_ALPHA")
     LR=${LR:-5e-5}
     BATCH=${BATCH:-4}  # session 29: BATCH, --batch-size (4 unless set), ...-b$BATCH; GAIN and BOLD (session 30), ...-gain$GAIN-bold$BOLD; WIDTH (session 31), --decoder-width, ...-w$WIDTH; HOLDOUT (session 31, below), ...-ho$HOLDOUT
     batch_tag=; [ "$BATCH" = 4 ] || batch_tag=-b$BATCH
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c$CROP${TARGETS:+-$TARGETS}$batch_tag-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${GAIN:+-gain$GAIN}${BOLD:+-bold$BOLD}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${WIDTH:+-w$WIDTH}${HOLDOUT:+-ho$HOLDOUT}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c$CROP${TARGETS:+-$TARGETS}$batch_tag-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${GAIN:+-gain$GAIN}${BOLD:+-bold$BOLD}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${WIDTH:+-w$WIDTH}${WIDEN:+-$WIDEN}${NEWLR:+-nlr$NEWLR}${HOLDOUT:+-ho$HOLDOUT}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
     recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES" "${MIXED_RECIPE[@]}"
         --batch-size "$BATCH" --lr "$LR" "${variant[@]}" --feature-cache "$ADAIN_HOME/features"
         --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;

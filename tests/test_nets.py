@@ -12,6 +12,7 @@ from adain.nets import (
     encoder_keys,
     fuse_upsampling,
     mean_std,
+    new_channels,
     pad1,
     widen_decoder,
 )
@@ -154,9 +155,10 @@ def test_fused_upsampling_follows_later_weight_changes():
         torch.testing.assert_close(fused(x), expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
 
 
+@pytest.mark.parametrize("mode", ["copy", "fresh"])
 @pytest.mark.parametrize("norm", ["none", "instance", "batch"])
 @pytest.mark.parametrize("width", [1.25, 2.0])
-def test_a_widened_decoder_paints_what_the_narrow_one_paints(norm, width):
+def test_a_widened_decoder_paints_what_the_narrow_one_paints(norm, width, mode):
     torch.manual_seed(0)
     narrow = Decoder(norm).eval()
     for module in narrow.modules():  # norm layers' parameters off their defaults, so copying them shows
@@ -166,7 +168,7 @@ def test_a_widened_decoder_paints_what_the_narrow_one_paints(norm, width):
             if isinstance(module, nn.BatchNorm2d):
                 module.running_mean.normal_()
                 module.running_var.uniform_(0.5, 2)
-    wide = widen_decoder(narrow, width, seed=1).eval()
+    wide = widen_decoder(narrow, width, seed=1, mode=mode).eval()
     assert (wide.norm, wide.width) == (norm, width)
     assert wide[1].out_channels == round(256 * width) and wide[-1].out_channels == 3
     x = torch.rand(2, 512, 6, 5)
@@ -187,6 +189,28 @@ def test_the_copies_of_a_widened_channel_part_under_training():
     assert not torch.allclose(second.weight[:, :256], second.weight[:, 256:])
     wide(torch.rand(1, 512, 4, 4)).square().mean().backward()
     assert not torch.allclose(first.weight.grad[:256], first.weight.grad[256:])
+
+
+def test_fresh_channels_start_silent_and_learn_from_their_outgoing_weights():
+    torch.manual_seed(0)
+    narrow = Decoder()
+    wide = widen_decoder(narrow, 1.5, seed=3, mode="fresh")
+    first, second = [m for m in wide if isinstance(m, nn.Conv2d)][:2]
+    assert torch.equal(second.weight[:256, 256:], torch.zeros(256, 128, 3, 3))  # new into old: zero
+    assert first.weight[256:].std() > 0 and second.weight[256:].std() > 0  # the new channels are drawn
+    again = widen_decoder(narrow, 1.5, seed=3, mode="fresh")
+    assert all(
+        torch.equal(a, b) for a, b in zip(wide.parameters(), again.parameters(), strict=True)
+    )  # seeded
+    wide(torch.rand(1, 512, 4, 4)).square().mean().backward()
+    assert second.weight.grad[:256, 256:].abs().max() > 0  # their zero weights into the old channels learn
+
+    masks = new_channels(wide)
+    assert set(masks) == {name for name, _ in wide.named_parameters()}
+    assert masks["1.weight"][256:].all() and not masks["1.weight"][:256].any()
+    assert masks["5.weight"][:256, 256:].all() and not masks["5.weight"][:256, :256].any()
+    added = sum(int(m.sum()) for m in masks.values())
+    assert added == sum(p.numel() for p in wide.parameters()) - sum(p.numel() for p in narrow.parameters())
 
 
 def test_decoder_widths_are_checked():

@@ -1109,6 +1109,42 @@ def test_a_narrow_init_decoder_is_widened_and_the_run_keeps_its_width(dataset, t
     assert "has width 1.5, wider than --decoder-width 1.25" in capsys.readouterr().err
 
 
+def test_fresh_channels_train_at_their_own_rate(dataset, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert main(train_args(dataset, first, "--max-iter", 1)) == 0
+    wide = tmp_path / "wide"
+    assert main(train_args(dataset, wide, "--max-iter", 1, "--init-decoder", first / "decoder.pth", "--lr", "1e-4",
+                           "--lr-decay", "0", "--decoder-width", "1.5", "--widen", "fresh",
+                           "--new-channel-lr", "10")) == 0  # fmt: skip
+    assert "its added channels at 10 times the lr" in capsys.readouterr().err
+    from adain import weights
+    from adain.nets import new_channels, widen_decoder
+
+    narrow, _ = weights.load_decoder(first / "decoder.safetensors")
+    trained, _ = weights.load_decoder(wide / "decoder.safetensors")
+    start = dict(widen_decoder(narrow, 1.5, seed=0, mode="fresh").named_parameters())
+    masks = new_channels(trained)
+    old_steps, new_steps = [], []
+    for name, param in trained.named_parameters():
+        step = (param - start[name]).abs().detach()
+        old_steps.append(step[~masks[name]])
+        new_steps.append(step[masks[name]])
+    # Adam's first step is about the lr in every parameter with a gradient
+    assert torch.cat(old_steps).max() == pytest.approx(1e-4, rel=0.05)
+    assert torch.cat(new_steps).max() == pytest.approx(1e-3, rel=0.05)
+
+
+def test_widening_flags_without_a_widening_are_refused(dataset, tmp_path, capsys):
+    assert main(train_args(dataset, tmp_path / "a", "--new-channel-lr", "10")) == 1
+    assert (
+        "--new-channel-lr applies to the channels --decoder-width adds, and the width is 1"
+        in capsys.readouterr().err
+    )
+    assert main(train_args(dataset, tmp_path / "b", "--decoder-width", "1.5", "--widen", "fresh")) == 1
+    assert "--widen fresh widens an --init-decoder, and there is none" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_a_bad_decoder_width_is_refused_before_a_run_starts(dataset, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(train_args(dataset, tmp_path / "run", "--decoder-width", "0.5"))

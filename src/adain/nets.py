@@ -34,6 +34,7 @@ DECODER: list[tuple[int, int] | str] = [
 ]  # fmt: skip
 
 DecoderNorm = Literal["none", "batch", "instance"]
+WidenMode = Literal["copy", "fresh"]
 DECODER_IN, DECODER_OUT = DECODER[0][0], DECODER[-1][1]  # type: ignore[index]
 # a width is a multiple of 1/64, so that every hidden layer's channels (64 to 256, times the width)
 # stay whole numbers; the paper's decoder is width 1
@@ -246,20 +247,32 @@ class Decoder(nn.Sequential):
 
 
 @torch.no_grad()
-def widen_decoder(narrow: Decoder, width: float, noise: float = 0.1, seed: int = 0) -> Decoder:
-    """A decoder of ``width`` that computes what ``narrow`` computes (Net2Net's widening, Chen et
-    al. 2016), so that training it starts where the narrow one stands.
+def widen_decoder(
+    narrow: Decoder, width: float, noise: float = 0.1, seed: int = 0, mode: WidenMode = "copy"
+) -> Decoder:
+    """A decoder of ``width`` that computes what ``narrow`` computes, so that training it starts
+    where the narrow one stands. The old channels keep their indices; the new ones follow them.
 
-    Each hidden conv's new output channels copy randomly chosen old ones (weights, bias and any
-    normalisation parameters), and the next conv's weights on the copies of a channel share that
-    channel's old weights between them. Copies with the same incoming weights would get the same
-    gradients and never part, so the shares differ: each copy gets its share plus noise
-    (``noise`` times the layer's weight std) that sums to zero over the copies of a channel, which
-    keeps the function exact.
+    ``copy`` (Net2Net's widening, Chen et al. 2016): each hidden conv's new output channels copy
+    randomly chosen old ones (weights, bias and any normalisation parameters), and the next conv's
+    weights on the copies of a channel share that channel's old weights between them. Copies with
+    the same incoming weights would get the same gradients and never part, so the shares differ:
+    each copy gets its share plus noise (``noise`` times the layer's weight std) that sums to zero
+    over the copies of a channel, which keeps the function exact.
+
+    ``fresh``: the new channels are freshly initialised (seeded), and every weight from a new
+    channel to an old one is zero. Nothing is shared, so nothing has to part; the new channels
+    start to count as those zero weights grow (``new_channels`` names them, for their own rate).
     """
     if width < narrow.width:
         raise ValueError(f"cannot widen a decoder of width {narrow.width:g} to {width:g}")
-    wide = Decoder(narrow.norm, width).to(next(narrow.parameters()).device)
+    device = next(narrow.parameters()).device
+    if mode == "fresh":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            wide = Decoder(narrow.norm, width)
+        return _embed(narrow, wide.to(device))
+    wide = Decoder(narrow.norm, width).to(device)
     generator = torch.Generator().manual_seed(seed)
     old = [m for m in narrow if isinstance(m, nn.Conv2d)]
     new = [m for m in wide if isinstance(m, nn.Conv2d)]
@@ -284,6 +297,33 @@ def widen_decoder(narrow: Decoder, width: float, noise: float = 0.1, seed: int =
                 target.copy_(value[out] if value.dim() == 1 else value)
         source = out
     return wide
+
+
+@torch.no_grad()
+def _embed(narrow: Decoder, wide: Decoder) -> Decoder:
+    """``wide`` with ``narrow``'s parameters in its leading channels and zero weights from its
+    other channels into those, so that it computes what ``narrow`` does."""
+    wide_params = dict(wide.named_parameters())
+    for name, value in narrow.state_dict().items():
+        target = wide.state_dict()[name]
+        lead = tuple(slice(0, n) for n in value.shape)
+        if name in wide_params and target.dim() == 4:
+            target[: value.shape[0], value.shape[1] :] = 0
+        target[lead] = value
+    return wide
+
+
+def new_channels(decoder: Decoder, narrow_width: float = 1.0) -> dict[str, Tensor]:
+    """For each parameter of ``decoder``, a mask of the entries that a decoder of ``narrow_width``
+    widened to it (``widen_decoder``) added: those of the new channels and the weights between
+    them and the old ones."""
+    narrow = dict(Decoder(decoder.norm, narrow_width).named_parameters())
+    masks = {}
+    for name, value in decoder.named_parameters():
+        mask = torch.ones_like(value, dtype=torch.bool)
+        mask[tuple(slice(0, n) for n in narrow[name].shape)] = False
+        masks[name] = mask
+    return masks
 
 
 def encoder_keys() -> dict[str, tuple[int, ...]]:

@@ -34,7 +34,17 @@ from .devices import describe_device, dtype_name, keep_freed_memory, pick_device
 from .errors import AdainError, UsageError
 from .features import CachedBatches, ContentFeatures, StyleStats
 from .losses import AdaINLoss, ContentTarget
-from .nets import TAPS, Decoder, DecoderNorm, adain, check_decoder_width, taps, widen_decoder
+from .nets import (
+    TAPS,
+    Decoder,
+    DecoderNorm,
+    WidenMode,
+    adain,
+    check_decoder_width,
+    new_channels,
+    taps,
+    widen_decoder,
+)
 
 
 @dataclass
@@ -54,6 +64,8 @@ class TrainConfig:
     content_target: ContentTarget = "t"
     decoder_norm: DecoderNorm = "none"
     decoder_width: float = 1.0  # the hidden layers' channels times this (nets.decoder_layout)
+    widen: WidenMode = "copy"  # how a narrower --init-decoder is widened (nets.widen_decoder)
+    new_channel_lr: float = 1.0  # the lr of the parameters beyond the paper's decoder, times this
     save_every: int = defaults.SAVE_EVERY
     keep_every: int = 0  # a copy of the exported decoder every this many iterations, in snapshots/; 0: none
     log_every: int = defaults.LOG_EVERY
@@ -92,7 +104,7 @@ class TrainConfig:
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
           "style_jitter", "style_mix", "style_mix_reach", "style_gain", "bold_styles", "style_layer_weights", "clamp_output",
-          "distil_feedback", "distil_alpha", "ema")  # fmt: skip
+          "new_channel_lr", "distil_feedback", "distil_alpha", "ema")  # fmt: skip
 # the flags named otherwise than their field
 FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles", "style_mix_reach": "--mix-reach"}
 
@@ -295,6 +307,16 @@ class Trainer:
             AveragedModel(self.decoder, multi_avg_fn=get_ema_multi_avg_fn(config.ema)) if config.ema else None
         )
         self.optimizer = torch.optim.Adam(self.decoder.parameters(), lr=config.lr)
+        # Adam's step does not scale with the gradient, so a rate of its own for part of a tensor is
+        # that part of the step scaled: (parameter, (multiplier - 1) where the rate differs, else 0)
+        self.step_boost = []
+        if config.new_channel_lr != 1:
+            masks = new_channels(self.decoder)
+            self.step_boost = [
+                (param, masks[name].to(param.dtype) * (config.new_channel_lr - 1))
+                for name, param in self.decoder.named_parameters()
+                if masks[name].any()
+            ]
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler passes through)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         if self.device.type == "cuda":
@@ -367,6 +389,8 @@ class Trainer:
             loss += "losses of the output clamped to [0, 1]; "
         if cfg.decoder_width != 1:
             loss += f"decoder {cfg.decoder_width:g} times as wide as the paper's; "
+        if cfg.new_channel_lr != 1:
+            loss += f"its added channels at {cfg.new_channel_lr:g} times the lr; "
         if cfg.distil_feedback:
             loss += (
                 f"content target: the teacher's two passes (feedback {cfg.distil_feedback:g}, alpha "
@@ -497,7 +521,11 @@ class Trainer:
         loss = self.config.content_weight * loss_c + self.config.style_weight * loss_s
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        before = [param.detach().clone() for param, _ in self.step_boost]
         self.scaler.step(self.optimizer)
+        with torch.no_grad():
+            for (param, boost), was in zip(self.step_boost, before, strict=True):
+                param.add_((param - was) * boost)
         self.scaler.update()
         if self.averaged is not None:
             self.averaged.update_parameters(self.decoder)
@@ -671,6 +699,10 @@ def initial_decoder(config: TrainConfig) -> Decoder:
         check_decoder_width(config.decoder_width)
     except ValueError as exc:
         raise AdainError(f"--decoder-width: {exc}") from None
+    if config.new_channel_lr != 1 and config.decoder_width == 1:
+        raise AdainError("--new-channel-lr applies to the channels --decoder-width adds, and the width is 1")
+    if config.widen != "copy" and not config.init_decoder:
+        raise AdainError(f"--widen {config.widen} widens an --init-decoder, and there is none")
     if not config.init_decoder:
         return Decoder(config.decoder_norm, config.decoder_width)
     start = weights.decoder_from_file(config.init_decoder, config.decoder_norm)
@@ -680,8 +712,13 @@ def initial_decoder(config: TrainConfig) -> Decoder:
             f"{config.decoder_width:g}: a decoder is widened, never narrowed"
         )
     if start.width == config.decoder_width:
+        if config.widen != "copy":
+            raise AdainError(
+                f"--widen {config.widen}: --init-decoder {config.init_decoder} already has width "
+                f"{start.width:g}, so there is nothing to widen"
+            )
         return start
-    return widen_decoder(start, config.decoder_width, seed=config.seed)
+    return widen_decoder(start, config.decoder_width, seed=config.seed, mode=config.widen)
 
 
 def decoder_of(config: dict) -> Decoder:

@@ -36,6 +36,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="the hidden layers' channels times W (a multiple of 1/64 up to 4; default 1, the paper's decoder). A "
         "narrower --init-decoder is widened to W so that the wide one starts painting what it painted; costs "
         "about W squared as much decoder work")  # fmt: skip
+    add("--widen", choices=["copy", "fresh"], default="copy",
+        help="how a narrower --init-decoder is widened, both keeping what it paints: copy (Net2Net: new channels "
+        "copy old ones, with noise so that they part) or fresh (new channels freshly drawn, their weights into the "
+        "old ones zero); default copy")  # fmt: skip
+    add("--new-channel-lr", type=flags.positive_float, default=1.0, metavar="M",
+        help="train the parameters a wider --decoder-width adds to the paper's decoder at M times the lr (e.g. 10: "
+        "the new channels learn while the trained ones are fine-tuned); default 1")  # fmt: skip
     add("--save-every", type=flags.positive_int, default=d.SAVE_EVERY,
         help=f"checkpoint interval (default {d.SAVE_EVERY})")  # fmt: skip
     add("--keep-every", type=flags.non_negative_int, default=0, metavar="ITERATIONS",
