@@ -299,17 +299,20 @@ def widen_decoder(
     return wide
 
 
+def _leading(shape: torch.Size) -> tuple[slice, ...]:
+    """The index of a narrow tensor's entries inside its widened twin: the old channels lead."""
+    return tuple(slice(0, n) for n in shape)
+
+
 @torch.no_grad()
 def _embed(narrow: Decoder, wide: Decoder) -> Decoder:
     """``wide`` with ``narrow``'s parameters in its leading channels and zero weights from its
     other channels into those, so that it computes what ``narrow`` does."""
-    wide_params = dict(wide.named_parameters())
+    state = wide.state_dict()
     for name, value in narrow.state_dict().items():
-        target = wide.state_dict()[name]
-        lead = tuple(slice(0, n) for n in value.shape)
-        if name in wide_params and target.dim() == 4:
-            target[: value.shape[0], value.shape[1] :] = 0
-        target[lead] = value
+        if value.dim() == 4:  # a conv's weights: none from the new input channels into the old outputs
+            state[name][: value.shape[0], value.shape[1] :] = 0
+        state[name][_leading(value.shape)] = value
     return wide
 
 
@@ -321,7 +324,7 @@ def new_channels(decoder: Decoder, narrow_width: float = 1.0) -> dict[str, Tenso
     masks = {}
     for name, value in decoder.named_parameters():
         mask = torch.ones_like(value, dtype=torch.bool)
-        mask[tuple(slice(0, n) for n in narrow[name].shape)] = False
+        mask[_leading(narrow[name].shape)] = False
         masks[name] = mask
     return masks
 
