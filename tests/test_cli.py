@@ -208,6 +208,7 @@ def test_bad_flags(tmp_path, pair, extra, message, capsys, decoder_file):
     code = exit_status(stylize_argv(content, style, tmp_path / "o.jpg", decoder_file, *extra))
     err = capsys.readouterr().err
     assert code != 0 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err  # the message, not argparse's usage block above it
     assert not (tmp_path / "o.jpg").exists()
 
 

@@ -14,6 +14,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .. import __version__
 from ..errors import AdainError, UsageError
@@ -23,8 +24,15 @@ from .args import report
 COMMANDS = (stylize, train, evaluate, ablate, bench, video, serve, dataset, export)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: the usage block buries the one line that says what is wrong."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="adain", description="Arbitrary style transfer with adaptive instance normalisation."
     )
     parser.add_argument("--version", action="version", version=f"adain {__version__}")

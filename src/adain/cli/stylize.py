@@ -89,8 +89,10 @@ def run(args: argparse.Namespace) -> int:
         except AdainError as exc:
             errors.append(str(exc))
             bar.write(f"adain: error: {exc}", file=sys.stderr)
+    single = len(jobs) == 1 and jobs[0].output == args.output
+    if single and not done:
+        return 1  # its one error said it all: a count of one failure under it is noise
     if errors or not args.quiet:
-        single = len(jobs) == 1 and jobs[0].output == args.output
         where = args.output if single else f"{args.output}/"
         failed = f", {len(errors)} failed" if errors else ""
         print(f"adain: wrote {done} image{'s' if done != 1 else ''} to {where}{failed}", file=sys.stderr)
