@@ -254,6 +254,17 @@ def test_version_and_module_entry():
     assert result.returncode == 0 and result.stdout.strip() == f"adain {__version__}"
 
 
+def test_no_command_lists_the_commands_and_a_wrong_one_is_one_line(capsys):
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert all(name in err for name in ("stylize", "train", "eval", "video", "serve", "dataset", "export"))
+    with pytest.raises(SystemExit) as exit:
+        main(["stylze"])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'stylze'" in err
+    assert "see adain --help" in err
+
+
 def test_output_pixels_match_api(run, tmp_path, pair, stylizer):
     content, style = pair
     out = tmp_path / "o.png"
