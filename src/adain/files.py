@@ -73,6 +73,10 @@ def check_writable(folder: str | os.PathLike) -> None:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type's name): for one-line errors."""
-    text = str(exc).strip()
+    """The first line of an exception's message (or its type's name): for one-line errors.
+
+    An OS or FFmpeg error gives its reason alone: its ``[Errno N] reason: 'path'`` form repeats the
+    path every message here already starts with, and FFmpeg's numbers mean nothing to a user.
+    """
+    text = (getattr(exc, "strerror", None) or str(exc)).strip()
     return text.splitlines()[0] if text else type(exc).__name__
