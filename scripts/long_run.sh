@@ -25,7 +25,8 @@
 #   DISTIL, DISTIL_ALPHA   --distil-feedback, --distil-alpha (0.93 unless set)
 #   WIDTH, WIDEN, NEWLR    --decoder-width, --widen, --new-channel-lr
 #   HOLDOUT    a share of the paintings kept out of training, by their originals, and 20 of them
-#              linked for ranking in $ADAIN_HOME/held-out$HOLDOUT-styles (scripts/held_out.py)
+#              linked for ranking in $ADAIN_HOME/held-out$HOLDOUT-styles (scripts/held_out.py), with
+#              ten of the paper's test photos in $ADAIN_HOME/held-out-eval/content
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export ADAIN_HOME=${ADAIN_HOME:-$HOME/.cache/adain}
@@ -69,6 +70,10 @@ mixed512)
         .venv/bin/python scripts/held_out.py "$d/train512:train512:$d/MANIFEST512.csv" \
             "$d/train:train:$d/MANIFEST.csv" ${TWICE512:+"$d/train512:train512-again:$d/MANIFEST512.csv"} \
             --share "$HOLDOUT" --train "$STYLES" --held-out "$ADAIN_HOME/held-out$HOLDOUT-styles" --max 20
+        # and the first ten of the paper's test photos beside them: 200 pairs to rank on
+        mkdir -p "$ADAIN_HOME/held-out-eval/content"
+        find "$(realpath "$SHARED/images/content")" -maxdepth 1 -type f | sort | head -10 |
+            xargs -I{} ln -sfn {} "$ADAIN_HOME/held-out-eval/content/"
     else
         mixed_styles "$STYLES" "$SHARED/data/style/train512" "$SHARED/data/style/train" "$TWICE512"
     fi
