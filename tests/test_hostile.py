@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from adain import images
+from adain import files, images
 from adain.cli import main
 from adain.errors import AdainError, ImageError, WeightsError
 from adain.stylize import StyleCode
@@ -89,8 +89,6 @@ def test_a_checkpoint_that_is_a_folder_touches_nothing(dataset, tmp_path, capsys
 
 
 def test_a_full_disk_at_a_checkpoint_names_the_cause(dataset, tmp_path, capsys, monkeypatch):  # noqa: F811
-    from adain import files
-
     out = tmp_path / "run"
     real = files.write_bytes
 
@@ -449,3 +447,15 @@ def test_server_small_holes(tmp_path, decoder_file):
     too_small = client.post("/v1/stylize", files=files, data={"content_size": "4"})
     assert too_small.status_code == 422 and "too small" in too_small.json()["detail"]
     assert client.get("/healthz").json()["decoder"] == decoder_file.name  # not where it lives
+
+
+def test_one_line_errors_keep_the_reason_and_drop_the_noise():
+    assert (
+        files.first_line(OSError(errno.ENOSPC, "No space left on device", "/x")) == "No space left on device"
+    )
+    assert (
+        files.first_line(ValueError("bad header. The file may be cut short. Try again.\nmore"))
+        == "bad header"
+    )
+    assert files.first_line(KeyError(105)) == "KeyError"  # a number alone says nothing
+    assert files.first_line(RuntimeError()) == "RuntimeError"

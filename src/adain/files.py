@@ -73,10 +73,13 @@ def check_writable(folder: str | os.PathLike) -> None:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type's name): for one-line errors.
+    """The first sentence of an exception's message, or its type's name: for one-line errors.
 
     An OS or FFmpeg error gives its reason alone: its ``[Errno N] reason: 'path'`` form repeats the
-    path every message here already starts with, and FFmpeg's numbers mean nothing to a user.
+    path every message here already starts with, and FFmpeg's numbers mean nothing to a user. Only
+    the first sentence, because some libraries explain at length (torch's zip reader goes on for four
+    more), and the type's name where the message holds no word (pickle on a non-pickle says "105").
     """
     text = (getattr(exc, "strerror", None) or str(exc)).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    text = text.splitlines()[0].split(". ")[0] if text else ""
+    return text if any(c.isalpha() for c in text) else type(exc).__name__

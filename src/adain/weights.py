@@ -69,11 +69,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # each loader has its own zoo of exceptions for a bad file
         kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch (.pth)"
-        # its first sentence (torch's zip reader goes on for four more), and none where pickle, on a
-        # file that is no pickle, says only "KeyError: 105"
-        detail = files.first_line(exc).split(". ")[0]
-        detail = f" ({detail})" if any(c.isalpha() for c in detail) else ""
-        raise WeightsError(f"cannot read weights file {path}: not a readable {kind} file{detail}") from None
+        raise WeightsError(
+            f"cannot read weights file {path}: not a readable {kind} file ({files.first_line(exc)})"
+        ) from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
