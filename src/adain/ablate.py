@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from . import files, images, weights
 from .defaults import ABLATION_VARIANTS as VARIANTS
@@ -93,7 +94,7 @@ def markdown_table(table: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def grid(stylizers: dict[str, Stylizer], contents: list[Path], styles: list[Path], size: int):
+def grid(stylizers: dict[str, Stylizer], contents: list[Path], styles: list[Path], size: int) -> Image.Image:
     """Rows: content x style pairs; columns: content, style, then each variant's result."""
     rows = []
     for c in contents:

@@ -396,7 +396,7 @@ class _Worker:
                 self._error = exc
                 return
 
-    def put(self, item) -> None:
+    def put(self, item: object) -> None:
         while self._thread.is_alive():
             try:
                 self._queue.put(item, timeout=0.1)

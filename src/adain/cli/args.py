@@ -8,9 +8,12 @@ import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import defaults
+
+if TYPE_CHECKING:  # the library loads torch; a command imports it only when it runs
+    from ..stylize import Stylizer
 
 
 def _number(text: str, kind: type[int] | type[float]) -> Any:
@@ -200,7 +203,7 @@ def add_training_data_flags(parser: argparse.ArgumentParser) -> None:
     add_quiet_flag(parser)
 
 
-def stylizer_from(args: argparse.Namespace, **options: object):  # -> Stylizer (imported lazily)
+def stylizer_from(args: argparse.Namespace, **options: object) -> Stylizer:
     """The ``Stylizer`` that a command's weights flags ask for, with its options."""
     from ..stylize import Stylizer
 
@@ -210,7 +213,7 @@ def stylizer_from(args: argparse.Namespace, **options: object):  # -> Stylizer (
     )  # fmt: skip
 
 
-def check_flag_controls(alpha: float, n_styles: int, style_weights, masked: bool) -> None:
+def check_flag_controls(alpha: float, n_styles: int, style_weights: list[float] | None, masked: bool) -> None:
     """The controls' checks, as usage errors (exit 2, like every other bad flag)."""
     from ..errors import AdainError, UsageError
     from ..stylize import check_controls
