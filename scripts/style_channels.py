@@ -5,7 +5,7 @@ a single channel moves it.
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE outside STYLE_DIR
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE predict [--styles STYLE_DIR]
     python scripts/style_channels.py clamp CONTENT_DIR STYLE_DIR DECODER [DECODER ...]
-    python scripts/style_channels.py feedback CONTENT_DIR STYLE_DIR DECODER [--settings ETA:ALPHA ...]
+    python scripts/style_channels.py feedback CONTENT_DIR STYLE_DIR DECODER [--settings ETA:ALPHA ...] [--preview N ...]
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE energy PAIRS_CSV STYLE_DIR
         [--boldest N --links STYLE_LINKS --only SUBFOLDER --into DIR]
 
@@ -40,7 +40,9 @@ Then, for each ``ETA:ALPHA``, the pairs are decoded again from targets corrected
 content and style loss are printed with the style loss's terms per tap. ``0:1`` is the plain
 pipeline. It costs a second encode and decode per image. With ``--fixed``, also each setting with
 the miss foretold by the per-channel lines instead of measured (a correction that would cost
-nothing at inference, fitted on these very pairs).
+nothing at inference, fitted on these very pairs). With ``--preview N``, also each setting with
+the miss measured on a first pass of the content at N px instead of at ``--size`` (a cheaper
+first pass: (N / size)² of its work).
 
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
@@ -317,7 +319,16 @@ def feedback(args: argparse.Namespace) -> None:
         (a, b), (c, d) = lines["means"], lines["log stds"]
         return (a + b * mean.flatten()).view_as(mean), (c + d * std.flatten().log()).exp().view_as(std)
 
-    kinds = ("measured", "fixed") if args.fixed else ("measured",)
+    previews = {}  # (preview size, style, content) -> the relu4_1 (mean, std) of a plain pass at that size
+    with torch.inference_mode():
+        for n in args.preview:
+            small = [encode(images.load_square(p, n)) for p in contents]
+            for j, style_stats in enumerate(stats):
+                for i, content_features in enumerate(small):
+                    output = stylizer.decode(adain_stats(content_features, *style_stats[-1])).clamp(0, 1)
+                    previews[n, j, i] = mean_std(encode(output))
+
+    kinds = ["measured"] + (["fixed"] if args.fixed else []) + [f"preview {n}" for n in args.preview]
     for kind in kinds:
         for eta, alpha in settings:
             rows = []
@@ -325,7 +336,12 @@ def feedback(args: argparse.Namespace) -> None:
                 for j, style_stats in enumerate(stats):
                     mean, std = style_stats[-1]
                     for i, content_features in enumerate(features):
-                        miss = made[j, i] if kind == "measured" else fixed(mean, std)
+                        if kind == "measured":
+                            miss = made[j, i]
+                        elif kind == "fixed":
+                            miss = fixed(mean, std)
+                        else:
+                            miss = previews[int(kind.split()[1]), j, i]
                         t = adain_stats(content_features, *feedback_targets((mean, std), miss, eta))
                         output = stylizer.decode(alpha * t + (1 - alpha) * content_features).clamp(0, 1)
                         out_taps = taps(encode, output)
@@ -333,7 +349,7 @@ def feedback(args: argparse.Namespace) -> None:
                         content = content_loss(out_taps[-1], content_features)
                         rows.append(torch.cat([content.view(1), per_tap]))
             row = torch.stack(rows).mean(0)
-            label = "" if kind == "measured" else "fixed "
+            label = "" if kind == "measured" else f"{kind}: "
             print(
                 f"{label}eta {eta:g} alpha {alpha:g}: content {row[0]:.3f} style {row[1:].sum():.3f} "
                 f"({', '.join(f'{v:.3f}' for v in row[1:].tolist())})"
@@ -432,6 +448,14 @@ def main() -> None:
         "--fixed",
         action="store_true",
         help="also each setting with the miss foretold by the lines, not measured",
+    )
+    fed.add_argument(
+        "--preview",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also each setting with the miss measured on a first pass at N px",
     )
     fed.set_defaults(run=feedback)
     bold = sub.add_parser(
