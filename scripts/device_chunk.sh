@@ -3,7 +3,9 @@
 # recipe (train512, 256 px crops of cached features, mixed styles, moving average), from the shipped
 # decoder, as several variants side by side on the one GPU sharing one feature cache; each stops with
 # a checkpoint by its --time-limit. Then scripts/rank_decoders.py ranks every variant's snapshots on
-# the carried test pairs at 512² and the best of each come back in $OUT (fp16), with the logs.
+# the carried test pairs at 512² and the best of each come back in $OUT (fp16), with the logs; where
+# the carry holds held-out paintings (device_carry.py --hold-out), the snapshots are ranked on them
+# too, SECONDS_RANK_HELD_OUT more, into ranking-held-out.csv: paintings no variant trained on.
 # Needs `.train-data/` from scripts/device_carry.py, carried with the call.
 #
 #   SECONDS_TRAIN=420 SECONDS_RANK=100 bash scripts/device_chunk.sh    # on the device, from the repo root
@@ -21,6 +23,7 @@ DEVICE=${DEVICE:-cuda}
 PRECISION=${PRECISION:-bf16}
 SECONDS_TRAIN=${SECONDS_TRAIN:-420}  # from this script's start to the variants' stop
 SECONDS_RANK=${SECONDS_RANK:-100}
+SECONDS_RANK_HELD_OUT=${SECONDS_RANK_HELD_OUT:-60}
 KEEP_EVERY=${KEEP_EVERY:-1000}
 ALLOWANCE=${ALLOWANCE:-0.01}  # content loss over the shipped decoder's, for the ones kept
 VARIANTS=${VARIANTS:-"b8:--batch-size 8|distil:--batch-size 8 --distil-feedback 0.5 --distil-alpha 0.93|b16:--batch-size 16 --lr 1e-4 --warmup 500"}
@@ -80,4 +83,9 @@ done
 $python scripts/rank_decoders.py src/adain/decoder.safetensors "${runs[@]}" --content-dir "$CARRY/eval/content" \
     --style-dir "$CARRY/eval/style" --size "${RANK_SIZE:-512}" --device "$DEVICE" --deadline "$SECONDS_RANK" \
     --out "$WORK/ranking.csv" --keep "$OUT" --keep-count 7 --content-allowance "$ALLOWANCE"
+if [ -d "$CARRY/held-out" ]; then
+    $python scripts/rank_decoders.py src/adain/decoder.safetensors "${runs[@]}" --content-dir "$CARRY/eval/content" \
+        --style-dir "$CARRY/held-out" --size "${RANK_SIZE:-512}" --device "$DEVICE" \
+        --deadline "$SECONDS_RANK_HELD_OUT" --out "$WORK/ranking-held-out.csv"
+fi
 echo "done at $(($(date +%s) - begun)) s"

@@ -45,6 +45,26 @@ def source_keys(manifest: Path | None) -> dict[str, str]:
         return {row["file"]: f"{row['source_repo']}/{row['source_path']}" for row in csv.DictReader(f)}
 
 
+def split(
+    sources: list[tuple[Path, str, dict[str, str]]], share: float
+) -> tuple[dict[str, list[Path]], list[Path]]:
+    """Each (folder, NAME, manifest keys) source's training images by NAME, and the held-out
+    paintings: one per original (the first source's copy, so list the larger scale first), in the
+    fixed order of their keys' hashes, the same on every machine (``device_carry.py`` packs the
+    first of them for a GPU lease, as this script links them here)."""
+    trained: dict[str, list[Path]] = {}
+    held: dict[str, Path] = {}
+    for folder, name, keys in sources:
+        trained[name] = []
+        for image in find_images(folder, recursive=True):
+            key = keys.get(image.name, f"{folder.name}/{image.relative_to(folder)}")
+            if fraction(key) < share:
+                held.setdefault(key, image)
+            else:
+                trained[name].append(image)
+    return trained, [held[key] for key in sorted(held, key=fraction)]
+
+
 def fresh(folder: Path) -> Path:
     """``folder``, emptied of an earlier split's links (and nothing else: a real file stops it)."""
     if folder.exists():
@@ -82,29 +102,22 @@ def main() -> None:
         except (KeyError, csv.Error, UnicodeDecodeError) as exc:
             parser.error(f"{manifest}: not a manifest with file, source_repo and source_path columns ({exc})")
         sources.append((Path(folder).resolve(), name or Path(folder).name, keys))
+    trained, held = split(sources, args.share)
     train, out = fresh(args.train), fresh(args.held_out)
-    counts, held = {}, {}
-    for folder, name, keys in sources:
+    for folder, name, _ in sources:
         (train / name).mkdir()
-        counts[name] = 0
-        for image in find_images(folder, recursive=True):
-            key = keys.get(image.name, f"{folder.name}/{image.relative_to(folder)}")
-            if fraction(key) < args.share:
-                held.setdefault(key, image)  # the first source's copy: the larger scale first
-            else:
-                link = train / name / image.relative_to(folder)
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(image)
-                counts[name] += 1
-    for key in sorted(held, key=fraction)[: args.max or None]:
-        image = held[key]
+        for image in trained[name]:
+            link = train / name / image.relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(image)
+    for image in held[: args.max or None]:
         link = out / image.name
         if link.exists():  # two sets' files of one name: the folder's name tells them apart
             link = out / f"{image.parent.name}-{image.name}"
         link.symlink_to(image)
-    trained = ", ".join(f"{n} {c:,}" for n, c in counts.items())
+    counts = ", ".join(f"{n} {len(images):,}" for n, images in trained.items())
     print(
-        f"training: {trained}; held out: {len(held):,} paintings, {min(len(held), args.max or len(held)):,} linked in {out}"
+        f"training: {counts}; held out: {len(held):,} paintings, {min(len(held), args.max or len(held)):,} linked in {out}"
     )
 
 

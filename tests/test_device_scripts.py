@@ -49,6 +49,31 @@ def test_pack_reencodes_in_order_and_stops_at_the_budget(tmp_path):
     assert device_carry.spread(list(range(10)), 3) == [0, 3, 6]
 
 
+def test_carry_holds_out_the_same_paintings_as_the_cpu_runs(tmp_path, monkeypatch):
+    # device_carry.py --hold-out splits with held_out.py's split, by the manifests' originals: one
+    # held out at 512 px is held out at 256 px too, and the held-out list has the CPU links' order
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    held_out = load_script("held_out")
+    original = {}
+    for name, manifest, first in (("train512", "MANIFEST512.csv", 0), ("train", "MANIFEST.csv", 10)):
+        (tmp_path / name).mkdir()
+        rows = ["file,source_repo,source_path"]
+        for i in range(30):  # the two sets share the originals o10..o29
+            path = make_image(tmp_path / name / f"{name}_{i:03d}.jpg", (8, 8), seed=first + i)
+            original[path] = f"repo/o{first + i}"
+            rows.append(f"{path.name},repo,o{first + i}")
+        (tmp_path / manifest).write_text("\n".join(rows) + "\n")
+    sources = [(tmp_path / n, n, held_out.source_keys(tmp_path / m))
+               for n, m in (("train512", "MANIFEST512.csv"), ("train", "MANIFEST.csv"))]  # fmt: skip
+    trained, held = held_out.split(sources, 0.3)
+    held_originals = [original[p] for p in held]
+    assert held and len(set(held_originals)) == len(held)
+    assert held_originals == sorted(held_originals, key=held_out.fraction)
+    assert not {original[p] for name in trained for p in trained[name]} & set(held_originals)
+    shared = [p for p in held if 10 <= int(original[p].split("o")[-1]) < 30]
+    assert shared and all(p.parent.name == "train512" for p in shared)  # the larger scale's copy
+
+
 def row(run, iteration, content, style):
     return {"decoder": f"{run}/decoder-{iteration}", "run": run, "iteration": iteration,
             "content_loss": str(content), "style_loss": str(style)}  # fmt: skip
@@ -69,7 +94,7 @@ def test_rank_keeps_each_runs_best_within_the_allowance_then_its_newest():
 def test_chunk_trains_variants_ranks_and_resumes(tmp_path):
     carry = tmp_path / "carry"
     for folder, seed in (("content", 0), ("style", 50), ("style-small", 70), ("eval/content", 90),
-                         ("eval/style", 95)):  # fmt: skip
+                         ("eval/style", 95), ("held-out", 99)):  # fmt: skip
         (carry / folder).mkdir(parents=True)
         for i in range(4):  # the cache is built at batch 4
             make_image(carry / folder / f"{i}.png", (48, 48), seed=seed + i)
@@ -95,13 +120,20 @@ def test_chunk_trains_variants_ranks_and_resumes(tmp_path):
     with tarfile.open(out / "results.tar.gz") as tar:
         names = tar.getnames()
     assert not [n for n in names if n.endswith((".pt", ".pth", ".safetensors"))]
-    ranking_name = next(n for n in names if n.endswith("ranking.csv"))
     with tarfile.open(out / "results.tar.gz") as tar:
-        ranking = list(csv.DictReader(tar.extractfile(ranking_name).read().decode().splitlines()))
-    # the shipped decoder first, then the runs in turn, newest first: 3 (the checkpoint's), 2
+        rankings = {
+            n.rsplit("/", 1)[-1]: list(csv.DictReader(tar.extractfile(n).read().decode().splitlines()))
+            for n in names
+            if n.endswith(".csv") and "ranking" in n
+        }
+    # the shipped decoder first, then the runs in turn, newest first: 3 (the checkpoint's), 2; on the
+    # test pairs and again on the held-out paintings, with other losses
+    ranking, held_out = rankings["ranking.csv"], rankings["ranking-held-out.csv"]
     assert [(r["run"], r["iteration"]) for r in ranking] == [
         ("", "-1"), ("one", "3"), ("two", "3"), ("one", "2"), ("two", "2")
     ]  # fmt: skip
+    assert [(r["run"], r["iteration"]) for r in held_out] == [(r["run"], r["iteration"]) for r in ranking]
+    assert held_out[0]["style_loss"] != ranking[0]["style_loss"]
     with open(tmp_path / "work" / "one" / "sittings.csv") as f:
         sittings = list(csv.DictReader(f))
     assert [(r["from_iteration"], r["to_iteration"], r["ended"]) for r in sittings] == [
