@@ -143,6 +143,8 @@ def main() -> None:
     parser.add_argument("--check-quality", type=int, help="measure WebP at this quality; pack nothing")
     parser.add_argument("--check-count", type=int, default=24)
     args = parser.parse_args()
+    if not 0 <= args.hold_out < 1:
+        parser.error(f"--hold-out must be at least 0 and below 1, not {args.hold_out}")
     if args.check_quality:
         paintings = images.find_images(args.data / "style" / "train512")
         check_quality(spread(paintings, min(args.check_count, len(paintings))), args.check_quality)
