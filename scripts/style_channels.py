@@ -282,6 +282,19 @@ def clamp(args: argparse.Namespace) -> None:
             print(f"  {name}: {per_tap.sum():.3f} ({', '.join(f'{v:.3f}' for v in per_tap.tolist())})")
 
 
+def plain_pass(
+    stylizer: Stylizer, features: list[torch.Tensor], stats: list[list[tuple[torch.Tensor, torch.Tensor]]]
+) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
+    """(style, content) -> the relu4_1 (mean, std) of the output of one plain pass: the miss that
+    feedback corrects."""
+    made = {}
+    for j, style_stats in enumerate(stats):
+        for i, content_features in enumerate(features):
+            output = stylizer.decode(adain_stats(content_features, *style_stats[-1])).clamp(0, 1)
+            made[j, i] = mean_std(stylizer.encode_fp32(output))
+    return made
+
+
 def feedback(args: argparse.Namespace) -> None:
     contents = sorted(p for p in Path(args.content_dir).iterdir() if p.is_file())[:: args.every]
     styles = sorted(p for p in Path(args.style_dir).iterdir() if p.is_file())[:: args.every]
@@ -292,11 +305,7 @@ def feedback(args: argparse.Namespace) -> None:
     with torch.inference_mode():
         features = [encode(images.load_square(p, args.size)) for p in contents]
         stats = [[mean_std(t) for t in taps(encode, images.load_square(p, args.size))] for p in styles]
-        made = {}  # (style, content) -> the output's relu4_1 (mean, std) from a plain pass
-        for j, style_stats in enumerate(stats):
-            for i, content_features in enumerate(features):
-                output = stylizer.decode(adain_stats(content_features, *style_stats[-1])).clamp(0, 1)
-                made[j, i] = mean_std(encode(output))
+        made = plain_pass(stylizer, features, stats)
     given = torch.stack(
         [torch.cat([s[-1][0].flatten(), s[-1][1].flatten().log()]) for s in stats for _ in features]
     )
@@ -319,29 +328,22 @@ def feedback(args: argparse.Namespace) -> None:
         (a, b), (c, d) = lines["means"], lines["log stds"]
         return (a + b * mean.flatten()).view_as(mean), (c + d * std.flatten().log()).exp().view_as(std)
 
-    previews = {}  # (preview size, style, content) -> the relu4_1 (mean, std) of a plain pass at that size
-    with torch.inference_mode():
-        for n in args.preview:
-            small = [encode(images.load_square(p, n)) for p in contents]
-            for j, style_stats in enumerate(stats):
-                for i, content_features in enumerate(small):
-                    output = stylizer.decode(adain_stats(content_features, *style_stats[-1])).clamp(0, 1)
-                    previews[n, j, i] = mean_std(encode(output))
-
-    kinds = ["measured"] + (["fixed"] if args.fixed else []) + [f"preview {n}" for n in args.preview]
-    for kind in kinds:
+    # each kind: its label and the miss it feeds back for (style j, content i)
+    kinds = [("", lambda j, i, mean, std: made[j, i])]
+    if args.fixed:
+        kinds.append(("fixed: ", lambda j, i, mean, std: fixed(mean, std)))
+    for n in args.preview:
+        with torch.inference_mode():
+            small = plain_pass(stylizer, [encode(images.load_square(p, n)) for p in contents], stats)
+        kinds.append((f"preview {n}: ", lambda j, i, mean, std, small=small: small[j, i]))
+    for label, miss_of in kinds:
         for eta, alpha in settings:
             rows = []
             with torch.inference_mode():
                 for j, style_stats in enumerate(stats):
                     mean, std = style_stats[-1]
                     for i, content_features in enumerate(features):
-                        if kind == "measured":
-                            miss = made[j, i]
-                        elif kind == "fixed":
-                            miss = fixed(mean, std)
-                        else:
-                            miss = previews[int(kind.split()[1]), j, i]
+                        miss = miss_of(j, i, mean, std)
                         t = adain_stats(content_features, *feedback_targets((mean, std), miss, eta))
                         output = stylizer.decode(alpha * t + (1 - alpha) * content_features).clamp(0, 1)
                         out_taps = taps(encode, output)
@@ -349,7 +351,6 @@ def feedback(args: argparse.Namespace) -> None:
                         content = content_loss(out_taps[-1], content_features)
                         rows.append(torch.cat([content.view(1), per_tap]))
             row = torch.stack(rows).mean(0)
-            label = "" if kind == "measured" else f"{kind}: "
             print(
                 f"{label}eta {eta:g} alpha {alpha:g}: content {row[0]:.3f} style {row[1:].sum():.3f} "
                 f"({', '.join(f'{v:.3f}' for v in row[1:].tolist())})"
