@@ -92,6 +92,13 @@ def test_feedback_is_recorded_and_a_run_without_it_is_not_resumed_with_it(
     ).any()
     assert main(dataset_args(tree, plain, decoder_file, "--ext", "png", "--feedback", "1")) == 2
     assert "another configuration" in capsys.readouterr().err
+    previewed = tmp_path / "previewed"
+    argv = dataset_args(
+        tree, previewed, decoder_file, "--ext", "png", "--feedback", "1", "--feedback-preview", 16
+    )
+    assert main(argv) == 0
+    assert json.loads((previewed / "dataset.json").read_text())["weights"]["feedback_preview"] == 16
+    assert "feedback_preview" not in json.loads((fed / "dataset.json").read_text())["weights"]
 
 
 def test_two_workers_make_the_same_choices_and_images(tree, tmp_path, decoder_file):

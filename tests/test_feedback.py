@@ -76,10 +76,57 @@ def test_eval_takes_alpha_and_feedback_and_says_so(tmp_path, decoder_file):
     if SHARED_VGG.is_file():
         argv += ["--vgg", str(SHARED_VGG)]
     summaries = {}
-    for name, extra in (("plain", []), ("weak", ["--alpha", "0.5"]), ("fed", ["--feedback", "1"])):
+    runs = (("plain", []), ("weak", ["--alpha", "0.5"]), ("fed", ["--feedback", "1"]),
+            ("previewed", ["--feedback", "1", "--feedback-preview", "16"]))  # fmt: skip
+    for name, extra in runs:
         assert main([*argv, "--out", str(tmp_path / name), *extra]) == 0
         summaries[name] = json.loads((tmp_path / name / "summary.json").read_text())
     assert (summaries["weak"]["alpha"], summaries["fed"]["feedback"]) == (0.5, 1.0)
     assert (summaries["plain"]["alpha"], summaries["plain"]["feedback"]) == (1.0, 0.0)
+    assert (summaries["previewed"]["feedback_preview"], summaries["fed"]["feedback_preview"]) == (16, None)
     losses = {name: s["methods"]["adain"]["style_loss"] for name, s in summaries.items()}
-    assert len(set(losses.values())) == 3
+    assert len(set(losses.values())) == 4
+
+
+def test_a_preview_under_the_smallest_image_is_refused():
+    with pytest.raises(AdainError, match="feedback_preview must be at least 16 px"):
+        StylizerOptions(feedback=0.5, feedback_preview=8)
+
+
+def test_the_preview_flag_goes_with_feedback(tmp_path, small_pair, decoder_file):
+    content, style = small_pair
+    argv = stylize_argv(content, style, tmp_path / "out.png", decoder_file, "--feedback-preview", "64")
+    assert exit_status(argv) == 2 and not (tmp_path / "out.png").exists()
+
+
+@needs_shared
+def test_a_smaller_first_pass_keeps_part_of_the_gain():
+    stylizer = Stylizer.from_pretrained(device="cpu", precision="fp32")  # the shipped pair
+    code = stylizer.encode_style(STYLE, 256)
+    outputs = {
+        "once": stylizer(CONTENT, code, content_size=256),
+        "whole": stylizer.with_options(feedback=0.5)(CONTENT, code, content_size=256),
+        "preview": stylizer.with_options(feedback=0.5, feedback_preview=128)(CONTENT, code, content_size=256),
+        # a preview no smaller than the image is the whole first pass
+        "large": stylizer.with_options(feedback=0.5, feedback_preview=256)(CONTENT, code, content_size=256),
+    }
+    assert np.array_equal(np.asarray(outputs["large"]), np.asarray(outputs["whole"]))
+    misses = {}
+    for name, out in outputs.items():
+        with torch.inference_mode():
+            mean, std = mean_std(stylizer.encode_fp32(images.to_tensor(out)))
+        misses[name] = ((mean - code.mean).pow(2).mean() + (std - code.std).pow(2).mean()).item()
+    assert misses["once"] > misses["preview"] > misses["whole"]
+
+
+def test_a_preview_in_tiles_and_mask_regions_matches_the_whole_image(stylizer, tmp_path):
+    content = make_image(tmp_path / "c.png", (200, 168), seed=7)
+    style, other = (make_image(tmp_path / f"{n}.png", (64, 64), seed=s) for n, s in (("s", 8), ("o", 10)))
+    mask = make_image(tmp_path / "m.png", (200, 168), seed=9, mode="L")
+    fed = stylizer.with_options(feedback=1.0)
+    previewed = fed.with_options(feedback_preview=96)
+    for args in ((content, style), (content, [style, other])):
+        extra = {"mask": mask} if isinstance(args[1], list) else {}
+        whole = np.asarray(previewed(*args, **extra))
+        assert psnr(np.asarray(previewed.with_options(tile=64)(*args, **extra)), whole) >= 35
+        assert not np.array_equal(np.asarray(fed(*args, **extra)), whole)  # the preview did change it

@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     weights = {"vgg": args.vgg and str(args.vgg), "decoder": args.decoder and str(args.decoder),
                "device": args.device, "fast": not args.plain, "precision": args.precision}  # fmt: skip
-    if args.feedback:  # only when asked, so that runs from before the flag resume as they were
-        weights["feedback"] = args.feedback
+    # only the options asked for, so that runs from before the flags resume as they were
+    weights.update({name: value for name, value in flags.feedback_options(args).items() if value})
     config = DatasetConfig(
         str(args.src), str(args.styles), str(args.output), args.per_content, args.alpha, args.content_size,
         args.style_size, args.seed, args.ext, weights,

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.out} holds an earlier evaluation ({', '.join(earlier)}): pass --overwrite to replace it"
         )
-    stylizer = flags.stylizer_from(args, feedback=args.feedback)
+    stylizer = flags.stylizer_from(args, **flags.feedback_options(args))
     methods = args.method or ["adain", "content", "style"]
     results = evaluate(
         stylizer, contents, styles, methods, args.size, not args.quiet, args.gatys_iters, alpha=args.alpha
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         "encoder": stylizer.encoder_weights.source,
         "alpha": args.alpha,
         "feedback": args.feedback,
+        "feedback_preview": args.feedback_preview,
     }
     summary = write_report(results, args.out, meta)
     print(f"{'method':<10}{'content loss':>16}{'style loss':>16}{'pairs':>7}{'seconds':>9}")

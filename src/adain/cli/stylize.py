@@ -69,7 +69,11 @@ def run(args: argparse.Namespace) -> int:
         raise AdainError("nothing left to do")
 
     options = StylizerOptions(
-        args.max_pixels, args.max_memory, args.tile or None, progress=not args.quiet, feedback=args.feedback
+        args.max_pixels,
+        args.max_memory,
+        args.tile or None,
+        progress=not args.quiet,
+        **flags.feedback_options(args),
     )
     stylizer = flags.stylizer_from(args, **vars(options))
     results = batch.stylize_jobs(

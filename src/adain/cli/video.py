@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     flags.check_flag_controls(args.alpha, len(args.style), args.style_weights, args.mask is not None)
     if args.output.exists() and not args.overwrite:
         raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
-    stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory, feedback=args.feedback)
+    stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory, **flags.feedback_options(args))
     styles = [StyleCode.load(path) if path.suffix == ".safetensors" else path for path in args.style]
     paint = FramePainter(stylizer, styles, args.alpha, args.style_weights, args.mask, args.preserve_color,
                          args.temporal, args.style_size)  # fmt: skip
