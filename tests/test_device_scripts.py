@@ -74,6 +74,32 @@ def test_carry_holds_out_the_same_paintings_as_the_cpu_runs(tmp_path, monkeypatc
     assert shared and all(p.parent.name == "train512" for p in shared)  # the larger scale's copy
 
 
+def test_carry_packs_a_data_tree_where_it_is_told(tmp_path, monkeypatch):
+    data, test_images, out = tmp_path / "data", tmp_path / "images", tmp_path / "carry"
+    for folder, count in (("content/train512", 4), ("style/train512", 10), ("style/train", 10)):
+        (data / folder).mkdir(parents=True)
+        for i in range(count):
+            make_image(data / folder / f"{i:02d}.jpg", (32, 32), seed=len(folder) + i)
+    for manifest in ("MANIFEST512.csv", "MANIFEST.csv"):
+        rows = [f"{i:02d}.jpg,repo,original{i}" for i in range(10)]  # the two scales share originals
+        (data / "style" / manifest).write_text("\n".join(["file,source_repo,source_path", *rows]) + "\n")
+    for folder in ("content", "style"):
+        (test_images / folder).mkdir(parents=True)
+        for i in range(3):
+            make_image(test_images / folder / f"{i}.png", (32, 32), seed=50 + i)
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    argv = ["device_carry.py", "--data", str(data), "--images", str(test_images), "--carry", str(out),
+            "--hold-out", "0.3", "--eval-styles", "2"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    load_script("device_carry").main()
+    count = lambda folder: len(list((out / folder).iterdir()))  # noqa: E731
+    assert (count("content"), count("eval/content"), count("eval/style")) == (4, 3, 2)
+    # an original held out is gone from both scales, and packed once
+    held = count("held-out")
+    assert 0 < held < 10 and count("style") == count("style-small") == 10 - held
+    assert (out / "pastiche").is_dir() and not (ROOT / ".train-data" / "carry").exists()
+
+
 def row(run, iteration, content, style):
     return {"decoder": f"{run}/decoder-{iteration}", "run": run, "iteration": iteration,
             "content_loss": str(content), "style_loss": str(style)}  # fmt: skip
