@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from inference import timed
+from inference import smooth_image, timed
 from results_file import add_out_flags, parse_args, write_results
 
 from adain import Stylizer
@@ -41,9 +41,7 @@ def main() -> None:
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         g = torch.Generator().manual_seed(size)
-        content = torch.nn.functional.interpolate(
-            torch.rand(1, 3, 16, 16, generator=g), size=(size, size), mode="bicubic"
-        ).clamp(0, 1)
+        content = smooth_image(size, g)
         code = once.encode_style(torch.rand(3, 256, 256, generator=g))
         stylizers = [("one pass", once), ("feedback", fed)]
         stylizers += [(f"preview {p}", fed.with_options(feedback_preview=p)) for p in previews if p < size]

@@ -72,6 +72,12 @@ def timed(fns: list, runs: int) -> tuple[list[float], list]:
     return [statistics.median(t) for t in times], results
 
 
+def smooth_image(size: int, generator: torch.Generator) -> torch.Tensor:
+    """A (1, 3, size, size) photo stand-in: random colours upsampled smooth, the same for a seed."""
+    noise = torch.rand(1, 3, 16, 16, generator=generator)
+    return torch.nn.functional.interpolate(noise, size=(size, size), mode="bicubic").clamp(0, 1)
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = torch.mean((a.float() * 255 - b.float() * 255).round() ** 2).item()
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(255.0**2 / mse)).item()
@@ -107,9 +113,7 @@ def main() -> None:
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         g = torch.Generator().manual_seed(size)
-        content = torch.nn.functional.interpolate(
-            torch.rand(1, 3, 16, 16, generator=g), size=(size, size), mode="bicubic"
-        ).clamp(0, 1)
+        content = smooth_image(size, g)
         style = torch.rand(1, 3, size, size, generator=g)
         code = ours.encode_style(style[0])
         pipelines = [

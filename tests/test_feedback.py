@@ -34,22 +34,30 @@ def test_a_share_outside_0_to_1_is_refused(share):
         StylizerOptions(feedback=share)
 
 
-def test_the_flag_is_checked_like_every_other(tmp_path, small_pair, decoder_file):
+@pytest.mark.parametrize(
+    "flags", [("--feedback", "2"), ("--feedback-preview", "64")]
+)  # the second needs --feedback
+def test_the_flags_are_checked_like_every_other(tmp_path, small_pair, decoder_file, flags):
     content, style = small_pair
-    argv = stylize_argv(content, style, tmp_path / "out.png", decoder_file, "--feedback", "2")
+    argv = stylize_argv(content, style, tmp_path / "out.png", decoder_file, *flags)
     assert exit_status(argv) == 2 and not (tmp_path / "out.png").exists()
+
+
+def relu4_1_miss(stylizer: Stylizer, output, code) -> float:
+    """How far the output's relu4_1 statistics are from the style's."""
+    with torch.inference_mode():
+        mean, std = mean_std(stylizer.encode_fp32(images.to_tensor(output)))
+    return ((mean - code.mean).pow(2).mean() + (std - code.std).pow(2).mean()).item()
 
 
 @needs_shared
 def test_feedback_brings_the_shipped_decoders_output_nearer_its_style():
     stylizer = Stylizer.from_pretrained(device="cpu", precision="fp32")  # the shipped pair
     code = stylizer.encode_style(STYLE, 256)
-    misses = []
-    for share in (0.0, 0.5, 1.0):
-        out = stylizer.with_options(feedback=share)(CONTENT, code, content_size=256)
-        with torch.inference_mode():
-            mean, std = mean_std(stylizer.encode_fp32(images.to_tensor(out)))
-        misses.append(((mean - code.mean).pow(2).mean() + (std - code.std).pow(2).mean()).item())
+    misses = [
+        relu4_1_miss(stylizer, stylizer.with_options(feedback=share)(CONTENT, code, content_size=256), code)
+        for share in (0.0, 0.5, 1.0)
+    ]
     assert misses[0] > misses[1] > misses[2]
 
 
@@ -93,12 +101,6 @@ def test_a_preview_under_the_smallest_image_is_refused():
         StylizerOptions(feedback=0.5, feedback_preview=8)
 
 
-def test_the_preview_flag_goes_with_feedback(tmp_path, small_pair, decoder_file):
-    content, style = small_pair
-    argv = stylize_argv(content, style, tmp_path / "out.png", decoder_file, "--feedback-preview", "64")
-    assert exit_status(argv) == 2 and not (tmp_path / "out.png").exists()
-
-
 @needs_shared
 def test_a_smaller_first_pass_keeps_part_of_the_gain():
     stylizer = Stylizer.from_pretrained(device="cpu", precision="fp32")  # the shipped pair
@@ -111,11 +113,7 @@ def test_a_smaller_first_pass_keeps_part_of_the_gain():
         "large": stylizer.with_options(feedback=0.5, feedback_preview=256)(CONTENT, code, content_size=256),
     }
     assert np.array_equal(np.asarray(outputs["large"]), np.asarray(outputs["whole"]))
-    misses = {}
-    for name, out in outputs.items():
-        with torch.inference_mode():
-            mean, std = mean_std(stylizer.encode_fp32(images.to_tensor(out)))
-        misses[name] = ((mean - code.mean).pow(2).mean() + (std - code.std).pow(2).mean()).item()
+    misses = {name: relu4_1_miss(stylizer, out, code) for name, out in outputs.items()}
     assert misses["once"] > misses["preview"] > misses["whole"]
 
 
