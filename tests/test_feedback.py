@@ -34,9 +34,11 @@ def test_a_share_outside_0_to_1_is_refused(share):
         StylizerOptions(feedback=share)
 
 
-@pytest.mark.parametrize(
-    "flags", [("--feedback", "2"), ("--feedback-preview", "64")]
-)  # the second needs --feedback
+# a share outside 0..1; a preview without feedback; one too small for the encoder
+FLAGS = [("--feedback", "2"), ("--feedback-preview", "64"), ("--feedback", "1", "--feedback-preview", "8")]
+
+
+@pytest.mark.parametrize("flags", FLAGS)
 def test_the_flags_are_checked_like_every_other(tmp_path, small_pair, decoder_file, flags):
     content, style = small_pair
     argv = stylize_argv(content, style, tmp_path / "out.png", decoder_file, *flags)

@@ -62,11 +62,17 @@ def test_stylize_returns_the_image(client, tmp_path):
     assert Image.open(io.BytesIO(png.content)).size == (34, 24)
 
 
-def test_feedback_paints_twice(client, tmp_path):
+def test_feedback_paints_twice(client, app_factory, tmp_path):
     once = stylize(client, tmp_path, content_size="0", format="png")
     twice = stylize(client, tmp_path, content_size="0", format="png", feedback="1")
     assert once.status_code == twice.status_code == 200
     assert once.content != twice.content
+    from fastapi.testclient import TestClient
+
+    previewed = stylize(
+        TestClient(app_factory(feedback_preview=16)), tmp_path, content_size="0", format="png", feedback="1"
+    )
+    assert previewed.status_code == 200 and previewed.content not in (once.content, twice.content)
 
 
 def test_uploaded_and_builtin_styles(client, tmp_path):

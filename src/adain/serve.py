@@ -51,6 +51,7 @@ class ServeConfig:
     styles_dir: str | None = None  # images offered as built-in styles
     style_size: int = defaults.STYLE_SIZE
     web_runtime: str | None = None  # ONNX Runtime Web's dist folder (default: found, see browser.py)
+    feedback_preview: int | None = None  # the short side of feedback's first pass (None: full size)
     extra: dict = field(default_factory=dict)
 
 
@@ -165,7 +166,10 @@ class Studio:
 
     def __init__(self, config: ServeConfig, stylizer: Stylizer) -> None:
         self.config = config
-        self.stylizer = stylizer.with_options(max_pixels=config.max_pixels)  # this server's own limit
+        # this server's own limit, and feedback's first pass
+        self.stylizer = stylizer.with_options(
+            max_pixels=config.max_pixels, feedback_preview=config.feedback_preview
+        )
         self.gate = Gate(config.concurrency, config.queue)
         self.uploaded: OrderedDict[str, Style] = OrderedDict()
         self.builtin = _load_builtin_styles(self.stylizer, config)

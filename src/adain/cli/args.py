@@ -48,6 +48,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def image_side(text: str) -> int:
+    """A side in pixels that the encoder can take (``images.MIN_SIDE`` or more)."""
+    from ..images import MIN_SIDE
+
+    value = non_negative_int(text)
+    if value < MIN_SIDE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_SIDE} px")
+    return value
+
+
 def positive_float(text: str) -> float:
     value = _number(text, float)
     if not value > 0:
@@ -176,7 +186,7 @@ def add_feedback_flag(parser: argparse.ArgumentParser) -> None:
         "first missed: stronger style statistics for twice the time (default 0: once, as the paper)",
     )  # fmt: skip
     parser.add_argument(
-        "--feedback-preview", type=positive_int, metavar="PX",
+        "--feedback-preview", type=image_side, metavar="PX",
         help="with --feedback, the first pass on the content resized to this short side: less work on "
         "large images for part of the gain (at 1024 px, 512: about 70 %% of it, at 1.2x a single pass's "
         "time against feedback's 1.85x; default: at full size)",

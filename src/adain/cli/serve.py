@@ -30,6 +30,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--styles-dir", type=Path, help="images offered as built-in styles on the page")
     add("--web-runtime", type=Path, metavar="DIR",
         help="ONNX Runtime Web's dist folder, for the page's browser mode (default: node_modules, after npm ci)")  # fmt: skip
+    add("--feedback-preview", type=flags.image_side, metavar="PX",
+        help="requests asking for feedback take its first pass at this short side: less work on large "
+        "images (see adain stylize --help; default: at full size)")  # fmt: skip
     flags.add_weights_flags(parser)
     parser.set_defaults(run=run)
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, fast=not args.plain, precision=args.precision, max_upload_mb=args.max_upload_mb,
         max_pixels=args.max_pixels, concurrency=args.concurrency, queue=args.queue,
         styles_dir=str(args.styles_dir) if args.styles_dir else None,
-        web_runtime=str(args.web_runtime) if args.web_runtime else None,
+        web_runtime=str(args.web_runtime) if args.web_runtime else None, feedback_preview=args.feedback_preview,
     )  # fmt: skip
     from ..browser import runtime_dir
 
