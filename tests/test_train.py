@@ -506,6 +506,22 @@ def test_a_feature_cache_that_cannot_be_written_only_warns(dataset, tmp_path, mo
     assert len(read_log(tmp_path / "run")) == 2 and not list(cache.glob("*"))
 
 
+def test_caching_hands_the_heap_back_after_each_image(tmp_path, monkeypatch):
+    # a trainer keeps freed memory for its steps; the caching's images of many sizes left holes that
+    # grew two runs to 13-18 GB side by side until one was killed (session 35)
+    from adain import features
+
+    paths = [make_image(tmp_path / f"{i}.png", (40 + 8 * i, 32), seed=i) for i in range(3)]
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    trims = []
+    monkeypatch.setattr(features, "release_freed_memory", lambda: trims.append(1))
+    with pytest.warns(UserWarning, match="skipping unreadable"):
+        built = features.encode_contents(
+            [*paths, tmp_path / "broken.png"], 32, lambda x: x.mean(1, keepdim=True)
+        )
+    assert (len(built.features), built.skipped, len(trims)) == (3, 1, 3)
+
+
 def test_style_crop_statistics_are_the_crops_in_feature_space():
     from adain import features
 
