@@ -1,10 +1,10 @@
 """What ``--feedback`` costs, and what ``--feedback-preview`` saves of it: one pass, feedback with
-its first pass at full size, and feedback with the first pass on the content shrunk to each preview
-size, timed in turns in one run (a style encoded once, as a batch or a server does). What each
+its first pass at full size, and feedback with the first pass on the content scaled by each preview
+scale, timed in turns in one run (a style encoded once, as a batch or a server does). What each
 keeps of feedback's gain in style loss is measured by ``scripts/style_channels.py feedback
 --preview`` on the canonical pairs (README, "Feedback").
 
-    python benchmarks/feedback_preview.py [--sizes 1024,2048] [--previews 512,768] [--share 0.5] [--runs 2]
+    python benchmarks/feedback_preview.py [--sizes 1024,2048] [--previews 0.25,0.5,0.75] [--share 0.5] [--runs 2]
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="1024,2048", help="content sizes, square (default 1024,2048)")
-    parser.add_argument("--previews", default="512,768", help="first-pass short sides (default 512,768)")
+    parser.add_argument(
+        "--previews", default="0.25,0.5,0.75", help="first-pass scales (default 0.25,0.5,0.75)"
+    )
     parser.add_argument("--share", type=float, default=0.5, help="the feedback share (default 0.5)")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--decoder", type=Path)
@@ -34,7 +36,7 @@ def main() -> None:
     args = parse_args(parser)
     once = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", precision=args.precision)
     fed = once.with_options(feedback=args.share)
-    previews = [int(p) for p in args.previews.split(",")]
+    previews = [float(p) for p in args.previews.split(",")]
     print(
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, {dtype_name(once.dtype or torch.float32)}"
     )
@@ -44,7 +46,7 @@ def main() -> None:
         content = smooth_image(size, g)
         code = once.encode_style(torch.rand(3, 256, 256, generator=g))
         stylizers = [("one pass", once), ("feedback", fed)]
-        stylizers += [(f"preview {p}", fed.with_options(feedback_preview=p)) for p in previews if p < size]
+        stylizers += [(f"preview {p:g}", fed.with_options(feedback_preview=p)) for p in previews]
         times, _ = timed(
             [lambda s=s, c=content, k=code: s.stylize_tensor(c, [k]) for _, s in stylizers], args.runs
         )

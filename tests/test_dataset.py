@@ -94,10 +94,10 @@ def test_feedback_is_recorded_and_a_run_without_it_is_not_resumed_with_it(
     assert "another configuration" in capsys.readouterr().err
     previewed = tmp_path / "previewed"
     argv = dataset_args(
-        tree, previewed, decoder_file, "--ext", "png", "--feedback", "1", "--feedback-preview", 16
+        tree, previewed, decoder_file, "--ext", "png", "--feedback", "1", "--feedback-preview", 0.5
     )
     assert main(argv) == 0
-    assert json.loads((previewed / "dataset.json").read_text())["weights"]["feedback_preview"] == 16
+    assert json.loads((previewed / "dataset.json").read_text())["weights"]["feedback_preview"] == 0.5
     assert "feedback_preview" not in json.loads((fed / "dataset.json").read_text())["weights"]
 
 

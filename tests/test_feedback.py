@@ -34,8 +34,8 @@ def test_a_share_outside_0_to_1_is_refused(share):
         StylizerOptions(feedback=share)
 
 
-# a share outside 0..1; a preview without feedback; one too small for the encoder
-FLAGS = [("--feedback", "2"), ("--feedback-preview", "64"), ("--feedback", "1", "--feedback-preview", "8")]
+# a share outside 0..1; a preview without feedback; a preview of nothing
+FLAGS = [("--feedback", "2"), ("--feedback-preview", "0.5"), ("--feedback", "1", "--feedback-preview", "0")]
 
 
 @pytest.mark.parametrize("flags", FLAGS)
@@ -87,20 +87,21 @@ def test_eval_takes_alpha_and_feedback_and_says_so(tmp_path, decoder_file):
         argv += ["--vgg", str(SHARED_VGG)]
     summaries = {}
     runs = (("plain", []), ("weak", ["--alpha", "0.5"]), ("fed", ["--feedback", "1"]),
-            ("previewed", ["--feedback", "1", "--feedback-preview", "16"]))  # fmt: skip
+            ("previewed", ["--feedback", "1", "--feedback-preview", "0.5"]))  # fmt: skip
     for name, extra in runs:
         assert main([*argv, "--out", str(tmp_path / name), *extra]) == 0
         summaries[name] = json.loads((tmp_path / name / "summary.json").read_text())
     assert (summaries["weak"]["alpha"], summaries["fed"]["feedback"]) == (0.5, 1.0)
     assert (summaries["plain"]["alpha"], summaries["plain"]["feedback"]) == (1.0, 0.0)
-    assert (summaries["previewed"]["feedback_preview"], summaries["fed"]["feedback_preview"]) == (16, None)
+    assert (summaries["previewed"]["feedback_preview"], summaries["fed"]["feedback_preview"]) == (0.5, None)
     losses = {name: s["methods"]["adain"]["style_loss"] for name, s in summaries.items()}
     assert len(set(losses.values())) == 4
 
 
-def test_a_preview_under_the_smallest_image_is_refused():
-    with pytest.raises(AdainError, match="feedback_preview must be at least 16 px"):
-        StylizerOptions(feedback=0.5, feedback_preview=8)
+@pytest.mark.parametrize("scale", [0.0, 1.5, float("nan")])
+def test_a_preview_scale_outside_0_to_1_is_refused(scale):
+    with pytest.raises(AdainError, match="feedback_preview must be above 0 and at most 1"):
+        StylizerOptions(feedback=0.5, feedback_preview=scale)
 
 
 @needs_shared
@@ -110,9 +111,9 @@ def test_a_smaller_first_pass_keeps_part_of_the_gain():
     outputs = {
         "once": stylizer(CONTENT, code, content_size=256),
         "whole": stylizer.with_options(feedback=0.5)(CONTENT, code, content_size=256),
-        "preview": stylizer.with_options(feedback=0.5, feedback_preview=128)(CONTENT, code, content_size=256),
-        # a preview no smaller than the image is the whole first pass
-        "large": stylizer.with_options(feedback=0.5, feedback_preview=256)(CONTENT, code, content_size=256),
+        "preview": stylizer.with_options(feedback=0.5, feedback_preview=0.5)(CONTENT, code, content_size=256),
+        # a preview at scale 1 is the whole first pass
+        "large": stylizer.with_options(feedback=0.5, feedback_preview=1.0)(CONTENT, code, content_size=256),
     }
     assert np.array_equal(np.asarray(outputs["large"]), np.asarray(outputs["whole"]))
     misses = {name: relu4_1_miss(stylizer, out, code) for name, out in outputs.items()}
@@ -124,7 +125,7 @@ def test_a_preview_in_tiles_and_mask_regions_matches_the_whole_image(stylizer, t
     style, other = (make_image(tmp_path / f"{n}.png", (64, 64), seed=s) for n, s in (("s", 8), ("o", 10)))
     mask = make_image(tmp_path / "m.png", (200, 168), seed=9, mode="L")
     fed = stylizer.with_options(feedback=1.0)
-    previewed = fed.with_options(feedback_preview=96)
+    previewed = fed.with_options(feedback_preview=0.5)
     for args in ((content, style), (content, [style, other])):
         extra = {"mask": mask} if isinstance(args[1], list) else {}
         whole = np.asarray(previewed(*args, **extra))

@@ -70,7 +70,7 @@ def test_feedback_paints_twice(client, app_factory, tmp_path):
     from fastapi.testclient import TestClient
 
     previewed = stylize(
-        TestClient(app_factory(feedback_preview=16)), tmp_path, content_size="0", format="png", feedback="1"
+        TestClient(app_factory(feedback_preview=0.5)), tmp_path, content_size="0", format="png", feedback="1"
     )
     assert previewed.status_code == 200 and previewed.content not in (once.content, twice.content)
 

@@ -51,7 +51,7 @@ class ServeConfig:
     styles_dir: str | None = None  # images offered as built-in styles
     style_size: int = defaults.STYLE_SIZE
     web_runtime: str | None = None  # ONNX Runtime Web's dist folder (default: found, see browser.py)
-    feedback_preview: int | None = None  # the short side of feedback's first pass (None: full size)
+    feedback_preview: float | None = None  # the scale of feedback's first pass (None: full size)
     extra: dict = field(default_factory=dict)
 
 

@@ -48,16 +48,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def image_side(text: str) -> int:
-    """A side in pixels that the encoder can take (``images.MIN_SIDE`` or more)."""
-    from ..images import MIN_SIDE
-
-    value = non_negative_int(text)
-    if value < MIN_SIDE:
-        raise argparse.ArgumentTypeError(f"must be at least {MIN_SIDE} px")
-    return value
-
-
 def positive_float(text: str) -> float:
     value = _number(text, float)
     if not value > 0:
@@ -83,6 +73,14 @@ def unit_float(text: str) -> float:
     value = _number(text, float)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def scale(text: str) -> float:
+    """A scale above 0 and at most 1."""
+    value = _number(text, float)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1, got {value}")
     return value
 
 
@@ -186,10 +184,10 @@ def add_feedback_flag(parser: argparse.ArgumentParser) -> None:
         "first missed: stronger style statistics for twice the time (default 0: once, as the paper)",
     )  # fmt: skip
     parser.add_argument(
-        "--feedback-preview", type=image_side, metavar="PX",
-        help="with --feedback, the first pass on the content resized to this short side: less work on "
-        "large images for part of the gain (at 1024 px, 512: about 70 %% of it, at 1.2x a single pass's "
-        "time against feedback's 1.85x; default: at full size)",
+        "--feedback-preview", type=scale, metavar="SCALE",
+        help="with --feedback, the first pass on the content scaled by this (0-1): less work on large "
+        "images for part of the gain (0.5: about two thirds of it, for about 1.3x a single pass's "
+        "time where feedback takes about 2x; default 1: at full size)",
     )  # fmt: skip
 
 

@@ -30,9 +30,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--styles-dir", type=Path, help="images offered as built-in styles on the page")
     add("--web-runtime", type=Path, metavar="DIR",
         help="ONNX Runtime Web's dist folder, for the page's browser mode (default: node_modules, after npm ci)")  # fmt: skip
-    add("--feedback-preview", type=flags.image_side, metavar="PX",
-        help="requests asking for feedback take its first pass at this short side: less work on large "
-        "images (see adain stylize --help; default: at full size)")  # fmt: skip
+    add("--feedback-preview", type=flags.scale, metavar="SCALE",
+        help="requests asking for feedback take its first pass at this scale (0-1): less work on large "
+        "images (see adain stylize --help; default 1: at full size)")  # fmt: skip
     flags.add_weights_flags(parser)
     parser.set_defaults(run=run)
 
