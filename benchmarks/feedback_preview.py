@@ -37,9 +37,8 @@ def main() -> None:
     once = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", precision=args.precision)
     fed = once.with_options(feedback=args.share)
     previews = [float(p) for p in args.previews.split(",")]
-    print(
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}, {dtype_name(once.dtype or torch.float32)}"
-    )
+    precision = dtype_name(once.dtype or torch.float32)
+    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, {precision}")
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         g = torch.Generator().manual_seed(size)
@@ -57,7 +56,7 @@ def main() -> None:
             print(f"{size:>6} {name:<12} {seconds:>8.2f}s {seconds / times[0]:>6.2f}x")
     write_results(
         args.out,
-        {"precision": dtype_name(once.dtype or torch.float32), "threads": torch.get_num_threads(),
+        {"precision": precision, "threads": torch.get_num_threads(),
          "share": args.share, "rows": rows},
     )  # fmt: skip
 

@@ -508,7 +508,7 @@ def test_a_feature_cache_that_cannot_be_written_only_warns(dataset, tmp_path, mo
 
 def test_caching_hands_the_heap_back_after_each_image(tmp_path, monkeypatch):
     # a trainer keeps freed memory for its steps; the caching's images of many sizes left holes that
-    # grew two runs to 13-18 GB side by side until one was killed (session 35)
+    # grew two runs to 13-20 GB side by side until one was killed (session 35)
     from adain import features
 
     paths = [make_image(tmp_path / f"{i}.png", (40 + 8 * i, 32), seed=i) for i in range(3)]

@@ -158,7 +158,7 @@ def _readable(
             continue
         yield i, scaled
         # the encodings of images of many sizes leave holes in the heap that a trainer's kept
-        # thresholds never hand back: two runs caching side by side grew to 13-18 GB (session 35)
+        # thresholds never hand back: two runs caching side by side grew to 13-20 GB (session 35)
         release_freed_memory()
 
 

@@ -386,11 +386,7 @@ class Stylizer:
             padded = pad_to_stride(small.clamp(0, 1))
             labels = None if mask is None else self._labels(mask, padded.shape[-2:], (size[1], size[0]))
             tile = self._tile_size(padded)
-            features = None
-            if tile is None:
-                features = self._interruptible(self.encode)(
-                    padded.contiguous(memory_format=self.backend.memory_format)
-                )
+            features = None if tile is not None else self._encode(padded)
         # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
         first = self._paint(padded, features, tile, targets, [1.0] * len(targets), labels, None)
         return self._statistics(first.clamp(0, 1), tile, len(targets[0]), labels)
@@ -424,15 +420,17 @@ class Stylizer:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
         return paint(features, content_stats, labels)
 
+    def _encode(self, padded: Tensor) -> Tensor:
+        """The stride-padded batch's relu4_1 features, in the backend's memory format."""
+        return self._interruptible(self.encode)(padded.contiguous(memory_format=self.backend.memory_format))
+
     def _encode_content(self, padded: Tensor) -> Tensor:
         """The stride-padded batch's relu4_1 features, those of the last call where
         ``reusing_content`` keeps them and the input is the same."""
         kept = self._last_content
         if kept and kept[0][0].shape == padded.shape and torch.equal(kept[0][0], padded):
             return kept[0][1]
-        features = self._interruptible(self.encode)(
-            padded.contiguous(memory_format=self.backend.memory_format)
-        )
+        features = self._encode(padded)
         if kept is not None:
             # a copy: the caller's tensor may change in place before the next call
             kept[:] = [(padded.clone(), features)]
