@@ -30,6 +30,9 @@ from .errors import AdainError, ImageError, PixelLimitError
 from .nets import Decoder, Encoder, Stats, adain_regions, feedback_targets, mean_std
 from .tiling import STRIDE, pad_to_stride
 
+# inside ``reusing_content``: the content, and with ``feedback_preview`` its smaller first pass
+_KEPT_CONTENTS = 2
+
 
 @dataclass
 class StyleCode:
@@ -146,7 +149,7 @@ class Stylizer:
         self.options = options or StylizerOptions()
         self.overhead_mb = winograd.footprint_mb(self.encode, self.decode)  # counted in the memory budget
         self.encoder_weights, self.decoder_weights = encoder_weights, decoder_weights
-        # the last content encoded and its features, kept only inside ``reusing_content()``
+        # the last contents encoded and their features, kept only inside ``reusing_content()``
         self._last_content: list[tuple[Tensor, Tensor]] | None = None
 
     @classmethod
@@ -386,7 +389,7 @@ class Stylizer:
             padded = pad_to_stride(small.clamp(0, 1))
             labels = None if mask is None else self._labels(mask, padded.shape[-2:], (size[1], size[0]))
             tile = self._tile_size(padded)
-            features = None if tile is not None else self._encode(padded)
+            features = None if tile is not None else self._encode_content(padded)
         # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
         first = self._paint(padded, features, tile, targets, [1.0] * len(targets), labels, None)
         return self._statistics(first.clamp(0, 1), tile, len(targets[0]), labels)
@@ -425,15 +428,17 @@ class Stylizer:
         return self._interruptible(self.encode)(padded.contiguous(memory_format=self.backend.memory_format))
 
     def _encode_content(self, padded: Tensor) -> Tensor:
-        """The stride-padded batch's relu4_1 features, those of the last call where
-        ``reusing_content`` keeps them and the input is the same."""
+        """The stride-padded batch's relu4_1 features, those of an earlier call where
+        ``reusing_content`` keeps them and the input is the same: the last content, and with
+        ``feedback_preview`` its smaller first pass's content as well."""
         kept = self._last_content
-        if kept and kept[0][0].shape == padded.shape and torch.equal(kept[0][0], padded):
-            return kept[0][1]
+        for kept_padded, kept_features in kept or ():
+            if kept_padded.shape == padded.shape and torch.equal(kept_padded, padded):
+                return kept_features
         features = self._encode(padded)
         if kept is not None:
             # a copy: the caller's tensor may change in place before the next call
-            kept[:] = [(padded.clone(), features)]
+            kept[:] = [*kept[-(_KEPT_CONTENTS - 1) :], (padded.clone(), features)]
         return features
 
     def _statistics(
