@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from adain import weights
+from adain.errors import AdainError
 from adain.evaluate import evaluate, summarize
 from adain.images import find_images
 from adain.stylize import Stylizer
@@ -130,7 +131,10 @@ def main() -> None:
     if missing:
         raise SystemExit(f"rank_decoders: {missing[0]}: no such decoder or run folder")
 
-    rows = rank(args)
+    try:
+        rows = rank(args)
+    except AdainError as exc:  # an empty or unreadable test folder, say: one line, as adain eval
+        raise SystemExit(f"rank_decoders: {exc}") from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, FIELDS)
