@@ -323,19 +323,18 @@ def test_reusing_content_encodes_a_content_once_and_changes_nothing(stylizer, mo
         assert len(calls) == 1
         assert not torch.equal(stylizer.stylize_tensor(other, [codes[0]]), got[0])
         content_changed = content.clone()
-        stylizer.stylize_tensor(content_changed, [codes[0]])  # the last two contents are kept
-        assert len(calls) == 2
+        stylizer.stylize_tensor(content_changed, [codes[0]])
         content_changed.mul_(0.5)  # in place, after its features were kept
         halved = stylizer.stylize_tensor(content_changed, [codes[0]])
-        assert len(calls) == 3
+        assert len(calls) == 4
         with stylizer.reusing_content():  # nested, as a loop of batch.stylize_jobs in a caller's block
             stylizer.stylize_tensor(content, [codes[0]])
         stylizer.stylize_tensor(content, [codes[0]])
-        assert len(calls) == 4  # the outer block still keeps what the inner one encoded
+        assert len(calls) == 5  # the outer block still keeps what the inner one encoded
     for g, e in zip(got, expected, strict=True):
         assert torch.equal(g, e)
     assert torch.equal(halved, stylizer.stylize_tensor(content * 0.5, [codes[0]]))
-    assert len(calls) == 5 and stylizer._last_content is None  # nothing kept outside the block
+    assert len(calls) == 6 and stylizer._last_content is None  # nothing kept outside the block
 
 
 def test_reusing_content_keeps_the_smaller_first_pass_too(stylizer, monkeypatch):
@@ -351,7 +350,10 @@ def test_reusing_content_keeps_the_smaller_first_pass_too(stylizer, monkeypatch)
     monkeypatch.setattr(previewed, "encode", lambda x: shapes.append(tuple(x.shape[-2:])) or encode(x))
     with previewed.reusing_content():
         got = [previewed.stylize_tensor(content.clone(), [c]) for c in codes]
-    assert shapes.count((64, 80)) == 1  # the content, once
-    assert shapes.count((32, 40)) == 1 + len(codes)  # its half once, and each style's first output
+        assert shapes.count((64, 80)) == 1  # the content, once
+        assert shapes.count((32, 40)) == 1 + len(codes)  # its half once, and each style's first output
+        previewed.stylize_tensor(torch.rand(1, 3, 64, 80), [codes[0]])
+        assert len(previewed._last_content) == 2  # a new content's pair replaced the old one's
+    assert (shapes.count((64, 80)), shapes.count((32, 40))) == (2, 1 + len(codes) + 2)
     for g, e in zip(got, expected, strict=True):
         assert torch.equal(g, e)

@@ -30,9 +30,6 @@ from .errors import AdainError, ImageError, PixelLimitError
 from .nets import Decoder, Encoder, Stats, adain_regions, feedback_targets, mean_std
 from .tiling import STRIDE, pad_to_stride
 
-# inside ``reusing_content``: the content, and with ``feedback_preview`` its smaller first pass
-_KEPT_CONTENTS = 2
-
 
 @dataclass
 class StyleCode:
@@ -149,8 +146,9 @@ class Stylizer:
         self.options = options or StylizerOptions()
         self.overhead_mb = winograd.footprint_mb(self.encode, self.decode)  # counted in the memory budget
         self.encoder_weights, self.decoder_weights = encoder_weights, decoder_weights
-        # the last contents encoded and their features, kept only inside ``reusing_content()``
-        self._last_content: list[tuple[Tensor, Tensor]] | None = None
+        # the last content encoded and its features, and those of its smaller copy for feedback's first
+        # pass ("preview"), kept only inside ``reusing_content()``
+        self._last_content: dict[str, tuple[Tensor, Tensor]] | None = None
 
     @classmethod
     def from_pretrained(
@@ -211,7 +209,7 @@ class Stylizer:
         compared whole, so the results are exactly those of encoding each time. Images large enough
         to need tiles are encoded each time. Outside the block nothing is kept."""
         outer = self._last_content  # a block inside another shares its memory and leaves it on
-        self._last_content = [] if outer is None else outer
+        self._last_content = {} if outer is None else outer
         try:
             yield self
         finally:
@@ -389,7 +387,7 @@ class Stylizer:
             padded = pad_to_stride(small.clamp(0, 1))
             labels = None if mask is None else self._labels(mask, padded.shape[-2:], (size[1], size[0]))
             tile = self._tile_size(padded)
-            features = None if tile is not None else self._encode_content(padded)
+            features = None if tile is not None else self._encode_content(padded, "preview")
         # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
         first = self._paint(padded, features, tile, targets, [1.0] * len(targets), labels, None)
         return self._statistics(first.clamp(0, 1), tile, len(targets[0]), labels)
@@ -427,18 +425,21 @@ class Stylizer:
         """The stride-padded batch's relu4_1 features, in the backend's memory format."""
         return self._interruptible(self.encode)(padded.contiguous(memory_format=self.backend.memory_format))
 
-    def _encode_content(self, padded: Tensor) -> Tensor:
-        """The stride-padded batch's relu4_1 features, those of an earlier call where
-        ``reusing_content`` keeps them and the input is the same: the last content, and with
-        ``feedback_preview`` its smaller first pass's content as well."""
+    def _encode_content(self, padded: Tensor, role: str = "content") -> Tensor:
+        """The stride-padded batch's relu4_1 features, those of the last call where
+        ``reusing_content`` keeps them and the input is the same. ``role`` "preview" is feedback's
+        smaller first pass, kept beside the content it was made from and dropped with it."""
         kept = self._last_content
-        for kept_padded, kept_features in kept or ():
+        if kept is not None and role in kept:
+            kept_padded, kept_features = kept[role]
             if kept_padded.shape == padded.shape and torch.equal(kept_padded, padded):
                 return kept_features
         features = self._encode(padded)
         if kept is not None:
+            if role == "content":
+                kept.clear()  # a new content: its old preview goes too
             # a copy: the caller's tensor may change in place before the next call
-            kept[:] = [*kept[-(_KEPT_CONTENTS - 1) :], (padded.clone(), features)]
+            kept[role] = (padded.clone(), features)
         return features
 
     def _statistics(
