@@ -28,8 +28,10 @@ content), but where it is far below a decoder's own terms, the decoder falls sho
 is given.
 
 ``clamp``, for each decoder: the share of its output pixels outside [0, 1] on the pairs of the two
-folders (``--every K``: every K-th content and style), and the style loss per tap of the raw output
-against that of the output clamped, as it is saved and as ``adain eval`` measures it.
+folders (``--every K``: every K-th content and style), and the style loss per tap and the content
+loss of the raw output against those of the output clamped, as it is saved and as ``adain eval``
+measures it, and of two other ways into [0, 1] (``RANGE_MAPS``: out-of-range pixels desaturated
+towards their grey; a soft knee).
 
 ``feedback``: how far the decoder's output misses the relu4_1 statistics it is given, and what one
 pass of feedback buys. The output's relu4_1 channel means and stds are regressed on the target's,
@@ -251,6 +253,38 @@ def mlp_fit(x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.nn.Module:
     return net
 
 
+LUMA = (0.299, 0.587, 0.114)  # Rec. 601, as Pillow's "L"
+
+
+def desaturated(image: torch.Tensor) -> torch.Tensor:
+    """Each pixel outside [0, 1] moved towards its own grey (its luma, clamped) just far enough to
+    fit: the hue and the luma kept where the clamp would shift them."""
+    grey = (image * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True).clamp(0, 1)
+    chroma = image - grey
+    room = torch.where(chroma > 0, (1 - grey) / chroma.clamp_min(1e-8), grey / (-chroma).clamp_min(1e-8))
+    share = torch.where(chroma == 0, torch.ones_like(room), room).amin(1, keepdim=True).clamp(max=1)
+    return (grey + share * chroma).clamp(0, 1)
+
+
+def soft_knee(image: torch.Tensor, knee: float = 0.1) -> torch.Tensor:
+    """Identity on [knee, 1 - knee], bent smoothly into (0, 1) beyond: the texture of the pixels
+    past the range is kept, squeezed, where the clamp flattens it."""
+    high, low = (
+        1 - knee + knee * torch.tanh((image - 1 + knee) / knee),
+        knee - knee * torch.tanh((knee - image) / knee),
+    )
+    return torch.where(image > 1 - knee, high, torch.where(image < knee, low, image))
+
+
+# how the decoder's output is brought into [0, 1]: "clamped" is what every saved image and adain eval get
+RANGE_MAPS = {
+    "raw": lambda image: image,
+    "clamped": lambda image: image.clamp(0, 1),
+    "desaturated": desaturated,
+    "soft knee 0.1": soft_knee,
+}
+
+
 def clamp(args: argparse.Namespace) -> None:
     contents = sorted(p for p in Path(args.content_dir).iterdir() if p.is_file())[:: args.every]
     styles = sorted(p for p in Path(args.style_dir).iterdir() if p.is_file())[:: args.every]
@@ -261,7 +295,9 @@ def clamp(args: argparse.Namespace) -> None:
     for decoder in args.decoders:
         stylizer = Stylizer.from_pretrained(args.vgg, decoder, "cpu", precision="fp32")
         encode = stylizer.encode_fp32
-        outside_share, raw, saved = [], [], []
+        outside_share = []
+        style_losses: dict[str, list[torch.Tensor]] = {name: [] for name in RANGE_MAPS}
+        content_losses: dict[str, list[float]] = {name: [] for name in RANGE_MAPS}
         with torch.inference_mode():
             if features is None:
                 features = [encode(images.load_square(p, args.size)) for p in contents]
@@ -273,13 +309,18 @@ def clamp(args: argparse.Namespace) -> None:
                     t = adain_stats(content_features, *style_stats[-1])
                     output = stylizer.decode(t).float()
                     outside_share.append(((output < 0) | (output > 1)).float().mean())
-                    for losses, image in ((raw, output), (saved, output.clamp(0, 1))):
-                        terms = style_loss_terms(taps(encode, image), style_stats)
-                        losses.append(torch.stack([m + s for m, s in terms]))
+                    for name, mapped in RANGE_MAPS.items():
+                        output_taps = taps(encode, mapped(output))
+                        terms = style_loss_terms(output_taps, style_stats)
+                        style_losses[name].append(torch.stack([m + s for m, s in terms]))
+                        content_losses[name].append(content_loss(output_taps[-1], content_features).item())
         print(f"{decoder}: {torch.stack(outside_share).mean():.1%} of the pixels outside [0, 1]")
-        for name, losses in (("raw", raw), ("clamped", saved)):
+        for name, losses in style_losses.items():
             per_tap = torch.stack(losses).mean(0)
-            print(f"  {name}: {per_tap.sum():.3f} ({', '.join(f'{v:.3f}' for v in per_tap.tolist())})")
+            content = sum(content_losses[name]) / len(content_losses[name])
+            print(
+                f"  {name}: {per_tap.sum():.3f} ({', '.join(f'{v:.3f}' for v in per_tap.tolist())}), content {content:.3f}"
+            )
 
 
 def plain_pass(
