@@ -6,6 +6,7 @@ a single channel moves it.
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE predict [--styles STYLE_DIR]
     python scripts/style_channels.py clamp CONTENT_DIR STYLE_DIR DECODER [DECODER ...]
     python scripts/style_channels.py feedback CONTENT_DIR STYLE_DIR DECODER [--settings ETA:ALPHA ...] [--preview N ...]
+    python scripts/style_channels.py polish CONTENT_DIR STYLE_DIR DECODER [--every K] [--steps N ...]
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE energy PAIRS_CSV STYLE_DIR
         [--boldest N --links STYLE_LINKS --only SUBFOLDER --into DIR]
 
@@ -46,6 +47,11 @@ nothing at inference, fitted on these very pairs). With ``--preview N``, also ea
 the miss measured on a first pass of the content at N px instead of at ``--size`` (a cheaper
 first pass: (N / size)² of its work).
 
+``polish``: for each step count of ``--polish`` (``adain.gatys.polish`` from the plain pass's
+output, the pairs of the two folders, ``--every K``), the content and style loss, Gatys et al.'s
+Gram-matrix loss at the same four taps (which nothing here optimises: whether the steps do more
+than fit the eight numbers per tap), and the mean change of the pixels, in levels of 255.
+
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
 that ask a decoder for more than any painting it trained on.
@@ -69,6 +75,7 @@ import torch
 
 from adain import images
 from adain.features import TAP_CHANNELS, tap_statistics
+from adain.gatys import polish
 from adain.losses import content_loss, style_loss_terms
 from adain.nets import TAPS, adain_stats, feedback_targets, mean_std, taps
 from adain.stylize import StyleCode, Stylizer
@@ -323,6 +330,52 @@ def clamp(args: argparse.Namespace) -> None:
             )
 
 
+def gram_loss(output_taps: list[torch.Tensor], style_grams: list[torch.Tensor]) -> float:
+    """Gatys et al.'s Gram-matrix loss at the same taps: the channels' co-variation, which neither
+    AdaIN's loss nor polish's targets name."""
+    return sum(
+        ((gram(out) - ref) ** 2).mean().item() for out, ref in zip(output_taps, style_grams, strict=True)
+    )
+
+
+def gram(features: torch.Tensor) -> torch.Tensor:
+    _, channels, height, width = features.shape
+    flat = features.reshape(channels, height * width)
+    return flat @ flat.T / (height * width)
+
+
+def polish_curve(args: argparse.Namespace) -> None:
+    contents = sorted(p for p in Path(args.content_dir).iterdir() if p.is_file())[:: args.every]
+    styles = sorted(p for p in Path(args.style_dir).iterdir() if p.is_file())[:: args.every]
+    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, "cpu", precision="fp32")
+    encode = stylizer.encode_fp32
+    print(f"{len(contents)} contents x {len(styles)} styles at {args.size}²")
+    rows: dict[int, list[tuple[float, float, float, float]]] = {n: [] for n in [0, *args.steps]}
+    for style_path in styles:
+        with torch.inference_mode():
+            style_taps = taps(encode, images.load_square(style_path, args.size))
+            style_stats, style_grams = [mean_std(t) for t in style_taps], [gram(t) for t in style_taps]
+            del style_taps
+        for content_path in contents:
+            with torch.inference_mode():
+                content_features = encode(images.load_square(content_path, args.size))
+                output = stylizer.decode(adain_stats(content_features, *style_stats[-1])).float().clamp(0, 1)
+            for n in rows:
+                made = polish(encode, output, content_features, style_stats, n)
+                with torch.inference_mode():
+                    made_taps = taps(encode, made)
+                    rows[n].append((
+                        content_loss(made_taps[-1], content_features).item(),
+                        sum(m + s for m, s in style_loss_terms(made_taps, style_stats)).item(),
+                        gram_loss(made_taps, style_grams),
+                        (made - output).abs().mean().item() * 255,
+                    ))  # fmt: skip
+    print("steps  content  style  gram  mean change (of 255)")
+    for n, measured in rows.items():
+        means = [sum(column) / len(column) for column in zip(*measured, strict=True)]
+        print(f"{n:>5} {means[0]:>8.3f} {means[1]:>6.3f} {means[2]:>5.3f} {means[3]:>6.2f}")
+
+
 def plain_pass(
     stylizer: Stylizer, features: list[torch.Tensor], stats: list[list[tuple[torch.Tensor, torch.Tensor]]]
 ) -> dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]:
@@ -500,6 +553,15 @@ def main() -> None:
         help="also each setting with the miss measured on a first pass at N px",
     )
     fed.set_defaults(run=feedback)
+    polished = sub.add_parser("polish", help="what polish steps do to the losses, a Gram loss and the pixels")
+    polished.add_argument("content_dir")
+    polished.add_argument("style_dir")
+    polished.add_argument("decoder")
+    polished.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
+    polished.add_argument(
+        "--steps", type=int, nargs="+", default=[1, 3, 10], help="step counts (default 1 3 10)"
+    )
+    polished.set_defaults(run=polish_curve)
     bold = sub.add_parser(
         "energy", help="each evaluated style's loss against its energy; the boldest training styles"
     )

@@ -144,3 +144,35 @@ def test_energy_relates_each_styles_loss_to_its_energy_and_links_the_boldest(tmp
     assert (tmp_path / "bold" / "t2.png").resolve() == (links / "t2.png").resolve()
     refused = subprocess.run([*command, "--boldest", "1"], capture_output=True, text=True)
     assert refused.returncode == 2 and "--boldest needs --links and --into" in refused.stderr
+
+
+def test_polish_reports_what_adain_eval_measures_with_the_same_steps(tmp_path):
+    import json
+
+    for folder, seeds in (("content", (1,)), ("style", (3,))):
+        (tmp_path / folder).mkdir()
+        for seed in seeds:
+            pixels = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(seed))
+            Image.fromarray((pixels.permute(1, 2, 0) * 255).byte().numpy()).save(
+                tmp_path / folder / f"{seed}.png"
+            )
+    decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "--size", "64", "polish", tmp_path / "content", tmp_path / "style", decoder,
+         "--steps", "2"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {int(m[0]): [float(v) for v in m[1:]] for m in re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", done.stdout, re.M)}  # fmt: skip
+    assert set(rows) == {0, 2} and rows[0][3] == 0 and rows[2][3] > 0  # the pixels moved
+    assert rows[2][2] != rows[0][2]  # and the Gram loss with them
+    from adain.cli import main
+
+    out = tmp_path / "eval"
+    argv = ["eval", "--content-dir", str(tmp_path / "content"), "--style-dir", str(tmp_path / "style"),
+            "--out", str(out), "--size", "64", "--method", "adain", "--precision", "fp32", "-q"]  # fmt: skip
+    for extra, steps in (([], 0), (["--polish", "2", "--overwrite"], 2)):
+        assert main([*argv, *extra]) == 0
+        adain = json.loads((out / "summary.json").read_text())["methods"]["adain"]
+        assert rows[steps][0] == pytest.approx(adain["content_loss"], abs=2e-3)
+        assert rows[steps][1] == pytest.approx(adain["style_loss"], abs=2e-3)

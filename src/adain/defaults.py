@@ -11,6 +11,7 @@ MAX_MEMORY_MB = 2048.0  # budget of the whole process; larger images are process
 CONTENT_SIZE = 512  # short side the CLI and the server resize contents to (the API keeps the size)
 STYLE_SIZE = 512
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MAX_POLISH = 500  # the most --polish steps one image may take
 # adain train --jitter-styles: how each cached style crop is varied at random, by name (what the
 # trainer reports); half-turn keeps each stroke's orientation
 STYLE_JITTERS = {

@@ -20,3 +20,7 @@ class ImageError(AdainError):
 
 class PixelLimitError(ImageError):
     """An image (as read, or once resized) has more pixels than the limit allows."""
+
+
+class Cancelled(AdainError):
+    """The work was stopped by a ``Stylizer``'s ``cancelled`` option (a server's client that left)."""

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from . import files, images
 from .errors import AdainError, ImageError
-from .gatys import gatys
+from .gatys import gatys, polish, polish_targets
 from .losses import content_loss, style_loss_terms, sum_of_terms
 from .nets import TAPS, mean_std, taps
 from .plots import plot_summary
@@ -109,19 +109,29 @@ def evaluate(
     style_tensors = _load_readable(styles, size, stylizer.options.max_pixels, "style")
     contents, styles = list(content_tensors), list(style_tensors)
     with torch.inference_mode():
-        content_feats = {c: stylizer.encode_fp32(t.to(device)) for c, t in content_tensors.items()}
+        content_feats, content_stats = {}, {}
+        for c, t in content_tensors.items():
+            feats = taps(stylizer.encode_fp32, t.to(device))
+            content_feats[c], content_stats[c] = feats[-1], [mean_std(f) for f in feats]
         style_taps = {s: taps(stylizer.encode_fp32, t.to(device)) for s, t in style_tensors.items()}
+        style_stats = {s: [mean_std(f) for f in feats] for s, feats in style_taps.items()}
     # the last tap is relu4_1, the encoder's output: AdaIN's style statistics come from it
     style_codes = {s: StyleCode(*mean_std(feats[-1]), s.stem) for s, feats in style_taps.items()}
     results = []
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
     # content by content, so that each content is encoded once for all the styles it is painted in
-    with stylizer.reusing_content():
+    # the pipeline itself takes batches unpolished; the polish steps follow it here
+    painter, steps = stylizer.with_options(polish=0), stylizer.options.polish
+    with painter.reusing_content():
         for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
             content, style = content_tensors[c], style_tensors[s]
             start = time.perf_counter()
             if method == "adain":
-                output = stylizer.stylize_tensor(content, [style_codes[s]], alpha).cpu()
+                output = painter.stylize_tensor(content, [style_codes[s]], alpha)
+                if steps:  # as ``Stylizer.__call__`` polishes
+                    targets = polish_targets([style_stats[s]], [1.0], alpha, content_stats[c])
+                    output = polish(stylizer.encode_fp32, output, content_feats[c], targets, steps)
+                output = output.cpu()
             elif method == "gatys":
                 output, _ = gatys(stylizer.encode_fp32, content.to(device), style.to(device), gatys_iters)
                 output = output.cpu()

@@ -11,13 +11,15 @@ backward pass through the encoder.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from .losses import content_loss, style_loss
-from .nets import taps
+from .errors import Cancelled
+from .losses import content_loss, style_loss, style_loss_to
+from .nets import Stats, taps
 
 
 def gatys(
@@ -75,3 +77,61 @@ def gatys(
             bar.update(1)
     bar.close()
     return image.detach().clamp(0, 1), history
+
+
+# Adam's rate on pixels in [0, 1]: a step moves a pixel by up to about 2.5 levels of 255, so a few
+# steps change the grain and not the picture (README, "Polish", measures what they do)
+POLISH_LR = 0.01
+
+
+def polish(
+    encoder: nn.Module,
+    image: Tensor,
+    content_feat: Tensor,
+    style_stats: Sequence[Stats],
+    steps: int,
+    style_weight: float = 10.0,
+    cancelled: Callable[[], bool] | None = None,
+) -> Tensor:
+    """``image`` (N, 3, H, W) in [0, 1], AdaIN's output, after ``steps`` Adam steps on its pixels
+    towards the objective of ``gatys`` (relu4_1 features ``content_feat`` of the content, each tap's
+    (mean, std) ``style_stats``), kept in [0, 1] after each step.
+
+    A few steps from AdaIN's output instead of hundreds from the content: the decoder has laid out
+    the strokes, the steps add the fine grain and contrast its statistics miss. Each step is a
+    forward and a backward pass through the encoder, about as long as a single pass of the pipeline
+    (0.9-1.3x at 512-1024², ``benchmarks/polish.py``).
+    """
+    # the caller may be under inference mode, whose tensors autograd cannot save: copies made
+    # outside it are plain tensors
+    with torch.inference_mode(False), torch.enable_grad():
+        content_feat = content_feat.detach().clone()
+        style_stats = [(mean.detach().clone(), std.detach().clone()) for mean, std in style_stats]
+        pixels = image.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
+        encoder.requires_grad_(False)
+        opt = torch.optim.Adam([pixels], lr=POLISH_LR)
+        for _ in range(steps):
+            if cancelled is not None and cancelled():
+                raise Cancelled("stopped: the work was cancelled")
+            opt.zero_grad()
+            feats = taps(encoder, pixels)
+            loss = content_loss(feats[-1], content_feat) + style_weight * style_loss_to(feats, style_stats)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                pixels.clamp_(0, 1)
+        return pixels.detach()
+
+
+def polish_targets(
+    styles: Sequence[Sequence[Stats]], weights: Sequence[float], alpha: float, content: Sequence[Stats]
+) -> list[Stats]:
+    """Each tap's (mean, std) for ``polish``: the styles' statistics (``styles[i]``, one per tap)
+    blended by ``weights`` (summing to 1) as AdaIN blends them, moved towards the content's own
+    (``content``, one per tap) by 1 - ``alpha``."""
+    targets = []
+    for layer, (own_mean, own_std) in enumerate(content):
+        mean = sum(w * style[layer][0] for w, style in zip(weights, styles, strict=True))
+        std = sum(w * style[layer][1] for w, style in zip(weights, styles, strict=True))
+        targets.append((alpha * mean + (1 - alpha) * own_mean, alpha * std + (1 - alpha) * own_std))
+    return targets

@@ -26,9 +26,15 @@ from torch import Tensor, nn
 
 from . import defaults, devices, files, images, tiling, weights, winograd
 from .backend import Backend
-from .errors import AdainError, ImageError, PixelLimitError
-from .nets import Decoder, Encoder, Stats, adain_regions, feedback_targets, mean_std
+from .errors import AdainError, Cancelled, ImageError, PixelLimitError
+from .gatys import polish, polish_targets
+from .nets import Decoder, Encoder, Stats, adain_regions, feedback_targets, mean_std, taps
 from .tiling import STRIDE, pad_to_stride
+
+# the memory of polish steps per pixel, the whole process's beyond its runtime: the encoder's
+# activations kept for the backward pass, their gradients and the single pass before them (peak
+# resident size 1.9 GB at 512², 5.3 GB at 1024²: benchmarks/polish.py); the image is never tiled
+POLISH_BYTES_PER_PIXEL = 6.5 * 1024
 
 
 @dataclass
@@ -82,10 +88,6 @@ class StyleCode:
             raise AdainError(f"{path}: {exc}") from None
 
 
-class Cancelled(AdainError):
-    """The work was stopped by the ``cancelled`` option."""
-
-
 ImageLike = Union[str, os.PathLike, Image.Image, Tensor]
 StyleLike = Union[ImageLike, StyleCode]
 
@@ -109,6 +111,9 @@ class StylizerOptions:
     # images: at 0.5 it keeps 63-72 % of the gain from 512 to 2048 px, for 1.3-1.4x a single pass's
     # time where feedback at full size takes 1.9-2.4x (README, "Feedback")
     feedback_preview: float | None = None
+    # Adam steps on the output's pixels towards the paper's objective (``gatys.polish``; 0: none);
+    # each about as long as a single pass, on images whose backward pass fits in memory whole
+    polish: int = 0
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
@@ -121,6 +126,14 @@ class StylizerOptions:
             raise AdainError(f"feedback must be from 0 to 1, got {self.feedback}")
         if self.feedback_preview is not None and not 0 < self.feedback_preview <= 1:
             raise AdainError(f"feedback_preview must be above 0 and at most 1, got {self.feedback_preview}")
+        if (
+            isinstance(self.polish, bool)
+            or not isinstance(self.polish, int)
+            or not 0 <= self.polish <= defaults.MAX_POLISH
+        ):
+            raise AdainError(
+                f"polish must be a whole number of steps from 0 to {defaults.MAX_POLISH}, got {self.polish}"
+            )
 
 
 class Stylizer:
@@ -238,6 +251,8 @@ class Stylizer:
             exactly two with ``mask`` (white: first style, black: second).
         preserve_color: recolour the style to the content's colour statistics first.
         content_size, style_size: short side to resize to (0 keeps the size); crop: centre square.
+        With the ``polish`` option, the output then takes that many steps towards the paper's
+        objective (``gatys.polish``; style images only, no mask).
         """
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         check_controls(alpha, len(styles), style_weights, mask is not None)
@@ -251,9 +266,14 @@ class Stylizer:
                 raise AdainError("preserve_color needs the style images, not encoded styles")
             styles = [match_color(self.style_tensor(s, style_size, crop), x) for s in styles]
 
+        if self.options.polish:
+            self._check_polish(x, styles, mask)
+
         codes = [self.encode_style(s, style_size, crop) for s in styles]
         targets = style_targets(codes, style_weights, mask is not None)
         out = self._render(x, [targets], [alpha], mask)
+        if self.options.polish:
+            out = self._polish(out, x, styles, style_weights, alpha, style_size, crop)
 
         result = images.to_pil(out)
         if content_alpha is not None:
@@ -294,7 +314,7 @@ class Stylizer:
         the first of two styles to its white part and the second to its black part.
         """
         check_controls(alpha, len(styles), style_weights, mask is not None)
-        _check_batch(x, styles, "stylize_tensor")
+        _check_batch(x, styles, "stylize_tensor", self.options)
         mask_image = None if mask is None else self._image(mask)
         targets = style_targets([s.to(self.device) for s in styles], style_weights, mask is not None)
         return self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth)
@@ -303,7 +323,7 @@ class Stylizer:
     def stylize_each(self, x: Tensor, styles: Sequence[StyleCode], alphas: Sequence[float]) -> Tensor:
         """Image ``i`` of the (N, 3, H, W) batch in [0, 1] painted in ``styles[i]`` with ``alphas[i]``,
         the batch through the networks together (style augmentation: a random style per image)."""
-        _check_batch(x, styles, "stylize_each")
+        _check_batch(x, styles, "stylize_each", self.options)
         if len(styles) != len(x) or len(alphas) != len(x):
             raise AdainError(
                 f"{len(x)} images need as many styles and alphas, got {len(styles)} and {len(alphas)}"
@@ -365,6 +385,48 @@ class Stylizer:
                 for image_targets, image_made in zip(targets, made, strict=True)
             ]
         return self._paint(padded, features, tile, targets, alphas, labels, smooth)[..., :height, :width]
+
+    def _check_polish(self, x: Tensor, styles: Sequence[StyleLike], mask: ImageLike | None) -> None:
+        """What ``polish`` cannot take, refused before any work."""
+        if mask is not None:
+            raise AdainError("polish does not take a mask (its steps would blend the two styles)")
+        if any(isinstance(s, StyleCode) for s in styles):
+            raise AdainError("polish needs the style images, not encoded styles (it matches four layers)")
+        height, width = x.shape[-2:]
+        need = tiling.RUNTIME_MB + self.overhead_mb + height * width * POLISH_BYTES_PER_PIXEL / 2**20
+        if need > self.options.max_memory_mb:
+            raise AdainError(
+                f"polishing a {width}x{height} image takes about {need:,.0f} MB, over the memory budget of "
+                f"{self.options.max_memory_mb:,g} MB (raise --max-memory or lower --content-size)"
+            )
+
+    def _polish(
+        self,
+        out: Tensor,
+        x: Tensor,
+        styles: Sequence[ImageLike],
+        style_weights: Sequence[float] | None,
+        alpha: float,
+        style_size: int,
+        crop: bool,
+    ) -> Tensor:
+        """``gatys.polish`` on the output: towards the content's relu4_1 features and, at each tap, the
+        styles' statistics blended as AdaIN's were, moved towards the content's own by 1 - alpha."""
+        encode = self.encode_fp32
+        content_taps = taps(encode, x.float())
+        styles_stats = []
+        for style in styles:
+            image = self.style_tensor(style, style_size, crop)
+            if self._budget_tile(image.shape[-1], image.shape[-2]) is not None:
+                raise AdainError(
+                    f"polish measures the style whole, and a {image.shape[-1]}x{image.shape[-2]} style is "
+                    "over the memory budget (lower --style-size)"
+                )
+            styles_stats.append([mean_std(f) for f in taps(encode, image.float())])
+        mix = normalised(style_weights or [1.0] * len(styles))
+        targets = polish_targets(styles_stats, mix, alpha, [mean_std(f) for f in content_taps])
+        return polish(encode, out.float(), content_taps[-1], targets, self.options.polish,
+                      cancelled=self.options.cancelled)  # fmt: skip
 
     def _first_pass(
         self,
@@ -560,7 +622,9 @@ class Stylizer:
         return (small <= 0.5).long().to(self.device)
 
 
-def _check_batch(x: object, styles: Sequence[object], method: str) -> None:
+def _check_batch(x: object, styles: Sequence[object], method: str, options: StylizerOptions) -> None:
+    if options.polish:
+        raise AdainError(f"polish works on one image at a time (Stylizer(...)), not in {method}")
     if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
         raise ImageError(f"{method} takes an (N, 3, H, W) float batch in [0, 1]")
     if len(x) == 0:

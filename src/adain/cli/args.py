@@ -67,6 +67,7 @@ def _whole_number_at_most(high: int) -> Callable[[str], int]:
 
 port = _whole_number_at_most(65535)
 crf = _whole_number_at_most(51)  # x264's and x265's quality scale
+polish_steps = _whole_number_at_most(defaults.MAX_POLISH)
 
 
 def unit_float(text: str) -> float:
@@ -198,6 +199,15 @@ def feedback_options(args: argparse.Namespace) -> dict[str, object]:
     if args.feedback_preview is not None and not args.feedback:
         raise UsageError("--feedback-preview goes with --feedback")
     return {"feedback": args.feedback, "feedback_preview": args.feedback_preview}
+
+
+def add_polish_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--polish", type=polish_steps, default=0, metavar="STEPS",
+        help="after the decoder, this many optimisation steps on the output towards the paper's "
+        "objective (like Gatys et al. from AdaIN's result): finer grain and contrast; each step about as "
+        "long as one pass; the whole image in memory, about 6.5 KB a pixel (default 0: none)",
+    )  # fmt: skip
 
 
 def add_quiet_flag(parser: argparse.ArgumentParser) -> None:

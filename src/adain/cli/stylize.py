@@ -31,6 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="blend all the styles into one with these weights")  # fmt: skip
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     flags.add_feedback_flag(parser)
+    flags.add_polish_flag(parser)
     parser.add_argument("--mask", type=Path,
                         help="mask image: white gets the first style, black the second (two styles)")  # fmt: skip
     flags.add_weights_flags(parser)
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         args.tile or None,
         progress=not args.quiet,
         **flags.feedback_options(args),
+        polish=args.polish,
     )
     stylizer = flags.stylizer_from(args, **vars(options))
     results = batch.stylize_jobs(
