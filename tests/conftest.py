@@ -95,6 +95,19 @@ def stylize_argv(content: Path, style: Path, out: Path, decoder: Path, *extra: s
     return ["stylize", str(content), "-s", str(style), "-o", str(out), "--decoder", str(decoder), *extra]
 
 
+def one_pair_eval_argv(tmp_path: Path, decoder: Path) -> list[str]:
+    """``adain eval``'s arguments (all but ``--out``) for the adain method on one small pair made in
+    ``tmp_path``, at 32 px."""
+    content_dir, style_dir = tmp_path / "c", tmp_path / "s"
+    content_dir.mkdir()
+    style_dir.mkdir()
+    make_image(content_dir / "c.png", (40, 40), seed=1)
+    make_image(style_dir / "s.png", (40, 40), seed=2)
+    argv = ["eval", "--content-dir", str(content_dir), "--style-dir", str(style_dir), "--size", "32",
+            "--decoder", str(decoder), "--method", "adain", "-q"]  # fmt: skip
+    return argv + ["--vgg", str(SHARED_VGG)] if SHARED_VGG.is_file() else argv
+
+
 def exit_status(argv: list[str]) -> int:
     """What ``adain ARGV`` exits with, argparse's own errors included."""
     from adain.cli import main

@@ -12,7 +12,15 @@ from adain.errors import AdainError
 from adain.nets import mean_std
 from adain.stylize import Stylizer, StylizerOptions, feedback_targets
 
-from .conftest import CONTENT, SHARED_VGG, STYLE, exit_status, make_image, needs_shared, stylize_argv
+from .conftest import (
+    CONTENT,
+    STYLE,
+    exit_status,
+    make_image,
+    needs_shared,
+    one_pair_eval_argv,
+    stylize_argv,
+)
 from .test_tiling import psnr
 
 
@@ -76,15 +84,7 @@ def test_feedback_in_tiles_and_mask_regions_matches_the_whole_image(stylizer, tm
 
 
 def test_eval_takes_alpha_and_feedback_and_says_so(tmp_path, decoder_file):
-    content_dir, style_dir = tmp_path / "c", tmp_path / "s"
-    content_dir.mkdir()
-    style_dir.mkdir()
-    make_image(content_dir / "c.png", (40, 40), seed=1)
-    make_image(style_dir / "s.png", (40, 40), seed=2)
-    argv = ["eval", "--content-dir", str(content_dir), "--style-dir", str(style_dir), "--size", "32",
-            "--decoder", str(decoder_file), "--method", "adain", "-q"]  # fmt: skip
-    if SHARED_VGG.is_file():
-        argv += ["--vgg", str(SHARED_VGG)]
+    argv = one_pair_eval_argv(tmp_path, decoder_file)
     summaries = {}
     runs = (("plain", []), ("weak", ["--alpha", "0.5"]), ("fed", ["--feedback", "1"]),
             ("previewed", ["--feedback", "1", "--feedback-preview", "0.5"]))  # fmt: skip

@@ -15,7 +15,15 @@ from adain.losses import content_loss, style_loss_to
 from adain.nets import mean_std, taps
 from adain.stylize import Stylizer, StylizerOptions
 
-from .conftest import CONTENT, SHARED_VGG, STYLE, exit_status, make_image, needs_shared, stylize_argv
+from .conftest import (
+    CONTENT,
+    STYLE,
+    exit_status,
+    make_image,
+    needs_shared,
+    one_pair_eval_argv,
+    stylize_argv,
+)
 
 
 def objective(encoder, image, content_feat, targets) -> float:
@@ -110,15 +118,7 @@ def test_the_flag_changes_the_image_and_is_checked(tmp_path, small_pair, decoder
 
 
 def test_eval_polishes_the_adain_method_and_says_so(tmp_path, decoder_file):
-    content_dir, style_dir = tmp_path / "c", tmp_path / "s"
-    content_dir.mkdir()
-    style_dir.mkdir()
-    make_image(content_dir / "c.png", (40, 40), seed=1)
-    make_image(style_dir / "s.png", (40, 40), seed=2)
-    argv = ["eval", "--content-dir", str(content_dir), "--style-dir", str(style_dir), "--size", "32",
-            "--decoder", str(decoder_file), "--method", "adain", "-q"]  # fmt: skip
-    if SHARED_VGG.is_file():
-        argv += ["--vgg", str(SHARED_VGG)]
+    argv = one_pair_eval_argv(tmp_path, decoder_file)
     summaries = {}
     for name, extra in (("plain", []), ("polished", ["--polish", "4"])):
         assert main([*argv, "--out", str(tmp_path / name), *extra]) == 0

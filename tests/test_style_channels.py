@@ -73,16 +73,21 @@ def test_clamp_counts_the_pixels_outside_and_the_clamps_cost(tmp_path):
     assert raw != clamped
 
 
+def noise_folders(root: Path, **seeds: tuple[int, ...]) -> None:
+    """A folder under ``root`` per keyword, holding a 64 px noise image per seed."""
+    for folder, numbers in seeds.items():
+        (root / folder).mkdir()
+        for seed in numbers:
+            pixels = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(seed))
+            Image.fromarray((pixels.permute(1, 2, 0) * 255).byte().numpy()).save(
+                root / folder / f"{seed}.png"
+            )
+
+
 def test_feedback_reports_the_plain_pipeline_as_adain_eval_measures_it(tmp_path):
     import json
 
-    for folder, seeds in (("content", (1, 2)), ("style", (3,))):
-        (tmp_path / folder).mkdir()
-        for seed in seeds:
-            pixels = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(seed))
-            Image.fromarray((pixels.permute(1, 2, 0) * 255).byte().numpy()).save(
-                tmp_path / folder / f"{seed}.png"
-            )
+    noise_folders(tmp_path, content=(1, 2), style=(3,))
     decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
     done = subprocess.run(
         [sys.executable, SCRIPT, "--size", "64", "feedback", tmp_path / "content", tmp_path / "style", decoder,
@@ -149,13 +154,7 @@ def test_energy_relates_each_styles_loss_to_its_energy_and_links_the_boldest(tmp
 def test_polish_reports_what_adain_eval_measures_with_the_same_steps(tmp_path):
     import json
 
-    for folder, seeds in (("content", (1,)), ("style", (3,))):
-        (tmp_path / folder).mkdir()
-        for seed in seeds:
-            pixels = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(seed))
-            Image.fromarray((pixels.permute(1, 2, 0) * 255).byte().numpy()).save(
-                tmp_path / folder / f"{seed}.png"
-            )
+    noise_folders(tmp_path, content=(1,), style=(3,))
     decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
     done = subprocess.run(
         [sys.executable, SCRIPT, "--size", "64", "polish", tmp_path / "content", tmp_path / "style", decoder,
