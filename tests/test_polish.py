@@ -65,11 +65,12 @@ def test_polish_brings_the_shipped_decoders_output_nearer_its_style():
     content = images.load_square(CONTENT, 256, 10**8)
     style = images.load_square(STYLE, 256, 10**8)
     with torch.inference_mode():
-        content_feat, style_taps = stylizer.encode_fp32(content), taps(stylizer.encode_fp32, style)
+        content_feat = stylizer.encode_fp32(content)
+        style_stats = [mean_std(f) for f in taps(stylizer.encode_fp32, style)]
     measured = []
     for steps in (0, 3):
         out = stylizer.with_options(polish=steps)(CONTENT, STYLE, content_size=256, style_size=256, crop=True)
-        measured.append(losses(stylizer, images.to_tensor(out), content_feat, style_taps))
+        measured.append(losses(stylizer, images.to_tensor(out), content_feat, style_stats))
     (content_before, style_before, _), (content_after, style_after, _) = measured
     assert style_after < 0.8 * style_before  # three steps take a fifth off at least (about half at 512²)
     assert content_after < 1.05 * content_before
@@ -86,6 +87,11 @@ def test_what_polish_cannot_take_is_refused_before_any_work(stylizer, tmp_path):
         polished(content, polished.encode_style(style))
     with pytest.raises(AdainError, match=r"polishing a 64x48 image takes about [\d,]+ MB"):
         stylizer.with_options(polish=2, max_memory_mb=stylizer.overhead_mb + 300.5)(content, style)
+    # a content the budget can polish, a style it could only encode in tiles
+    tight = stylizer.with_options(polish=2, max_memory_mb=stylizer.overhead_mb + 500)
+    big_style = make_image(tmp_path / "big.png", (1200, 1200), seed=7)
+    with pytest.raises(AdainError, match="polish measures the style whole, and a 1200x1200 style"):
+        tight(content, [style, big_style])
     batch = images.to_tensor(images.load_image(content))
     for method in (polished.stylize_tensor, polished.stylize_each):
         with pytest.raises(AdainError, match="polish works on one image at a time"):

@@ -28,7 +28,7 @@ from . import files, images
 from .errors import AdainError, ImageError
 from .gatys import gatys, polish, polish_targets
 from .losses import content_loss, style_loss_terms, sum_of_terms
-from .nets import TAPS, mean_std, taps
+from .nets import TAPS, Stats, mean_std, taps
 from .plots import plot_summary
 from .stylize import StyleCode, Stylizer
 
@@ -66,13 +66,13 @@ def _load_readable(paths: Sequence[Path], size: int, max_pixels: int, role: str)
 
 @torch.inference_mode()
 def losses(
-    stylizer: Stylizer, output: Tensor, content_feat: Tensor, style_taps: list[Tensor]
+    stylizer: Stylizer, output: Tensor, content_feat: Tensor, style_stats: Sequence[Stats]
 ) -> tuple[float, float, dict[str, float]]:
     """(content loss, style loss, the style loss's terms by name) of ``output`` (1, 3, H, W) in
-    [0, 1] against the content's relu4_1 features and the style's activations at relu1_1..relu4_1
+    [0, 1] against the content's relu4_1 features and the style's (mean, std) at relu1_1..relu4_1
     (all from ``stylizer.encode_fp32``)."""
     out_taps = taps(stylizer.encode_fp32, output.to(stylizer.device))
-    terms = style_loss_terms(out_taps, [mean_std(ref) for ref in style_taps])
+    terms = style_loss_terms(out_taps, style_stats)
     named = dict(zip(STYLE_TERMS, (term.item() for pair in terms for term in pair), strict=True))
     return content_loss(out_taps[-1], content_feat).item(), sum_of_terms(terms).item(), named
 
@@ -113,10 +113,12 @@ def evaluate(
         for c, t in content_tensors.items():
             feats = taps(stylizer.encode_fp32, t.to(device))
             content_feats[c], content_stats[c] = feats[-1], [mean_std(f) for f in feats]
-        style_taps = {s: taps(stylizer.encode_fp32, t.to(device)) for s, t in style_tensors.items()}
-        style_stats = {s: [mean_std(f) for f in feats] for s, feats in style_taps.items()}
+        style_stats = {
+            s: [mean_std(f) for f in taps(stylizer.encode_fp32, t.to(device))]
+            for s, t in style_tensors.items()
+        }
     # the last tap is relu4_1, the encoder's output: AdaIN's style statistics come from it
-    style_codes = {s: StyleCode(*mean_std(feats[-1]), s.stem) for s, feats in style_taps.items()}
+    style_codes = {s: StyleCode(*stats[-1], s.stem) for s, stats in style_stats.items()}
     results = []
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
     # content by content, so that each content is encoded once for all the styles it is painted in
@@ -138,7 +140,7 @@ def evaluate(
             else:
                 output = content if method == "content" else style
             seconds = time.perf_counter() - start
-            loss_c, loss_s, terms = losses(stylizer, output, content_feats[c], style_taps[s])
+            loss_c, loss_s, terms = losses(stylizer, output, content_feats[c], style_stats[s])
             results.append(PairResult(method, c.name, s.name, loss_c, loss_s, seconds, terms))
             if outputs_dir is not None and method in ("adain", "gatys"):
                 path = Path(outputs_dir) / method / f"{c.stem}__{s.stem}.png"

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .errors import Cancelled
 from .losses import content_loss, style_loss, style_loss_to
-from .nets import Stats, taps
+from .nets import Stats, blend, taps
 
 
 def gatys(
@@ -131,7 +131,6 @@ def polish_targets(
     (``content``, one per tap) by 1 - ``alpha``."""
     targets = []
     for layer, (own_mean, own_std) in enumerate(content):
-        mean = sum(w * style[layer][0] for w, style in zip(weights, styles, strict=True))
-        std = sum(w * style[layer][1] for w, style in zip(weights, styles, strict=True))
+        mean, std = blend([style[layer] for style in styles], weights)
         targets.append((alpha * mean + (1 - alpha) * own_mean, alpha * std + (1 - alpha) * own_std))
     return targets

@@ -7,6 +7,7 @@ so those files load with ``load_state_dict`` as they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -120,6 +121,14 @@ class _MeanStd(torch.autograd.Function):
 
 
 Stats = tuple[Tensor, Tensor]  # per-channel (mean, std), each (N, C, 1, 1)
+
+
+def blend(stats: Sequence[Stats], weights: Sequence[float]) -> Stats:
+    """Several styles' (mean, std) mixed by ``weights`` (summing to 1): the paper's style
+    interpolation, a weighted sum of the statistics."""
+    mean = sum(w * m for w, (m, _) in zip(weights, stats, strict=True))
+    std = sum(w * s for w, (_, s) in zip(weights, stats, strict=True))
+    return mean, std
 
 
 def std_from_sums(total: Tensor, squares: Tensor, count: int, eps: float = EPS) -> Tensor:

@@ -28,7 +28,7 @@ from . import defaults, devices, files, images, tiling, weights, winograd
 from .backend import Backend
 from .errors import AdainError, Cancelled, ImageError, PixelLimitError
 from .gatys import polish, polish_targets
-from .nets import Decoder, Encoder, Stats, adain_regions, feedback_targets, mean_std, taps
+from .nets import Decoder, Encoder, Stats, adain_regions, blend, feedback_targets, mean_std, taps
 from .tiling import STRIDE, pad_to_stride
 
 # the memory of polish steps per pixel, the whole process's beyond its runtime: the encoder's
@@ -268,12 +268,15 @@ class Stylizer:
 
         if self.options.polish:
             self._check_polish(x, styles, mask)
-
-        codes = [self.encode_style(s, style_size, crop) for s in styles]
+            style_stats = self._polish_style_stats(styles, style_size, crop)
+            # the last tap is relu4_1, the encoder's output: AdaIN's statistics come from it
+            codes = [StyleCode(*stats[-1]) for stats in style_stats]
+        else:
+            codes = [self.encode_style(s, style_size, crop) for s in styles]
         targets = style_targets(codes, style_weights, mask is not None)
         out = self._render(x, [targets], [alpha], mask)
         if self.options.polish:
-            out = self._polish(out, x, styles, style_weights, alpha, style_size, crop)
+            out = self._polish(out, x, style_stats, style_weights, alpha)
 
         result = images.to_pil(out)
         if content_alpha is not None:
@@ -400,31 +403,32 @@ class Stylizer:
                 f"{self.options.max_memory_mb:,g} MB (raise --max-memory or lower --content-size)"
             )
 
-    def _polish(
-        self,
-        out: Tensor,
-        x: Tensor,
-        styles: Sequence[ImageLike],
-        style_weights: Sequence[float] | None,
-        alpha: float,
-        style_size: int,
-        crop: bool,
-    ) -> Tensor:
-        """``gatys.polish`` on the output: towards the content's relu4_1 features and, at each tap, the
-        styles' statistics blended as AdaIN's were, moved towards the content's own by 1 - alpha."""
-        encode = self.encode_fp32
-        content_taps = taps(encode, x.float())
-        styles_stats = []
-        for style in styles:
-            image = self.style_tensor(style, style_size, crop)
+    def _polish_style_stats(self, styles: Sequence[ImageLike], size: int, crop: bool) -> list[list[Stats]]:
+        """Each style's (mean, std) at relu1_1..relu4_1 for ``polish``, measured whole in fp32; all
+        styles' sizes checked against the memory budget before any is encoded."""
+        tensors = [self.style_tensor(style, size, crop) for style in styles]
+        for image in tensors:
             if self._budget_tile(image.shape[-1], image.shape[-2]) is not None:
                 raise AdainError(
                     f"polish measures the style whole, and a {image.shape[-1]}x{image.shape[-2]} style is "
                     "over the memory budget (lower --style-size)"
                 )
-            styles_stats.append([mean_std(f) for f in taps(encode, image.float())])
-        mix = normalised(style_weights or [1.0] * len(styles))
-        targets = polish_targets(styles_stats, mix, alpha, [mean_std(f) for f in content_taps])
+        return [[mean_std(f) for f in taps(self.encode_fp32, image.float())] for image in tensors]
+
+    def _polish(
+        self,
+        out: Tensor,
+        x: Tensor,
+        style_stats: Sequence[Sequence[Stats]],
+        style_weights: Sequence[float] | None,
+        alpha: float,
+    ) -> Tensor:
+        """``gatys.polish`` on the output: towards the content's relu4_1 features and, at each tap, the
+        styles' statistics blended as AdaIN's were, moved towards the content's own by 1 - alpha."""
+        encode = self.encode_fp32
+        content_taps = taps(encode, x.float())
+        mix = normalised(style_weights or [1.0] * len(style_stats))
+        targets = polish_targets(style_stats, mix, alpha, [mean_std(f) for f in content_taps])
         return polish(encode, out.float(), content_taps[-1], targets, self.options.polish,
                       cancelled=self.options.cancelled)  # fmt: skip
 
@@ -658,10 +662,7 @@ def style_targets(
     (region 0, white, takes the first)."""
     if masked:
         return [(c.mean, c.std) for c in codes]
-    mix = normalised(style_weights or [1.0] * len(codes))
-    mean = sum(w * c.mean for w, c in zip(mix, codes, strict=True))
-    std = sum(w * c.std for w, c in zip(mix, codes, strict=True))
-    return [(mean, std)]
+    return [blend([(c.mean, c.std) for c in codes], normalised(style_weights or [1.0] * len(codes)))]
 
 
 def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:
