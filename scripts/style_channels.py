@@ -7,6 +7,7 @@ a single channel moves it.
     python scripts/style_channels.py clamp CONTENT_DIR STYLE_DIR DECODER [DECODER ...]
     python scripts/style_channels.py feedback CONTENT_DIR STYLE_DIR DECODER [--settings ETA:ALPHA ...] [--preview N ...]
     python scripts/style_channels.py polish CONTENT_DIR STYLE_DIR DECODER [--every K] [--steps N ...]
+        [--style-weights W ...] [--rates LR ...]
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE energy PAIRS_CSV STYLE_DIR
         [--boldest N --links STYLE_LINKS --only SUBFOLDER --into DIR]
 
@@ -47,8 +48,10 @@ nothing at inference, fitted on these very pairs). With ``--preview N``, also ea
 the miss measured on a first pass of the content at N px instead of at ``--size`` (a cheaper
 first pass: (N / size)² of its work).
 
-``polish``: for each step count of ``--polish`` (``adain.gatys.polish`` from the plain pass's
-output, the pairs of the two folders, ``--every K``), the content and style loss, Gatys et al.'s
+``polish``: for each step count of ``--steps`` (``adain.gatys.polish`` from the plain pass's
+output, the pairs of the two folders, ``--every K``), each of ``--style-weights`` (the content's
+weight being 1; Adam ignores the loss's scale, so a style weight of 10 / k is a content weight of
+k) and each of Adam's ``--rates``, the content and style loss, Gatys et al.'s
 Gram-matrix loss at the same four taps (which nothing here optimises: whether the steps do more
 than fit the eight numbers per tap), and the mean change of the pixels, in levels of 255.
 
@@ -75,7 +78,7 @@ import torch
 
 from adain import images
 from adain.features import TAP_CHANNELS, tap_statistics
-from adain.gatys import polish
+from adain.gatys import POLISH_LR, polish
 from adain.losses import content_loss, style_loss_terms
 from adain.nets import TAPS, adain_stats, feedback_targets, mean_std, taps
 from adain.stylize import StyleCode, Stylizer
@@ -350,7 +353,10 @@ def polish_curve(args: argparse.Namespace) -> None:
     stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, "cpu", precision="fp32")
     encode = stylizer.encode_fp32
     print(f"{len(contents)} contents x {len(styles)} styles at {args.size}²")
-    rows: dict[int, list[tuple[float, float, float, float]]] = {n: [] for n in [0, *args.steps]}
+    settings = [(w, lr, n) for w in args.style_weights for lr in args.rates for n in [0, *args.steps]]
+    # step 0 is the plain pass whatever the setting: measured once
+    settings = list(dict.fromkeys((10.0, POLISH_LR, 0) if n == 0 else (w, lr, n) for w, lr, n in settings))
+    rows: dict[tuple[float, float, int], list[tuple[float, float, float, float]]] = {s: [] for s in settings}
     for style_path in styles:
         with torch.inference_mode():
             style_taps = taps(encode, images.load_square(style_path, args.size))
@@ -360,20 +366,22 @@ def polish_curve(args: argparse.Namespace) -> None:
             with torch.inference_mode():
                 content_features = encode(images.load_square(content_path, args.size))
                 output = stylizer.decode(adain_stats(content_features, *style_stats[-1])).float().clamp(0, 1)
-            for n in rows:
-                made = polish(encode, output, content_features, style_stats, n)
+            for weight, lr, n in rows:
+                made = polish(encode, output, content_features, style_stats, n, weight, lr=lr)
                 with torch.inference_mode():
                     made_taps = taps(encode, made)
-                    rows[n].append((
+                    rows[weight, lr, n].append((
                         content_loss(made_taps[-1], content_features).item(),
                         sum(m + s for m, s in style_loss_terms(made_taps, style_stats)).item(),
                         gram_loss(made_taps, style_grams),
                         (made - output).abs().mean().item() * 255,
                     ))  # fmt: skip
-    print("steps  content  style  gram  mean change (of 255)")
-    for n, measured in rows.items():
+    print("style weight  rate  steps  content  style  gram  mean change (of 255)")
+    for (weight, lr, n), measured in rows.items():
         means = [sum(column) / len(column) for column in zip(*measured, strict=True)]
-        print(f"{n:>5} {means[0]:>8.3f} {means[1]:>6.3f} {means[2]:>5.3f} {means[3]:>6.2f}")
+        print(
+            f"{weight:>12g} {lr:>5g} {n:>6} {means[0]:>8.3f} {means[1]:>6.3f} {means[2]:>5.3f} {means[3]:>6.2f}"
+        )
 
 
 def plain_pass(
@@ -560,6 +568,13 @@ def main() -> None:
     polished.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
     polished.add_argument(
         "--steps", type=int, nargs="+", default=[1, 3, 10], help="step counts (default 1 3 10)"
+    )
+    polished.add_argument(
+        "--style-weights", type=float, nargs="+", default=[10.0],
+        help="polish's style weights, the content's being 1 (default 10, the training's)",
+    )  # fmt: skip
+    polished.add_argument(
+        "--rates", type=float, nargs="+", default=[POLISH_LR], help=f"Adam's rates (default {POLISH_LR})"
     )
     polished.set_defaults(run=polish_curve)
     bold = sub.add_parser(

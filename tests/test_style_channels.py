@@ -158,13 +158,19 @@ def test_polish_reports_what_adain_eval_measures_with_the_same_steps(tmp_path):
     decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
     done = subprocess.run(
         [sys.executable, SCRIPT, "--size", "64", "polish", tmp_path / "content", tmp_path / "style", decoder,
-         "--steps", "2"],
+         "--steps", "2", "--style-weights", "10", "1"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    rows = {int(m[0]): [float(v) for v in m[1:]] for m in re.findall(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", done.stdout, re.M)}  # fmt: skip
-    assert set(rows) == {0, 2} and rows[0][3] == 0 and rows[2][3] > 0  # the pixels moved
+    number = r"\s+([\d.]+)"
+    found = re.findall(rf"^{number}{number}\s+(\d+){number * 4}$", done.stdout, re.M)
+    by_setting = {(float(m[0]), int(m[2])): [float(v) for v in m[3:]] for m in found}
+    assert set(by_setting) == {(10, 0), (10, 2), (1, 2)}  # the plain pass once
+    rows = {steps: by_setting[10, steps] for steps in (0, 2)}
+    assert rows[0][3] == 0 and rows[2][3] > 0  # the pixels moved
     assert rows[2][2] != rows[0][2]  # and the Gram loss with them
+    # a lower style weight trades less of the content for the style
+    assert by_setting[1, 2][0] < rows[2][0] and by_setting[1, 2][1] > rows[2][1]
     from adain.cli import main
 
     out = tmp_path / "eval"

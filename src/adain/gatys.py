@@ -92,10 +92,12 @@ def polish(
     steps: int,
     style_weight: float = 10.0,
     cancelled: Callable[[], bool] | None = None,
+    lr: float = POLISH_LR,
 ) -> Tensor:
     """``image`` (N, 3, H, W) in [0, 1], AdaIN's output, after ``steps`` Adam steps on its pixels
     towards the objective of ``gatys`` (relu4_1 features ``content_feat`` of the content, each tap's
-    (mean, std) ``style_stats``), kept in [0, 1] after each step.
+    (mean, std) ``style_stats``), kept in [0, 1] after each step; ``lr`` is Adam's rate, about the
+    most a step moves a pixel.
 
     A few steps from AdaIN's output instead of hundreds from the content: the decoder has laid out
     the strokes, the steps add the fine grain and contrast its statistics miss. Each step is a
@@ -109,7 +111,7 @@ def polish(
         style_stats = [(mean.detach().clone(), std.detach().clone()) for mean, std in style_stats]
         pixels = image.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
         encoder.requires_grad_(False)
-        opt = torch.optim.Adam([pixels], lr=POLISH_LR)
+        opt = torch.optim.Adam([pixels], lr=lr)
         for _ in range(steps):
             if cancelled is not None and cancelled():
                 raise Cancelled("stopped: the work was cancelled")
