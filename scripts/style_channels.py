@@ -5,6 +5,7 @@ a single channel moves it.
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE outside STYLE_DIR
     python scripts/style_channels.py --style-cache FEATURE_CACHE_FILE predict [--styles STYLE_DIR]
     python scripts/style_channels.py clamp CONTENT_DIR STYLE_DIR DECODER [DECODER ...]
+    python scripts/style_channels.py sharpen CONTENT_DIR STYLE_DIR DECODER [DECODER ...] [--amounts A ...] [--sigmas S ...]
     python scripts/style_channels.py feedback CONTENT_DIR STYLE_DIR DECODER [--settings ETA:ALPHA ...] [--preview N ...]
     python scripts/style_channels.py polish CONTENT_DIR STYLE_DIR DECODER [--every K] [--steps N ...]
         [--style-weights W ...] [--rates LR ...]
@@ -34,6 +35,10 @@ folders (``--every K``: every K-th content and style), and the style loss per ta
 loss of the raw output against those of the output clamped, as it is saved and as ``adain eval``
 measures it, and of two other ways into [0, 1] (``RANGE_MAPS``: out-of-range pixels desaturated
 towards their grey; a soft knee).
+
+``sharpen``: the same measures as ``clamp`` for the clamped output and for unsharp masks of it
+(each of ``--amounts`` times the difference from a Gaussian blur of each of ``--sigmas`` pixels):
+whether contrast at the finest scales, the same for every style, is what the style loss misses.
 
 ``feedback``: how far the decoder's output misses the relu4_1 statistics it is given, and what one
 pass of feedback buys. The output's relu4_1 channel means and stds are regressed on the target's,
@@ -72,9 +77,11 @@ images of its style folder, DIR, in ``adain.images.find_images(DIR, recursive=Tr
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from adain import images
 from adain.features import TAP_CHANNELS, tap_statistics
@@ -295,7 +302,36 @@ RANGE_MAPS = {
 }
 
 
+def unsharp(amount: float, sigma: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The unsharp mask: the image plus ``amount`` times its difference from a Gaussian blur of
+    ``sigma`` pixels, clamped: more contrast at the finest scales, the same for every style."""
+    radius = int(3 * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).repeat(3, 1, 1, 1)
+
+    def sharpened(image: torch.Tensor) -> torch.Tensor:
+        image = image.clamp(0, 1)  # the saved image, sharpened
+        blurred = F.pad(image, (radius,) * 4, mode="reflect")
+        blurred = F.conv2d(blurred, kernel.view(3, 1, 1, -1), groups=3)
+        blurred = F.conv2d(blurred, kernel.view(3, 1, -1, 1), groups=3)
+        return (image + amount * (image - blurred)).clamp(0, 1)
+
+    return sharpened
+
+
 def clamp(args: argparse.Namespace) -> None:
+    compare_maps(args, RANGE_MAPS)
+
+
+def sharpen(args: argparse.Namespace) -> None:
+    maps = {"clamped": RANGE_MAPS["clamped"]}
+    maps.update({f"unsharp {a:g} sigma {s:g}": unsharp(a, s) for s in args.sigmas for a in args.amounts})
+    compare_maps(args, maps)
+
+
+def compare_maps(args: argparse.Namespace, maps: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> None:
+    """For each decoder, the style loss per tap and the content loss of its output after each map."""
     contents = sorted(p for p in Path(args.content_dir).iterdir() if p.is_file())[:: args.every]
     styles = sorted(p for p in Path(args.style_dir).iterdir() if p.is_file())[:: args.every]
     print(
@@ -306,8 +342,8 @@ def clamp(args: argparse.Namespace) -> None:
         stylizer = Stylizer.from_pretrained(args.vgg, decoder, "cpu", precision="fp32")
         encode = stylizer.encode_fp32
         outside_share = []
-        style_losses: dict[str, list[torch.Tensor]] = {name: [] for name in RANGE_MAPS}
-        content_losses: dict[str, list[float]] = {name: [] for name in RANGE_MAPS}
+        style_losses: dict[str, list[torch.Tensor]] = {name: [] for name in maps}
+        content_losses: dict[str, list[float]] = {name: [] for name in maps}
         with torch.inference_mode():
             if features is None:
                 features = [encode(images.load_square(p, args.size)) for p in contents]
@@ -319,7 +355,7 @@ def clamp(args: argparse.Namespace) -> None:
                     t = adain_stats(content_features, *style_stats[-1])
                     output = stylizer.decode(t).float()
                     outside_share.append(((output < 0) | (output > 1)).float().mean())
-                    for name, mapped in RANGE_MAPS.items():
+                    for name, mapped in maps.items():
                         output_taps = taps(encode, mapped(output))
                         terms = style_loss_terms(output_taps, style_stats)
                         style_losses[name].append(torch.stack([m + s for m, s in terms]))
@@ -541,6 +577,14 @@ def main() -> None:
     ranged.add_argument("decoders", nargs="+")
     ranged.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
     ranged.set_defaults(run=clamp)
+    sharp = sub.add_parser("sharpen", help="what an unsharp mask of the output does to both losses")
+    sharp.add_argument("content_dir")
+    sharp.add_argument("style_dir")
+    sharp.add_argument("decoders", nargs="+")
+    sharp.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
+    sharp.add_argument("--amounts", type=float, nargs="+", default=[0.5, 1.0, 2.0])
+    sharp.add_argument("--sigmas", type=float, nargs="+", default=[0.7, 1.5], help="the blur's, in pixels")
+    sharp.set_defaults(run=sharpen)
     fed = sub.add_parser("feedback", help="the relu4_1 statistics the decoder misses, and one feedback pass")
     fed.add_argument("content_dir")
     fed.add_argument("style_dir")

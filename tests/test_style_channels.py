@@ -151,6 +151,21 @@ def test_energy_relates_each_styles_loss_to_its_energy_and_links_the_boldest(tmp
     assert refused.returncode == 2 and "--boldest needs --links and --into" in refused.stderr
 
 
+def test_sharpen_measures_each_unsharp_mask_beside_the_clamped_output(tmp_path):
+    noise_folders(tmp_path, content=(1,), style=(3,))
+    decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "--size", "64", "sharpen", tmp_path / "content", tmp_path / "style", decoder,
+         "--amounts", "0", "1", "--sigmas", "1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = dict(re.findall(r"^  (.+?): [\d.]+ \(.*\), content ([\d.]+)$", done.stdout, re.M))
+    assert set(found) == {"clamped", "unsharp 0 sigma 1", "unsharp 1 sigma 1"}
+    assert found["unsharp 0 sigma 1"] == found["clamped"]  # no amount: the saved image itself
+    assert found["unsharp 1 sigma 1"] != found["clamped"]
+
+
 def test_polish_reports_what_adain_eval_measures_with_the_same_steps(tmp_path):
     import json
 
