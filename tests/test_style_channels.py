@@ -84,20 +84,26 @@ def noise_folders(root: Path, **seeds: tuple[int, ...]) -> None:
             )
 
 
-def test_feedback_reports_the_plain_pipeline_as_adain_eval_measures_it(tmp_path):
-    import json
-
-    noise_folders(tmp_path, content=(1, 2), style=(3,))
+def on_noise(root: Path, mode: str, *flags: str, contents: tuple[int, ...] = (1,)) -> str:
+    """The script's ``mode`` at 64 px on noise folders under ``root`` (``contents`` seeds, one
+    style) with the shipped decoder: its output, after checking it exited cleanly."""
+    noise_folders(root, content=contents, style=(3,))
     decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
     done = subprocess.run(
-        [sys.executable, SCRIPT, "--size", "64", "feedback", tmp_path / "content", tmp_path / "style", decoder,
-         "--settings", "0:1", "1:0.9"],
+        [sys.executable, SCRIPT, "--size", "64", mode, root / "content", root / "style", decoder, *flags],
         capture_output=True, text=True,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert re.search(r"relu4_1 means: output on target slope median -?[\d.]+; the line explains", done.stdout)
-    plain = re.search(r"eta 0 alpha 1: content ([\d.]+) style ([\d.]+)", done.stdout)
-    fed = re.search(r"eta 1 alpha 0.9: content ([\d.]+) style ([\d.]+)", done.stdout)
+    return done.stdout
+
+
+def test_feedback_reports_the_plain_pipeline_as_adain_eval_measures_it(tmp_path):
+    import json
+
+    stdout = on_noise(tmp_path, "feedback", "--settings", "0:1", "1:0.9", contents=(1, 2))
+    assert re.search(r"relu4_1 means: output on target slope median -?[\d.]+; the line explains", stdout)
+    plain = re.search(r"eta 0 alpha 1: content ([\d.]+) style ([\d.]+)", stdout)
+    fed = re.search(r"eta 1 alpha 0.9: content ([\d.]+) style ([\d.]+)", stdout)
     assert plain and fed and plain.groups() != fed.groups()
     from adain.cli import main
 
@@ -152,15 +158,8 @@ def test_energy_relates_each_styles_loss_to_its_energy_and_links_the_boldest(tmp
 
 
 def test_sharpen_measures_each_unsharp_mask_beside_the_clamped_output(tmp_path):
-    noise_folders(tmp_path, content=(1,), style=(3,))
-    decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
-    done = subprocess.run(
-        [sys.executable, SCRIPT, "--size", "64", "sharpen", tmp_path / "content", tmp_path / "style", decoder,
-         "--amounts", "0", "1", "--sigmas", "1"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    found = dict(re.findall(r"^  (.+?): [\d.]+ \(.*\), content ([\d.]+)$", done.stdout, re.M))
+    stdout = on_noise(tmp_path, "sharpen", "--amounts", "0", "1", "--sigmas", "1")
+    found = dict(re.findall(r"^  (.+?): [\d.]+ \(.*\), content ([\d.]+)$", stdout, re.M))
     assert set(found) == {"clamped", "unsharp 0 sigma 1", "unsharp 1 sigma 1"}
     assert found["unsharp 0 sigma 1"] == found["clamped"]  # no amount: the saved image itself
     assert found["unsharp 1 sigma 1"] != found["clamped"]
@@ -169,16 +168,9 @@ def test_sharpen_measures_each_unsharp_mask_beside_the_clamped_output(tmp_path):
 def test_polish_reports_what_adain_eval_measures_with_the_same_steps(tmp_path):
     import json
 
-    noise_folders(tmp_path, content=(1,), style=(3,))
-    decoder = Path(__file__).resolve().parents[1] / "src" / "adain" / "decoder.safetensors"
-    done = subprocess.run(
-        [sys.executable, SCRIPT, "--size", "64", "polish", tmp_path / "content", tmp_path / "style", decoder,
-         "--steps", "2", "--style-weights", "10", "1"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    stdout = on_noise(tmp_path, "polish", "--steps", "2", "--style-weights", "10", "1")
     number = r"\s+([\d.]+)"
-    found = re.findall(rf"^{number}{number}\s+(\d+){number * 4}$", done.stdout, re.M)
+    found = re.findall(rf"^{number}{number}\s+(\d+){number * 4}$", stdout, re.M)
     by_setting = {(float(m[0]), int(m[2])): [float(v) for v in m[3:]] for m in found}
     assert set(by_setting) == {(10, 0), (10, 2), (1, 2)}  # the plain pass once
     rows = {steps: by_setting[10, steps] for steps in (0, 2)}
