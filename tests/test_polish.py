@@ -106,6 +106,12 @@ def test_a_step_count_outside_0_to_500_is_refused(steps):
         StylizerOptions(polish=steps)
 
 
+@pytest.mark.parametrize("weight", [0, -1.0, 1000.5, float("nan"), float("inf"), True, "10"])
+def test_a_style_weight_outside_0_to_1000_is_refused(weight):
+    with pytest.raises(AdainError, match="polish_style_weight must be above 0 and at most 1000"):
+        StylizerOptions(polish=3, polish_style_weight=weight)
+
+
 def test_the_flag_changes_the_image_and_is_checked(tmp_path, small_pair, decoder_file):
     content, style = small_pair
     plain, polished = tmp_path / "plain.png", tmp_path / "polished.png"
@@ -114,7 +120,14 @@ def test_the_flag_changes_the_image_and_is_checked(tmp_path, small_pair, decoder
     assert main(stylize_argv(content, style, polished, decoder_file, "--polish", "2", *small)) == 0
     a, b = (np.asarray(images.load_image(p), dtype=np.int16) for p in (plain, polished))
     assert a.shape == b.shape and np.abs(a - b).max() > 0
-    for flags in (("--polish", "501"), ("--polish", "-1"), ("--polish", "two")):
+    weighted = tmp_path / "weighted.png"
+    weight = ("--polish", "2", "--polish-style-weight", "1")
+    assert main(stylize_argv(content, style, weighted, decoder_file, *weight, *small)) == 0
+    assert not np.array_equal(b, np.asarray(images.load_image(weighted), dtype=np.int16))
+    for flags in (
+        ("--polish", "501"), ("--polish", "-1"), ("--polish", "two"), ("--polish-style-weight", "3"),
+        ("--polish", "2", "--polish-style-weight", "0"), ("--polish", "2", "--polish-style-weight", "nan"),
+    ):  # fmt: skip
         assert exit_status(stylize_argv(content, style, tmp_path / "bad.png", decoder_file, *flags)) == 2
     # over the memory budget: one line, no file
     argv = stylize_argv(
@@ -126,10 +139,18 @@ def test_the_flag_changes_the_image_and_is_checked(tmp_path, small_pair, decoder
 def test_eval_polishes_the_adain_method_and_says_so(tmp_path, decoder_file):
     argv = one_pair_eval_argv(tmp_path, decoder_file)
     summaries = {}
-    for name, extra in (("plain", []), ("polished", ["--polish", "4"])):
+    runs = {
+        "plain": [],
+        "polished": ["--polish", "4"],
+        "weighted": ["--polish", "4", "--polish-style-weight", "1"],
+    }
+    for name, extra in runs.items():
         assert main([*argv, "--out", str(tmp_path / name), *extra]) == 0
         summaries[name] = json.loads((tmp_path / name / "summary.json").read_text())
-    assert (summaries["plain"]["polish"], summaries["polished"]["polish"]) == (0, 4)
+    assert [(s["polish"], s["polish_style_weight"]) for s in summaries.values()] == [(0, 10), (4, 10), (4, 1)]
+    # the content weighed more: nearer the content than at the training's weight
+    weighted = summaries["weighted"]["methods"]["adain"]
+    assert weighted["content_loss"] < summaries["polished"]["methods"]["adain"]["content_loss"]
     plain, polished = (summaries[n]["methods"]["adain"] for n in ("plain", "polished"))
     score = {
         n: s["content_loss"] + 10 * s["style_loss"] for n, s in (("plain", plain), ("polished", polished))

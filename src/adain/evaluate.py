@@ -124,6 +124,7 @@ def evaluate(
     # content by content, so that each content is encoded once for all the styles it is painted in
     # the pipeline itself takes batches unpolished; the polish steps follow it here
     painter, steps = stylizer.with_options(polish=0), stylizer.options.polish
+    weight = stylizer.options.polish_style_weight
     with painter.reusing_content():
         for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
             content, style = content_tensors[c], style_tensors[s]
@@ -132,7 +133,7 @@ def evaluate(
                 output = painter.stylize_tensor(content, [style_codes[s]], alpha)
                 if steps:  # as ``Stylizer.__call__`` polishes
                     targets = polish_targets([style_stats[s]], [1.0], alpha, content_stats[c])
-                    output = polish(stylizer.encode_fp32, output, content_feats[c], targets, steps)
+                    output = polish(stylizer.encode_fp32, output, content_feats[c], targets, steps, weight)
                 output = output.cpu()
             elif method == "gatys":
                 output, _ = gatys(stylizer.encode_fp32, content.to(device), style.to(device), gatys_iters)

@@ -114,6 +114,8 @@ class StylizerOptions:
     # Adam steps on the output's pixels towards the paper's objective (``gatys.polish``; 0: none);
     # each about as long as a single pass, on images whose backward pass fits in memory whole
     polish: int = 0
+    # polish's weight of the style loss, the content loss's being 1 (README, "Polish")
+    polish_style_weight: float = defaults.POLISH_STYLE_WEIGHT
 
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
@@ -133,6 +135,13 @@ class StylizerOptions:
         ):
             raise AdainError(
                 f"polish must be a whole number of steps from 0 to {defaults.MAX_POLISH}, got {self.polish}"
+            )
+        if not _is_number(self.polish_style_weight) or not (
+            0 < self.polish_style_weight <= defaults.MAX_POLISH_STYLE_WEIGHT
+        ):
+            raise AdainError(
+                f"polish_style_weight must be above 0 and at most {defaults.MAX_POLISH_STYLE_WEIGHT:g}, "
+                f"got {self.polish_style_weight}"
             )
 
 
@@ -430,7 +439,7 @@ class Stylizer:
         mix = normalised(style_weights or [1.0] * len(style_stats))
         targets = polish_targets(style_stats, mix, alpha, [mean_std(f) for f in content_taps])
         return polish(encode, out.float(), content_taps[-1], targets, self.options.polish,
-                      cancelled=self.options.cancelled)  # fmt: skip
+                      self.options.polish_style_weight, self.options.cancelled)  # fmt: skip
 
     def _first_pass(
         self,

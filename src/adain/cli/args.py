@@ -70,6 +70,13 @@ crf = _whole_number_at_most(51)  # x264's and x265's quality scale
 polish_steps = _whole_number_at_most(defaults.MAX_POLISH)
 
 
+def polish_style_weight(text: str) -> float:
+    value = positive_float(text)
+    if value > defaults.MAX_POLISH_STYLE_WEIGHT:
+        raise argparse.ArgumentTypeError(f"must be at most {defaults.MAX_POLISH_STYLE_WEIGHT:g}, got {value}")
+    return value
+
+
 def unit_float(text: str) -> float:
     value = _number(text, float)
     if not 0.0 <= value <= 1.0:
@@ -208,6 +215,22 @@ def add_polish_flag(parser: argparse.ArgumentParser) -> None:
         "objective (like Gatys et al. from AdaIN's result): finer grain and contrast; each step about as "
         "long as one pass; the whole image in memory, about 6.5 KB a pixel (default 0: none)",
     )  # fmt: skip
+    parser.add_argument(
+        "--polish-style-weight", type=polish_style_weight, metavar="WEIGHT",
+        help="with --polish, the style loss's weight against the content loss's 1: higher trades more "
+        f"of the content for the style (default {defaults.POLISH_STYLE_WEIGHT:g})",
+    )  # fmt: skip
+
+
+def polish_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``Stylizer`` options of ``add_polish_flag``'s flags, checked as usage errors."""
+    from ..errors import UsageError
+
+    if args.polish_style_weight is None:
+        return {"polish": args.polish}
+    if not args.polish:
+        raise UsageError("--polish-style-weight goes with --polish")
+    return {"polish": args.polish, "polish_style_weight": args.polish_style_weight}
 
 
 def add_quiet_flag(parser: argparse.ArgumentParser) -> None:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.out} holds an earlier evaluation ({', '.join(earlier)}): pass --overwrite to replace it"
         )
-    stylizer = flags.stylizer_from(args, **flags.feedback_options(args), polish=args.polish)
+    stylizer = flags.stylizer_from(args, **flags.feedback_options(args), **flags.polish_options(args))
     methods = args.method or ["adain", "content", "style"]
     results = evaluate(
         stylizer, contents, styles, methods, args.size, not args.quiet, args.gatys_iters, alpha=args.alpha
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         "feedback": args.feedback,
         "feedback_preview": args.feedback_preview,
         "polish": args.polish,
+        "polish_style_weight": stylizer.options.polish_style_weight,
     }
     summary = write_report(results, args.out, meta)
     print(f"{'method':<10}{'content loss':>16}{'style loss':>16}{'pairs':>7}{'seconds':>9}")

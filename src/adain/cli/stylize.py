@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         args.tile or None,
         progress=not args.quiet,
         **flags.feedback_options(args),
-        polish=args.polish,
+        **flags.polish_options(args),
     )
     stylizer = flags.stylizer_from(args, **vars(options))
     results = batch.stylize_jobs(
