@@ -84,6 +84,7 @@ import torch
 import torch.nn.functional as F
 
 from adain import images
+from adain.defaults import POLISH_STYLE_WEIGHT
 from adain.features import TAP_CHANNELS, tap_statistics
 from adain.gatys import POLISH_LR, polish
 from adain.losses import content_loss, style_loss_terms
@@ -391,7 +392,8 @@ def polish_curve(args: argparse.Namespace) -> None:
     print(f"{len(contents)} contents x {len(styles)} styles at {args.size}²")
     settings = [(w, lr, n) for w in args.style_weights for lr in args.rates for n in [0, *args.steps]]
     # step 0 is the plain pass whatever the setting: measured once
-    settings = list(dict.fromkeys((10.0, POLISH_LR, 0) if n == 0 else (w, lr, n) for w, lr, n in settings))
+    plain = (args.style_weights[0], args.rates[0], 0)
+    settings = list(dict.fromkeys(plain if n == 0 else (w, lr, n) for w, lr, n in settings))
     rows: dict[tuple[float, float, int], list[tuple[float, float, float, float]]] = {s: [] for s in settings}
     for style_path in styles:
         with torch.inference_mode():
@@ -614,8 +616,8 @@ def main() -> None:
         "--steps", type=int, nargs="+", default=[1, 3, 10], help="step counts (default 1 3 10)"
     )
     polished.add_argument(
-        "--style-weights", type=float, nargs="+", default=[10.0],
-        help="polish's style weights, the content's being 1 (default 10, the training's)",
+        "--style-weights", type=float, nargs="+", default=[POLISH_STYLE_WEIGHT],
+        help=f"polish's style weights, the content's being 1 (default {POLISH_STYLE_WEIGHT:g}, as --polish)",
     )  # fmt: skip
     polished.add_argument(
         "--rates", type=float, nargs="+", default=[POLISH_LR], help=f"Adam's rates (default {POLISH_LR})"

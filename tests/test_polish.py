@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from adain import images
+from adain import defaults, images
 from adain.cli import main
 from adain.errors import AdainError
 from adain.evaluate import losses
@@ -147,12 +147,15 @@ def test_eval_polishes_the_adain_method_and_says_so(tmp_path, decoder_file):
     for name, extra in runs.items():
         assert main([*argv, "--out", str(tmp_path / name), *extra]) == 0
         summaries[name] = json.loads((tmp_path / name / "summary.json").read_text())
-    assert [(s["polish"], s["polish_style_weight"]) for s in summaries.values()] == [(0, 10), (4, 10), (4, 1)]
+    assert [(s["polish"], s["polish_style_weight"]) for s in summaries.values()] == [
+        (0, defaults.POLISH_STYLE_WEIGHT), (4, defaults.POLISH_STYLE_WEIGHT), (4, 1)
+    ]  # fmt: skip
     # the content weighed more: nearer the content than at the training's weight
     weighted = summaries["weighted"]["methods"]["adain"]
     assert weighted["content_loss"] < summaries["polished"]["methods"]["adain"]["content_loss"]
     plain, polished = (summaries[n]["methods"]["adain"] for n in ("plain", "polished"))
     score = {
-        n: s["content_loss"] + 10 * s["style_loss"] for n, s in (("plain", plain), ("polished", polished))
+        n: s["content_loss"] + defaults.POLISH_STYLE_WEIGHT * s["style_loss"]
+        for n, s in (("plain", plain), ("polished", polished))
     }
     assert score["polished"] < score["plain"]

@@ -183,7 +183,7 @@ def test_polish_reports_what_adain_eval_measures_with_the_same_steps(tmp_path):
     out = tmp_path / "eval"
     argv = ["eval", "--content-dir", str(tmp_path / "content"), "--style-dir", str(tmp_path / "style"),
             "--out", str(out), "--size", "64", "--method", "adain", "--precision", "fp32", "-q"]  # fmt: skip
-    for extra, steps in (([], 0), (["--polish", "2", "--overwrite"], 2)):
+    for extra, steps in (([], 0), (["--polish", "2", "--polish-style-weight", "10", "--overwrite"], 2)):
         assert main([*argv, *extra]) == 0
         adain = json.loads((out / "summary.json").read_text())["methods"]["adain"]
         assert rows[steps][0] == pytest.approx(adain["content_loss"], abs=2e-3)

@@ -12,8 +12,9 @@ CONTENT_SIZE = 512  # short side the CLI and the server resize contents to (the 
 STYLE_SIZE = 512
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MAX_POLISH = 500  # the most --polish steps one image may take
-# polish's weight of the style loss against the content loss's 1 (training and Gatys et al.: 10)
-POLISH_STYLE_WEIGHT = 10.0
+# polish's weight of the style loss against the content loss's 1: half the training's 10, where three
+# steps lower both losses at 512² (docs/training-recipes.md, session 38)
+POLISH_STYLE_WEIGHT = 5.0
 MAX_POLISH_STYLE_WEIGHT = 1000.0
 # adain train --jitter-styles: how each cached style crop is varied at random, by name (what the
 # trainer reports); half-turn keeps each stroke's orientation
