@@ -33,7 +33,7 @@ from .tiling import STRIDE, pad_to_stride
 
 # the memory of polish steps per pixel, the whole process's beyond its runtime: the encoder's
 # activations kept for the backward pass, their gradients and the single pass before them (peak
-# resident size 1.9 GB at 512², 5.3 GB at 1024²: benchmarks/polish.py); the image is never tiled
+# resident size 1.8-1.9 GB at 512², 5.3-5.5 GB at 1024² with 3 steps: benchmarks/polish.py); never tiled
 POLISH_BYTES_PER_PIXEL = 6.5 * 1024
 
 
