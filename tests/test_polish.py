@@ -29,7 +29,8 @@ from .conftest import (
 def objective(encoder, image, content_feat, targets) -> float:
     with torch.no_grad():
         feats = taps(encoder, image)
-        return (content_loss(feats[-1], content_feat) + 10 * style_loss_to(feats, targets)).item()
+        style = defaults.POLISH_STYLE_WEIGHT * style_loss_to(feats, targets)
+        return (content_loss(feats[-1], content_feat) + style).item()
 
 
 def test_each_step_count_lowers_the_objective_and_keeps_the_image_in_range(stylizer, tmp_path):
@@ -47,6 +48,21 @@ def test_each_step_count_lowers_the_objective_and_keeps_the_image_in_range(styli
     scores = [objective(encoder, polished[n], content_feat, targets) for n in (0, 2, 6)]
     assert scores[0] > scores[1] > scores[2]
     assert all(p.shape == start.shape and p.min() >= 0 and p.max() <= 1 for p in polished.values())
+
+
+def test_an_overshooting_step_is_not_kept(stylizer, tmp_path):
+    """An image already near its targets: steps at a rate far above polish's move every pixel too
+    far, and polish gives back the best image it scored, never one worse than it started."""
+    encoder = stylizer.encode_fp32
+    image = images.to_tensor(images.load_image(make_image(tmp_path / "i.png", (64, 48), seed=8)))
+    with torch.inference_mode():
+        feats = taps(encoder, image)
+        content_feat, targets = feats[-1], [(mean * 1.01, std) for mean, std in map(mean_std, feats)]
+        start = objective(encoder, image, content_feat, targets)
+        wild = polish(encoder, image, content_feat, targets, 3, lr=0.3)
+        gentle = polish(encoder, image, content_feat, targets, 3, lr=0.001)
+    assert torch.equal(wild, image)  # every step was worse: the start comes back
+    assert objective(encoder, gentle, content_feat, targets) < start
 
 
 def test_targets_blend_the_styles_and_give_way_to_the_content_with_alpha():

@@ -17,6 +17,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from .defaults import POLISH_STYLE_WEIGHT
 from .errors import Cancelled
 from .losses import content_loss, style_loss, style_loss_to
 from .nets import Stats, blend, taps
@@ -90,14 +91,17 @@ def polish(
     content_feat: Tensor,
     style_stats: Sequence[Stats],
     steps: int,
-    style_weight: float = 10.0,
+    style_weight: float = POLISH_STYLE_WEIGHT,
     cancelled: Callable[[], bool] | None = None,
     lr: float = POLISH_LR,
 ) -> Tensor:
     """``image`` (N, 3, H, W) in [0, 1], AdaIN's output, after ``steps`` Adam steps on its pixels
     towards the objective of ``gatys`` (relu4_1 features ``content_feat`` of the content, each tap's
-    (mean, std) ``style_stats``), kept in [0, 1] after each step; ``lr`` is Adam's rate, about the
-    most a step moves a pixel.
+    (mean, std) ``style_stats``, the style's loss weighed by ``style_weight``), kept in [0, 1] after
+    each step; ``lr`` is Adam's rate, about the most a step moves a pixel. Of the images the steps
+    pass through, the one lowest in that objective (the batch's as a whole) is returned, so polish
+    never makes an image worse by its own measure: each Adam step moves every pixel by about the
+    rate however small its gradient, and overshoots a style whose statistics are already near.
 
     A few steps from AdaIN's output instead of hundreds from the content: the decoder has laid out
     the strokes, the steps add the fine grain and contrast its statistics miss. Each step is a
@@ -111,18 +115,29 @@ def polish(
         style_stats = [(mean.detach().clone(), std.detach().clone()) for mean, std in style_stats]
         pixels = image.detach().clone(memory_format=torch.contiguous_format).clamp_(0, 1).requires_grad_(True)
         encoder.requires_grad_(False)
+        if steps == 0:
+            return pixels.detach()
         opt = torch.optim.Adam([pixels], lr=lr)
-        for _ in range(steps):
+        best_loss, best = float("inf"), pixels.detach()
+        for step in range(steps + 1):
             if cancelled is not None and cancelled():
                 raise Cancelled("stopped: the work was cancelled")
+            scoring_only = step == steps  # the last step's image is scored, not stepped from
+            with torch.set_grad_enabled(not scoring_only):
+                feats = taps(encoder, pixels)
+                loss = content_loss(feats[-1], content_feat) + style_weight * style_loss_to(
+                    feats, style_stats
+                )
+            if loss.item() < best_loss:
+                best_loss, best = loss.item(), pixels.detach().clone()
+            if scoring_only:
+                break
             opt.zero_grad()
-            feats = taps(encoder, pixels)
-            loss = content_loss(feats[-1], content_feat) + style_weight * style_loss_to(feats, style_stats)
             loss.backward()
             opt.step()
             with torch.no_grad():
                 pixels.clamp_(0, 1)
-        return pixels.detach()
+        return best
 
 
 def polish_targets(
