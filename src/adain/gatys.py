@@ -118,7 +118,7 @@ def polish(
         if steps == 0:
             return pixels.detach()
         opt = torch.optim.Adam([pixels], lr=lr)
-        best_loss, best = float("inf"), pixels.detach()
+        best_loss, best = float("inf"), pixels.detach().clone()  # a NaN loss keeps the start
         for step in range(steps + 1):
             if cancelled is not None and cancelled():
                 raise Cancelled("stopped: the work was cancelled")
