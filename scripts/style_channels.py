@@ -390,10 +390,9 @@ def polish_curve(args: argparse.Namespace) -> None:
     stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, "cpu", precision="fp32")
     encode = stylizer.encode_fp32
     print(f"{len(contents)} contents x {len(styles)} styles at {args.size}²")
-    settings = [(w, lr, n) for w in args.style_weights for lr in args.rates for n in [0, *args.steps]]
-    # step 0 is the plain pass whatever the setting: measured once
-    plain = (args.style_weights[0], args.rates[0], 0)
-    settings = list(dict.fromkeys(plain if n == 0 else (w, lr, n) for w, lr, n in settings))
+    # step 0 is the plain pass whatever the setting: measured once, under the first setting
+    settings = [(args.style_weights[0], args.rates[0], 0)]
+    settings += [(w, lr, n) for w in args.style_weights for lr in args.rates for n in args.steps if n]
     rows: dict[tuple[float, float, int], list[tuple[float, float, float, float]]] = {s: [] for s in settings}
     for style_path in styles:
         with torch.inference_mode():

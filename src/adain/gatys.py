@@ -128,8 +128,8 @@ def polish(
                 loss = content_loss(feats[-1], content_feat) + style_weight * style_loss_to(
                     feats, style_stats
                 )
-            if loss.item() < best_loss:
-                best_loss, best = loss.item(), pixels.detach().clone()
+            if (value := loss.item()) < best_loss:
+                best_loss, best = value, pixels.detach().clone()
             if scoring_only:
                 break
             opt.zero_grad()

@@ -436,7 +436,7 @@ class Stylizer:
         styles' statistics blended as AdaIN's were, moved towards the content's own by 1 - alpha."""
         encode = self.encode_fp32
         content_taps = taps(encode, x.float())
-        mix = normalised(style_weights or [1.0] * len(style_stats))
+        mix = style_shares(style_weights, len(style_stats))
         targets = polish_targets(style_stats, mix, alpha, [mean_std(f) for f in content_taps])
         return polish(encode, out.float(), content_taps[-1], targets, self.options.polish,
                       self.options.polish_style_weight, self.options.cancelled)  # fmt: skip
@@ -671,7 +671,7 @@ def style_targets(
     (region 0, white, takes the first)."""
     if masked:
         return [(c.mean, c.std) for c in codes]
-    return [blend([(c.mean, c.std) for c in codes], normalised(style_weights or [1.0] * len(codes)))]
+    return [blend([(c.mean, c.std) for c in codes], style_shares(style_weights, len(codes)))]
 
 
 def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:
@@ -714,7 +714,9 @@ def parse_style_weights(text: str) -> list[float]:
     return values
 
 
-def normalised(weights_: Sequence[float]) -> list[float]:
+def style_shares(style_weights: Sequence[float] | None, count: int) -> list[float]:
+    """Each of ``count`` styles' share of a blend: ``style_weights`` scaled to sum to 1, or equal."""
+    weights_ = style_weights or [1.0] * count
     total = float(sum(weights_))
     return [w / total for w in weights_]
 
