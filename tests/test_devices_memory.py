@@ -16,6 +16,10 @@ from .conftest import SHARED_VGG, make_image
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 BLOCK = 64 * 2**20  # a float32 4 x 64 x 256 x 256 activation
+# A probe of BLOCK made while freed memory is kept leaves a free chunk of that size in the heap, and
+# malloc serves a request from its free lists before it looks at the threshold: a later BLOCK could
+# come from there whatever the setting (2 runs in 60 under load). Probes after a scope ask for more.
+LARGER = 2 * BLOCK
 
 MEASURE = textwrap.dedent(
     """
@@ -91,19 +95,19 @@ def test_freed_memory_is_kept_only_inside_the_block_and_nested_blocks_count():
             with freed_memory_kept():
                 inner = newly_mapped({BLOCK})
             outer = newly_mapped({BLOCK})  # the inner block's end leaves the outer one's setting
-        after = newly_mapped({BLOCK})
+        after = newly_mapped({LARGER})
         keep_freed_memory(True)  # a trainer's, for good: a block's end leaves it
         with freed_memory_kept():
             pass
         trainer = newly_mapped({BLOCK})
         keep_freed_memory(False)  # never, not even inside a block
         with freed_memory_kept():
-            never = newly_mapped({BLOCK})
+            never = newly_mapped({LARGER})
         print(json.dumps({{"inner": inner, "outer": outer, "after": after, "trainer": trainer, "never": never}}))
         """
     )
     assert found["inner"] < BLOCK and found["outer"] < BLOCK and found["trainer"] < BLOCK
-    assert found["after"] >= BLOCK and found["never"] >= BLOCK
+    assert found["after"] >= LARGER and found["never"] >= LARGER
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
@@ -123,10 +127,10 @@ def test_a_stylizer_call_keeps_freed_memory_while_it_runs(tmp_path):
         trims, trim = [], adain.devices.release_freed_memory
         adain.devices.release_freed_memory = lambda: (trims.append(1), trim())
         s({str(tmp_path / "c.png")!r}, {str(tmp_path / "s.png")!r})
-        print(json.dumps({{"during": during, "after": newly_mapped({BLOCK}), "trims": len(trims)}}))
+        print(json.dumps({{"during": during, "after": newly_mapped({LARGER}), "trims": len(trims)}}))
         """
     )
     assert found["during"] and all(mapped < BLOCK for mapped in found["during"])
-    assert found["after"] >= BLOCK  # handed back when the call returns
+    assert found["after"] >= LARGER  # the threshold put back when the call returns
     # one scope for the whole call: the style's encoding and the render share the kept heap
     assert found["trims"] == 1
