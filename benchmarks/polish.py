@@ -1,7 +1,10 @@
 """What ``--polish`` costs: one pass against the same image polished by each step count, timed in
 turns in one run (each call encodes its style, as ``adain stylize`` does with ``--polish``), and the
-peak resident memory of each, each in a fresh process, against a single pass's. What polish buys in
-style loss is measured by ``adain eval --polish N`` on the canonical pairs (README, "Polish").
+peak resident memory of each, each in a fresh process, against a single pass's. Then the steps
+alone (``adain.gatys.polish``, 3 steps on the single pass's output) in float32 against bfloat16,
+timed in turns: a bf16 pipeline (``--precision auto`` on a bf16 CPU) steps in bf16. What polish
+buys in style loss is measured by ``adain eval --polish N`` on the canonical pairs (README,
+"Polish"); what bf16 steps change in it, by ``scripts/style_channels.py polish --arithmetic``.
 
     python benchmarks/polish.py [--sizes 512,1024] [--steps 1,3,10] [--runs 2]
 """
@@ -19,6 +22,10 @@ from results_file import add_out_flags, parse_args, write_results
 
 from adain import Stylizer, images
 from adain.devices import dtype_name
+from adain.gatys import polish
+from adain.nets import mean_std, taps
+
+STEPS_ALONE = 3
 
 
 def inputs(size: int):
@@ -71,10 +78,34 @@ def main() -> None:
                          "peak_mb": mb, "kb_per_pixel_over_one_pass": per_pixel_kb})  # fmt: skip
             print(f"{size:>6} polish {n:<4} {seconds:>8.2f}s {seconds / times[0]:>6.2f}x "
                   f"peak {mb:>7.0f} MB ({per_pixel_kb:.2f} KB a pixel over one pass)")  # fmt: skip
+    steps_rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        seconds = steps_alone(once, size, args.runs)
+        steps_rows.append({"size": size, "steps": STEPS_ALONE, "fp32_seconds": seconds[0],
+                           "bf16_seconds": seconds[1], "fp32_over_bf16": seconds[0] / seconds[1]})  # fmt: skip
+        print(f"{size:>6} {STEPS_ALONE} steps alone: fp32 {seconds[0]:.2f}s, bf16 {seconds[1]:.2f}s, "
+              f"{seconds[0] / seconds[1]:.2f}x")  # fmt: skip
     write_results(
         args.out,
-        {"precision": precision, "threads": torch.get_num_threads(), "rows": rows},
+        {"precision": precision, "threads": torch.get_num_threads(), "rows": rows, "steps_alone": steps_rows},
     )
+
+
+def steps_alone(stylizer: Stylizer, size: int, runs: int) -> list[float]:
+    """Seconds of ``STEPS_ALONE`` polish steps on the single pass's output at ``size``², with the
+    encoder in float32 and in bfloat16 after relu1_1, timed in turns."""
+    pictures = inputs(size)
+    content, style = (images.to_tensor(image) for image in pictures)
+    encode = stylizer.encode_fp32
+    with torch.inference_mode():
+        output = images.to_tensor(stylizer(*pictures))
+        content_feat = encode(content)
+        targets = [mean_std(f) for f in taps(encode, style)]
+    fns = [
+        lambda: polish(encode, output, content_feat, targets, STEPS_ALONE),
+        lambda: polish(stylizer.encoder, output, content_feat, targets, STEPS_ALONE, dtype=torch.bfloat16),
+    ]
+    return timed(fns, runs)[0]
 
 
 if __name__ == "__main__":

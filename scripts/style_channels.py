@@ -56,9 +56,10 @@ first pass: (N / size)² of its work).
 ``polish``: for each step count of ``--steps`` (``adain.gatys.polish`` from the plain pass's
 output, the pairs of the two folders, ``--every K``), each of ``--style-weights`` (the content's
 weight being 1; Adam ignores the loss's scale, so a style weight of 10 / k is a content weight of
-k) and each of Adam's ``--rates``, the content and style loss, Gatys et al.'s
+k), each of Adam's ``--rates`` and each ``--arithmetic`` of the steps, the content and style loss, Gatys et al.'s
 Gram-matrix loss at the same four taps (which nothing here optimises: whether the steps do more
-than fit the eight numbers per tap), and the mean change of the pixels, in levels of 255.
+than fit the eight numbers per tap), the mean change of the pixels, in levels of 255, and the
+seconds a polish call took (on a busy machine, only a rough guide: ``benchmarks/polish.py`` times).
 
 ``outside``: for each style image, how many channel means at each tap lie above the 99th percentile
 of the training styles' (each training style's crops averaged), and above their maximum: the styles
@@ -77,6 +78,7 @@ images of its style folder, DIR, in ``adain.images.find_images(DIR, recursive=Tr
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -391,9 +393,12 @@ def polish_curve(args: argparse.Namespace) -> None:
     encode = stylizer.encode_fp32
     print(f"{len(contents)} contents x {len(styles)} styles at {args.size}²")
     # step 0 is the plain pass whatever the setting: measured once, under the first setting
-    settings = [(args.style_weights[0], args.rates[0], 0)]
-    settings += [(w, lr, n) for w in args.style_weights for lr in args.rates for n in args.steps if n]
-    rows: dict[tuple[float, float, int], list[tuple[float, float, float, float]]] = {s: [] for s in settings}
+    Setting = tuple[float, float, str, int]
+    settings: list[Setting] = [(args.style_weights[0], args.rates[0], args.arithmetic[0], 0)]
+    settings += [
+        (w, lr, a, n) for w in args.style_weights for lr in args.rates for a in args.arithmetic for n in args.steps if n
+    ]  # fmt: skip
+    rows: dict[Setting, list[tuple[float, ...]]] = {s: [] for s in settings}
     for style_path in styles:
         with torch.inference_mode():
             style_taps = taps(encode, images.load_square(style_path, args.size))
@@ -403,21 +408,27 @@ def polish_curve(args: argparse.Namespace) -> None:
             with torch.inference_mode():
                 content_features = encode(images.load_square(content_path, args.size))
                 output = stylizer.decode(adain_stats(content_features, *style_stats[-1])).float().clamp(0, 1)
-            for weight, lr, n in rows:
-                made = polish(encode, output, content_features, style_stats, n, weight, lr=lr)
+            for weight, lr, arithmetic, n in rows:
+                # bf16 as the pipeline polishes under --precision auto on a bf16 CPU: the plain encoder
+                low, net = (torch.bfloat16, stylizer.encoder) if arithmetic == "bf16" else (None, encode)
+                start = time.perf_counter()
+                made = polish(net, output, content_features, style_stats, n, weight, lr=lr, dtype=low)
+                seconds = time.perf_counter() - start
                 with torch.inference_mode():
                     made_taps = taps(encode, made)
-                    rows[weight, lr, n].append((
+                    rows[weight, lr, arithmetic, n].append((
                         content_loss(made_taps[-1], content_features).item(),
                         sum(m + s for m, s in style_loss_terms(made_taps, style_stats)).item(),
                         gram_loss(made_taps, style_grams),
                         (made - output).abs().mean().item() * 255,
+                        seconds,
                     ))  # fmt: skip
-    print("style weight  rate  steps  content  style  gram  mean change (of 255)")
-    for (weight, lr, n), measured in rows.items():
+    print("style weight  rate  arithmetic  steps  content  style  gram  mean change (of 255)  seconds")
+    for (weight, lr, arithmetic, n), measured in rows.items():
         means = [sum(column) / len(column) for column in zip(*measured, strict=True)]
         print(
-            f"{weight:>12g} {lr:>5g} {n:>6} {means[0]:>8.3f} {means[1]:>6.3f} {means[2]:>5.3f} {means[3]:>6.2f}"
+            f"{weight:>12g} {lr:>5g} {arithmetic:>11} {n:>6} {means[0]:>8.3f} {means[1]:>6.3f} {means[2]:>5.3f}"
+            f" {means[3]:>21.2f} {means[4]:>8.2f}"
         )
 
 
@@ -621,6 +632,10 @@ def main() -> None:
     polished.add_argument(
         "--rates", type=float, nargs="+", default=[POLISH_LR], help=f"Adam's rates (default {POLISH_LR})"
     )
+    polished.add_argument(
+        "--arithmetic", nargs="+", choices=("fp32", "bf16"), default=["fp32"],
+        help="the steps' arithmetic (default fp32; bf16: as --precision auto on a bf16 CPU); losses in fp32",
+    )  # fmt: skip
     polished.set_defaults(run=polish_curve)
     bold = sub.add_parser(
         "energy", help="each evaluated style's loss against its energy; the boldest training styles"

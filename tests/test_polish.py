@@ -65,6 +65,41 @@ def test_an_overshooting_step_is_not_kept(stylizer, tmp_path):
     assert objective(encoder, gentle, content_feat, targets) < start
 
 
+def test_bf16_steps_land_where_fp32_steps_do(stylizer, tmp_path):
+    encoder = stylizer.encode_fp32
+    content = images.to_tensor(images.load_image(make_image(tmp_path / "c.png", (64, 48), seed=3)))
+    style = images.to_tensor(images.load_image(make_image(tmp_path / "s.png", (56, 56), seed=4)))
+    with torch.inference_mode():
+        content_feat = encoder(content)
+        targets = [mean_std(f) for f in taps(encoder, style)]
+        start = stylizer.stylize_tensor(content, [stylizer.encode_style(style)])
+        made = {
+            dtype: polish(encoder, start, content_feat, targets, 3, dtype=dtype)
+            for dtype in (None, torch.bfloat16)
+        }
+    scores = {dtype: objective(encoder, image, content_feat, targets) for dtype, image in made.items()}
+    assert not torch.equal(made[None], made[torch.bfloat16])  # the steps did run in bf16
+    assert scores[torch.bfloat16] == pytest.approx(scores[None], rel=0.02)
+    assert scores[torch.bfloat16] < objective(encoder, start, content_feat, targets)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_polish_steps_in_the_pipelines_bf16_and_in_fp32_otherwise(stylizer, tmp_path, monkeypatch, precision):
+    import adain.stylize
+
+    seen = []
+    monkeypatch.setattr(
+        adain.stylize,
+        "polish",
+        lambda *args, dtype, **kw: seen.append(dtype) or polish(*args, dtype=dtype, **kw),
+    )
+    other = Stylizer(
+        stylizer.encoder, stylizer.decoder, "cpu", precision=precision, options=StylizerOptions(polish=1)
+    )
+    other(make_image(tmp_path / "c.png", (40, 32), seed=1), make_image(tmp_path / "s.png", seed=2))
+    assert seen == [torch.bfloat16 if precision == "bf16" else None]
+
+
 def test_targets_blend_the_styles_and_give_way_to_the_content_with_alpha():
     one = [(torch.full((1, 2, 1, 1), 1.0), torch.full((1, 2, 1, 1), 2.0))]
     two = [(torch.full((1, 2, 1, 1), 3.0), torch.full((1, 2, 1, 1), 6.0))]

@@ -168,11 +168,28 @@ def test_sharpen_measures_each_unsharp_mask_beside_the_clamped_output(tmp_path):
 def test_polish_reports_what_adain_eval_measures_with_the_same_steps(tmp_path):
     import json
 
-    stdout = on_noise(tmp_path, "polish", "--steps", "2", "--style-weights", "10", "1")
+    stdout = on_noise(
+        tmp_path, "polish", "--steps", "2", "--style-weights", "10", "1", "--arithmetic", "fp32", "bf16"
+    )
     number = r"\s+([\d.]+)"
-    found = re.findall(rf"^{number}{number}\s+(\d+){number * 4}$", stdout, re.M)
-    by_setting = {(float(m[0]), int(m[2])): [float(v) for v in m[3:]] for m in found}
-    assert set(by_setting) == {(10, 0), (10, 2), (1, 2)}  # the plain pass once
+    found = re.findall(rf"^{number}{number}\s+(fp32|bf16)\s+(\d+){number * 5}$", stdout, re.M)
+    by_setting = {(float(m[0]), m[2], int(m[3])): [float(v) for v in m[4:]] for m in found}
+    # the plain pass once
+    assert set(by_setting) == {
+        (10, "fp32", 0),
+        (10, "fp32", 2),
+        (10, "bf16", 2),
+        (1, "fp32", 2),
+        (1, "bf16", 2),
+    }
+    for weight in (10, 1):  # bf16 steps land near the fp32 ones, measured in fp32
+        low, full = by_setting[weight, "bf16", 2], by_setting[weight, "fp32", 2]
+        assert low[:2] == pytest.approx(full[:2], rel=0.05)
+    by_setting = {
+        (weight, steps): row
+        for (weight, arithmetic, steps), row in by_setting.items()
+        if arithmetic == "fp32"
+    }
     rows = {steps: by_setting[10, steps] for steps in (0, 2)}
     assert rows[0][3] == 0 and rows[2][3] > 0  # the pixels moved
     assert rows[2][2] != rows[0][2]  # and the Gram loss with them

@@ -94,11 +94,13 @@ def polish(
     style_weight: float = POLISH_STYLE_WEIGHT,
     cancelled: Callable[[], bool] | None = None,
     lr: float = POLISH_LR,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """``image`` (N, 3, H, W) in [0, 1], AdaIN's output, after ``steps`` Adam steps on its pixels
     towards the objective of ``gatys`` (relu4_1 features ``content_feat`` of the content, each tap's
     (mean, std) ``style_stats``, the style's loss weighed by ``style_weight``), kept in [0, 1] after
-    each step; ``lr`` is Adam's rate, about the most a step moves a pixel. Of the images the steps
+    each step; ``lr`` is Adam's rate, about the most a step moves a pixel; ``dtype``: the encoder's
+    arithmetic after relu1_1 (``nets.taps``), the losses in float32. Of the images the steps
     pass through, the one lowest in that objective (the batch's as a whole) is returned, so polish
     never makes an image worse by its own measure: each Adam step moves every pixel by about the
     rate however small its gradient, and overshoots a style whose statistics are already near.
@@ -124,7 +126,7 @@ def polish(
                 raise Cancelled("stopped: the work was cancelled")
             scoring_only = step == steps  # the last step's image is scored, not stepped from
             with torch.set_grad_enabled(not scoring_only):
-                feats = taps(encoder, pixels)
+                feats = taps(encoder, pixels, dtype)
                 loss = content_loss(feats[-1], content_feat) + style_weight * style_loss_to(
                     feats, style_stats
                 )

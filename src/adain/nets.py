@@ -207,14 +207,18 @@ class Encoder(nn.Sequential):
         return taps(self, x)
 
 
-def taps(encoder: nn.Sequential, x: Tensor) -> list[Tensor]:
-    """The activations an ``Encoder``, or a rewritten copy of one, names in its ``tap_index``."""
+def taps(encoder: nn.Sequential, x: Tensor, dtype: torch.dtype | None = None) -> list[Tensor]:
+    """The activations an ``Encoder``, or a rewritten copy of one, names in its ``tap_index``. With
+    ``dtype``, the layers after relu1_1 run under autocast to it (as ``backend.Autocast`` runs the
+    pipeline's encoder) and each activation comes back in float32, for statistics and losses."""
     wanted = set(encoder.tap_index.values())
+    low_from = len(encoder) if dtype is None else encoder.tap_index["relu1_1"] + 1
     out = []
     for i, layer in enumerate(encoder):
-        x = layer(x)
+        with torch.autocast(x.device.type, dtype=dtype, enabled=i >= low_from):
+            x = layer(x)
         if i in wanted:
-            out.append(x)
+            out.append(x.float())
     return out
 
 

@@ -434,12 +434,15 @@ class Stylizer:
     ) -> Tensor:
         """``gatys.polish`` on the output: towards the content's relu4_1 features and, at each tap, the
         styles' statistics blended as AdaIN's were, moved towards the content's own by 1 - alpha."""
-        encode = self.encode_fp32
-        content_taps = taps(encode, x.float())
+        content_taps = taps(self.encode_fp32, x.float())
         mix = style_shares(style_weights, len(style_stats))
         targets = polish_targets(style_stats, mix, alpha, [mean_std(f) for f in content_taps])
+        # the steps in bf16 where the pipeline runs in it: the same losses at about half the time
+        # (README, "Polish"); fp16's narrow range would need its gradients scaled, so it steps in fp32
+        low = self.dtype if self.dtype == torch.bfloat16 and self.backend.onnx_dir is None else None
+        encode = self.encode_fp32 if low is None else self.encoder
         return polish(encode, out.float(), content_taps[-1], targets, self.options.polish,
-                      self.options.polish_style_weight, self.options.cancelled)  # fmt: skip
+                      self.options.polish_style_weight, self.options.cancelled, dtype=low)  # fmt: skip
 
     def _first_pass(
         self,
