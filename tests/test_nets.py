@@ -14,6 +14,7 @@ from adain.nets import (
     mean_std,
     new_channels,
     pad1,
+    taps,
     widen_decoder,
 )
 
@@ -219,3 +220,16 @@ def test_decoder_widths_are_checked():
             Decoder(width=bad)
     with pytest.raises(ValueError, match="cannot widen"):
         widen_decoder(Decoder(width=1.5), 1.25)
+
+
+def test_taps_keep_the_callers_autocast_or_run_in_their_own_dtype():
+    encoder = Encoder().eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # a bf16 trainer's step
+            assert [f.dtype for f in taps(encoder, x)][1:] == [torch.bfloat16] * 3
+        plain, low = taps(encoder, x), taps(encoder, x, torch.bfloat16)
+    assert all(f.dtype == torch.float32 for f in plain + low)
+    assert torch.equal(low[0], plain[0])  # relu1_1 in fp32, as the pipeline's Autocast keeps it
+    assert not torch.equal(low[-1], plain[-1])
+    assert torch.allclose(low[-1], plain[-1], rtol=0.1, atol=0.1 * plain[-1].abs().mean().item())

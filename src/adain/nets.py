@@ -7,6 +7,7 @@ so those files load with ``load_state_dict`` as they are.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Literal
 
@@ -212,13 +213,14 @@ def taps(encoder: nn.Sequential, x: Tensor, dtype: torch.dtype | None = None) ->
     ``dtype``, the layers after relu1_1 run under autocast to it (as ``backend.Autocast`` runs the
     pipeline's encoder) and each activation comes back in float32, for statistics and losses."""
     wanted = set(encoder.tap_index.values())
+    # without a dtype, whatever arithmetic the caller set up (a trainer's autocast) holds
     low_from = len(encoder) if dtype is None else encoder.tap_index["relu1_1"] + 1
     out = []
     for i, layer in enumerate(encoder):
-        with torch.autocast(x.device.type, dtype=dtype, enabled=i >= low_from):
+        with torch.autocast(x.device.type, dtype=dtype) if i >= low_from else contextlib.nullcontext():
             x = layer(x)
         if i in wanted:
-            out.append(x.float())
+            out.append(x if dtype is None else x.float())
     return out
 
 
