@@ -85,19 +85,26 @@ def test_bf16_steps_land_where_fp32_steps_do(stylizer, tmp_path):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_polish_steps_in_the_pipelines_bf16_and_in_fp32_otherwise(stylizer, tmp_path, monkeypatch, precision):
+    """``Stylizer.__call__`` and ``adain eval`` both step in what ``polish_arithmetic`` says."""
+    import adain.evaluate
     import adain.stylize
+    from adain.evaluate import evaluate
 
     seen = []
-    monkeypatch.setattr(
-        adain.stylize,
-        "polish",
-        lambda *args, dtype, **kw: seen.append(dtype) or polish(*args, dtype=dtype, **kw),
-    )
-    other = Stylizer(
-        stylizer.encoder, stylizer.decoder, "cpu", precision=precision, options=StylizerOptions(polish=1)
-    )
-    other(make_image(tmp_path / "c.png", (40, 32), seed=1), make_image(tmp_path / "s.png", seed=2))
-    assert seen == [torch.bfloat16 if precision == "bf16" else None]
+
+    def recording(*args, dtype, **kw):
+        seen.append(dtype)
+        return polish(*args, dtype=dtype, **kw)
+
+    monkeypatch.setattr(adain.stylize, "polish", recording)
+    monkeypatch.setattr(adain.evaluate, "polish", recording)
+    options = StylizerOptions(polish=1)
+    other = Stylizer(stylizer.encoder, stylizer.decoder, "cpu", precision=precision, options=options)
+    content, style = make_image(tmp_path / "c.png", (40, 32), seed=1), make_image(tmp_path / "s.png", seed=2)
+    other(content, style)
+    evaluate(other, [content], [style], size=32, progress=False)
+    low = torch.bfloat16 if precision == "bf16" else None
+    assert seen == [low, low] and other.polish_arithmetic[1] == low
 
 
 def test_targets_blend_the_styles_and_give_way_to_the_content_with_alpha():

@@ -133,7 +133,8 @@ def evaluate(
                 output = painter.stylize_tensor(content, [style_codes[s]], alpha)
                 if steps:  # as ``Stylizer.__call__`` polishes
                     targets = polish_targets([style_stats[s]], [1.0], alpha, content_stats[c])
-                    output = polish(stylizer.encode_fp32, output, content_feats[c], targets, steps, weight)
+                    encode, low = stylizer.polish_arithmetic
+                    output = polish(encode, output, content_feats[c], targets, steps, weight, dtype=low)
                 output = output.cpu()
             elif method == "gatys":
                 output, _ = gatys(stylizer.encode_fp32, content.to(device), style.to(device), gatys_iters)

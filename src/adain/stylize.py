@@ -437,12 +437,18 @@ class Stylizer:
         content_taps = taps(self.encode_fp32, x.float())
         mix = style_shares(style_weights, len(style_stats))
         targets = polish_targets(style_stats, mix, alpha, [mean_std(f) for f in content_taps])
-        # the steps in bf16 where the pipeline runs in it: the same losses at about half the time
-        # (README, "Polish"); fp16's narrow range would need its gradients scaled, so it steps in fp32
-        low = self.dtype if self.dtype == torch.bfloat16 and self.backend.onnx_dir is None else None
-        encode = self.encode_fp32 if low is None else self.encoder
+        encode, low = self.polish_arithmetic
         return polish(encode, out.float(), content_taps[-1], targets, self.options.polish,
                       self.options.polish_style_weight, self.options.cancelled, dtype=low)  # fmt: skip
+
+    @property
+    def polish_arithmetic(self) -> tuple[nn.Module, torch.dtype | None]:
+        """The encoder ``gatys.polish`` steps through and the dtype of its layers after relu1_1:
+        bf16 where the pipeline runs in it (the same losses in less memory: README, "Polish"), else
+        float32 (fp16's narrow range would need its gradients scaled)."""
+        if self.dtype == torch.bfloat16 and self.backend.onnx_dir is None:
+            return self.encoder, torch.bfloat16
+        return self.encode_fp32, None
 
     def _first_pass(
         self,
