@@ -56,8 +56,8 @@ first pass: (N / size)² of its work).
 ``polish``: for each step count of ``--steps`` (``adain.gatys.polish`` from the plain pass's
 output, the pairs of the two folders, ``--every K``), each of ``--style-weights`` (the content's
 weight being 1; Adam ignores the loss's scale, so a style weight of 10 / k is a content weight of
-k), each of Adam's ``--rates`` and each ``--arithmetic`` of the steps, the content and style loss, Gatys et al.'s
-Gram-matrix loss at the same four taps (which nothing here optimises: whether the steps do more
+k), each of Adam's ``--rates`` and each ``--arithmetic`` of the steps, the content and style loss,
+Gatys et al.'s Gram-matrix loss at the same four taps (which nothing here optimises: whether the steps do more
 than fit the eight numbers per tap), the mean change of the pixels, in levels of 255, and the
 seconds a polish call took (on a busy machine, only a rough guide: ``benchmarks/polish.py`` times).
 

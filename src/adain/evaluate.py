@@ -125,6 +125,7 @@ def evaluate(
     # the pipeline itself takes batches unpolished; the polish steps follow it here
     painter, steps = stylizer.with_options(polish=0), stylizer.options.polish
     weight = stylizer.options.polish_style_weight
+    steps_encoder, steps_dtype = stylizer.polish_arithmetic
     with painter.reusing_content():
         for method, c, s in tqdm(pairs, desc="eval", unit="pair", disable=not progress, dynamic_ncols=True):
             content, style = content_tensors[c], style_tensors[s]
@@ -133,8 +134,9 @@ def evaluate(
                 output = painter.stylize_tensor(content, [style_codes[s]], alpha)
                 if steps:  # as ``Stylizer.__call__`` polishes
                     targets = polish_targets([style_stats[s]], [1.0], alpha, content_stats[c])
-                    encode, low = stylizer.polish_arithmetic
-                    output = polish(encode, output, content_feats[c], targets, steps, weight, dtype=low)
+                    output = polish(
+                        steps_encoder, output, content_feats[c], targets, steps, weight, dtype=steps_dtype
+                    )
                 output = output.cpu()
             elif method == "gatys":
                 output, _ = gatys(stylizer.encode_fp32, content.to(device), style.to(device), gatys_iters)
