@@ -172,7 +172,10 @@ def main() -> None:
     fit.add_argument("--warmup", type=int, default=50)
     fit.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    make_targets(args) if args.command == "targets" else train(args)
+    if args.command == "targets":
+        make_targets(args)
+    else:
+        train(args)
 
 
 if __name__ == "__main__":
