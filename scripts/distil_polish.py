@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from adain import images, weights
 from adain.defaults import POLISH_STYLE_WEIGHT
+from adain.features import style_stats_of, tap_statistics
 from adain.gatys import polish
 from adain.losses import content_loss, style_loss_to
 from adain.nets import adain_stats, fuse_upsampling, mean_std, taps
@@ -53,12 +54,13 @@ def make_targets(args: argparse.Namespace) -> None:
     for k, (i, j) in enumerate(pairs):
         with torch.inference_mode():
             content_feat = encoder(images.load_square(contents[i], args.size))
-            style_stats = [mean_std(t) for t in taps(encoder, images.to_tensor(images.load_image(styles[j])))]
+            style_taps = taps(encoder, images.to_tensor(images.load_image(styles[j])))
+            style_stats = [mean_std(t) for t in style_taps]
             output = decode(adain_stats(content_feat, *style_stats[-1])).clamp(0, 1)
         made = polish(encoder, output, content_feat, style_stats, args.steps, POLISH_STYLE_WEIGHT,
                       dtype=torch.bfloat16)  # fmt: skip
         features.append(content_feat.bfloat16())
-        stats.append(torch.cat([torch.cat([m, s], 1).flatten(1) for m, s in style_stats], 1))
+        stats.append(torch.stack(tap_statistics(style_taps, None, 0), 1))  # as the feature cache keeps them
         polished.append(made.half())
         changes.append((made - output).abs().mean().item() * 255)
         if (k + 1) % 10 == 0:
@@ -69,26 +71,13 @@ def make_targets(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}: {len(pairs)} pairs")
 
 
-TAP_CHANNELS = (64, 128, 256, 512)
-
-
-def split_stats(flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(B, 1920) rows of (mean, std) per tap -> each tap's (mean, std), (B, C, 1, 1)."""
-    out, at = [], 0
-    for channels in TAP_CHANNELS:
-        mean, std = flat[:, at : at + channels], flat[:, at + channels : at + 2 * channels]
-        out.append((mean[..., None, None], std[..., None, None]))
-        at += 2 * channels
-    return out
-
-
 def terms(encoder, decode, data: dict, indices: list[int]) -> tuple[float, float, float]:
     """Mean content, style and pixel terms (fp32) over the pairs at ``indices``."""
     sums = [0.0, 0.0, 0.0]
     with torch.inference_mode():
         for k in indices:
             content_feat = data["features"][k : k + 1].float()
-            style_stats = split_stats(data["stats"][k : k + 1])
+            style_stats = style_stats_of(data["stats"][k : k + 1])
             t = adain_stats(content_feat, *style_stats[-1])
             output = decode(t).clamp(0, 1)
             out_taps = taps(encoder, output)
@@ -120,7 +109,7 @@ def train(args: argparse.Namespace) -> None:
             group["lr"] = args.lr * min(1.0, (it + 1) / args.warmup) if args.warmup else args.lr
         batch = torch.randint(count, (args.batch,), generator=order)
         content_feat = data["features"][batch].float()
-        style_stats = split_stats(data["stats"][batch])
+        style_stats = style_stats_of(data["stats"][batch])
         with torch.no_grad():
             t = adain_stats(content_feat, *style_stats[-1])
         with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -35,7 +35,7 @@ def test_targets_hold_polished_images_and_the_pixel_term_pulls_the_decoder_to_th
                  "--pairs", 2, "--size", 64, "--steps", 2, "--out", targets)  # fmt: skip
     assert "wrote" in stdout
     data = torch.load(targets)
-    assert data["polished"].shape == (2, 3, 64, 64) and data["stats"].shape == (2, 2 * (64 + 128 + 256 + 512))
+    assert data["polished"].shape == (2, 3, 64, 64) and data["stats"].shape == (2, 2, 64 + 128 + 256 + 512)
     assert data["polished"].min() >= 0 and data["polished"].max() <= 1
 
     pixel_mse = {}
