@@ -1,6 +1,7 @@
 """End to end in a real browser: `adain serve` on a loopback port, the page driven by Playwright in
 Debian's headless Chromium, at a phone-sized viewport."""
 
+import io
 import os
 import shutil
 import socket
@@ -81,7 +82,30 @@ def test_page_stylizes_the_canonical_sample(server, tmp_path):
         assert page.is_visible("#download")
         shot = tmp_path / "serve.png"
         page.screenshot(path=str(shot), full_page=True)
+        # the polish box: the page shows what the API gives for three steps
+        first = page.evaluate("document.getElementById('output').src")
+        page.check("#polish")
+        page.select_option("#size", "256")
+        page.click("#go")
+        page.wait_for_function(
+            f"document.getElementById('output').src !== {first!r} || document.getElementById('error').textContent",
+            timeout=300_000,
+        )
+        assert page.inner_text("#error") == "" and "Done in" in page.inner_text("#status")
+        output = "fetch(document.getElementById('output').src).then(r => r.arrayBuffer()).then(b => Array.from(new Uint8Array(b)))"
+        shown = bytes(page.evaluate(output))
         browser.close()
+    import httpx
+    from PIL import Image
+
+    form = {"style_id": STYLE.stem, "content_size": "256", "alpha": "1"}
+    answers = {
+        steps: httpx.post(server + "/v1/stylize", data={**form, "polish": steps},
+                          files=[("content", CONTENT.read_bytes())], timeout=300).content
+        for steps in ("0", "3")
+    }  # fmt: skip
+    assert shown == answers["3"] != answers["0"]
+    assert min(Image.open(io.BytesIO(shown)).size) == 256
     if os.environ.get("ADAIN_SCREENSHOT_DIR"):
         shutil.copy(shot, Path(os.environ["ADAIN_SCREENSHOT_DIR"]) / "serve.png")
     if os.environ.get("ADAIN_UPDATE_SCREENSHOTS"):
@@ -147,6 +171,7 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         page.goto(server + "/?wasm")
         page.wait_for_function("!document.getElementById('mode-browser').disabled", timeout=30_000)
         page.check("#mode-browser")
+        assert page.is_disabled("#polish")  # the browser runs the networks forward only
         page.select_option("#size", "0")
         page.set_input_files("#content", str(content))
         page.set_input_files("#style-files", [str(path) for path in styles])

@@ -3,6 +3,7 @@ import io
 import time
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -75,6 +76,52 @@ def test_feedback_paints_twice(client, app_factory, tmp_path):
     assert previewed.status_code == 200 and previewed.content not in (once.content, twice.content)
 
 
+def test_polish_takes_its_steps_on_the_server(client, app_factory, tmp_path):
+    once = stylize(client, tmp_path, content_size="0", format="png")
+    polished = stylize(client, tmp_path, content_size="0", format="png", polish="2")
+    assert once.status_code == polished.status_code == 200
+    a, b = (np.asarray(Image.open(io.BytesIO(r.content)), float) for r in (once, polished))
+    assert a.shape == b.shape == (37, 53, 3)
+    assert 0 < np.abs(a - b).mean() < 40  # a few levels of grain, not another picture
+    # a built-in style id is polished from its image (encoded styles keep only relu4_1)
+    builtin = stylize(client, tmp_path, with_style=False, style_id="waves", content_size="0", polish="1")
+    assert builtin.status_code == 200
+    assert client.get("/web.json").json()["polish"] == 10  # what the page reads to offer its box
+    from fastapi.testclient import TestClient
+
+    refused = [
+        (stylize(client, tmp_path, polish="11"), "at most 10 steps"),
+        (stylize(TestClient(app_factory(max_polish=0)), tmp_path, polish="1"), "offers none"),
+        (stylize(TestClient(app_factory(max_memory_mb=200)), tmp_path, polish="1"), "memory budget"),
+        (
+            stylize(
+                client,
+                tmp_path,
+                polish="1",
+                files=[
+                    ("style", ("b.png", png_bytes((40, 40), 4, tmp_path), "image/png")),
+                    ("mask", ("m.png", png_bytes((53, 37), 5, tmp_path), "image/png")),
+                ],
+            ),
+            "mask",
+        ),
+    ]
+    for response, reason in refused:
+        assert response.status_code == 422 and reason in response.json()["detail"]
+
+
+def test_the_servers_budget_takes_polish_of_a_4_3_photo_at_512_px(stylizer):
+    import torch
+
+    from adain import defaults
+    from adain.errors import AdainError
+
+    photo = torch.zeros(1, 3, 512, 683)  # the page's default size; polish never tiles
+    stylizer.with_options(max_memory_mb=defaults.SERVE_MAX_MEMORY_MB)._check_polish(photo, ["style"], None)
+    with pytest.raises(AdainError, match="memory budget"):  # the library's default would refuse it
+        stylizer.with_options(max_memory_mb=defaults.MAX_MEMORY_MB)._check_polish(photo, ["style"], None)
+
+
 def test_uploaded_and_builtin_styles(client, tmp_path):
     listed = client.get("/v1/styles").json()["styles"]
     assert [s["id"] for s in listed] == ["waves"]  # the broken file in the folder is skipped
@@ -102,6 +149,8 @@ def test_uploaded_and_builtin_styles(client, tmp_path):
         ({"alpha": "2"}, "alpha"),
         ({"alpha": "x"}, "alpha"),
         ({"feedback": "1.5"}, "feedback"),
+        ({"polish": "-1"}, "polish"),
+        ({"polish": "1.5"}, "polish"),
         ({"content_size": "-1"}, "content_size"),
         ({"format": "gif"}, "format"),
         ({"style_weights": "1,a"}, "style_weights"),

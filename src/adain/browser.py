@@ -63,10 +63,12 @@ def unavailable_reason(runtime: Path | None) -> str | None:
     return None
 
 
-def web_config(static: bool, reason: str | None) -> dict:
-    """What the page reads from ``web.json``."""
+def web_config(static: bool, reason: str | None, polish: int = 0) -> dict:
+    """What the page reads from ``web.json``; ``polish``: the most steps the server takes (a static
+    export has no server, and the browser cannot take them: it runs the networks forward only)."""
     return {
         "static": static,
+        "polish": polish,
         "browser": {
             "available": reason is None,
             "reason": reason,

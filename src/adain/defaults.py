@@ -34,6 +34,10 @@ SERVE_MAX_CONTENT_SIZE = 4096
 SERVE_CONCURRENCY = 1
 SERVE_QUEUE = 8
 SERVE_STYLE_CACHE = 64
+# a server's memory budget per inference: above the library's, so that polish (which never tiles)
+# fits a 4:3 photo at the page's default 512 px (about 2.5 GB reckoned); images beyond it are tiled
+SERVE_MAX_MEMORY_MB = 4096.0
+SERVE_MAX_POLISH = 10  # the most polish steps one request may ask for (0: the server offers none)
 
 # -- video ------------------------------------------------------------------------------------
 VIDEO_CODEC = "libx264"

@@ -52,6 +52,8 @@ class ServeConfig:
     style_size: int = defaults.STYLE_SIZE
     web_runtime: str | None = None  # ONNX Runtime Web's dist folder (default: found, see browser.py)
     feedback_preview: float | None = None  # the scale of feedback's first pass (None: full size)
+    max_memory_mb: float = defaults.SERVE_MAX_MEMORY_MB  # each inference's budget; over it, tiles
+    max_polish: int = defaults.SERVE_MAX_POLISH  # the most polish steps a request may ask for
     extra: dict = field(default_factory=dict)
 
 
@@ -166,9 +168,11 @@ class Studio:
 
     def __init__(self, config: ServeConfig, stylizer: Stylizer) -> None:
         self.config = config
-        # this server's own limit, and feedback's first pass
+        # this server's own limits, and feedback's first pass
         self.stylizer = stylizer.with_options(
-            max_pixels=config.max_pixels, feedback_preview=config.feedback_preview
+            max_pixels=config.max_pixels,
+            max_memory_mb=config.max_memory_mb,
+            feedback_preview=config.feedback_preview,
         )
         self.gate = Gate(config.concurrency, config.queue)
         self.uploaded: OrderedDict[str, Style] = OrderedDict()
@@ -241,10 +245,15 @@ class Studio:
 
     async def stylize(self, content: UploadFile, style: list[UploadFile], style_id: list[str],
                       mask: UploadFile | None, controls: dict, request: Request | None = None,
-                      feedback: float = 0.0) -> Image.Image:  # fmt: skip
+                      feedback: float = 0.0, polish: int = 0) -> Image.Image:  # fmt: skip
         """The stylized image; ``controls`` are the form's alpha, style_weights, preserve_color and
-        content_size, and ``feedback`` the stylizer option (0: one pass). Nothing is decoded before the
-        request holds its place at the gate."""
+        content_size, ``feedback`` and ``polish`` the stylizer options (0: one pass, no steps). Nothing
+        is decoded before the request holds its place at the gate."""
+        if polish > self.config.max_polish:
+            raise AdainError(
+                f"polish: this server takes at most {self.config.max_polish} steps, got {polish}"
+                + (" (it offers none)" if not self.config.max_polish else "")
+            )
         controls["style_weights"] = _parse_weights(controls["style_weights"])
         styles = [self.find_style(sid) for sid in style_id]
         if not styles and not style:
@@ -259,7 +268,7 @@ class Studio:
             mask_img = await self.decode(mask, "mask") if mask is not None else None
             async with _watch_client(request) as gone:
                 # polled before each tile
-                stylizer = self.stylizer.with_options(cancelled=gone.is_set, feedback=feedback)
+                stylizer = self.stylizer.with_options(cancelled=gone.is_set, feedback=feedback, polish=polish)
                 return await run_in_threadpool(_run, stylizer, content_img, styles, mask_img,
                                                style_size=self.config.style_size, **controls)  # fmt: skip
 
@@ -322,7 +331,7 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
     @app.get("/web.json", include_in_schema=False)
     def web_config() -> dict:
         """What the page's browser mode needs, or why it is not offered."""
-        return browser.web_config(static=False, reason=studio.browser_reason)
+        return browser.web_config(static=False, reason=studio.browser_reason, polish=studio.config.max_polish)
 
     @app.get("/ort/{name}", include_in_schema=False)
     def runtime_file(name: str) -> FileResponse:
@@ -381,11 +390,23 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
                 "moved by this share of what the first missed (0: once)",
             ),
         ] = 0.0,
+        polish: Annotated[
+            int,
+            Form(
+                ge=0,
+                le=defaults.MAX_POLISH,
+                description="optimisation steps on the result towards the style's statistics: finer "
+                "grain and contrast, each step about a single pass's time (0: none; at most the "
+                "server's --max-polish; not with a mask)",
+            ),
+        ] = 0,
     ) -> Response:
         """Paint ``content`` in the style(s); returns the image."""
         controls = {"alpha": alpha, "style_weights": style_weights, "preserve_color": preserve_color,
                     "content_size": content_size}  # fmt: skip
-        image = await studio.stylize(content, style or [], style_id or [], mask, controls, request, feedback)
+        image = await studio.stylize(
+            content, style or [], style_id or [], mask, controls, request, feedback, polish
+        )
         return Response(_encode(image, format), media_type=MEDIA[format][1])
 
 
@@ -442,7 +463,7 @@ def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int) ->
 
 def _run(stylizer: Stylizer, content: Image.Image, styles: list[Style], mask: Image.Image | None,
          preserve_color: bool, **controls: object) -> Image.Image:  # fmt: skip
-    if preserve_color:
+    if preserve_color or stylizer.options.polish:  # both need the images, not the relu4_1 codes
         inputs = [s.image for s in styles]
     else:
         inputs = [s.code if s.code is not None else s.image for s in styles]

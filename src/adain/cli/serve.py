@@ -33,6 +33,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--feedback-preview", type=flags.scale, metavar="SCALE",
         help="requests asking for feedback take its first pass at this scale (0-1): less work on large "
         "images (see adain stylize --help; default 1: at full size)")  # fmt: skip
+    add("--max-memory", type=flags.positive_float, default=defaults.SERVE_MAX_MEMORY_MB, metavar="MB",
+        help="each inference's memory budget: larger images are processed in tiles, and a polish that "
+        f"would need more is refused (default {defaults.SERVE_MAX_MEMORY_MB:g})")  # fmt: skip
+    add("--max-polish", type=flags.polish_steps, default=defaults.SERVE_MAX_POLISH, metavar="STEPS",
+        help="the most polish steps a request may ask for, each about a single pass's time (see adain "
+        f"stylize --help; 0: none; default {defaults.SERVE_MAX_POLISH})")  # fmt: skip
     flags.add_weights_flags(parser)
     parser.set_defaults(run=run)
 
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels, concurrency=args.concurrency, queue=args.queue,
         styles_dir=str(args.styles_dir) if args.styles_dir else None,
         web_runtime=str(args.web_runtime) if args.web_runtime else None, feedback_preview=args.feedback_preview,
+        max_memory_mb=args.max_memory, max_polish=args.max_polish,
     )  # fmt: skip
     from ..browser import runtime_dir
 
