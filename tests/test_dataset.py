@@ -101,6 +101,38 @@ def test_feedback_is_recorded_and_a_run_without_it_is_not_resumed_with_it(
     assert "feedback_preview" not in json.loads((fed / "dataset.json").read_text())["weights"]
 
 
+def test_polish_is_recorded_and_takes_its_steps_from_styles_encoded_once(
+    tree, tmp_path, decoder_file, monkeypatch
+):
+    import json
+
+    import adain.stylize
+
+    plain, polished = tmp_path / "plain", tmp_path / "polished"
+    assert main(dataset_args(tree, plain, decoder_file, "--ext", "png")) == 0
+    measured = []  # style images measured at four taps: each once, by the parent, not once per image
+    real = adain.stylize.Stylizer._polish_codes
+
+    def counting(self, styles, *args):
+        measured.append(sum(not isinstance(s, adain.stylize.StyleCode) for s in styles))
+        return real(self, styles, *args)
+
+    monkeypatch.setattr(adain.stylize.Stylizer, "_polish_codes", counting)
+    argv = dataset_args(tree, polished, decoder_file, "--ext", "png", "--polish", 2, "--max-memory", 3000)
+    assert main(argv) == 0
+    recorded = json.loads((polished / "dataset.json").read_text())["weights"]
+    assert recorded["polish"] == 2 and recorded["max_memory_mb"] == 3000
+    assert "polish" not in json.loads((plain / "dataset.json").read_text())["weights"]
+    rows = manifest(polished)
+    assert {r["status"] for r in rows} == {"ok"} and sum(measured) == len({r["style"] for r in rows})
+    a, b = (np.asarray(Image.open(out / rows[0]["output"]), dtype=np.int16) for out in (plain, polished))
+    assert a.shape == b.shape and 0 < np.abs(a - b).mean() < 40
+    # a budget too small for any polish: each image fails with the reason, none is written
+    tight = tmp_path / "tight"
+    assert main(dataset_args(tree, tight, decoder_file, "--polish", 1, "--max-memory", 300)) == 1
+    assert all("memory budget" in r["status"] for r in manifest(tight))
+
+
 def test_two_workers_make_the_same_choices_and_images(tree, tmp_path, decoder_file):
     one, two = tmp_path / "one", tmp_path / "two"
     assert main(dataset_args(tree, one, decoder_file, "--seed", 5, "--ext", "png")) == 0

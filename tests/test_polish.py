@@ -141,8 +141,8 @@ def test_what_polish_cannot_take_is_refused_before_any_work(stylizer, tmp_path):
     polished = stylizer.with_options(polish=2)
     with pytest.raises(AdainError, match="polish does not take a mask"):
         polished(content, [style, other], mask=mask)
-    with pytest.raises(AdainError, match="polish needs the style images"):
-        polished(content, polished.encode_style(style))
+    with pytest.raises(AdainError, match="this encoded style has relu4_1 only"):
+        polished(content, stylizer.encode_style(style))  # a stylizer that does not polish
     with pytest.raises(AdainError, match=r"polishing a 64x48 image takes about [\d,]+ MB"):
         stylizer.with_options(polish=2, max_memory_mb=stylizer.overhead_mb + 300.5)(content, style)
     # a content the budget can polish, a style it could only encode in tiles
@@ -156,6 +156,34 @@ def test_what_polish_cannot_take_is_refused_before_any_work(stylizer, tmp_path):
             method(
                 batch, [polished.encode_style(style)], *([[1.0]] if method == polished.stylize_each else [])
             )
+
+
+def test_a_style_encoded_for_polish_is_the_image_at_four_taps_and_saves(stylizer, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from adain.stylize import StyleCode
+
+    content, style = make_image(tmp_path / "c.png", (40, 32), seed=1), make_image(tmp_path / "s.png", seed=2)
+    polished = stylizer.with_options(polish=2)
+    code = polished.encode_style(style)
+    assert [m.shape[1] for m, _ in code.taps] == [64, 128, 256, 512]
+    assert torch.equal(code.mean, code.taps[-1][0]) and torch.equal(code.std, code.taps[-1][1])
+    saved = tmp_path / "s.safetensors"
+    code.save(saved)
+    loaded = StyleCode.load(saved)
+    from_image = np.asarray(polished(content, style))
+    assert np.array_equal(np.asarray(polished(content, code)), from_image)
+    assert np.array_equal(np.asarray(polished(content, loaded)), from_image)
+    # AdaIN alone reads relu4_1 of either kind of code
+    plain = np.asarray(stylizer(content, loaded), dtype=np.int16)
+    assert np.abs(plain - np.asarray(stylizer(content, style), dtype=np.int16)).max() <= 2
+    partial = load_file(str(saved))
+    del partial["relu2_1.std"]
+    save_file(partial, str(tmp_path / "partial.safetensors"), metadata={"format": "adain-style"})
+    with pytest.raises(AdainError, match="all four taps or none"):
+        StyleCode.load(tmp_path / "partial.safetensors")
+    with pytest.raises(AdainError, match="std that is not positive"):
+        StyleCode(code.mean, code.std, "bad", (*code.taps[:3], (code.taps[3][0], -code.taps[3][1])))
 
 
 @pytest.mark.parametrize("steps", [-1, 501, 2.5, True])

@@ -104,8 +104,8 @@ def _describe(content: Path, styles: tuple[Path, ...]) -> str:
 class StyleCache:
     """Each style file encoded once for a whole batch (or loaded, for a saved ``.safetensors``
     style); a style that failed fails every job that uses it with the same error, without being
-    read again. With ``preserve_color`` a style is recoloured per content, and ``polish`` reads its
-    image at four layers, so the file is passed on."""
+    read again. With ``preserve_color`` a style is recoloured per content, so the file is passed
+    on; a polishing stylizer encodes all four taps, which ``polish`` matches."""
 
     stylizer: Stylizer
     size: int = 0
@@ -116,7 +116,7 @@ class StyleCache:
     def __call__(self, path: Path) -> StyleCode | Path:
         if path.suffix == ".safetensors":
             return StyleCode.load(path)
-        if self.preserve_color or self.stylizer.options.polish:
+        if self.preserve_color:
             return path
         if path not in self.encoded:
             try:

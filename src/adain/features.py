@@ -33,11 +33,10 @@ from torch import Tensor
 from . import files, images
 from .devices import release_freed_memory
 from .errors import AdainError, ImageError
-from .nets import Stats, mean_std
+from .nets import TAP_CHANNELS, Stats, mean_std
 from .tiling import STRIDE
 
 FORMAT = "adain-features-2"  # 2: style statistics per crop, (N, K, 960)
-TAP_CHANNELS = (64, 128, 256, 512)  # relu1_1, relu2_1, relu3_1, relu4_1
 TAP_STRIDES = (1, 2, 4, STRIDE)  # image pixels per position of each tap, along each side
 STYLE_CROPS = 16  # style crops kept per style image: 8,304 targets for train512's 519 styles
 Encode = Callable[[Tensor], Tensor]  # (1, 3, H, W) image -> relu4_1 features

@@ -26,6 +26,7 @@ VGG_RELU4_1: list[tuple[int, int] | str] = [
 ]  # fmt: skip
 # The relu layers whose activations feed the style loss, by their position among the convs.
 TAPS = {"relu1_1": 0, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8}
+TAP_CHANNELS = (64, 128, 256, 512)  # the channels of each of TAPS, in order
 
 # Decoder: the encoder mirrored, "U" for a 2x nearest-neighbour upsampling.
 DECODER: list[tuple[int, int] | str] = [

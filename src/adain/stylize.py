@@ -28,7 +28,18 @@ from . import defaults, devices, files, images, tiling, weights, winograd
 from .backend import Backend
 from .errors import AdainError, Cancelled, ImageError, PixelLimitError
 from .gatys import polish, polish_targets
-from .nets import Decoder, Encoder, Stats, adain_regions, blend, feedback_targets, mean_std, taps
+from .nets import (
+    TAP_CHANNELS,
+    TAPS,
+    Decoder,
+    Encoder,
+    Stats,
+    adain_regions,
+    blend,
+    feedback_targets,
+    mean_std,
+    taps,
+)
 from .tiling import STRIDE, pad_to_stride
 
 # the memory of polish steps per pixel, the whole process's beyond its runtime: the encoder's
@@ -39,7 +50,9 @@ POLISH_BYTES_PER_PIXEL = 6.5 * 1024
 
 @dataclass
 class StyleCode:
-    """A style encoded once: the per-channel relu4_1 mean and std that AdaIN needs.
+    """A style encoded once: the per-channel relu4_1 mean and std that AdaIN needs, and, from a
+    polishing stylizer (``with_options(polish=N).encode_style``), the four taps' that ``polish``
+    matches.
 
     Accepted wherever a style image is, so a style can be reused across many contents or frames,
     and saved to (and loaded from) a small ``.safetensors`` file.
@@ -48,25 +61,45 @@ class StyleCode:
     mean: Tensor  # (1, 512, 1, 1)
     std: Tensor
     name: str = "style"
+    # (mean, std) at relu1_1..relu4_1, measured on the whole style in float32 (None: relu4_1 only)
+    taps: tuple[Stats, ...] | None = None
 
     def __post_init__(self) -> None:
-        for part in (self.mean, self.std):
-            if not isinstance(part, Tensor) or part.shape != (1, 512, 1, 1) or not part.is_floating_point():
+        shapes = [(self.mean, 512), (self.std, 512)]
+        if self.taps is not None:
+            if len(self.taps) != len(TAP_CHANNELS):
                 raise AdainError(
-                    "a StyleCode holds a float (1, 512, 1, 1) mean and std (from Stylizer.encode_style)"
+                    f"a StyleCode's taps are {len(TAP_CHANNELS)} (mean, std) pairs, got {len(self.taps)}"
+                )
+            shapes += [(part, n) for stats, n in zip(self.taps, TAP_CHANNELS, strict=True) for part in stats]
+        for part, channels in shapes:
+            if (
+                not isinstance(part, Tensor)
+                or part.shape != (1, channels, 1, 1)
+                or not part.is_floating_point()
+            ):
+                raise AdainError(
+                    "a StyleCode holds a float (1, 512, 1, 1) mean and std, and optionally the four taps' "
+                    "(1, C, 1, 1) (from Stylizer.encode_style)"
                 )
             if not torch.isfinite(part).all():
                 raise AdainError(f"style {self.name!r} has non-finite statistics (NaN or infinity)")
-        if (self.std <= 0).any():
+        stds = [self.std] + ([std for _, std in self.taps] if self.taps is not None else [])
+        if any((std <= 0).any() for std in stds):
             raise AdainError(f"style {self.name!r} has a std that is not positive")
 
     def to(self, device: torch.device | str) -> StyleCode:
-        return StyleCode(self.mean.to(device), self.std.to(device), self.name)
+        moved = None if self.taps is None else tuple((m.to(device), s.to(device)) for m, s in self.taps)
+        return StyleCode(self.mean.to(device), self.std.to(device), self.name, moved)
 
     def save(self, path: str | os.PathLike) -> None:
         from safetensors.torch import save_file
 
-        tensors = {"mean": self.mean.float().cpu().contiguous(), "std": self.std.float().cpu().contiguous()}
+        parts = {"mean": self.mean, "std": self.std}
+        for tap, (mean, std) in zip(TAPS, self.taps or (), strict=False):
+            parts |= {f"{tap}.mean": mean, f"{tap}.std": std}
+        # copies: relu4_1 is mean and std again, and safetensors refuses tensors that share memory
+        tensors = {key: part.to("cpu", torch.float32, copy=True).contiguous() for key, part in parts.items()}
         with files.replacing(path) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "adain-style", "name": self.name})
 
@@ -78,12 +111,17 @@ class StyleCode:
         try:
             tensors = load_file(str(path))
             mean, std = tensors["mean"], tensors["std"]
+            four = None
+            if any(key.startswith("relu") for key in tensors):
+                four = tuple((tensors[f"{tap}.mean"], tensors[f"{tap}.std"]) for tap in TAPS)
         except Exception:
-            raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std')") from None
+            raise AdainError(
+                f"{path} is not a saved style (expected 'mean' and 'std', and all four taps or none)"
+            ) from None
         if meta.get("format") != "adain-style" or mean.shape != (1, 512, 1, 1) or std.shape != mean.shape:
             raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std' of 512 channels)")
         try:
-            return cls(mean, std, meta.get("name", Path(path).stem))
+            return cls(mean, std, meta.get("name", Path(path).stem), four)
         except AdainError as exc:
             raise AdainError(f"{path}: {exc}") from None
 
@@ -277,9 +315,8 @@ class Stylizer:
 
         if self.options.polish:
             self._check_polish(x, styles, mask)
-            style_stats = self._polish_style_stats(styles, style_size, crop)
-            # the last tap is relu4_1, the encoder's output: AdaIN's statistics come from it
-            codes = [StyleCode(*stats[-1]) for stats in style_stats]
+            codes = self._polish_codes(styles, style_size, crop)  # with all four taps
+            style_stats = [code.taps for code in codes]
         else:
             codes = [self.encode_style(s, style_size, crop) for s in styles]
         targets = style_targets(codes, style_weights, mask is not None)
@@ -295,9 +332,12 @@ class Stylizer:
     @torch.inference_mode()
     @devices.freed_memory_kept()
     def encode_style(self, style: StyleLike, size: int = 0, crop: bool = False) -> StyleCode:
-        """A style's relu4_1 statistics, to reuse across many contents (see ``StyleCode``)."""
+        """A style's relu4_1 statistics, to reuse across many contents (see ``StyleCode``); with the
+        ``polish`` option, measured whole in float32 at all four taps, as polish matches them."""
         if isinstance(style, StyleCode):
             return style.to(self.device)
+        if self.options.polish:
+            return self._polish_codes([style], size, crop)[0]
         name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
         x = self.style_tensor(style, size, crop)
         tile = self._budget_tile(x.shape[-1], x.shape[-2])
@@ -402,8 +442,11 @@ class Stylizer:
         """What ``polish`` cannot take, refused before any work."""
         if mask is not None:
             raise AdainError("polish does not take a mask (its steps would blend the two styles)")
-        if any(isinstance(s, StyleCode) for s in styles):
-            raise AdainError("polish needs the style images, not encoded styles (it matches four layers)")
+        if any(isinstance(s, StyleCode) and s.taps is None for s in styles):
+            raise AdainError(
+                "polish matches four layers, and this encoded style has relu4_1 only: give the style "
+                "image, or encode it with a polishing stylizer (with_options(polish=N).encode_style)"
+            )
         height, width = x.shape[-2:]
         need = tiling.RUNTIME_MB + self.overhead_mb + height * width * POLISH_BYTES_PER_PIXEL / 2**20
         if need > self.options.max_memory_mb:
@@ -412,17 +455,26 @@ class Stylizer:
                 f"{self.options.max_memory_mb:,g} MB (raise --max-memory or lower --content-size)"
             )
 
-    def _polish_style_stats(self, styles: Sequence[ImageLike], size: int, crop: bool) -> list[list[Stats]]:
-        """Each style's (mean, std) at relu1_1..relu4_1 for ``polish``, measured whole in fp32; all
-        styles' sizes checked against the memory budget before any is encoded."""
-        tensors = [self.style_tensor(style, size, crop) for style in styles]
+    def _polish_codes(self, styles: Sequence[StyleLike], size: int, crop: bool) -> list[StyleCode]:
+        """Each style with its (mean, std) at relu1_1..relu4_1 for ``polish``, measured whole in fp32
+        (encoded styles pass through); all images' sizes checked against the memory budget before
+        any is encoded."""
+        names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else "style" for s in styles]
+        tensors = [s if isinstance(s, StyleCode) else self.style_tensor(s, size, crop) for s in styles]
         for image in tensors:
-            if self._budget_tile(image.shape[-1], image.shape[-2]) is not None:
+            if isinstance(image, Tensor) and self._budget_tile(image.shape[-1], image.shape[-2]) is not None:
                 raise AdainError(
                     f"polish measures the style whole, and a {image.shape[-1]}x{image.shape[-2]} style is "
                     "over the memory budget (lower --style-size)"
                 )
-        return [[mean_std(f) for f in taps(self.encode_fp32, image.float())] for image in tensors]
+        codes = []
+        for image, name in zip(tensors, names, strict=True):
+            if isinstance(image, StyleCode):
+                codes.append(image.to(self.device))
+                continue
+            stats = tuple(mean_std(f) for f in taps(self.encode_fp32, image.float()))
+            codes.append(StyleCode(*stats[-1], name, stats))  # relu4_1 is the last tap
+        return codes
 
     def _polish(
         self,

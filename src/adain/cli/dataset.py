@@ -51,6 +51,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="join this Ray cluster (e.g. auto, or HEAD_IP:6379); default: start a local Ray for the run")  # fmt: skip
     add("--overwrite", action="store_true", help="start afresh in an output tree made with other settings")
     flags.add_feedback_flag(parser)
+    flags.add_polish_flag(parser)
+    flags.add_max_memory_flag(parser)
     flags.add_weights_flags(parser)
     flags.add_quiet_flag(parser)
     parser.set_defaults(run=run)
@@ -62,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
     weights = {"vgg": args.vgg and str(args.vgg), "decoder": args.decoder and str(args.decoder),
                "device": args.device, "fast": not args.plain, "precision": args.precision}  # fmt: skip
     # only the options asked for, so that runs from before the flags resume as they were
-    weights.update({name: value for name, value in flags.feedback_options(args).items() if value})
+    chosen = {**flags.feedback_options(args), **flags.polish_options(args)}
+    if args.max_memory != defaults.MAX_MEMORY_MB:
+        chosen["max_memory_mb"] = args.max_memory
+    weights.update({name: value for name, value in chosen.items() if value})
     config = DatasetConfig(
         str(args.src), str(args.styles), str(args.output), args.per_content, args.alpha, args.content_size,
         args.style_size, args.seed, args.ext, weights,
