@@ -186,6 +186,17 @@ def test_a_style_encoded_for_polish_is_the_image_at_four_taps_and_saves(stylizer
         StyleCode(code.mean, code.std, "bad", (*code.taps[:3], (code.taps[3][0], -code.taps[3][1])))
 
 
+def test_the_steps_show_a_progress_bar_when_asked(stylizer, tmp_path, capsys):
+    content, style = make_image(tmp_path / "c.png", (40, 32), seed=1), make_image(tmp_path / "s.png", seed=2)
+    stylizer.with_options(polish=2)(content, style)
+    assert "polish" not in capsys.readouterr().err
+    stylizer.with_options(polish=2, progress=True)(content, style)
+    shown = capsys.readouterr().err
+    assert (
+        "polish:" in shown and "/2 [" in shown
+    )  # the bar counts the steps (redrawn at most 10 times a second)
+
+
 @pytest.mark.parametrize("steps", [-1, 501, 2.5, True])
 def test_a_step_count_outside_0_to_500_is_refused(steps):
     with pytest.raises(AdainError, match="polish must be a whole number of steps from 0 to 500"):

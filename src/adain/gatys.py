@@ -95,6 +95,7 @@ def polish(
     cancelled: Callable[[], bool] | None = None,
     lr: float = POLISH_LR,
     dtype: torch.dtype | None = None,
+    progress: bool = False,
 ) -> Tensor:
     """``image`` (N, 3, H, W) in [0, 1], AdaIN's output, after ``steps`` Adam steps on its pixels
     towards the objective of ``gatys`` (relu4_1 features ``content_feat`` of the content, each tap's
@@ -104,6 +105,7 @@ def polish(
     pass through, the one lowest in that objective (the batch's as a whole) is returned, so polish
     never makes an image worse by its own measure: each Adam step moves every pixel by about the
     rate however small its gradient, and overshoots a style whose statistics are already near.
+    ``progress``: a bar over the steps (each a few seconds on a large image on a CPU).
 
     A few steps from AdaIN's output instead of hundreds from the content: the decoder has laid out
     the strokes, the steps add the fine grain and contrast its statistics miss. Each step is a
@@ -121,24 +123,31 @@ def polish(
             return pixels.detach()
         opt = torch.optim.Adam([pixels], lr=lr)
         best_loss, best = float("inf"), pixels.detach().clone()  # a NaN loss keeps the start
-        for step in range(steps + 1):
-            if cancelled is not None and cancelled():
-                raise Cancelled("stopped: the work was cancelled")
-            scoring_only = step == steps  # the last step's image is scored, not stepped from
-            with torch.set_grad_enabled(not scoring_only):
-                feats = taps(encoder, pixels, dtype)
-                loss = content_loss(feats[-1], content_feat) + style_weight * style_loss_to(
-                    feats, style_stats
-                )
-            if (value := loss.item()) < best_loss:
-                best_loss, best = value, pixels.detach().clone()
-            if scoring_only:
-                break
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                pixels.clamp_(0, 1)
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=steps, desc="polish", unit="step", disable=not progress, leave=False, dynamic_ncols=True
+        )
+        with bar:
+            for step in range(steps + 1):
+                if cancelled is not None and cancelled():
+                    raise Cancelled("stopped: the work was cancelled")
+                scoring_only = step == steps  # the last step's image is scored, not stepped from
+                with torch.set_grad_enabled(not scoring_only):
+                    feats = taps(encoder, pixels, dtype)
+                    loss = content_loss(feats[-1], content_feat) + style_weight * style_loss_to(
+                        feats, style_stats
+                    )
+                if (value := loss.item()) < best_loss:
+                    best_loss, best = value, pixels.detach().clone()
+                if scoring_only:
+                    break
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                with torch.no_grad():
+                    pixels.clamp_(0, 1)
+                bar.update(1)
         return best
 
 

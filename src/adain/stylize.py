@@ -138,7 +138,7 @@ class StylizerOptions:
     max_pixels: int = defaults.MAX_PIXELS  # largest image accepted, as read and once resized
     max_memory_mb: float = defaults.MAX_MEMORY_MB  # budget of the whole process; over it, tiles
     tile: int | None = None  # force tiles of this many pixels a side (64-16384)
-    progress: bool = False  # a progress bar over the tiles of a large image
+    progress: bool = False  # a progress bar over the tiles of a large image, and over polish's steps
     # polled before each network pass (each tile's): True stops the work with ``Cancelled`` (a
     # server's client that has left)
     cancelled: Callable[[], bool] | None = None
@@ -491,7 +491,8 @@ class Stylizer:
         targets = polish_targets(style_stats, mix, alpha, [mean_std(f) for f in content_taps])
         encode, low = self.polish_arithmetic
         return polish(encode, out.float(), content_taps[-1], targets, self.options.polish,
-                      self.options.polish_style_weight, self.options.cancelled, dtype=low)  # fmt: skip
+                      self.options.polish_style_weight, self.options.cancelled, dtype=low,
+                      progress=self.options.progress)  # fmt: skip
 
     @property
     def polish_arithmetic(self) -> tuple[nn.Module, torch.dtype | None]:
