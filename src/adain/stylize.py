@@ -338,7 +338,6 @@ class Stylizer:
             return style.to(self.device)
         if self.options.polish:
             return self._polish_codes([style], size, crop)[0]
-        name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
         x = self.style_tensor(style, size, crop)
         tile = self._budget_tile(x.shape[-1], x.shape[-2])
         if tile is None:
@@ -347,7 +346,7 @@ class Stylizer:
             mean, std = tiling.statistics_tiled(
                 pad_to_stride(x), self.encode, tile, self.backend.memory_format
             )
-        return StyleCode(mean, std, name)
+        return StyleCode(mean, std, _style_name(style))
 
     @torch.inference_mode()
     def stylize_tensor(
@@ -459,21 +458,22 @@ class Stylizer:
         """Each style with its (mean, std) at relu1_1..relu4_1 for ``polish``, measured whole in fp32
         (encoded styles pass through); all images' sizes checked against the memory budget before
         any is encoded."""
-        names = [Path(s).stem if isinstance(s, (str, os.PathLike)) else "style" for s in styles]
-        tensors = [s if isinstance(s, StyleCode) else self.style_tensor(s, size, crop) for s in styles]
-        for image in tensors:
-            if isinstance(image, Tensor) and self._budget_tile(image.shape[-1], image.shape[-2]) is not None:
+        measured = {
+            i: self.style_tensor(s, size, crop) for i, s in enumerate(styles) if not isinstance(s, StyleCode)
+        }
+        for image in measured.values():
+            if self._budget_tile(image.shape[-1], image.shape[-2]) is not None:
                 raise AdainError(
                     f"polish measures the style whole, and a {image.shape[-1]}x{image.shape[-2]} style is "
                     "over the memory budget (lower --style-size)"
                 )
         codes = []
-        for image, name in zip(tensors, names, strict=True):
-            if isinstance(image, StyleCode):
-                codes.append(image.to(self.device))
+        for i, style in enumerate(styles):
+            if i not in measured:
+                codes.append(style.to(self.device))
                 continue
-            stats = tuple(mean_std(f) for f in taps(self.encode_fp32, image.float()))
-            codes.append(StyleCode(*stats[-1], name, stats))  # relu4_1 is the last tap
+            stats = tuple(mean_std(f) for f in taps(self.encode_fp32, measured[i].float()))
+            codes.append(StyleCode(*stats[-1], _style_name(style), stats))  # relu4_1 is the last tap
         return codes
 
     def _polish(
@@ -695,6 +695,11 @@ class Stylizer:
         feature_size = (padded_size[0] // STRIDE, padded_size[1] // STRIDE)
         small = F.interpolate(pad_to_stride(gray), size=feature_size, mode="nearest")
         return (small <= 0.5).long().to(self.device)
+
+
+def _style_name(style: ImageLike) -> str:
+    """What an encoded style is called: its file's stem, else "style"."""
+    return Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
 
 
 def _check_batch(x: object, styles: Sequence[object], method: str, options: StylizerOptions) -> None:
