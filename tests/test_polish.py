@@ -134,6 +134,16 @@ def test_polish_brings_the_shipped_decoders_output_nearer_its_style():
     assert content_after < 1.05 * content_before
 
 
+def test_polish_without_a_budget_given_takes_a_16_9_photo_at_512_px(stylizer):
+    photo = torch.zeros(1, 3, 512, 910)  # the CLI's and the page's default size; polish never tiles
+    polished = stylizer.with_options(polish=3)
+    assert polished.options.memory_mb == defaults.POLISH_MAX_MEMORY_MB
+    polished._check_polish(photo, ["style"], None)
+    assert stylizer.options.memory_mb == defaults.MAX_MEMORY_MB  # a single pass tiles instead
+    with pytest.raises(AdainError, match="over the memory budget of 2,048 MB"):  # a budget given wins
+        polished.with_options(max_memory_mb=defaults.MAX_MEMORY_MB)._check_polish(photo, ["style"], None)
+
+
 def test_what_polish_cannot_take_is_refused_before_any_work(stylizer, tmp_path):
     content = make_image(tmp_path / "c.png", (64, 48), seed=1)
     style, other = make_image(tmp_path / "s.png", seed=2), make_image(tmp_path / "o.png", seed=5)

@@ -110,16 +110,15 @@ def test_polish_takes_its_steps_on_the_server(client, app_factory, tmp_path):
         assert response.status_code == 422 and reason in response.json()["detail"]
 
 
-def test_the_servers_budget_takes_polish_of_a_4_3_photo_at_512_px(stylizer):
+def test_the_servers_budget_takes_polish_of_a_16_9_photo_at_512_px(stylizer):
     import torch
 
-    from adain import defaults
-    from adain.errors import AdainError
+    from adain.serve import ServeConfig
 
-    photo = torch.zeros(1, 3, 512, 683)  # the page's default size; polish never tiles
-    stylizer.with_options(max_memory_mb=defaults.SERVE_MAX_MEMORY_MB)._check_polish(photo, ["style"], None)
-    with pytest.raises(AdainError, match="memory budget"):  # the library's default would refuse it
-        stylizer.with_options(max_memory_mb=defaults.MAX_MEMORY_MB)._check_polish(photo, ["style"], None)
+    photo = torch.zeros(1, 3, 512, 910)  # the page's default size; polish never tiles
+    stylizer.with_options(polish=3, max_memory_mb=ServeConfig().max_memory_mb)._check_polish(
+        photo, ["s"], None
+    )
 
 
 def test_uploaded_and_builtin_styles(client, tmp_path):

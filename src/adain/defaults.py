@@ -8,6 +8,9 @@ from __future__ import annotations
 # -- inference --------------------------------------------------------------------------------
 MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS); --max-pixels
 MAX_MEMORY_MB = 2048.0  # budget of the whole process; larger images are processed in tiles
+# the budget where polish is asked for and no budget is given: polish's backward pass never tiles,
+# and at 6.5 KB a pixel reckoned this takes a 16:9 photo at 512 px (2048 MB: about a 520 px square)
+POLISH_MAX_MEMORY_MB = 4096.0
 CONTENT_SIZE = 512  # short side the CLI and the server resize contents to (the API keeps the size)
 STYLE_SIZE = 512
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -34,9 +37,8 @@ SERVE_MAX_CONTENT_SIZE = 4096
 SERVE_CONCURRENCY = 1
 SERVE_QUEUE = 8
 SERVE_STYLE_CACHE = 64
-# a server's memory budget per inference: above the library's, so that polish (which never tiles)
-# fits a 4:3 photo at the page's default 512 px (about 2.5 GB reckoned); images beyond it are tiled
-SERVE_MAX_MEMORY_MB = 4096.0
+# a server's memory budget per inference, polish's (the page offers it at 512 px); beyond it, tiles
+SERVE_MAX_MEMORY_MB = POLISH_MAX_MEMORY_MB
 SERVE_MAX_POLISH = 10  # the most polish steps one request may ask for (0: the server offers none)
 
 # -- video ------------------------------------------------------------------------------------

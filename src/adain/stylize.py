@@ -136,7 +136,9 @@ class StylizerOptions:
     ``with_options(...)``."""
 
     max_pixels: int = defaults.MAX_PIXELS  # largest image accepted, as read and once resized
-    max_memory_mb: float = defaults.MAX_MEMORY_MB  # budget of the whole process; over it, tiles
+    # budget of the whole process; over it, tiles (None: 2048 MB, or 4096 with ``polish``, whose
+    # backward pass cannot tile; see ``memory_mb``)
+    max_memory_mb: float | None = None
     tile: int | None = None  # force tiles of this many pixels a side (64-16384)
     progress: bool = False  # a progress bar over the tiles of a large image, and over polish's steps
     # polled before each network pass (each tile's): True stops the work with ``Cancelled`` (a
@@ -155,10 +157,17 @@ class StylizerOptions:
     # polish's weight of the style loss, the content loss's being 1 (README, "Polish")
     polish_style_weight: float = defaults.POLISH_STYLE_WEIGHT
 
+    @property
+    def memory_mb(self) -> float:
+        """The memory budget in force: ``max_memory_mb``, or its default for the work asked for."""
+        if self.max_memory_mb is not None:
+            return self.max_memory_mb
+        return defaults.POLISH_MAX_MEMORY_MB if self.polish else defaults.MAX_MEMORY_MB
+
     def __post_init__(self) -> None:
         if self.max_pixels < 1:
             raise AdainError(f"max_pixels must be at least 1, got {self.max_pixels}")
-        if not self.max_memory_mb > 0:
+        if self.max_memory_mb is not None and not self.max_memory_mb > 0:
             raise AdainError(f"max_memory_mb must be more than 0, got {self.max_memory_mb}")
         if self.tile is not None:
             object.__setattr__(self, "tile", tiling.check_tile(self.tile))
@@ -448,10 +457,10 @@ class Stylizer:
             )
         height, width = x.shape[-2:]
         need = tiling.RUNTIME_MB + self.overhead_mb + height * width * POLISH_BYTES_PER_PIXEL / 2**20
-        if need > self.options.max_memory_mb:
+        if need > self.options.memory_mb:
             raise AdainError(
                 f"polishing a {width}x{height} image takes about {need:,.0f} MB, over the memory budget of "
-                f"{self.options.max_memory_mb:,g} MB (raise --max-memory or lower --content-size)"
+                f"{self.options.memory_mb:,g} MB (raise --max-memory or lower --content-size)"
             )
 
     def _polish_codes(self, styles: Sequence[StyleLike], size: int, crop: bool) -> list[StyleCode]:
@@ -671,7 +680,7 @@ class Stylizer:
         """The tile ``count`` images of this size need under the memory budget (None: none), or a
         one-line error, from the size alone, for images the budget cannot hold even in tiles."""
         padded = [n + -n % STRIDE for n in (height, width)]
-        budget, overhead = self.options.max_memory_mb / count, self.overhead_mb / count
+        budget, overhead = self.options.memory_mb / count, self.overhead_mb / count
         return tiling.auto_tile(padded[0], padded[1], budget, overhead, self.decoder.width)
 
     def style_tensor(self, style: ImageLike, size: int = 0, crop: bool = False) -> Tensor:

@@ -175,13 +175,16 @@ def add_weights_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_max_memory_flag(parser: argparse.ArgumentParser, what: str = "images") -> None:
+def add_max_memory_flag(parser: argparse.ArgumentParser, what: str = "images", polish: bool = True) -> None:
+    """``--max-memory``, None unless given: the stylizer's default for the work (``StylizerOptions``)."""
+    default = f"default {defaults.MAX_MEMORY_MB:g}"
+    if polish:  # polish cannot tile
+        default += f", or {defaults.POLISH_MAX_MEMORY_MB:g} with --polish, which refuses an image over it"
     parser.add_argument(
         "--max-memory",
         type=positive_float,
-        default=defaults.MAX_MEMORY_MB,
         metavar="MB",
-        help=f"{what} needing more memory than this are processed in tiles (default {defaults.MAX_MEMORY_MB:g})",
+        help=f"{what} needing more memory than this are processed in tiles ({default})",
     )
 
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                "device": args.device, "fast": not args.plain, "precision": args.precision}  # fmt: skip
     # only the options asked for, so that runs from before the flags resume as they were
     chosen = {**flags.feedback_options(args), **flags.polish_options(args)}
-    if args.max_memory != defaults.MAX_MEMORY_MB:
+    if args.max_memory is not None:
         chosen["max_memory_mb"] = args.max_memory
     weights.update({name: value for name, value in chosen.items() if value})
     config = DatasetConfig(

@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=defaults.VIDEO_CRF,
         help=f"x264/x265 quality, 0-51 (lower is better; default {defaults.VIDEO_CRF})",
     )
-    flags.add_max_memory_flag(parser, "frames")
+    flags.add_max_memory_flag(parser, "frames", polish=False)
     add("--overwrite", action="store_true", help="replace an existing output")
     flags.add_weights_flags(parser)
     flags.add_quiet_flag(parser)
