@@ -130,7 +130,7 @@ def test_existing_output_is_not_overwritten(run, tmp_path, pair):
     out = tmp_path / "out.jpg"
     Image.new("RGB", (5, 5), (1, 2, 3)).save(out)
     code, err = run(content, "-s", style, "-o", out)
-    assert code == 1 and "exists (pass --overwrite" in err
+    assert code == 1 and "exists (pass --overwrite" in err and len(err.strip().splitlines()) == 1
     assert Image.open(out).size == (5, 5)
     assert run(content, "-s", style, "-o", out, "--overwrite", "--content-size", 0)[0] == 0
     assert Image.open(out).size == (70, 50)

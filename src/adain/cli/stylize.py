@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         flags.report(message)
     errors = problems + skipped
     if not jobs:
+        if len(errors) == 1:
+            return 1  # its one reason said it all
         raise AdainError("nothing left to do")
 
     options = StylizerOptions(
