@@ -83,7 +83,6 @@ def test_polish_takes_its_steps_on_the_server(client, app_factory, tmp_path):
     a, b = (np.asarray(Image.open(io.BytesIO(r.content)), float) for r in (once, polished))
     assert a.shape == b.shape == (37, 53, 3)
     assert 0 < np.abs(a - b).mean() < 40  # a few levels of grain, not another picture
-    # a built-in style id is polished from its image (encoded styles keep only relu4_1)
     builtin = stylize(client, tmp_path, with_style=False, style_id="waves", content_size="0", polish="1")
     assert builtin.status_code == 200
     assert client.get("/web.json").json()["polish"] == 10  # what the page reads to offer its box
@@ -108,6 +107,29 @@ def test_polish_takes_its_steps_on_the_server(client, app_factory, tmp_path):
     ]
     for response, reason in refused:
         assert response.status_code == 422 and reason in response.json()["detail"]
+
+
+def test_kept_styles_are_polished_towards_taps_measured_once(client, tmp_path, monkeypatch):
+    import adain.stylize
+
+    measured = []  # style images measured at four taps by polish requests
+    real = adain.stylize.Stylizer._polish_codes
+
+    def counting(self, styles, *args):
+        measured.append(sum(not isinstance(s, adain.stylize.StyleCode) for s in styles))
+        return real(self, styles, *args)
+
+    monkeypatch.setattr(adain.stylize.Stylizer, "_polish_codes", counting)
+    art = png_bytes((40, 40), 2, tmp_path)  # the image stylize() sends as the style
+    style_id = client.post("/v1/styles", files={"style": ("art.png", art, "image/png")}).json()["id"]
+    measured.clear()  # the upload measured it once
+    sent = stylize(client, tmp_path, content_size="0", format="png", polish="2")
+    kept = stylize(client, tmp_path, with_style=False, style_id=style_id, content_size="0", format="png",
+                   polish="2")  # fmt: skip
+    builtin = stylize(client, tmp_path, with_style=False, style_id="waves", polish="1")
+    assert sent.status_code == kept.status_code == builtin.status_code == 200
+    assert measured == [1, 0, 0]  # only the style sent with its request
+    assert kept.content == sent.content  # the same taps, measured before
 
 
 def test_the_servers_budget_takes_polish_of_a_16_9_photo_at_512_px(stylizer):

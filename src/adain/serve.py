@@ -64,6 +64,9 @@ class Style:
     name: str
     code: StyleCode | None  # None for a style uploaded with the request: encoded on the fly
     image: Image.Image
+    # its four taps measured as polish matches them (``StyleCode.taps``), where the server offers
+    # polish; the relu4_1 ``code`` stays the pipeline's own, so unpolished outputs do not change
+    polish_code: StyleCode | None = None
 
 
 class Busy(Exception):
@@ -238,7 +241,9 @@ class Studio:
             if digest not in self.uploaded:
                 name = Path(upload.filename or "style").stem
                 size = self.config.style_size
-                self.uploaded[digest] = await run_in_threadpool(_encode_style, self.stylizer, img, name, size)
+                self.uploaded[digest] = await run_in_threadpool(
+                    _encode_style, self.stylizer, img, name, size, self.config.max_polish > 0
+                )
                 while len(self.uploaded) > self.config.style_cache:
                     self.uploaded.popitem(last=False)
             return {"id": digest, "name": self.uploaded[digest].name}
@@ -455,16 +460,22 @@ def _decode(data: bytes, name: str, max_pixels: int, short_side: int) -> Image.I
     return images.resize_short_side(img, short_side) if short_side else img
 
 
-def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int) -> Style:
+def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int, polish: bool) -> Style:
+    """A kept style: resized, encoded, and with ``polish`` its four taps measured too, so that polish
+    requests do not measure it again."""
     resized = images.resize_short_side(images.flatten_alpha(img), size)
     code = stylizer.encode_style(resized)
-    return Style(name, StyleCode(code.mean, code.std, name), resized)
+    polish_code = stylizer.with_options(polish=1).encode_style(resized) if polish else None
+    return Style(name, StyleCode(code.mean, code.std, name), resized, polish_code)
 
 
 def _run(stylizer: Stylizer, content: Image.Image, styles: list[Style], mask: Image.Image | None,
          preserve_color: bool, **controls: object) -> Image.Image:  # fmt: skip
-    if preserve_color or stylizer.options.polish:  # both need the images, not the relu4_1 codes
+    inputs: list[StyleCode | Image.Image]
+    if preserve_color:  # the style recoloured to the content first: the images, not their codes
         inputs = [s.image for s in styles]
+    elif stylizer.options.polish:
+        inputs = [s.polish_code if s.polish_code is not None else s.image for s in styles]
     else:
         inputs = [s.code if s.code is not None else s.image for s in styles]
     return stylizer(content, inputs, mask=mask, preserve_color=preserve_color, **controls)  # type: ignore[arg-type]
@@ -491,7 +502,7 @@ def _load_builtin_styles(stylizer: Stylizer, config: ServeConfig) -> dict[str, S
             img = images.load_image(path, config.max_pixels)
         except ImageError:
             continue  # a bad file in the folder is skipped, not fatal
-        styles[path.stem] = _encode_style(stylizer, img, path.stem, config.style_size)
+        styles[path.stem] = _encode_style(stylizer, img, path.stem, config.style_size, config.max_polish > 0)
     return styles
 
 
