@@ -24,6 +24,8 @@
 #              --style-layer-weights, --clamp-output
 #   DISTIL, DISTIL_ALPHA   --distil-feedback, --distil-alpha (0.93 unless set)
 #   WIDTH, WIDEN, NEWLR    --decoder-width, --widen, --new-channel-lr
+#   MIRROR=1   the photos and their mirror images (scripts/mirror_images.py, made once in
+#              $ADAIN_HOME/content-train512-mirror): twice the photos, each framed two ways, -mirror
 #   HOLDOUT    a share of the paintings kept out of training, by their originals, and 20 of them
 #              linked for ranking in $ADAIN_HOME/held-out$HOLDOUT-styles (scripts/held_out.py), with
 #              ten of the paper's test photos in $ADAIN_HOME/held-out-eval/content
@@ -77,6 +79,11 @@ mixed512)
     else
         mixed_styles "$STYLES" "$SHARED/data/style/train512" "$SHARED/data/style/train" "$TWICE512"
     fi
+    CONTENT=$SHARED/data/content/train512
+    if [ -n "${MIRROR:-}" ]; then
+        .venv/bin/python scripts/mirror_images.py "$CONTENT" "$ADAIN_HOME/content-train512-mirror"
+        CONTENT=$ADAIN_HOME/content-train512-mirror
+    fi
     variant=()  # the flags of the variants above that are switched on
     [ -n "${JITTER:-}" ] && variant+=(--jitter-styles "$JITTER")
     [ -n "${STYLE_WEIGHT:-}" ] && variant+=(--style-weight "$STYLE_WEIGHT")
@@ -89,10 +96,10 @@ mixed512)
     LR=${LR:-5e-5}
     BATCH=${BATCH:-4}
     batch_tag=; [ "$BATCH" = 4 ] || batch_tag=-b$BATCH
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c$CROP${TARGETS:+-$TARGETS}$batch_tag-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${GAIN:+-gain$GAIN}${BOLD:+-bold$BOLD}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${WIDTH:+-w$WIDTH}${WIDEN:+-$WIDEN}${NEWLR:+-nlr$NEWLR}${HOLDOUT:+-ho$HOLDOUT}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}}
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c$CROP${TARGETS:+-$TARGETS}$batch_tag-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${GAIN:+-gain$GAIN}${BOLD:+-bold$BOLD}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${WIDTH:+-w$WIDTH}${WIDEN:+-$WIDEN}${NEWLR:+-nlr$NEWLR}${HOLDOUT:+-ho$HOLDOUT}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}${MIRROR:+-mirror}}
     # the iteration budget is not part of the recipe (a resumed run takes a new one), and the kept
     # snapshots are what the means of weights are made of
-    recipe=(--content-dir "$SHARED/data/content/train512" --style-dir "$STYLES" "${MIXED_RECIPE[@]}"
+    recipe=(--content-dir "$CONTENT" --style-dir "$STYLES" "${MIXED_RECIPE[@]}"
         --batch-size "$BATCH" --lr "$LR" "${variant[@]}" --feature-cache "$ADAIN_HOME/features"
         --max-iter 40000 --save-every 250 --keep-every 500 --image-every 1000) ;;
 jitter512)
