@@ -81,10 +81,15 @@ def main() -> None:
     steps_rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         seconds = steps_alone(once, size, args.runs)
+        polished = next(r["seconds"] for r in rows if r["size"] == size and r["polish"] == STEPS_ALONE) if (
+            STEPS_ALONE in steps) else None  # fmt: skip
         steps_rows.append({"size": size, "steps": STEPS_ALONE, "fp32_seconds": seconds[0],
-                           "bf16_seconds": seconds[1], "fp32_over_bf16": seconds[0] / seconds[1]})  # fmt: skip
+                           "bf16_seconds": seconds[1], "fp32_over_bf16": seconds[0] / seconds[1],
+                           "content_taps_seconds": seconds[2],
+                           "content_taps_share": polished and seconds[2] / polished})  # fmt: skip
+        share = f" ({seconds[2] / polished:.1%} of polish {STEPS_ALONE})" if polished else ""
         print(f"{size:>6} {STEPS_ALONE} steps alone: fp32 {seconds[0]:.2f}s, bf16 {seconds[1]:.2f}s, "
-              f"{seconds[0] / seconds[1]:.2f}x")  # fmt: skip
+              f"{seconds[0] / seconds[1]:.2f}x; the content's fp32 taps {seconds[2]:.2f}s{share}")  # fmt: skip
     write_results(
         args.out,
         {"precision": precision, "threads": torch.get_num_threads(), "rows": rows, "steps_alone": steps_rows},
@@ -93,7 +98,9 @@ def main() -> None:
 
 def steps_alone(stylizer: Stylizer, size: int, runs: int) -> list[float]:
     """Seconds of ``STEPS_ALONE`` polish steps on the single pass's output at ``size``², with the
-    encoder in float32 and in bfloat16 after relu1_1, timed in turns."""
+    encoder in float32 and in bfloat16 after relu1_1, and of the content's fp32 taps that polish
+    measures beside the pass's own encoding (the encoder pass that sharing them would save), timed
+    in turns."""
     pictures = inputs(size)
     content, style = (images.to_tensor(image) for image in pictures)
     encode = stylizer.encode_fp32
@@ -104,6 +111,7 @@ def steps_alone(stylizer: Stylizer, size: int, runs: int) -> list[float]:
     fns = [
         lambda: polish(encode, output, content_feat, targets, STEPS_ALONE),
         lambda: polish(stylizer.encoder, output, content_feat, targets, STEPS_ALONE, dtype=torch.bfloat16),
+        lambda: torch.inference_mode()(taps)(encode, content),
     ]
     return timed(fns, runs)[0]
 
