@@ -91,7 +91,7 @@ from adain.features import TAP_CHANNELS, tap_statistics
 from adain.gatys import POLISH_LR, polish
 from adain.losses import content_loss, style_loss_terms
 from adain.nets import TAPS, adain_stats, feedback_targets, mean_std, taps
-from adain.stylize import StyleCode, Stylizer
+from adain.stylize import StyleCode, Stylizer, match_color
 
 # where each tap's channels start in the 960 statistics of a feature cache (and of tap_means)
 OFFSETS = dict(zip(TAPS, (sum(TAP_CHANNELS[:i]) for i in range(len(TAP_CHANNELS))), strict=True))
@@ -323,6 +323,18 @@ def unsharp(amount: float, sigma: float) -> Callable[[torch.Tensor], torch.Tenso
     return sharpened
 
 
+def recoloured(strength: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The clamped output moved ``strength`` of the way to itself recoloured to the style image's RGB
+    mean and covariance (``match_color``, the paper's colour preservation turned round): each style's
+    own palette, where the decoder makes about the same amount of a colour whatever the style asks."""
+
+    def recolour(image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        image = image.clamp(0, 1)
+        return torch.lerp(image, match_color(image, style), strength)
+
+    return recolour
+
+
 def clamp(args: argparse.Namespace) -> None:
     compare_maps(args, RANGE_MAPS)
 
@@ -333,14 +345,23 @@ def sharpen(args: argparse.Namespace) -> None:
     compare_maps(args, maps)
 
 
-def compare_maps(args: argparse.Namespace, maps: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> None:
-    """For each decoder, the style loss per tap and the content loss of its output after each map."""
+def recolour(args: argparse.Namespace) -> None:
+    maps: dict[str, Callable[..., torch.Tensor]] = {"clamped": RANGE_MAPS["clamped"]}
+    maps.update({f"recoloured {k:g}": recoloured(k) for k in args.strengths})
+    compare_maps(args, maps, with_style=set(maps) - {"clamped"})
+
+
+def compare_maps(
+    args: argparse.Namespace, maps: dict[str, Callable[..., torch.Tensor]], with_style: set[str] = frozenset()
+) -> None:
+    """For each decoder, the style loss per tap and the content loss of its output after each map
+    (those named in ``with_style`` also given the style image)."""
     contents = sorted(p for p in Path(args.content_dir).iterdir() if p.is_file())[:: args.every]
     styles = sorted(p for p in Path(args.style_dir).iterdir() if p.is_file())[:: args.every]
     print(
         f"{len(contents)} contents x {len(styles)} styles at {args.size}²; style loss per tap ({', '.join(TAPS)})"
     )
-    features = stats = None  # the encoder's, the same for every decoder: from the first
+    features = stats = style_images = None  # the encoder's, the same for every decoder: from the first
     for decoder in args.decoders:
         stylizer = Stylizer.from_pretrained(args.vgg, decoder, "cpu", precision="fp32")
         encode = stylizer.encode_fp32
@@ -350,16 +371,16 @@ def compare_maps(args: argparse.Namespace, maps: dict[str, Callable[[torch.Tenso
         with torch.inference_mode():
             if features is None:
                 features = [encode(images.load_square(p, args.size)) for p in contents]
-                stats = [
-                    [mean_std(t) for t in taps(encode, images.load_square(p, args.size))] for p in styles
-                ]
-            for style_stats in stats:
+                style_images = [images.load_square(p, args.size) for p in styles]
+                stats = [[mean_std(t) for t in taps(encode, image)] for image in style_images]
+            for style_image, style_stats in zip(style_images, stats, strict=True):
                 for content_features in features:
                     t = adain_stats(content_features, *style_stats[-1])
                     output = stylizer.decode(t).float()
                     outside_share.append(((output < 0) | (output > 1)).float().mean())
                     for name, mapped in maps.items():
-                        output_taps = taps(encode, mapped(output))
+                        mapped_output = mapped(output, style_image) if name in with_style else mapped(output)
+                        output_taps = taps(encode, mapped_output)
                         terms = style_loss_terms(output_taps, style_stats)
                         style_losses[name].append(torch.stack([m + s for m, s in terms]))
                         content_losses[name].append(content_loss(output_taps[-1], content_features).item())
@@ -597,6 +618,17 @@ def main() -> None:
     sharp.add_argument("--amounts", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     sharp.add_argument("--sigmas", type=float, nargs="+", default=[0.7, 1.5], help="the blur's, in pixels")
     sharp.set_defaults(run=sharpen)
+    recol = sub.add_parser(
+        "recolour", help="what recolouring the output to the style's palette does to both losses"
+    )
+    recol.add_argument("content_dir")
+    recol.add_argument("style_dir")
+    recol.add_argument("decoders", nargs="+")
+    recol.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
+    recol.add_argument(
+        "--strengths", type=float, nargs="+", default=[0.5, 1.0], help="0: none, 1: all the way"
+    )
+    recol.set_defaults(run=recolour)
     fed = sub.add_parser("feedback", help="the relu4_1 statistics the decoder misses, and one feedback pass")
     fed.add_argument("content_dir")
     fed.add_argument("style_dir")

@@ -30,7 +30,7 @@ from .gatys import gatys, polish, polish_targets
 from .losses import content_loss, style_loss_terms, sum_of_terms
 from .nets import TAPS, Stats, mean_std, taps
 from .plots import plot_summary
-from .stylize import StyleCode, Stylizer
+from .stylize import StyleCode, Stylizer, palette_of, toward_palette
 
 METHODS = ("adain", "gatys", "content", "style")
 
@@ -123,7 +123,8 @@ def evaluate(
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
     # content by content, so that each content is encoded once for all the styles it is painted in
     # the pipeline itself takes batches unpolished; the polish steps follow it here
-    painter, steps = stylizer.with_options(polish=0), stylizer.options.polish
+    painter, steps = stylizer.with_options(polish=0, palette=0), stylizer.options.polish
+    palette = stylizer.options.palette * alpha
     weight = stylizer.options.polish_style_weight
     steps_encoder, steps_dtype = stylizer.polish_arithmetic
     with painter.reusing_content():
@@ -132,7 +133,9 @@ def evaluate(
             start = time.perf_counter()
             if method == "adain":
                 output = painter.stylize_tensor(content, [style_codes[s]], alpha)
-                if steps:  # as ``Stylizer.__call__`` polishes
+                if palette:  # as ``Stylizer.__call__`` recolours, then polishes
+                    output = toward_palette(output, palette_of(style), palette)
+                if steps:
                     targets = polish_targets([style_stats[s]], [1.0], alpha, content_stats[c])
                     output = polish(
                         steps_encoder, output, content_feats[c], targets, steps, weight, dtype=steps_dtype

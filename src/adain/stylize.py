@@ -48,11 +48,14 @@ from .tiling import STRIDE, pad_to_stride
 POLISH_BYTES_PER_PIXEL = 6.5 * 1024
 
 
+Palette = tuple[Tensor, Tensor]  # an image's RGB mean (3, 1) and covariance (3, 3)
+
+
 @dataclass
 class StyleCode:
-    """A style encoded once: the per-channel relu4_1 mean and std that AdaIN needs, and, from a
-    polishing stylizer (``with_options(polish=N).encode_style``), the four taps' that ``polish``
-    matches.
+    """A style encoded once: the per-channel relu4_1 mean and std that AdaIN needs, the image's RGB
+    palette that the ``palette`` option moves outputs to, and, from a polishing stylizer
+    (``with_options(polish=N).encode_style``), the four taps' that ``polish`` matches.
 
     Accepted wherever a style image is, so a style can be reused across many contents or frames,
     and saved to (and loaded from) a small ``.safetensors`` file.
@@ -63,8 +66,20 @@ class StyleCode:
     name: str = "style"
     # (mean, std) at relu1_1..relu4_1, measured on the whole style in float32 (None: relu4_1 only)
     taps: tuple[Stats, ...] | None = None
+    # the style image's RGB mean (3, 1) and covariance (3, 3), which ``palette`` moves outputs to
+    # (None: a code saved without it)
+    palette: Palette | None = None
 
     def __post_init__(self) -> None:
+        if self.palette is not None:
+            mean, cov = self.palette
+            if not (isinstance(mean, Tensor) and isinstance(cov, Tensor)) or (mean.shape, cov.shape) != (
+                (3, 1),
+                (3, 3),
+            ):
+                raise AdainError("a StyleCode's palette is an RGB mean (3, 1) and covariance (3, 3)")
+            if not (torch.isfinite(mean).all() and torch.isfinite(cov).all()):
+                raise AdainError(f"style {self.name!r} has a non-finite palette")
         shapes = [(self.mean, 512), (self.std, 512)]
         if self.taps is not None:
             if len(self.taps) != len(TAP_CHANNELS):
@@ -90,7 +105,7 @@ class StyleCode:
 
     def to(self, device: torch.device | str) -> StyleCode:
         moved = None if self.taps is None else tuple((m.to(device), s.to(device)) for m, s in self.taps)
-        return StyleCode(self.mean.to(device), self.std.to(device), self.name, moved)
+        return replace(self, mean=self.mean.to(device), std=self.std.to(device), taps=moved)
 
     def save(self, path: str | os.PathLike) -> None:
         from safetensors.torch import save_file
@@ -98,6 +113,8 @@ class StyleCode:
         parts = {"mean": self.mean, "std": self.std}
         for tap, (mean, std) in zip(TAPS, self.taps or (), strict=False):
             parts |= {f"{tap}.mean": mean, f"{tap}.std": std}
+        if self.palette is not None:
+            parts |= {"rgb.mean": self.palette[0], "rgb.cov": self.palette[1]}
         # copies: relu4_1 is mean and std again, and safetensors refuses tensors that share memory
         tensors = {key: part.to("cpu", torch.float32, copy=True).contiguous() for key, part in parts.items()}
         with files.replacing(path) as tmp:
@@ -114,6 +131,9 @@ class StyleCode:
             four = None
             if any(key.startswith("relu") for key in tensors):
                 four = tuple((tensors[f"{tap}.mean"], tensors[f"{tap}.std"]) for tap in TAPS)
+            colours = (
+                (tensors["rgb.mean"].double(), tensors["rgb.cov"].double()) if "rgb.mean" in tensors else None
+            )
         except Exception:
             raise AdainError(
                 f"{path} is not a saved style (expected 'mean' and 'std', and all four taps or none)"
@@ -121,7 +141,7 @@ class StyleCode:
         if meta.get("format") != "adain-style" or mean.shape != (1, 512, 1, 1) or std.shape != mean.shape:
             raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std' of 512 channels)")
         try:
-            return cls(mean, std, meta.get("name", Path(path).stem), four)
+            return cls(mean, std, meta.get("name", Path(path).stem), four, colours)
         except AdainError as exc:
             raise AdainError(f"{path}: {exc}") from None
 
@@ -156,6 +176,9 @@ class StylizerOptions:
     polish: int = 0
     # polish's weight of the style loss, the content loss's being 1 (README, "Polish")
     polish_style_weight: float = defaults.POLISH_STYLE_WEIGHT
+    # the share of the way the output's colours move to the style image's RGB mean and covariance
+    # (0: none, the paper's); the decoder sees relu4_1's statistics only, which carry its colours loosely
+    palette: float = 0.0
 
     @property
     def memory_mb(self) -> float:
@@ -173,6 +196,8 @@ class StylizerOptions:
             object.__setattr__(self, "tile", tiling.check_tile(self.tile))
         if not 0 <= self.feedback <= 1:
             raise AdainError(f"feedback must be from 0 to 1, got {self.feedback}")
+        if not _is_number(self.palette) or not 0 <= self.palette <= 1:
+            raise AdainError(f"palette must be from 0 to 1, got {self.palette}")
         if self.feedback_preview is not None and not 0 < self.feedback_preview <= 1:
             raise AdainError(f"feedback_preview must be above 0 and at most 1, got {self.feedback_preview}")
         if (
@@ -307,8 +332,10 @@ class Stylizer:
             exactly two with ``mask`` (white: first style, black: second).
         preserve_color: recolour the style to the content's colour statistics first.
         content_size, style_size: short side to resize to (0 keeps the size); crop: centre square.
-        With the ``polish`` option, the output then takes that many steps towards the paper's
-        objective (``gatys.polish``; style images only, no mask).
+        With the ``palette`` option, the output's colours then move that share of the way (times
+        ``alpha``) to the styles' RGB mean and covariance (no mask, no ``preserve_color``); with
+        ``polish``, it then takes that many steps towards the paper's objective (``gatys.polish``;
+        style images only, no mask).
         """
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         check_controls(alpha, len(styles), style_weights, mask is not None)
@@ -317,6 +344,8 @@ class Stylizer:
         x = self._to_device(content_img)
         if mask is not None:  # the mask follows the content through the same resize and crop
             mask = self._prepare(self._mask_image(mask, original.size), content_size, crop)
+        if self.options.palette:
+            self._check_palette(styles, mask, preserve_color)
         if preserve_color:
             if any(isinstance(s, StyleCode) for s in styles):
                 raise AdainError("preserve_color needs the style images, not encoded styles")
@@ -330,6 +359,10 @@ class Stylizer:
             codes = [self.encode_style(s, style_size, crop) for s in styles]
         targets = style_targets(codes, style_weights, mask is not None)
         out = self._render(x, [targets], [alpha], mask)
+        if self.options.palette:
+            palettes = [code.palette for code in codes]
+            target = blend_palettes(palettes, style_shares(style_weights, len(codes)))  # type: ignore[arg-type]
+            out = toward_palette(out, target, self.options.palette * alpha)
         if self.options.polish:
             out = self._polish(out, x, style_stats, style_weights, alpha)
 
@@ -355,7 +388,7 @@ class Stylizer:
             mean, std = tiling.statistics_tiled(
                 pad_to_stride(x), self.encode, tile, self.backend.memory_format
             )
-        return StyleCode(mean, std, _style_name(style))
+        return StyleCode(mean, std, _style_name(style), palette=palette_of(x))
 
     @torch.inference_mode()
     def stylize_tensor(
@@ -463,6 +496,19 @@ class Stylizer:
                 f"{self.options.memory_mb:,g} MB (raise --max-memory or lower --content-size)"
             )
 
+    @staticmethod
+    def _check_palette(styles: Sequence[StyleLike], mask: ImageLike | None, preserve_color: bool) -> None:
+        """What ``palette`` cannot take, refused before any work."""
+        if mask is not None:
+            raise AdainError("palette does not take a mask (each region would need its own palette)")
+        if preserve_color:
+            raise AdainError("palette moves the colours to the style's and preserve_color keeps the content's: "
+                             "choose one")  # fmt: skip
+        if any(isinstance(s, StyleCode) and s.palette is None for s in styles):
+            raise AdainError(
+                "this encoded style has no palette (saved before it had one): encode the style image again"
+            )
+
     def _polish_codes(self, styles: Sequence[StyleLike], size: int, crop: bool) -> list[StyleCode]:
         """Each style with its (mean, std) at relu1_1..relu4_1 for ``polish``, measured whole in fp32
         (encoded styles pass through); all images' sizes checked against the memory budget before
@@ -482,7 +528,8 @@ class Stylizer:
                 codes.append(style.to(self.device))
                 continue
             stats = tuple(mean_std(f) for f in taps(self.encode_fp32, measured[i].float()))
-            codes.append(StyleCode(*stats[-1], _style_name(style), stats))  # relu4_1 is the last tap
+            # relu4_1 is the last tap
+            codes.append(StyleCode(*stats[-1], _style_name(style), stats, palette_of(measured[i])))
         return codes
 
     def _polish(
@@ -712,8 +759,9 @@ def _style_name(style: ImageLike) -> str:
 
 
 def _check_batch(x: object, styles: Sequence[object], method: str, options: StylizerOptions) -> None:
-    if options.polish:
-        raise AdainError(f"polish works on one image at a time (Stylizer(...)), not in {method}")
+    for name in ("polish", "palette"):
+        if getattr(options, name):
+            raise AdainError(f"{name} works on one image at a time (Stylizer(...)), not in {method}")
     if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
         raise ImageError(f"{method} takes an (N, 3, H, W) float batch in [0, 1]")
     if len(x) == 0:
@@ -797,26 +845,46 @@ def style_shares(style_weights: Sequence[float] | None, count: int) -> list[floa
     return [w / total for w in weights_]
 
 
-def match_color(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
-    """``source`` recoloured so its RGB mean and covariance equal ``target``'s (the paper's colour
-    preservation, after Gatys et al. 2016): x -> C_t^(1/2) C_s^(-1/2) (x - mu_s) + mu_t."""
+def palette_of(img: Tensor, eps: float = 1e-5) -> Palette:
+    """The RGB mean (3, 1) and covariance (3, 3) of a (1, 3, H, W) image, in float64."""
+    pixels = img[0].reshape(3, -1).double()
+    mu = pixels.mean(dim=1, keepdim=True)
+    centred = pixels - mu
+    cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(3, dtype=torch.float64, device=img.device)
+    return mu, cov
 
-    def stats(img: Tensor) -> tuple[Tensor, Tensor]:
-        pixels = img[0].reshape(3, -1).double()
-        mu = pixels.mean(dim=1, keepdim=True)
-        centred = pixels - mu
-        cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(
-            3, dtype=torch.float64, device=img.device
-        )
-        return mu, cov
+
+def blend_palettes(palettes: Sequence[Palette], shares: Sequence[float]) -> Palette:
+    """The palette of the styles' pixels pooled in these shares (a mixture's mean and covariance)."""
+    mu = sum(share * m for (m, _), share in zip(palettes, shares, strict=True))
+    second = sum(share * (c + m @ m.T) for (m, c), share in zip(palettes, shares, strict=True))
+    return mu, second - mu @ mu.T  # type: ignore[operator]
+
+
+def recolor(source: Tensor, palette: Palette, eps: float = 1e-5) -> Tensor:
+    """``source`` recoloured so its RGB mean and covariance are ``palette``'s (after Gatys et al.
+    2016): x -> C_t^(1/2) C_s^(-1/2) (x - mu_s) + mu_t, clamped to [0, 1]."""
 
     def sqrtm(cov: Tensor, power: float) -> Tensor:
         values, vectors = torch.linalg.eigh(cov)
         return vectors @ torch.diag(values.clamp_min(eps) ** power) @ vectors.T
 
-    mu_s, cov_s = stats(source)
-    mu_t, cov_t = stats(target)
+    mu_s, cov_s = palette_of(source, eps)
+    mu_t, cov_t = (part.to(source.device, torch.float64) for part in palette)
     transform = sqrtm(cov_t, 0.5) @ sqrtm(cov_s, -0.5)
     pixels = source[0].reshape(3, -1).double()
     out = transform @ (pixels - mu_s) + mu_t
     return out.reshape_as(source[0]).unsqueeze(0).clamp(0, 1).to(source.dtype)
+
+
+def match_color(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
+    """``source`` recoloured to ``target``'s RGB mean and covariance: the paper's colour preservation
+    when the source is the style and the target the content."""
+    return recolor(source, palette_of(target, eps), eps)
+
+
+def toward_palette(image: Tensor, palette: Palette, share: float) -> Tensor:
+    """A (1, 3, H, W) output clamped to [0, 1] and moved ``share`` of the way to itself recoloured
+    to ``palette`` (``palette``: README, "Palette")."""
+    image = image.float().clamp(0, 1)
+    return torch.lerp(image, recolor(image, palette), share)

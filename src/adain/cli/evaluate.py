@@ -26,6 +26,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--alpha", type=flags.unit_float, default=1.0,
                         help="the adain method's style strength from 0 to 1 (default 1)")  # fmt: skip
     flags.add_feedback_flag(parser)
+    flags.add_palette_flag(parser)
     flags.add_polish_flag(parser)
     flags.add_weights_flags(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
@@ -54,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.out} holds an earlier evaluation ({', '.join(earlier)}): pass --overwrite to replace it"
         )
-    stylizer = flags.stylizer_from(args, **flags.feedback_options(args), **flags.polish_options(args))
+    stylizer = flags.stylizer_from(
+        args, **flags.feedback_options(args), **flags.polish_options(args), palette=args.palette
+    )
     methods = args.method or ["adain", "content", "style"]
     results = evaluate(
         stylizer, contents, styles, methods, args.size, not args.quiet, args.gatys_iters, alpha=args.alpha
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "alpha": args.alpha,
         "feedback": args.feedback,
         "feedback_preview": args.feedback_preview,
+        "palette": args.palette,
         "polish": args.polish,
         "polish_style_weight": stylizer.options.polish_style_weight,
     }

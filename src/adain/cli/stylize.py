@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import defaults
-from ..errors import AdainError
+from ..errors import AdainError, UsageError
 from . import args as flags
 
 
@@ -31,6 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="blend all the styles into one with these weights")  # fmt: skip
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     flags.add_feedback_flag(parser)
+    flags.add_palette_flag(parser)
     flags.add_polish_flag(parser)
     parser.add_argument("--mask", type=Path,
                         help="mask image: white gets the first style, black the second (two styles)")  # fmt: skip
@@ -59,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if not contents or not styles:
         raise AdainError("nothing to stylize" if problems else "no content or style images given")
     flags.check_flag_controls(args.alpha, len(styles), args.style_weights, args.mask is not None)
+    if args.palette and (args.mask is not None or args.preserve_color):
+        raise UsageError(
+            f"--palette does not go with {'--mask' if args.mask is not None else '--preserve-color'}"
+        )
     if args.mask is not None and not args.mask.is_file():
         raise AdainError(f"{args.mask}: mask file not found")
     combined = args.style_weights is not None or args.mask is not None
@@ -78,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         **flags.feedback_options(args),
         **flags.polish_options(args),
+        palette=args.palette,
     )
     stylizer = flags.stylizer_from(args, **vars(options))
     results = batch.stylize_jobs(
