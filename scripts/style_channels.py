@@ -602,33 +602,29 @@ def main() -> None:
         help="also these style images (unseen): the style loss's terms of outputs with the predicted statistics",
     )
     known.set_defaults(run=predict)
-    ranged = sub.add_parser(
-        "clamp", help="how much the clamp of the saved image costs each decoder's style loss"
-    )
-    ranged.add_argument("content_dir")
-    ranged.add_argument("style_dir")
-    ranged.add_argument("decoders", nargs="+")
-    ranged.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
-    ranged.set_defaults(run=clamp)
-    sharp = sub.add_parser("sharpen", help="what an unsharp mask of the output does to both losses")
-    sharp.add_argument("content_dir")
-    sharp.add_argument("style_dir")
-    sharp.add_argument("decoders", nargs="+")
-    sharp.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
+
+    def maps_parser(
+        name: str, run: Callable[[argparse.Namespace], None], text: str
+    ) -> argparse.ArgumentParser:
+        """A mode of ``compare_maps``: the pairs of two folders, each decoder's output mapped."""
+        mode = sub.add_parser(name, help=text)
+        mode.add_argument("content_dir")
+        mode.add_argument("style_dir")
+        mode.add_argument("decoders", nargs="+")
+        mode.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
+        mode.set_defaults(run=run)
+        return mode
+
+    maps_parser("clamp", clamp, "how much the clamp of the saved image costs each decoder's style loss")
+    sharp = maps_parser("sharpen", sharpen, "what an unsharp mask of the output does to both losses")
     sharp.add_argument("--amounts", type=float, nargs="+", default=[0.5, 1.0, 2.0])
     sharp.add_argument("--sigmas", type=float, nargs="+", default=[0.7, 1.5], help="the blur's, in pixels")
-    sharp.set_defaults(run=sharpen)
-    recol = sub.add_parser(
-        "recolour", help="what recolouring the output to the style's palette does to both losses"
+    recol = maps_parser(
+        "recolour", recolour, "what recolouring the output to the style's palette does to both losses"
     )
-    recol.add_argument("content_dir")
-    recol.add_argument("style_dir")
-    recol.add_argument("decoders", nargs="+")
-    recol.add_argument("--every", type=int, default=1, help="every K-th content and style (default all)")
     recol.add_argument(
         "--strengths", type=float, nargs="+", default=[0.5, 1.0], help="0: none, 1: all the way"
     )
-    recol.set_defaults(run=recolour)
     fed = sub.add_parser("feedback", help="the relu4_1 statistics the decoder misses, and one feedback pass")
     fed.add_argument("content_dir")
     fed.add_argument("style_dir")
