@@ -12,6 +12,7 @@ from adain.errors import AdainError
 from adain.stylize import StyleCode, blend_palettes, palette_of
 
 from .conftest import exit_status, make_image, one_pair_eval_argv, stylize_argv
+from .test_dataset import dataset_args, manifest, tree  # noqa: F401 (the fixture)
 
 
 def distance_to(palette, image: Image.Image) -> float:
@@ -103,3 +104,17 @@ def test_the_cli_and_the_evaluation_take_it(decoder_file, tmp_path, warm_style):
         == 0
     )
     assert json.loads((report / "summary.json").read_text())["palette"] == 0.5
+
+
+def test_a_dataset_takes_it_and_records_it(tree, tmp_path, decoder_file):  # noqa: F811 (the fixture)
+    plain, recoloured = tmp_path / "plain", tmp_path / "recoloured"
+    assert exit_status(dataset_args(tree, plain, decoder_file, "--ext", "png")) == 0
+    assert exit_status(dataset_args(tree, recoloured, decoder_file, "--ext", "png", "--palette", "1")) == 0
+    assert json.loads((recoloured / "dataset.json").read_text())["weights"]["palette"] == 1
+    assert "palette" not in json.loads((plain / "dataset.json").read_text())["weights"]
+    rows = manifest(recoloured)
+    assert {r["status"] for r in rows} == {"ok"}
+    style = images.to_tensor(images.load_image(tree[1] / rows[0]["style"]))
+    a, b = (images.load_image(out / rows[0]["output"]) for out in (plain, recoloured))
+    target = palette_of(style)
+    assert distance_to(target, b) < distance_to(target, a)

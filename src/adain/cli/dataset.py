@@ -51,6 +51,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="join this Ray cluster (e.g. auto, or HEAD_IP:6379); default: start a local Ray for the run")  # fmt: skip
     add("--overwrite", action="store_true", help="start afresh in an output tree made with other settings")
     flags.add_feedback_flag(parser)
+    flags.add_palette_flag(parser)
     flags.add_polish_flag(parser)
     flags.add_max_memory_flag(parser)
     flags.add_weights_flags(parser)
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     weights = {"vgg": args.vgg and str(args.vgg), "decoder": args.decoder and str(args.decoder),
                "device": args.device, "fast": not args.plain, "precision": args.precision}  # fmt: skip
     # only the options asked for, so that runs from before the flags resume as they were
-    chosen = {**flags.feedback_options(args), **flags.polish_options(args)}
+    chosen = {**flags.feedback_options(args), **flags.polish_options(args), "palette": args.palette}
     if args.max_memory is not None:
         chosen["max_memory_mb"] = args.max_memory
     weights.update({name: value for name, value in chosen.items() if value})
