@@ -70,8 +70,9 @@ def test_what_palette_cannot_take_is_refused(stylizer, tmp_path, warm_style):
     with pytest.raises(AdainError, match="choose one"):
         painter(content, warm_style, preserve_color=True)
     batch = images.to_tensor(images.load_image(content))
-    with pytest.raises(AdainError, match="palette works on one image at a time"):
-        painter.stylize_tensor(batch, [painter.encode_style(warm_style)])
+    code = painter.encode_style(warm_style)
+    with pytest.raises(AdainError, match="no palette"):
+        painter.stylize_tensor(batch, [StyleCode(code.mean, code.std)])
     with pytest.raises(AdainError, match="palette must be from 0 to 1"):
         stylizer.with_options(palette=1.5)
 
@@ -118,3 +119,22 @@ def test_a_dataset_takes_it_and_records_it(tree, tmp_path, decoder_file):  # noq
     a, b = (images.load_image(out / rows[0]["output"]) for out in (plain, recoloured))
     target = palette_of(style)
     assert distance_to(target, b) < distance_to(target, a)
+
+
+def test_batches_take_it_image_by_image(stylizer, tmp_path, warm_style):
+    painter = stylizer.with_options(palette=0.5)
+    codes = [
+        painter.encode_style(warm_style),
+        painter.encode_style(make_image(tmp_path / "cool.png", seed=8)),
+    ]
+    contents = [make_image(tmp_path / f"c{i}.png", (48, 40), seed=i) for i in (1, 2)]
+    batch = torch.cat([images.to_tensor(images.load_image(c)) for c in contents])
+    each = painter.stylize_each(batch, codes, [1.0, 0.5])
+    for i, (code, alpha) in enumerate(zip(codes, [1.0, 0.5], strict=True)):
+        assert torch.allclose(
+            each[i : i + 1], painter.stylize_tensor(batch[i : i + 1], [code], alpha), atol=1e-4
+        )
+    moved, plain = (s.stylize_tensor(batch[:1], codes[:1]) for s in (painter, stylizer))
+    assert distance_to(codes[0].palette, images.to_pil(moved)) < distance_to(
+        codes[0].palette, images.to_pil(plain)
+    )

@@ -362,7 +362,7 @@ class Stylizer:
         if self.options.palette:
             palettes = [code.palette for code in codes]
             target = blend_palettes(palettes, style_shares(style_weights, len(codes)))  # type: ignore[arg-type]
-            out = toward_palette(out, target, self.options.palette * alpha)
+            out = self._toward_palettes(out, [target], [alpha])
         if self.options.polish:
             out = self._polish(out, x, style_stats, style_weights, alpha)
 
@@ -408,9 +408,15 @@ class Stylizer:
         """
         check_controls(alpha, len(styles), style_weights, mask is not None)
         _check_batch(x, styles, "stylize_tensor", self.options)
+        if self.options.palette:
+            self._check_palette(styles, mask, False)
         mask_image = None if mask is None else self._image(mask)
         targets = style_targets([s.to(self.device) for s in styles], style_weights, mask is not None)
-        return self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth)
+        out = self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth)
+        if not self.options.palette:
+            return out
+        palette = blend_palettes([s.palette for s in styles], style_shares(style_weights, len(styles)))  # type: ignore[misc]
+        return self._toward_palettes(out, [palette] * len(out), [alpha] * len(out))
 
     @torch.inference_mode()
     def stylize_each(self, x: Tensor, styles: Sequence[StyleCode], alphas: Sequence[float]) -> Tensor:
@@ -423,8 +429,18 @@ class Stylizer:
             )
         for alpha in alphas:
             check_controls(alpha, 1, None, False)
+        if self.options.palette:
+            self._check_palette(styles, None, False)
         targets = [style_targets([s.to(self.device)], None, False) for s in styles]
-        return self._render_batch(x, targets, list(alphas), None, None)
+        out = self._render_batch(x, targets, list(alphas), None, None)
+        if not self.options.palette:
+            return out
+        return self._toward_palettes(out, [s.palette for s in styles], list(alphas))  # type: ignore[misc]
+
+    def _toward_palettes(self, out: Tensor, palettes: Sequence[Palette], alphas: Sequence[float]) -> Tensor:
+        """Each image of the batch moved towards its palette by the ``palette`` option times its alpha."""
+        share, pairs = self.options.palette, zip(out.split(1), palettes, alphas, strict=True)
+        return torch.cat([toward_palette(image, p, share * a) for image, p, a in pairs]).to(out.dtype)
 
     def _render_batch(
         self,
@@ -759,9 +775,8 @@ def _style_name(style: ImageLike) -> str:
 
 
 def _check_batch(x: object, styles: Sequence[object], method: str, options: StylizerOptions) -> None:
-    for name in ("polish", "palette"):
-        if getattr(options, name):
-            raise AdainError(f"{name} works on one image at a time (Stylizer(...)), not in {method}")
+    if options.polish:
+        raise AdainError(f"polish works on one image at a time (Stylizer(...)), not in {method}")
     if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[1] != 3 or not x.is_floating_point():
         raise ImageError(f"{method} takes an (N, 3, H, W) float batch in [0, 1]")
     if len(x) == 0:
