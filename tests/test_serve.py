@@ -132,6 +132,29 @@ def test_kept_styles_are_polished_towards_taps_measured_once(client, tmp_path, m
     assert kept.content == sent.content  # the same taps, measured before
 
 
+def test_palette_moves_the_colours_on_the_server(client, tmp_path):
+    from adain import images
+    from adain.stylize import palette_of
+
+    def distance(response, target) -> float:
+        mean, cov = palette_of(images.to_tensor(Image.open(io.BytesIO(response.content))))
+        return float((mean - target[0]).norm() + (cov - target[1]).norm())
+
+    art = Image.open(io.BytesIO(png_bytes((40, 40), 2, tmp_path)))  # the style stylize() sends
+    target = palette_of(images.to_tensor(art))
+    once = stylize(client, tmp_path, content_size="0", format="png")
+    moved = stylize(client, tmp_path, content_size="0", format="png", palette="1")
+    assert once.status_code == moved.status_code == 200 and distance(moved, target) < distance(once, target)
+    kept = stylize(client, tmp_path, with_style=False, style_id="waves", palette="0.5")  # a built-in style's
+    assert kept.status_code == 200
+    for fields, reason in (
+        ({"palette": "1.5"}, "palette"),
+        ({"palette": "1", "preserve_color": "true"}, "choose one"),
+    ):
+        refused = stylize(client, tmp_path, **fields)
+        assert refused.status_code == 422 and reason in str(refused.json()["detail"])
+
+
 def test_the_servers_budget_takes_polish_of_a_16_9_photo_at_512_px(stylizer):
     import torch
 

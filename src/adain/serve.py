@@ -250,9 +250,10 @@ class Studio:
 
     async def stylize(self, content: UploadFile, style: list[UploadFile], style_id: list[str],
                       mask: UploadFile | None, controls: dict, request: Request | None = None,
-                      feedback: float = 0.0, polish: int = 0) -> Image.Image:  # fmt: skip
+                      feedback: float = 0.0, polish: int = 0, palette: float = 0.0) -> Image.Image:  # fmt: skip
         """The stylized image; ``controls`` are the form's alpha, style_weights, preserve_color and
-        content_size, ``feedback`` and ``polish`` the stylizer options (0: one pass, no steps). Nothing
+        content_size, ``feedback``, ``polish`` and ``palette`` the stylizer options (0: one pass, no
+        steps, the decoder's colours). Nothing
         is decoded before the request holds its place at the gate."""
         if polish > self.config.max_polish:
             raise AdainError(
@@ -273,7 +274,9 @@ class Studio:
             mask_img = await self.decode(mask, "mask") if mask is not None else None
             async with _watch_client(request) as gone:
                 # polled before each tile
-                stylizer = self.stylizer.with_options(cancelled=gone.is_set, feedback=feedback, polish=polish)
+                stylizer = self.stylizer.with_options(
+                    cancelled=gone.is_set, feedback=feedback, polish=polish, palette=palette
+                )
                 return await run_in_threadpool(_run, stylizer, content_img, styles, mask_img,
                                                style_size=self.config.style_size, **controls)  # fmt: skip
 
@@ -405,12 +408,21 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
                 "server's --max-polish; not with a mask)",
             ),
         ] = 0,
+        palette: Annotated[
+            float,
+            Form(
+                ge=0.0,
+                le=1.0,
+                description="move the result's colours this share of the way to the style image's "
+                "RGB mean and covariance (0: none; not with a mask or preserve_color)",
+            ),
+        ] = 0.0,
     ) -> Response:
         """Paint ``content`` in the style(s); returns the image."""
         controls = {"alpha": alpha, "style_weights": style_weights, "preserve_color": preserve_color,
                     "content_size": content_size}  # fmt: skip
         image = await studio.stylize(
-            content, style or [], style_id or [], mask, controls, request, feedback, polish
+            content, style or [], style_id or [], mask, controls, request, feedback, polish, palette
         )
         return Response(_encode(image, format), media_type=MEDIA[format][1])
 
@@ -466,7 +478,7 @@ def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int, po
     resized = images.resize_short_side(images.flatten_alpha(img), size)
     code = stylizer.encode_style(resized)
     polish_code = stylizer.with_options(polish=1).encode_style(resized) if polish else None
-    return Style(name, StyleCode(code.mean, code.std, name), resized, polish_code)
+    return Style(name, StyleCode(code.mean, code.std, name, palette=code.palette), resized, polish_code)
 
 
 def _run(stylizer: Stylizer, content: Image.Image, styles: list[Style], mask: Image.Image | None,
