@@ -360,9 +360,7 @@ class Stylizer:
         targets = style_targets(codes, style_weights, mask is not None)
         out = self._render(x, [targets], [alpha], mask)
         if self.options.palette:
-            palettes = [code.palette for code in codes]
-            target = blend_palettes(palettes, style_shares(style_weights, len(codes)))  # type: ignore[arg-type]
-            out = self._toward_palettes(out, [target], [alpha])
+            out = self._toward_palettes(out, [_blended_palette(codes, style_weights)], [alpha])
         if self.options.polish:
             out = self._polish(out, x, style_stats, style_weights, alpha)
 
@@ -415,7 +413,7 @@ class Stylizer:
         out = self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth)
         if not self.options.palette:
             return out
-        palette = blend_palettes([s.palette for s in styles], style_shares(style_weights, len(styles)))  # type: ignore[misc]
+        palette = _blended_palette(styles, style_weights)
         return self._toward_palettes(out, [palette] * len(out), [alpha] * len(out))
 
     @torch.inference_mode()
@@ -867,6 +865,13 @@ def palette_of(img: Tensor, eps: float = 1e-5) -> Palette:
     centred = pixels - mu
     cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(3, dtype=torch.float64, device=img.device)
     return mu, cov
+
+
+def _blended_palette(codes: Sequence[StyleCode], style_weights: Sequence[float] | None) -> Palette:
+    """The palette that a blend of these encoded styles moves outputs to (each code has one:
+    ``_check_palette`` refused those without)."""
+    palettes = [code.palette for code in codes]
+    return blend_palettes(palettes, style_shares(style_weights, len(codes)))  # type: ignore[arg-type]
 
 
 def blend_palettes(palettes: Sequence[Palette], shares: Sequence[float]) -> Palette:
