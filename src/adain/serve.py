@@ -19,7 +19,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -478,7 +478,7 @@ def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int, po
     resized = images.resize_short_side(images.flatten_alpha(img), size)
     code = stylizer.encode_style(resized)
     polish_code = stylizer.with_options(polish=1).encode_style(resized) if polish else None
-    return Style(name, StyleCode(code.mean, code.std, name, palette=code.palette), resized, polish_code)
+    return Style(name, replace(code, name=name), resized, polish_code)
 
 
 def _run(stylizer: Stylizer, content: Image.Image, styles: list[Style], mask: Image.Image | None,
