@@ -91,7 +91,7 @@ from adain.features import TAP_CHANNELS, tap_statistics
 from adain.gatys import POLISH_LR, polish
 from adain.losses import content_loss, style_loss_terms
 from adain.nets import TAPS, adain_stats, feedback_targets, mean_std, taps
-from adain.stylize import StyleCode, Stylizer, match_color
+from adain.stylize import StyleCode, Stylizer, palette_of, toward_palette
 
 # where each tap's channels start in the 960 statistics of a feature cache (and of tap_means)
 OFFSETS = dict(zip(TAPS, (sum(TAP_CHANNELS[:i]) for i in range(len(TAP_CHANNELS))), strict=True))
@@ -325,12 +325,11 @@ def unsharp(amount: float, sigma: float) -> Callable[[torch.Tensor], torch.Tenso
 
 def recoloured(strength: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The clamped output moved ``strength`` of the way to itself recoloured to the style image's RGB
-    mean and covariance (``match_color``, the paper's colour preservation turned round): each style's
-    own palette, where the decoder makes about the same amount of a colour whatever the style asks."""
+    mean and covariance (the ``palette`` option's ``toward_palette``): each style's own palette,
+    where the decoder makes about the same amount of a colour whatever the style asks."""
 
     def recolour(image: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        image = image.clamp(0, 1)
-        return torch.lerp(image, match_color(image, style), strength)
+        return toward_palette(image.clamp(0, 1), palette_of(style), strength)
 
     return recolour
 
