@@ -16,6 +16,7 @@ Throughput: ``adain video`` end to end (decoding, networks, blend, encoding) on 
     python benchmarks/video_consistency.py [--frames 48] [--strength 0.8] [--decoder D]
     python benchmarks/video_consistency.py --sweep   # renew x stretch on the two clips
     python benchmarks/video_consistency.py --feedback 0.5 --out benchmarks/results/video_consistency-feedback.json
+    python benchmarks/video_consistency.py --palette 0.25 --out benchmarks/results/video_consistency-palette.json
 
 ``--sweep`` measures the trade-off of ``FlowBlend``'s stroke settings instead: warping error and
 style loss against the plain output at strength 0.8 for strokes renewed every 20 / 12 / 8 frames,
@@ -26,7 +27,9 @@ Modes: the input itself, the plain per-frame output, ``--temporal`` and, to show
 renewed, ``--temporal`` with its strokes never renewed (``FlowBlend(renew=0)``). ``--feedback S``
 adds the per-frame output painted twice (``adain video --feedback S``: each frame's own miss moves
 its targets, so the second pass may flicker where the first did not) and that output through
-``--temporal``, and times it too.
+``--temporal``, and times it too; ``--palette S`` likewise adds the output with its colours moved
+towards the style's (``adain video --palette S``: each frame recoloured from its own statistics).
+Given both, the variant has both.
 """
 
 from __future__ import annotations
@@ -103,15 +106,21 @@ def blended(frames: list[np.ndarray], plain: list[np.ndarray], **options) -> lis
     return [blend(f, r) for f, r in zip(frames, plain, strict=True)]
 
 
-def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss, feedback=0.0) -> dict:
+def variant_name(variant: dict[str, float]) -> str:
+    return ", ".join(f"{option} {value:g}" for option, value in variant.items())
+
+
+def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss, variant) -> dict:
+    """Warping error and style loss of each mode on one clip; ``variant``: stylizer options (such
+    as feedback or palette) whose output is measured too, plain and through ``--temporal``."""
     plain, seconds = per_frame(stylizer, style, frames)
     modes = {"input": frames, "plain": plain}
     for label, options in ((f"temporal {strength:g}", {}), ("never renewed", {"renew": 0})):
         modes[label] = blended(frames, plain, strength=strength, **options)
-    if feedback:
-        twice, _ = per_frame(stylizer.with_options(feedback=feedback), style, frames)
-        modes[f"feedback {feedback:g}"] = twice
-        modes[f"feedback {feedback:g}, temporal {strength:g}"] = blended(frames, twice, strength=strength)
+    if variant:
+        other, _ = per_frame(stylizer.with_options(**variant), style, frames)
+        modes[variant_name(variant)] = other
+        modes[f"{variant_name(variant)}, temporal {strength:g}"] = blended(frames, other, strength=strength)
     row = {"clip": name, "frames": len(frames), "size": list(frames[0].shape[1::-1]), "modes": {}}
     for mode, outputs in modes.items():
         outputs = rounded(outputs)
@@ -170,15 +179,13 @@ def scaled_clip(source: Path, target: Path, size: tuple[int, int], frames: int) 
     return target
 
 
-def throughput(
-    stylizer, style, tmp: Path, strength: float, frames: dict[str, int], feedback: float = 0.0
-) -> dict:
-    """Frames per second of ``stylize_video``, plain and temporal (and with ``feedback``, plain
-    painted twice) taking turns on each clip."""
+def throughput(stylizer, style, tmp: Path, strength: float, frames: dict[str, int], variant) -> dict:
+    """Frames per second of ``stylize_video``, plain and temporal (and with ``variant``'s options,
+    plain) taking turns on each clip."""
     code = [stylizer.encode_style(style, 512)]
     modes = {"plain": (stylizer, None), "temporal": (stylizer, strength)}
-    if feedback:
-        modes["feedback"] = (stylizer.with_options(feedback=feedback), None)
+    if variant:
+        modes[variant_name(variant)] = (stylizer.with_options(**variant), None)
     result = {}
     for (width, height), count in ((640, 360), frames["360p"]), ((1280, 720), frames["720p"]):
         clip = scaled_clip(VIDEOS / "cutBunny.mp4", tmp / f"{height}p.mp4", (width, height), count)
@@ -211,6 +218,9 @@ def main() -> None:
     parser.add_argument(
         "--feedback", type=float, default=0.0, help="also the output painted twice (see above)"
     )
+    parser.add_argument(
+        "--palette", type=float, default=0.0, help="also the output in the style's colours (see above)"
+    )
     add_out_flags(parser, "video_consistency.json")
     sweeping = parser.parse_known_args()[0].sweep  # which file --out defaults to
     if sweeping:
@@ -218,22 +228,24 @@ def main() -> None:
     args = parse_args(parser)
     stylizer = Stylizer.from_pretrained(decoder=args.decoder)
     loss = StyleLoss(stylizer, args.style)
+    variant = {option: value for option in ("feedback", "palette") if (value := getattr(args, option))}
     if sweeping:
         write_results(args.out, {"style": args.style.name, "frames": args.frames,
                                  "rows": sweep(stylizer, args.style, loss, args.frames)})  # fmt: skip
         return
     rows = [
-        measure_clip(name, frames, flows, masks, stylizer, args.style, args.strength, loss, args.feedback)
+        measure_clip(name, frames, flows, masks, stylizer, args.style, args.strength, loss, variant)
         for name, frames, flows, masks in clips(args.frames)
     ]
     photo = np.asarray(Image.open(PAN_PHOTO).convert("RGB"))
     pan = camera_move(photo, args.frames, (640, 360))
     pan_name = f"pan and zoom over {PAN_PHOTO.name}"
-    rows.append(measure_clip(pan_name, *pan, stylizer, args.style, args.strength, loss, args.feedback))
+    rows.append(measure_clip(pan_name, *pan, stylizer, args.style, args.strength, loss, variant))
     counts = dict(zip(("360p", "720p"), (int(n) for n in args.fps_frames.split(",")), strict=True))
     with tempfile.TemporaryDirectory() as tmp:
-        speed = throughput(stylizer, args.style, Path(tmp), args.strength, counts, args.feedback)
-    write_results(args.out, {"style": args.style.name, "feedback": args.feedback, "clips": rows, "throughput": speed,
+        speed = throughput(stylizer, args.style, Path(tmp), args.strength, counts, variant)
+    write_results(args.out, {"style": args.style.name, "feedback": args.feedback, "palette": args.palette,
+                             "clips": rows, "throughput": speed,
                              "flow_for_measuring": "OpenCV Farneback (true flow for the camera move)"})  # fmt: skip
 
 

@@ -158,6 +158,46 @@ def test_feedback_paints_each_frame_twice_from_its_own_miss(stylizer, tmp_path, 
     assert not (tmp_path / "bad.mkv").exists()
 
 
+def test_palette_moves_every_frame_towards_the_styles_colours(stylizer, tmp_path, decoder_file, capsys):
+    """``--palette``: each frame recoloured towards the style image's RGB mean and covariance; with
+    a mask or colour preservation, refused before any output is made."""
+    import numpy as np
+    import torch
+
+    from adain import images
+    from adain.errors import AdainError
+    from adain.stylize import palette_of
+    from adain.video import FramePainter
+
+    style = images.to_tensor(images.load_image(STYLE))
+    target = palette_of(style)
+
+    def distance(frame: np.ndarray) -> float:
+        mean, cov = palette_of(torch.from_numpy(frame / 255).permute(2, 0, 1)[None].float())
+        return (torch.linalg.norm(mean - target[0]) + torch.linalg.norm(cov - target[1])).item()
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for _ in range(2)]
+    painter = stylizer.with_options(palette=1)
+    moved = FramePainter(painter, [STYLE], style_size=64)(frames)
+    plain = FramePainter(stylizer, [STYLE], style_size=64)(frames)
+    for m, p in zip(moved, plain, strict=True):
+        assert distance(m) < 0.5 * distance(p)
+    with pytest.raises(AdainError, match="choose one"):
+        FramePainter(painter, [STYLE], preserve_color=True, style_size=64)
+
+    clip = synth_video(tmp_path / "in.mkv", frames=3)
+    made = tmp_path / "moved.mkv"
+    assert main(["video", *video_args(decoder_file, clip, "-s", STYLE, "-o", made, "--palette", 0.5)]) == 0
+    assert probe(made)["frames"] == 3
+    mask = make_image(tmp_path / "mask.png", (64, 48), seed=2)
+    for bad in (["--mask", mask, "-s", STYLE, STYLE], ["--preserve-color", "-s", STYLE]):
+        argv = video_args(decoder_file, clip, "-o", tmp_path / "bad.mkv", "--palette", 0.5, *bad)
+        assert main(["video", *argv]) == 2
+        assert "--palette does not go with" in capsys.readouterr().err
+    assert not (tmp_path / "bad.mkv").exists()
+
+
 def test_odd_frame_size_and_existing_output(tmp_path, decoder_file, capsys):
     odd = synth_video(tmp_path / "odd.mkv", size=(33, 32), frames=2)
     assert main(["video", *video_args(decoder_file, odd, "-s", STYLE, "-o", tmp_path / "o.mp4")]) == 1

@@ -345,7 +345,7 @@ class Stylizer:
         if mask is not None:  # the mask follows the content through the same resize and crop
             mask = self._prepare(self._mask_image(mask, original.size), content_size, crop)
         if self.options.palette:
-            self._check_palette(styles, mask, preserve_color)
+            check_palette(styles, mask, preserve_color)
         if preserve_color:
             if any(isinstance(s, StyleCode) for s in styles):
                 raise AdainError("preserve_color needs the style images, not encoded styles")
@@ -407,7 +407,7 @@ class Stylizer:
         check_controls(alpha, len(styles), style_weights, mask is not None)
         _check_batch(x, styles, "stylize_tensor", self.options)
         if self.options.palette:
-            self._check_palette(styles, mask, False)
+            check_palette(styles, mask, False)
         mask_image = None if mask is None else self._image(mask)
         targets = style_targets([s.to(self.device) for s in styles], style_weights, mask is not None)
         out = self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth)
@@ -428,7 +428,7 @@ class Stylizer:
         for alpha in alphas:
             check_controls(alpha, 1, None, False)
         if self.options.palette:
-            self._check_palette(styles, None, False)
+            check_palette(styles, None, False)
         targets = [style_targets([s.to(self.device)], None, False) for s in styles]
         out = self._render_batch(x, targets, list(alphas), None, None)
         if not self.options.palette:
@@ -508,19 +508,6 @@ class Stylizer:
             raise AdainError(
                 f"polishing a {width}x{height} image takes about {need:,.0f} MB, over the memory budget of "
                 f"{self.options.memory_mb:,g} MB (raise --max-memory or lower --content-size)"
-            )
-
-    @staticmethod
-    def _check_palette(styles: Sequence[StyleLike], mask: ImageLike | None, preserve_color: bool) -> None:
-        """What ``palette`` cannot take, refused before any work."""
-        if mask is not None:
-            raise AdainError("palette does not take a mask (each region would need its own palette)")
-        if preserve_color:
-            raise AdainError("palette moves the colours to the style's and preserve_color keeps the content's: "
-                             "choose one")  # fmt: skip
-        if any(isinstance(s, StyleCode) and s.palette is None for s in styles):
-            raise AdainError(
-                "this encoded style has no palette (saved before it had one): encode the style image again"
             )
 
     def _polish_codes(self, styles: Sequence[StyleLike], size: int, crop: bool) -> list[StyleCode]:
@@ -811,6 +798,19 @@ def style_targets(
     return [blend([(c.mean, c.std) for c in codes], style_shares(style_weights, len(codes)))]
 
 
+def check_palette(styles: Sequence[StyleLike], mask: ImageLike | None, preserve_color: bool) -> None:
+    """What the ``palette`` option cannot take, refused before any work."""
+    if mask is not None:
+        raise AdainError("palette does not take a mask (each region would need its own palette)")
+    if preserve_color:
+        raise AdainError("palette moves the colours to the style's and preserve_color keeps the content's: "
+                         "choose one")  # fmt: skip
+    if any(isinstance(s, StyleCode) and s.palette is None for s in styles):
+        raise AdainError(
+            "this encoded style has no palette (saved before it had one): encode the style image again"
+        )
+
+
 def check_controls(alpha: float, n_styles: int, style_weights: Sequence[float] | None, masked: bool) -> None:
     """One-line errors for controls that do not fit together."""
     if not _is_number(alpha) or not 0.0 <= alpha <= 1.0:
@@ -869,7 +869,7 @@ def palette_of(img: Tensor, eps: float = 1e-5) -> Palette:
 
 def _blended_palette(codes: Sequence[StyleCode], style_weights: Sequence[float] | None) -> Palette:
     """The palette that a blend of these encoded styles moves outputs to (each code has one:
-    ``_check_palette`` refused those without)."""
+    ``check_palette`` refused those without)."""
     palettes = [code.palette for code in codes]
     return blend_palettes(palettes, style_shares(style_weights, len(codes)))  # type: ignore[arg-type]
 

@@ -22,7 +22,7 @@ import torch
 
 from . import defaults, files, images
 from .errors import AdainError
-from .stylize import ImageLike, StyleCode, StyleLike, Stylizer, check_controls, match_color
+from .stylize import ImageLike, StyleCode, StyleLike, Stylizer, check_controls, check_palette, match_color
 
 
 def _open_input(path: Path):
@@ -88,6 +88,8 @@ class FramePainter:
         check_controls(alpha, len(styles), style_weights, mask is not None)
         if preserve_color and any(isinstance(s, StyleCode) for s in styles):
             raise AdainError("preserve_color needs the style images, not encoded styles")
+        if stylizer.options.palette:
+            check_palette(styles, mask, preserve_color)
         self.stylizer, self.alpha, self.style_weights = stylizer, alpha, style_weights
         if isinstance(mask, (str, os.PathLike)):  # read once, not once a batch
             mask = images.load_image(mask, stylizer.options.max_pixels)

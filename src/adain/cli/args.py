@@ -220,6 +220,19 @@ def add_palette_flag(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def palette_option(args: argparse.Namespace) -> dict[str, object]:
+    """The ``Stylizer`` option of ``add_palette_flag``'s flag, refused as a usage error beside what
+    cannot take it (the commands with a mask or colour preservation)."""
+    from ..errors import UsageError
+
+    if args.palette:
+        other = "--mask" if getattr(args, "mask", None) is not None else None
+        other = other or ("--preserve-color" if getattr(args, "preserve_color", False) else None)
+        if other:
+            raise UsageError(f"--palette does not go with {other}")
+    return {"palette": args.palette}
+
+
 def add_polish_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--polish", type=polish_steps, default=0, metavar="STEPS",

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .. import defaults
-from ..errors import AdainError, UsageError
+from ..errors import AdainError
 from . import args as flags
 
 
@@ -60,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if not contents or not styles:
         raise AdainError("nothing to stylize" if problems else "no content or style images given")
     flags.check_flag_controls(args.alpha, len(styles), args.style_weights, args.mask is not None)
-    if args.palette and (args.mask is not None or args.preserve_color):
-        raise UsageError(
-            f"--palette does not go with {'--mask' if args.mask is not None else '--preserve-color'}"
-        )
+    palette = flags.palette_option(args)
     if args.mask is not None and not args.mask.is_file():
         raise AdainError(f"{args.mask}: mask file not found")
     combined = args.style_weights is not None or args.mask is not None
@@ -83,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         **flags.feedback_options(args),
         **flags.polish_options(args),
-        palette=args.palette,
+        **palette,
     )
     stylizer = flags.stylizer_from(args, **vars(options))
     results = batch.stylize_jobs(

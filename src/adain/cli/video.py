@@ -30,6 +30,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--preserve-color", action="store_true",
         help="keep each frame's colours (the style recoloured per frame: about twice the work)")  # fmt: skip
     flags.add_feedback_flag(parser)
+    flags.add_palette_flag(parser)
     add("--batch", type=flags.positive_int, default=defaults.VIDEO_BATCH,
         help=f"frames stylized together (default {defaults.VIDEO_BATCH})")  # fmt: skip
     add("--codec", default=defaults.VIDEO_CODEC, help=f"video encoder (default {defaults.VIDEO_CODEC})")
@@ -54,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from ..stylize import StyleCode
 
     flags.check_flag_controls(args.alpha, len(args.style), args.style_weights, args.mask is not None)
+    options = {**flags.feedback_options(args), **flags.palette_option(args)}
     if args.output.exists() and not args.overwrite:
         raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
-    stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory, **flags.feedback_options(args))
+    stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory, **options)
     styles = [StyleCode.load(path) if path.suffix == ".safetensors" else path for path in args.style]
     paint = FramePainter(stylizer, styles, args.alpha, args.style_weights, args.mask, args.preserve_color,
                          args.temporal, args.style_size)  # fmt: skip
