@@ -149,7 +149,7 @@ def psnr(a, b) -> float:
 
 
 @needs_runtime
-@pytest.mark.parametrize("controls", ["alpha", "mask, colour", "mask, feedback"])
+@pytest.mark.parametrize("controls", ["alpha", "mask, colour", "mask, feedback", "blend, palette"])
 def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_path, controls):
     """The page's browser mode: nothing is posted, and the result is the server's within 35 dB."""
     import io
@@ -177,12 +177,20 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         page.set_input_files("#style-files", [str(path) for path in styles])
         page.fill("#alpha", "0.8")
         page.dispatch_event("#alpha", "input")
-        if controls != "alpha":
+        if "mask" in controls:
             page.set_input_files("#mask", str(MASK))
         if "colour" in controls:
             page.check("#preserve-color")
         if "feedback" in controls:
             page.check("#feedback")
+        if "palette" in controls:
+            page.check("#preserve-color")
+            page.check("#palette")  # the style's colours or the photo's: checking one clears the other
+            assert not page.is_checked("#preserve-color")
+            page.set_input_files("#mask", str(MASK))
+            page.click("#go")
+            assert "do not go with a mask" in page.inner_text("#error")
+            page.set_input_files("#mask", [])
         click_and_wait(page)
         status = page.inner_text("#status")
         assert "in this browser (WebAssembly" in status and "nothing was uploaded" in status
@@ -211,8 +219,10 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         "feedback": "0.5" if "feedback" in controls else "0",
     }
     files = [("content", content.read_bytes()), *[("style", path.read_bytes()) for path in styles]]
-    if controls != "alpha":
+    if "mask" in controls:
         files.append(("mask", MASK.read_bytes()))
+    if "palette" in controls:
+        form["palette"] = "0.25"
     import httpx
 
     response = httpx.post(server + "/v1/stylize", data=form, files=files, timeout=300)
@@ -231,6 +241,11 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         plain = Image.open(io.BytesIO(once.content)).convert("RGB")
         print(f"{controls}: against one pass {psnr(in_browser, plain):.1f} dB")
         assert psnr(in_browser, plain) < 35
+    if "palette" in controls:  # nearer the server's recoloured result than its plain one
+        response = httpx.post(server + "/v1/stylize", data={**form, "palette": "0"}, files=files, timeout=300)
+        plain = Image.open(io.BytesIO(response.content)).convert("RGB")
+        print(f"{controls}: against no palette {psnr(in_browser, plain):.1f} dB")
+        assert psnr(in_browser, plain) < psnr(in_browser, on_server) - 3
 
 
 @needs_runtime
