@@ -115,6 +115,13 @@ def main() -> None:
         tiles.append((painted, f"feedback 0.5, alpha={alpha}"))
     save(strip(tiles), "feedback")
 
+    c, s = content("avril"), style("picasso_seated_nude_hr")
+    tiles = [(load(c), "content"), (load(s), "style"), (run(c, s), "one pass")]
+    for share in (0.25, 0.5):
+        tiles.append((stylizer.with_options(palette=share)(c, s, content_size=args.size, style_size=args.size),
+                      f"palette {share}"))  # fmt: skip
+    save(strip(tiles), "palette")
+
     # polish adds grain too fine to see at the strips' scale: 200 px squares cut at 1:1 from 512 px results
     c, s = content("sailboat"), style("sketch")
 
