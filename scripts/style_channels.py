@@ -86,12 +86,13 @@ import torch
 import torch.nn.functional as F
 
 from adain import images
+from adain.colour import palette_of, toward_palette
 from adain.defaults import POLISH_STYLE_WEIGHT
 from adain.features import TAP_CHANNELS, tap_statistics
 from adain.gatys import POLISH_LR, polish
 from adain.losses import content_loss, style_loss_terms
 from adain.nets import TAPS, adain_stats, feedback_targets, mean_std, taps
-from adain.stylize import StyleCode, Stylizer, palette_of, toward_palette
+from adain.stylize import StyleCode, Stylizer
 
 # where each tap's channels start in the 960 statistics of a feature cache (and of tap_means)
 OFFSETS = dict(zip(TAPS, (sum(TAP_CHANNELS[:i]) for i in range(len(TAP_CHANNELS))), strict=True))

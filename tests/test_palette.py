@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from adain import images
+from adain.colour import blend_palettes, palette_of
 from adain.errors import AdainError
-from adain.stylize import StyleCode, blend_palettes, palette_of
+from adain.stylize import StyleCode
 
 from .conftest import exit_status, make_image, one_pair_eval_argv, stylize_argv
 from .test_dataset import dataset_args, manifest, tree  # noqa: F401 (the fixture)

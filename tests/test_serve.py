@@ -134,7 +134,7 @@ def test_kept_styles_are_polished_towards_taps_measured_once(client, tmp_path, m
 
 def test_palette_moves_the_colours_on_the_server(client, tmp_path):
     from adain import images
-    from adain.stylize import palette_of
+    from adain.colour import palette_of
 
     def distance(response, target) -> float:
         mean, cov = palette_of(images.to_tensor(Image.open(io.BytesIO(response.content))))

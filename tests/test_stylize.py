@@ -4,10 +4,11 @@ import torch
 from PIL import Image
 
 from adain import images
+from adain.colour import match_color
 from adain.errors import AdainError, ImageError
 from adain.nets import adain, mean_std
 from adain.nets import adain_regions as transform
-from adain.stylize import StyleCode, match_color
+from adain.stylize import StyleCode
 from adain.tiling import RegionStats, pad_to_stride
 
 from .conftest import CONTENT, STYLE, make_image, needs_shared

@@ -165,8 +165,8 @@ def test_palette_moves_every_frame_towards_the_styles_colours(stylizer, tmp_path
     import torch
 
     from adain import images
+    from adain.colour import palette_of
     from adain.errors import AdainError
-    from adain.stylize import palette_of
     from adain.video import FramePainter
 
     style = images.to_tensor(images.load_image(STYLE))

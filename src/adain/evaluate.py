@@ -25,12 +25,13 @@ import torch
 from torch import Tensor
 
 from . import files, images
+from .colour import palette_of, toward_palette
 from .errors import AdainError, ImageError
 from .gatys import gatys, polish, polish_targets
 from .losses import content_loss, style_loss_terms, sum_of_terms
 from .nets import TAPS, Stats, mean_std, taps
 from .plots import plot_summary
-from .stylize import StyleCode, Stylizer, palette_of, toward_palette
+from .stylize import StyleCode, Stylizer
 
 METHODS = ("adain", "gatys", "content", "style")
 

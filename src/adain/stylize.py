@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from . import defaults, devices, files, images, tiling, weights, winograd
 from .backend import Backend
+from .colour import Palette, blend_palettes, match_color, palette_of, toward_palette
 from .errors import AdainError, Cancelled, ImageError, PixelLimitError
 from .gatys import polish, polish_targets
 from .nets import (
@@ -46,9 +47,6 @@ from .tiling import STRIDE, pad_to_stride
 # activations kept for the backward pass, their gradients and the single pass before them (peak
 # resident size 1.8-1.9 GB at 512², 5.3-5.5 GB at 1024² with 3 steps: benchmarks/polish.py); never tiled
 POLISH_BYTES_PER_PIXEL = 6.5 * 1024
-
-
-Palette = tuple[Tensor, Tensor]  # an image's RGB mean (3, 1) and covariance (3, 3)
 
 
 @dataclass
@@ -858,53 +856,8 @@ def style_shares(style_weights: Sequence[float] | None, count: int) -> list[floa
     return [w / total for w in weights_]
 
 
-def palette_of(img: Tensor, eps: float = 1e-5) -> Palette:
-    """The RGB mean (3, 1) and covariance (3, 3) of a (1, 3, H, W) image, in float64."""
-    pixels = img[0].reshape(3, -1).double()
-    mu = pixels.mean(dim=1, keepdim=True)
-    centred = pixels - mu
-    cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(3, dtype=torch.float64, device=img.device)
-    return mu, cov
-
-
 def _blended_palette(codes: Sequence[StyleCode], style_weights: Sequence[float] | None) -> Palette:
     """The palette that a blend of these encoded styles moves outputs to (each code has one:
     ``check_palette`` refused those without)."""
     palettes = [code.palette for code in codes]
     return blend_palettes(palettes, style_shares(style_weights, len(codes)))  # type: ignore[arg-type]
-
-
-def blend_palettes(palettes: Sequence[Palette], shares: Sequence[float]) -> Palette:
-    """The palette of the styles' pixels pooled in these shares (a mixture's mean and covariance)."""
-    mu = sum(share * m for (m, _), share in zip(palettes, shares, strict=True))
-    second = sum(share * (c + m @ m.T) for (m, c), share in zip(palettes, shares, strict=True))
-    return mu, second - mu @ mu.T  # type: ignore[operator]
-
-
-def recolor(source: Tensor, palette: Palette, eps: float = 1e-5) -> Tensor:
-    """``source`` recoloured so its RGB mean and covariance are ``palette``'s (after Gatys et al.
-    2016): x -> C_t^(1/2) C_s^(-1/2) (x - mu_s) + mu_t, clamped to [0, 1]."""
-
-    def sqrtm(cov: Tensor, power: float) -> Tensor:
-        values, vectors = torch.linalg.eigh(cov)
-        return vectors @ torch.diag(values.clamp_min(eps) ** power) @ vectors.T
-
-    mu_s, cov_s = palette_of(source, eps)
-    mu_t, cov_t = (part.to(source.device, torch.float64) for part in palette)
-    transform = sqrtm(cov_t, 0.5) @ sqrtm(cov_s, -0.5)
-    pixels = source[0].reshape(3, -1).double()
-    out = transform @ (pixels - mu_s) + mu_t
-    return out.reshape_as(source[0]).unsqueeze(0).clamp(0, 1).to(source.dtype)
-
-
-def match_color(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
-    """``source`` recoloured to ``target``'s RGB mean and covariance: the paper's colour preservation
-    when the source is the style and the target the content."""
-    return recolor(source, palette_of(target, eps), eps)
-
-
-def toward_palette(image: Tensor, palette: Palette, share: float) -> Tensor:
-    """A (1, 3, H, W) output clamped to [0, 1] and moved ``share`` of the way to itself recoloured
-    to ``palette`` (``palette``: README, "Palette")."""
-    image = image.float().clamp(0, 1)
-    return torch.lerp(image, recolor(image, palette), share)

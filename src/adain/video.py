@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from . import defaults, files, images
+from .colour import match_color
 from .errors import AdainError
-from .stylize import ImageLike, StyleCode, StyleLike, Stylizer, check_controls, check_palette, match_color
+from .stylize import ImageLike, StyleCode, StyleLike, Stylizer, check_controls, check_palette
 
 
 def _open_input(path: Path):
