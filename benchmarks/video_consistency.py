@@ -28,8 +28,11 @@ renewed, ``--temporal`` with its strokes never renewed (``FlowBlend(renew=0)``).
 adds the per-frame output painted twice (``adain video --feedback S``: each frame's own miss moves
 its targets, so the second pass may flicker where the first did not) and that output through
 ``--temporal``, and times it too; ``--palette S`` likewise adds the output with its colours moved
-towards the style's (``adain video --palette S``: each frame recoloured from its own statistics).
-Given both, the variant has both.
+towards the style's (``adain video --palette S``: each frame recoloured from its own statistics),
+and says what the recolouring does to the plain frames: its mean squared gain on their colours'
+deviations (above 1: more contrast, and the plain output's own flicker amplified with it) and how
+much its 3x3 transform changes from one frame to the next, against its size. Given both, the
+variant has both.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from PIL import Image
 from results_file import add_out_flags, parse_args, write_results
 
 from adain import Stylizer, defaults
+from adain.colour import colour_transform, palette_of
 from adain.losses import style_loss
 from adain.nets import taps
 from adain.temporal import FlowBlend, camera_move, reference_flows, warping_error
@@ -122,6 +126,8 @@ def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss, va
         modes[variant_name(variant)] = other
         modes[f"{variant_name(variant)}, temporal {strength:g}"] = blended(frames, other, strength=strength)
     row = {"clip": name, "frames": len(frames), "size": list(frames[0].shape[1::-1]), "modes": {}}
+    if variant.get("palette"):
+        row["palette_transform"] = palette_gain(stylizer, style, rounded(plain), variant["palette"])
     for mode, outputs in modes.items():
         outputs = rounded(outputs)
         row["modes"][mode] = {
@@ -140,6 +146,26 @@ def measure_clip(name, frames, flows, masks, stylizer, style, strength, loss, va
             f"  {mode:14s} warping error {values['warping_error']:.5f} ({values['vs_plain']:.2f}x plain){sl}"
         )
     return row
+
+
+def palette_gain(stylizer: Stylizer, style: Path, outputs: list[np.ndarray], share: float) -> dict:
+    """What ``--palette share`` does to these plain frames: the mean squared gain of its map on
+    their colours' deviations (trace(M^T M) / 3 with M = (1 - share) I + share T, T each frame's
+    colour transform to the style's palette) and the mean change of M from frame to frame over
+    its mean size (Frobenius norms)."""
+    target = palette_of(stylizer.style_tensor(style, 512))
+    maps = []
+    for frame in outputs:
+        x = torch.from_numpy(frame).permute(2, 0, 1)[None].double() / 255
+        transform = colour_transform(palette_of(x), target)
+        maps.append((1 - share) * torch.eye(3, dtype=torch.float64) + share * transform)
+    m = torch.stack(maps)
+    gain = torch.einsum("nij,nij->n", m, m).mean().item() / 3
+    change = (m[1:] - m[:-1]).norm(dim=(1, 2)).mean().item() / m.norm(dim=(1, 2)).mean().item()
+    print(
+        f"  palette {share:g} on the plain frames: squared gain {gain:.3f}, frame-to-frame change {change:.2%}"
+    )
+    return {"squared_gain": gain, "frame_to_frame_change": change}
 
 
 def sweep(stylizer: Stylizer, style: Path, loss: StyleLoss, frame_count: int) -> list[dict]:

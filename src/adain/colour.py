@@ -28,17 +28,23 @@ def blend_palettes(palettes: Sequence[Palette], shares: Sequence[float]) -> Pale
     return mu, second - mu @ mu.T  # type: ignore[operator]
 
 
+def colour_transform(source: Palette, target: Palette, eps: float = 1e-5) -> Tensor:
+    """The 3x3 matrix C_t^(1/2) C_s^(-1/2) that takes colours centred on ``source``'s mean to
+    ``target``'s covariance (float64)."""
+
+    def power_of(cov: Tensor, power: float) -> Tensor:
+        values, vectors = torch.linalg.eigh(cov.double())
+        return vectors @ torch.diag(values.clamp_min(eps) ** power) @ vectors.T
+
+    return power_of(target[1].to(source[1].device), 0.5) @ power_of(source[1], -0.5)
+
+
 def recolor(source: Tensor, palette: Palette, eps: float = 1e-5) -> Tensor:
     """``source`` recoloured so its RGB mean and covariance are ``palette``'s (after Gatys et al.
     2016): x -> C_t^(1/2) C_s^(-1/2) (x - mu_s) + mu_t, clamped to [0, 1]."""
-
-    def sqrtm(cov: Tensor, power: float) -> Tensor:
-        values, vectors = torch.linalg.eigh(cov)
-        return vectors @ torch.diag(values.clamp_min(eps) ** power) @ vectors.T
-
     mu_s, cov_s = palette_of(source, eps)
-    mu_t, cov_t = (part.to(source.device, torch.float64) for part in palette)
-    transform = sqrtm(cov_t, 0.5) @ sqrtm(cov_s, -0.5)
+    mu_t = palette[0].to(source.device, torch.float64)
+    transform = colour_transform((mu_s, cov_s), palette, eps)
     pixels = source[0].reshape(3, -1).double()
     out = transform @ (pixels - mu_s) + mu_t
     return out.reshape_as(source[0]).unsqueeze(0).clamp(0, 1).to(source.dtype)
