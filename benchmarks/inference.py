@@ -78,6 +78,46 @@ def smooth_image(size: int, generator: torch.Generator) -> torch.Tensor:
     return torch.nn.functional.interpolate(noise, size=(size, size), mode="bicubic").clamp(0, 1)
 
 
+def add_timing_flags(parser: argparse.ArgumentParser, sizes: str, runs: int) -> None:
+    """The flags of an option's timing against one pass (``against_one_pass``, ``cpu_stylizer``)."""
+    parser.add_argument("--sizes", default=sizes, help=f"content sizes, square (default {sizes})")
+    parser.add_argument("--runs", type=int, default=runs, help=f"timed runs of each (default {runs})")
+    parser.add_argument("--decoder", type=Path)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+
+
+def cpu_stylizer(args: argparse.Namespace) -> tuple[Stylizer, str]:
+    """The stylizer of ``add_timing_flags``' flags on the CPU and its arithmetic's name, printed
+    with the thread count and torch's version."""
+    stylizer = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", precision=args.precision)
+    precision = dtype_name(stylizer.dtype or torch.float32)
+    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, {precision}")
+    return stylizer, precision
+
+
+def against_one_pass(
+    once: Stylizer, variants: list[tuple[str, Stylizer]], sizes: list[int], runs: int
+) -> list[dict]:
+    """Seconds of ``stylize_tensor`` for one pass and for each variant (a stylizer with other
+    options), timed in turns on a square photo stand-in of each size with a style encoded once, as
+    a batch or a server does; printed as they come."""
+    rows = []
+    for size in sizes:
+        g = torch.Generator().manual_seed(size)
+        content = smooth_image(size, g)
+        code = once.encode_style(torch.rand(3, 256, 256, generator=g))
+        stylizers = [("one pass", once), *variants]
+        times, _ = timed(
+            [lambda s=s, c=content, k=code: s.stylize_tensor(c, [k]) for _, s in stylizers], runs
+        )
+        for (name, _), seconds in zip(stylizers, times, strict=True):
+            rows.append(
+                {"size": size, "mode": name, "seconds": seconds, "against_one_pass": seconds / times[0]}
+            )
+            print(f"{size:>6} {name:<12} {seconds:>8.2f}s {seconds / times[0]:>6.2f}x", flush=True)
+    return rows
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = torch.mean((a.float() * 255 - b.float() * 255).round() ** 2).item()
     return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(255.0**2 / mse)).item()
