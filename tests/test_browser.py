@@ -149,7 +149,7 @@ def psnr(a, b) -> float:
 
 
 @needs_runtime
-@pytest.mark.parametrize("controls", ["alpha, blend, palette", "mask, colour", "mask, feedback"])
+@pytest.mark.parametrize("controls", ["alpha, blend, palette", "mask, colour", "mask, feedback, palette"])
 def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_path, controls):
     """The page's browser mode: nothing is posted, and the result is the server's within 35 dB."""
     import io
@@ -187,10 +187,6 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
             page.check("#preserve-color")
             page.check("#palette")  # the style's colours or the photo's: checking one clears the other
             assert not page.is_checked("#preserve-color")
-            page.set_input_files("#mask", str(MASK))
-            page.click("#go")
-            assert "do not go with a mask" in page.inner_text("#error")
-            page.set_input_files("#mask", [])
         click_and_wait(page)
         status = page.inner_text("#status")
         assert "in this browser (WebAssembly" in status and "nothing was uploaded" in status

@@ -159,8 +159,8 @@ def test_feedback_paints_each_frame_twice_from_its_own_miss(stylizer, tmp_path, 
 
 
 def test_palette_moves_every_frame_towards_the_styles_colours(stylizer, tmp_path, decoder_file, capsys):
-    """``--palette``: each frame recoloured towards the style image's RGB mean and covariance; with
-    a mask or colour preservation, refused before any output is made."""
+    """``--palette``: each frame recoloured towards the style image's RGB mean and covariance (with
+    a mask, each region towards its style's); with colour preservation, refused before any output."""
     import numpy as np
     import torch
 
@@ -191,10 +191,13 @@ def test_palette_moves_every_frame_towards_the_styles_colours(stylizer, tmp_path
     assert main(["video", *video_args(decoder_file, clip, "-s", STYLE, "-o", made, "--palette", 0.5)]) == 0
     assert probe(made)["frames"] == 3
     mask = make_image(tmp_path / "mask.png", (64, 48), seed=2)
-    for bad in (["--mask", mask, "-s", STYLE, STYLE], ["--preserve-color", "-s", STYLE]):
-        argv = video_args(decoder_file, clip, "-o", tmp_path / "bad.mkv", "--palette", 0.5, *bad)
-        assert main(["video", *argv]) == 2
-        assert "--palette does not go with" in capsys.readouterr().err
+    masked = video_args(decoder_file, clip, "-o", tmp_path / "masked.mkv", "--palette", 0.5, "--mask", mask,
+                        "-s", STYLE, STYLE)  # fmt: skip
+    assert main(["video", *masked]) == 0  # each region towards its style's
+    argv = video_args(decoder_file, clip, "-o", tmp_path / "bad.mkv", "--palette", 0.5, "--preserve-color",
+                      "-s", STYLE)  # fmt: skip
+    assert main(["video", *argv]) == 2
+    assert "--palette does not go with --preserve-color" in capsys.readouterr().err
     assert not (tmp_path / "bad.mkv").exists()
 
 

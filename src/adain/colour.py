@@ -12,12 +12,18 @@ from torch import Tensor
 Palette = tuple[Tensor, Tensor]  # an image's RGB mean (3, 1) and covariance (3, 3)
 
 
-def palette_of(img: Tensor, eps: float = 1e-5) -> Palette:
-    """The RGB mean (3, 1) and covariance (3, 3) of a (1, 3, H, W) image, in float64."""
+def palette_of(img: Tensor, eps: float = 1e-5, weight: Tensor | None = None) -> Palette:
+    """The RGB mean (3, 1) and covariance (3, 3) of a (1, 3, H, W) image, in float64; with
+    ``weight`` (H x W values, not all 0), of its pixels counted that much each (a mask region's)."""
     pixels = img[0].reshape(3, -1).double()
-    mu = pixels.mean(dim=1, keepdim=True)
+    if weight is None:
+        share = torch.full((pixels.shape[1],), 1 / pixels.shape[1], dtype=torch.float64, device=img.device)
+    else:
+        share = weight.reshape(-1).to(img.device, torch.float64)
+        share = share / share.sum()
+    mu = pixels @ share.unsqueeze(1)
     centred = pixels - mu
-    cov = centred @ centred.T / centred.shape[1] + eps * torch.eye(3, dtype=torch.float64, device=img.device)
+    cov = (centred * share) @ centred.T + eps * torch.eye(3, dtype=torch.float64, device=img.device)
     return mu, cov
 
 
@@ -39,10 +45,11 @@ def colour_transform(source: Palette, target: Palette, eps: float = 1e-5) -> Ten
     return power_of(target[1].to(source[1].device), 0.5) @ power_of(source[1], -0.5)
 
 
-def recolor(source: Tensor, palette: Palette, eps: float = 1e-5) -> Tensor:
+def recolor(source: Tensor, palette: Palette, eps: float = 1e-5, weight: Tensor | None = None) -> Tensor:
     """``source`` recoloured so its RGB mean and covariance are ``palette``'s (after Gatys et al.
-    2016): x -> C_t^(1/2) C_s^(-1/2) (x - mu_s) + mu_t, clamped to [0, 1]."""
-    mu_s, cov_s = palette_of(source, eps)
+    2016): x -> C_t^(1/2) C_s^(-1/2) (x - mu_s) + mu_t, clamped to [0, 1]; with ``weight``, the map
+    that gives the pixels so weighted that palette."""
+    mu_s, cov_s = palette_of(source, eps, weight)
     mu_t = palette[0].to(source.device, torch.float64)
     transform = colour_transform((mu_s, cov_s), palette, eps)
     pixels = source[0].reshape(3, -1).double()
@@ -61,3 +68,20 @@ def toward_palette(image: Tensor, palette: Palette, share: float) -> Tensor:
     to ``palette`` (``palette``: README, "Palette")."""
     image = image.float().clamp(0, 1)
     return torch.lerp(image, recolor(image, palette), share)
+
+
+def toward_palettes_in_regions(
+    image: Tensor, palettes: Sequence[Palette], white: Tensor, share: float
+) -> Tensor:
+    """``toward_palette`` for a mask's two regions: where the mask ``white`` (1, 1, H, W) in [0, 1] is
+    white, towards the first palette by the map measured on that region, where black towards the
+    second; grey levels blend the two. A region with no pixels keeps its colours."""
+    image = image.float().clamp(0, 1)
+    out = torch.zeros_like(image)
+    for weight, palette in zip((white, 1 - white), palettes, strict=True):
+        weight = weight.to(image.device, image.dtype)
+        moved = (
+            image if weight.sum() < 1 else torch.lerp(image, recolor(image, palette, weight=weight), share)
+        )
+        out += weight * moved
+    return out

@@ -26,7 +26,14 @@ from torch import Tensor, nn
 
 from . import defaults, devices, files, images, tiling, weights, winograd
 from .backend import Backend
-from .colour import Palette, blend_palettes, match_color, palette_of, toward_palette
+from .colour import (
+    Palette,
+    blend_palettes,
+    match_color,
+    palette_of,
+    toward_palette,
+    toward_palettes_in_regions,
+)
 from .errors import AdainError, Cancelled, ImageError, PixelLimitError
 from .gatys import polish, polish_targets
 from .nets import (
@@ -343,7 +350,7 @@ class Stylizer:
         if mask is not None:  # the mask follows the content through the same resize and crop
             mask = self._prepare(self._mask_image(mask, original.size), content_size, crop)
         if self.options.palette:
-            check_palette(styles, mask, preserve_color)
+            check_palette(styles, preserve_color)
         if preserve_color:
             if any(isinstance(s, StyleCode) for s in styles):
                 raise AdainError("preserve_color needs the style images, not encoded styles")
@@ -358,7 +365,7 @@ class Stylizer:
         targets = style_targets(codes, style_weights, mask is not None)
         out = self._render(x, [targets], [alpha], mask)
         if self.options.palette:
-            out = self._toward_palettes(out, [_blended_palette(codes, style_weights)], [alpha])
+            out = self._toward_palettes(out, codes, style_weights, [alpha], mask)
         if self.options.polish:
             out = self._polish(out, x, style_stats, style_weights, alpha)
 
@@ -405,14 +412,13 @@ class Stylizer:
         check_controls(alpha, len(styles), style_weights, mask is not None)
         _check_batch(x, styles, "stylize_tensor", self.options)
         if self.options.palette:
-            check_palette(styles, mask, False)
+            check_palette(styles, False)
         mask_image = None if mask is None else self._image(mask)
         targets = style_targets([s.to(self.device) for s in styles], style_weights, mask is not None)
         out = self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth)
         if not self.options.palette:
             return out
-        palette = _blended_palette(styles, style_weights)
-        return self._toward_palettes(out, [palette] * len(out), [alpha] * len(out))
+        return self._toward_palettes(out, styles, style_weights, [alpha] * len(out), mask_image)
 
     @torch.inference_mode()
     def stylize_each(self, x: Tensor, styles: Sequence[StyleCode], alphas: Sequence[float]) -> Tensor:
@@ -426,17 +432,34 @@ class Stylizer:
         for alpha in alphas:
             check_controls(alpha, 1, None, False)
         if self.options.palette:
-            check_palette(styles, None, False)
+            check_palette(styles, False)
         targets = [style_targets([s.to(self.device)], None, False) for s in styles]
         out = self._render_batch(x, targets, list(alphas), None, None)
         if not self.options.palette:
             return out
-        return self._toward_palettes(out, [s.palette for s in styles], list(alphas))  # type: ignore[misc]
+        share, pairs = self.options.palette, zip(out.split(1), styles, alphas, strict=True)
+        moved = [toward_palette(image, s.palette, share * a) for image, s, a in pairs]  # type: ignore[arg-type]
+        return torch.cat(moved).to(out.dtype)
 
-    def _toward_palettes(self, out: Tensor, palettes: Sequence[Palette], alphas: Sequence[float]) -> Tensor:
-        """Each image of the batch moved towards its palette by the ``palette`` option times its alpha."""
-        share, pairs = self.options.palette, zip(out.split(1), palettes, alphas, strict=True)
-        return torch.cat([toward_palette(image, p, share * a) for image, p, a in pairs]).to(out.dtype)
+    def _toward_palettes(
+        self,
+        out: Tensor,
+        codes: Sequence[StyleCode],
+        style_weights: Sequence[float] | None,
+        alphas: Sequence[float],
+        mask: Image.Image | None,
+    ) -> Tensor:
+        """Each image of the batch moved towards the styles' palette by the ``palette`` option times
+        its alpha: the blend's pooled palette, or with ``mask`` each region's style's own."""
+        if mask is None:
+            palette = _blended_palette(codes, style_weights)
+            move = functools.partial(toward_palette, palette=palette)
+        else:
+            white = self._mask_weights(mask, out.shape[-2:])
+            palettes = [code.palette for code in codes]
+            move = functools.partial(toward_palettes_in_regions, palettes=palettes, white=white)  # type: ignore[arg-type]
+        pairs = zip(out.split(1), alphas, strict=True)
+        return torch.cat([move(image, share=self.options.palette * a) for image, a in pairs]).to(out.dtype)
 
     def _render_batch(
         self,
@@ -739,6 +762,14 @@ class Stylizer:
         gray = images.flatten_alpha(self._image(mask)).convert("L")
         return gray.resize(size, Image.Resampling.BILINEAR)
 
+    def _mask_weights(self, mask: Image.Image, size: tuple[int, int]) -> Tensor:
+        """The mask's grey levels at an output's (height, width), (1, 1, H, W) in [0, 1]: 1 where it
+        gives the first style."""
+        img = images.flatten_alpha(mask).convert("L")
+        if img.size != (size[1], size[0]):
+            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        return images.to_tensor(img.convert("RGB"))[:, :1].to(self.device)
+
     def _labels(
         self, mask: Image.Image, padded_size: tuple[int, int], content_size: tuple[int, int]
     ) -> Tensor:
@@ -796,10 +827,8 @@ def style_targets(
     return [blend([(c.mean, c.std) for c in codes], style_shares(style_weights, len(codes)))]
 
 
-def check_palette(styles: Sequence[StyleLike], mask: ImageLike | None, preserve_color: bool) -> None:
+def check_palette(styles: Sequence[StyleLike], preserve_color: bool) -> None:
     """What the ``palette`` option cannot take, refused before any work."""
-    if mask is not None:
-        raise AdainError("palette does not take a mask (each region would need its own palette)")
     if preserve_color:
         raise AdainError("palette moves the colours to the style's and preserve_color keeps the content's: "
                          "choose one")  # fmt: skip

@@ -90,7 +90,7 @@ class FramePainter:
         if preserve_color and any(isinstance(s, StyleCode) for s in styles):
             raise AdainError("preserve_color needs the style images, not encoded styles")
         if stylizer.options.palette:
-            check_palette(styles, mask, preserve_color)
+            check_palette(styles, preserve_color)
         self.stylizer, self.alpha, self.style_weights = stylizer, alpha, style_weights
         if isinstance(mask, (str, os.PathLike)):  # read once, not once a batch
             mask = images.load_image(mask, stylizer.options.max_pixels)

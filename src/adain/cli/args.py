@@ -221,15 +221,12 @@ def add_palette_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def palette_option(args: argparse.Namespace) -> dict[str, object]:
-    """The ``Stylizer`` option of ``add_palette_flag``'s flag, refused as a usage error beside what
-    cannot take it (the commands with a mask or colour preservation)."""
+    """The ``Stylizer`` option of ``add_palette_flag``'s flag, refused as a usage error beside
+    colour preservation (the commands that have it), which asks for the content's colours."""
     from ..errors import UsageError
 
-    if args.palette:
-        other = "--mask" if getattr(args, "mask", None) is not None else None
-        other = other or ("--preserve-color" if getattr(args, "preserve_color", False) else None)
-        if other:
-            raise UsageError(f"--palette does not go with {other}")
+    if args.palette and getattr(args, "preserve_color", False):
+        raise UsageError("--palette does not go with --preserve-color")
     return {"palette": args.palette}
 
 
