@@ -455,7 +455,7 @@ class Stylizer:
             palette = _blended_palette(codes, style_weights)
             move = functools.partial(toward_palette, palette=palette)
         else:
-            white = self._mask_weights(mask, out.shape[-2:])
+            white = _mask_gray(mask, out.shape[-2:]).to(self.device)
             palettes = [code.palette for code in codes]
             move = functools.partial(toward_palettes_in_regions, palettes=palettes, white=white)  # type: ignore[arg-type]
         pairs = zip(out.split(1), alphas, strict=True)
@@ -499,7 +499,7 @@ class Stylizer:
         share of the miss (``feedback_targets``)."""
         height, width = x.shape[-2:]
         padded = pad_to_stride(x)
-        labels = None if mask is None else self._labels(mask, padded.shape[-2:], (width, height))
+        labels = None if mask is None else self._labels(mask, padded.shape[-2:], (height, width))
         tile = self._tile_size(padded)
         # without tiles the content's features serve both passes; tiles are encoded again in each
         features = None if tile is not None else self._encode_content(padded)
@@ -600,7 +600,7 @@ class Stylizer:
         if size[0] < height or size[1] < width:
             small = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
             padded = pad_to_stride(small.clamp(0, 1))
-            labels = None if mask is None else self._labels(mask, padded.shape[-2:], (size[1], size[0]))
+            labels = None if mask is None else self._labels(mask, padded.shape[-2:], size)
             tile = self._tile_size(padded)
             features = None if tile is not None else self._encode_content(padded, "preview")
         # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
@@ -762,25 +762,24 @@ class Stylizer:
         gray = images.flatten_alpha(self._image(mask)).convert("L")
         return gray.resize(size, Image.Resampling.BILINEAR)
 
-    def _mask_weights(self, mask: Image.Image, size: tuple[int, int]) -> Tensor:
-        """The mask's grey levels at an output's (height, width), (1, 1, H, W) in [0, 1]: 1 where it
-        gives the first style."""
-        img = images.flatten_alpha(mask).convert("L")
-        if img.size != (size[1], size[0]):
-            img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return images.to_tensor(img.convert("RGB"))[:, :1].to(self.device)
-
     def _labels(
         self, mask: Image.Image, padded_size: tuple[int, int], content_size: tuple[int, int]
     ) -> Tensor:
         """Region label per feature position: 0 where the mask is brighter than mid-grey, else 1."""
-        img = images.flatten_alpha(mask).convert("L")
-        if img.size != content_size:
-            img = img.resize(content_size, Image.Resampling.BILINEAR)
-        gray = images.to_tensor(img.convert("RGB"))[:, :1]
         feature_size = (padded_size[0] // STRIDE, padded_size[1] // STRIDE)
-        small = F.interpolate(pad_to_stride(gray), size=feature_size, mode="nearest")
+        small = F.interpolate(
+            pad_to_stride(_mask_gray(mask, content_size)), size=feature_size, mode="nearest"
+        )
         return (small <= 0.5).long().to(self.device)
+
+
+def _mask_gray(mask: Image.Image, size: tuple[int, int]) -> Tensor:
+    """The mask's grey levels at an image's (height, width), (1, 1, H, W) in [0, 1]: 1 where it gives
+    the first style."""
+    img = images.flatten_alpha(mask).convert("L")
+    if img.size != (size[1], size[0]):
+        img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return images.to_tensor(img.convert("RGB"))[:, :1]
 
 
 def _style_name(style: ImageLike) -> str:
