@@ -63,11 +63,12 @@ def match_color(source: Tensor, target: Tensor, eps: float = 1e-5) -> Tensor:
     return recolor(source, palette_of(target, eps), eps)
 
 
-def toward_palette(image: Tensor, palette: Palette, share: float) -> Tensor:
+def toward_palette(image: Tensor, palette: Palette, share: float, weight: Tensor | None = None) -> Tensor:
     """A (1, 3, H, W) output clamped to [0, 1] and moved ``share`` of the way to itself recoloured
-    to ``palette`` (``palette``: README, "Palette")."""
+    to ``palette`` (``palette``: README, "Palette"); with ``weight``, by the map measured on the
+    pixels so weighted (``recolor``)."""
     image = image.float().clamp(0, 1)
-    return torch.lerp(image, recolor(image, palette), share)
+    return torch.lerp(image, recolor(image, palette, weight=weight), share)
 
 
 def toward_palettes_in_regions(
@@ -80,8 +81,5 @@ def toward_palettes_in_regions(
     out = torch.zeros_like(image)
     for weight, palette in zip((white, 1 - white), palettes, strict=True):
         weight = weight.to(image.device, image.dtype)
-        moved = (
-            image if weight.sum() < 1 else torch.lerp(image, recolor(image, palette, weight=weight), share)
-        )
-        out += weight * moved
+        out += weight * (image if weight.sum() < 1 else toward_palette(image, palette, share, weight))
     return out
