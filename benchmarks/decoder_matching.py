@@ -4,13 +4,15 @@ The decoder sees only relu4_1's statistics of the style; its finer layers paint 
 Here the decoder first decodes the style's own features, g(f(s)), and each of its chosen ReLU
 layers keeps that pass's per-channel means and stds. Decoding the stylized target t, each chosen
 layer is then moved ``--share`` of the way to those statistics (AdaIN on the decoder's own
-activations, clamped at zero as a ReLU's output is). One more decoder pass per style, none per image.
+activations, clamped at zero as a ReLU's output is). One more decoder pass per style; per image
+no more passes, only each chosen layer's statistics and a per-channel affine map.
 
     python benchmarks/decoder_matching.py --config plain --config 6,7:0.5 --config 0,1,2,5,6,7:0.5:0.96 \
         [--every 3] [--palette 0.25] [--save DIR] [--out benchmarks/results/decoder_matching.json]
 
 A config is LAYERS:SHARE[:ALPHA] or ``plain`` (LAYERS: the decoder's ReLUs, 0-7 from relu4_1's end:
-0 at 1/8 scale, 1-4 at 1/4, 5-6 at 1/2, 7 at full). ``--every N`` takes every Nth content and
+0 at 1/8 scale, 1-4 at 1/4, 5-6 at 1/2, 7 at full; none, as in ``:0:0.9``, is the plain pass at
+that alpha, the line that alpha trades along). ``--every N`` takes every Nth content and
 style of the paper's test images (default 1: all 220 pairs). Losses as ``adain eval --size 512
 --method adain --precision fp32`` measures them, against the content's relu4_1 and the style's
 statistics at relu1_1..relu4_1.
@@ -49,7 +51,7 @@ def parse_config(text: str) -> Config:
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise argparse.ArgumentTypeError(f"a config is LAYERS:SHARE[:ALPHA] or plain, not {text!r}")
-    layers = tuple(int(k) for k in parts[0].split(","))
+    layers = tuple(int(k) for k in parts[0].split(",") if k)  # none: alpha alone, ":0:0.9"
     alpha = float(parts[2]) if len(parts) == 3 else 1.0
     return Config(text, layers, float(parts[1]), alpha)
 
