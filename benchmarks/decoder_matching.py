@@ -56,7 +56,9 @@ def parse_config(text: str) -> Config:
     return Config(text, layers, float(parts[1]), alpha)
 
 
-def decode(decoder: nn.Sequential, x: Tensor, targets: dict[int, Stats] | None = None, share: float = 0.0):
+def decode(
+    decoder: nn.Sequential, x: Tensor, targets: dict[int, Stats] | None = None, share: float = 0.0
+) -> tuple[Tensor, list[Stats]]:
     """The decoder's output and its ReLU activations' statistics; with ``targets``, the ReLUs so
     numbered moved ``share`` of the way to those statistics as the pass goes."""
     stats: list[Stats] = []
