@@ -15,7 +15,8 @@ A config is LAYERS:SHARE[:ALPHA] or ``plain`` (LAYERS: the decoder's ReLUs, 0-7 
 that alpha, the line that alpha trades along). ``--every N`` takes every Nth content and
 style of the paper's test images (default 1: all 220 pairs). Losses as ``adain eval --size 512
 --method adain --precision fp32`` measures them, against the content's relu4_1 and the style's
-statistics at relu1_1..relu4_1.
+statistics at relu1_1..relu4_1. Each config's decoding (the style's own pass, once per style, aside)
+is timed in turns with the others, pair by pair, and reported as a ratio to the first config's.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def main() -> None:
     contents = sorted(p for p in args.content_dir.iterdir() if p.is_file())[:: args.every]
     styles = sorted(p for p in args.style_dir.iterdir() if p.is_file())[:: args.every]
     content_feats = {c: taps(encoder, images.load_square(c, args.size))[-1] for c in contents}
-    totals = {cfg.name: [0.0, 0.0] for cfg in args.config}
+    totals = {cfg.name: [0.0, 0.0, 0.0] for cfg in args.config}  # content, style, decoding seconds
     start = time.perf_counter()
     for style in tqdm(styles, desc="styles"):
         style_image = images.load_square(style, args.size)
@@ -103,7 +104,12 @@ def main() -> None:
         for content, feats in content_feats.items():
             for cfg in args.config:
                 t = torch.lerp(feats, adain(feats, style_taps[-1]), cfg.alpha)
-                out, _ = decode(decoder, t, {k: own[k] for k in cfg.layers}, cfg.share)
+                started = time.perf_counter()
+                if cfg.layers:  # (decode measures every ReLU's statistics: its time is an upper bound)
+                    out, _ = decode(decoder, t, {k: own[k] for k in cfg.layers}, cfg.share)
+                else:
+                    out = decoder(t)
+                totals[cfg.name][2] += time.perf_counter() - started
                 out = out.clamp(0, 1)
                 if args.palette:
                     out = toward_palette(out, palette, args.palette * cfg.alpha)
@@ -115,13 +121,18 @@ def main() -> None:
                 totals[cfg.name][0] += content_loss(out_taps[-1], feats).item()
                 totals[cfg.name][1] += sum_of_terms(style_loss_terms(out_taps, style_stats)).item()
     pairs = len(contents) * len(styles)
-    means = {name: {"content": c / pairs, "style": s / pairs} for name, (c, s) in totals.items()}
+    first = totals[args.config[0].name][2]
+    means = {
+        name: {"content": c / pairs, "style": s / pairs, "decoding_time_ratio": seconds / first}
+        for name, (c, s, seconds) in totals.items()
+    }
     base = means[args.config[0].name]
     print(f"{pairs} pairs at {args.size}², palette {args.palette}, against {args.config[0].name}:")
     for name, m in means.items():
         print(
             f"  {name:28s} content {m['content']:.3f} ({m['content'] / base['content'] - 1:+.1%})"
             f"  style {m['style']:.3f} ({m['style'] / base['style'] - 1:+.1%})"
+            f"  decoding {m['decoding_time_ratio']:.2f}x"
         )
     report = {"pairs": pairs, "size": args.size, "palette": args.palette, "decoder": args.decoder,
               "seconds": time.perf_counter() - start, "means": means}  # fmt: skip
