@@ -33,8 +33,8 @@ from tqdm import tqdm
 
 from adain import images
 from adain.colour import palette_of, toward_palette
-from adain.losses import content_loss, style_loss_terms, sum_of_terms
-from adain.nets import Stats, adain, mean_std, taps
+from adain.evaluate import losses
+from adain.nets import Stats, adain_stats, mean_std, normalise, taps
 from adain.stylize import Stylizer
 
 
@@ -69,8 +69,7 @@ def decode(
             k = len(stats)
             stats.append(mean_std(x))
             if targets and k in targets:
-                (mean, std), (to_mean, to_std) = stats[k], targets[k]
-                x = torch.lerp(x, ((x - mean) / std * to_std + to_mean).clamp_min(0), share)
+                x = torch.lerp(x, normalise(x, stats[k], targets[k]).clamp_min(0), share)
     return x, stats
 
 
@@ -102,8 +101,9 @@ def main() -> None:
         _, own = decode(decoder, style_taps[-1])
         palette = palette_of(style_image)
         for content, feats in content_feats.items():
+            stylized = adain_stats(feats, *style_stats[-1])
             for cfg in args.config:
-                t = torch.lerp(feats, adain(feats, style_taps[-1]), cfg.alpha)
+                t = torch.lerp(feats, stylized, cfg.alpha)
                 started = time.perf_counter()
                 if cfg.layers:  # (decode measures every ReLU's statistics: its time is an upper bound)
                     out, _ = decode(decoder, t, {k: own[k] for k in cfg.layers}, cfg.share)
@@ -117,9 +117,9 @@ def main() -> None:
                     path = args.save / cfg.name / f"{content.stem}__{style.stem}.png"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     images.save_image(images.to_pil(out), path, overwrite=True)
-                out_taps = taps(encoder, out)
-                totals[cfg.name][0] += content_loss(out_taps[-1], feats).item()
-                totals[cfg.name][1] += sum_of_terms(style_loss_terms(out_taps, style_stats)).item()
+                loss_c, loss_s, _ = losses(stylizer, out, feats, style_stats)
+                totals[cfg.name][0] += loss_c
+                totals[cfg.name][1] += loss_s
     pairs = len(contents) * len(styles)
     first = totals[args.config[0].name][2]
     means = {
