@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from torch import nn
 
 from . import files, winograd
 from .devices import cpu_name, dtype_name, pick_device, pick_precision
-from .nets import Decoder, Encoder, fuse_upsampling
+from .nets import Decoder, Encoder, fuse_upsampling, run_decoder
 
 
 class Autocast(nn.Module):
@@ -38,12 +39,23 @@ class Autocast(nn.Module):
         super().__init__()
         layers = list(net)
         self.head, self.tail = nn.Sequential(*layers[:fp32_layers]), nn.Sequential(*layers[fp32_layers:])
+        if hasattr(net, "relu_index"):  # a decoder's, for ``run_decoder``
+            self.tail.relu_index = [i - fp32_layers for i in net.relu_index if i >= fp32_layers]
         self.dtype = dtype
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        after_relu: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+        stop_at: int | None = None,
+    ) -> torch.Tensor:
+        """The network's output, or with ``after_relu`` or ``stop_at`` what ``nets.run_decoder``
+        makes of it."""
         x = self.head(x).to(self.dtype)  # where autocast would round it anyway, but held half as large
         with torch.autocast(x.device.type, dtype=self.dtype):
-            return self.tail(x).float()
+            if after_relu is None and stop_at is None:
+                return self.tail(x).float()
+            return run_decoder(self.tail, x, after_relu, stop_at).float()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ so those files load with ``load_state_dict`` as they are.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
@@ -260,6 +260,43 @@ class Decoder(nn.Sequential):
         super().__init__(*layers)
         self.norm = norm
         self.width = width
+        # the module index of each ReLU, in order: where ``run_decoder`` stops or changes activations
+        self.relu_index = [i for i, layer in enumerate(self) if isinstance(layer, nn.ReLU)]
+
+
+def run_decoder(
+    net: nn.Module,
+    x: Tensor,
+    after_relu: Callable[[int, Tensor], Tensor] | None = None,
+    stop_at: int | None = None,
+) -> Tensor:
+    """``net(x)`` for a ``Decoder`` or a rewritten copy of one (its ``relu_index`` carried over),
+    with ``after_relu(k, activations)`` replacing the activations of its k-th ReLU (counted from
+    0 at relu4_1's end); with ``stop_at``, the activations of that ReLU as they come out of it.
+    A wrapper such as ``backend.Autocast`` passes both on to the network it wraps."""
+    if not isinstance(net, nn.Sequential):
+        return net(x, after_relu=after_relu, stop_at=stop_at)
+    relu_of = {i: k for k, i in enumerate(net.relu_index)}
+    for i, layer in enumerate(net):
+        x = layer(x)
+        k = relu_of.get(i)
+        if k is None:
+            continue
+        if k == stop_at:
+            return x
+        if after_relu is not None:
+            x = after_relu(k, x)
+    return x
+
+
+def carry_indices(source: nn.Sequential, fast: nn.Sequential, last_source: Sequence[int]) -> None:
+    """An encoder's ``tap_index`` and a decoder's ``relu_index`` given to ``fast``, a rewrite of
+    ``source`` whose layer ``j`` stands for source layers up to ``last_source[j]``."""
+    new_index = {old: new for new, old in enumerate(last_source)}
+    if hasattr(source, "tap_index"):
+        fast.tap_index = {name: new_index[old] for name, old in source.tap_index.items()}
+    if hasattr(source, "relu_index"):
+        fast.relu_index = [new_index[old] for old in source.relu_index]
 
 
 @torch.no_grad()
@@ -440,7 +477,7 @@ def fuse_upsampling(decoder: Decoder) -> nn.Sequential:
     """A copy of ``decoder`` with every upsample -> pad -> conv run as ``UpsampleConv`` (2.25x fewer
     multiply-adds in those three convs); the other layers are shared, not copied, so training the
     copy trains ``decoder``."""
-    layers, fused = list(decoder), []
+    layers, fused, last_source = list(decoder), [], []
     i = 0
     while i < len(layers):
         window = layers[i : i + 3]
@@ -453,4 +490,7 @@ def fuse_upsampling(decoder: Decoder) -> nn.Sequential:
         else:
             fused.append(layers[i])
             i += 1
-    return nn.Sequential(*fused)
+        last_source.append(i - 1)
+    fast = nn.Sequential(*fused)
+    carry_indices(decoder, fast, last_source)
+    return fast

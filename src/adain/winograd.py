@@ -31,7 +31,7 @@ from fractions import Fraction
 import torch
 from torch import Tensor, nn
 
-from .nets import PHASES, UpsampleConv, pad1, upsample_conv, upsample_phase_kernels
+from .nets import PHASES, UpsampleConv, carry_indices, pad1, upsample_conv, upsample_phase_kernels
 
 try:
     import numba
@@ -379,7 +379,8 @@ def _block_at(layers: list[nn.Module], i: int) -> tuple[nn.Conv2d, bool, int] | 
 def accelerate(net: nn.Sequential) -> nn.Sequential:
     """A copy of ``net`` with each reflection-padded 3x3 conv and each ``UpsampleConv`` (with the
     ReLU after it) run as a ``WinogradConv``; other layers are shared, not copied, so training the
-    copy trains ``net``. An encoder's ``tap_index`` is carried over to the new layer indices.
+    copy trains ``net``. An encoder's ``tap_index`` and a decoder's ``relu_index`` are carried over
+    to the new layer indices.
     Returns ``net`` itself when the kernels are not available."""
     if not available():
         return net
@@ -399,7 +400,5 @@ def accelerate(net: nn.Sequential) -> nn.Sequential:
             out.append(WinogradConv(conv, relu, upsample))
         last_source.append(i - 1)
     fast = nn.Sequential(*out)
-    if hasattr(net, "tap_index"):
-        new_index = {source: new for new, source in enumerate(last_source)}
-        fast.tap_index = {name: new_index[source] for name, source in net.tap_index.items()}
+    carry_indices(net, fast, last_source)
     return fast
