@@ -17,6 +17,7 @@ Throughput: ``adain video`` end to end (decoding, networks, blend, encoding) on 
     python benchmarks/video_consistency.py --sweep   # renew x stretch on the two clips
     python benchmarks/video_consistency.py --feedback 0.5 --out benchmarks/results/video_consistency-feedback.json
     python benchmarks/video_consistency.py --palette 0.25 --out benchmarks/results/video_consistency-palette.json
+    python benchmarks/video_consistency.py --decoder-match 0.75 --out benchmarks/results/video_consistency-match.json
 
 ``--sweep`` measures the trade-off of ``FlowBlend``'s stroke settings instead: warping error and
 style loss against the plain output at strength 0.8 for strokes renewed every 20 / 12 / 8 frames,
@@ -31,8 +32,9 @@ its targets, so the second pass may flicker where the first did not) and that ou
 towards the style's (``adain video --palette S``: each frame recoloured from its own statistics),
 and says what the recolouring does to the plain frames: its mean squared gain on their colours'
 deviations (above 1: more contrast, and the plain output's own flicker amplified with it) and how
-much its 3x3 transform changes from one frame to the next, against its size. Given both, the
-variant has both.
+much its 3x3 transform changes from one frame to the next, against its size. ``--decoder-match S``
+adds the output with the decoder's layers moved towards the style's own statistics (``adain video
+--decoder-match S``: each frame's maps measured on that frame). Given several, the variant has all.
 """
 
 from __future__ import annotations
@@ -247,6 +249,8 @@ def main() -> None:
     parser.add_argument(
         "--palette", type=float, default=0.0, help="also the output in the style's colours (see above)"
     )
+    parser.add_argument("--decoder-match", type=float, default=0.0,
+                        help="also the output with the decoder's layers matched (see above)")  # fmt: skip
     add_out_flags(parser, "video_consistency.json")
     sweeping = parser.parse_known_args()[0].sweep  # which file --out defaults to
     if sweeping:
@@ -254,7 +258,8 @@ def main() -> None:
     args = parse_args(parser)
     stylizer = Stylizer.from_pretrained(decoder=args.decoder)
     loss = StyleLoss(stylizer, args.style)
-    variant = {option: value for option in ("feedback", "palette") if (value := getattr(args, option))}
+    options = ("feedback", "palette", "decoder_match")
+    variant = {option: value for option in options if (value := getattr(args, option))}
     if sweeping:
         write_results(args.out, {"style": args.style.name, "frames": args.frames,
                                  "rows": sweep(stylizer, args.style, loss, args.frames)})  # fmt: skip
@@ -271,7 +276,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         speed = throughput(stylizer, args.style, Path(tmp), args.strength, counts, variant)
     write_results(args.out, {"style": args.style.name, "feedback": args.feedback, "palette": args.palette,
-                             "clips": rows, "throughput": speed,
+                             "decoder_match": args.decoder_match, "clips": rows, "throughput": speed,
                              "flow_for_measuring": "OpenCV Farneback (true flow for the camera move)"})  # fmt: skip
 
 

@@ -349,3 +349,14 @@ def test_browser_mode_serves_only_its_own_files(app_factory, tmp_path, monkeypat
         "/models/weights.pth",
     ):
         assert client.get(bad).status_code == 404
+
+
+def test_decoder_match_on_the_server(client, tmp_path):
+    once = stylize(client, tmp_path, content_size="0", format="png")
+    matched = stylize(client, tmp_path, content_size="0", format="png", decoder_match="0.75")
+    assert once.status_code == matched.status_code == 200 and once.content != matched.content
+    # a built-in style was encoded with the decoder's statistics when the server started
+    builtin = stylize(client, tmp_path, with_style=False, style_id="waves", decoder_match="1")
+    assert builtin.status_code == 200
+    refused = stylize(client, tmp_path, decoder_match="1.5")
+    assert refused.status_code == 422 and "decoder_match" in str(refused.json()["detail"])

@@ -69,3 +69,6 @@ ABLATION_VARIANTS = {
     "decoder-instancenorm": {"content_target": "t", "decoder_norm": "instance"},
 }
 EVAL_SIZE = 256
+# the decoder's ReLUs that ``decoder_match`` moves: the best pair of 28 measured (training-recipes,
+# session 44)
+DECODER_MATCH_LAYERS = (0, 6)

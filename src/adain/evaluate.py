@@ -18,7 +18,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -120,6 +120,11 @@ def evaluate(
         }
     # the last tap is relu4_1, the encoder's output: AdaIN's style statistics come from it
     style_codes = {s: StyleCode(*stats[-1], s.stem) for s, stats in style_stats.items()}
+    if stylizer.options.decoder_match:  # and the decoder's own statistics of each style, as it measures them
+        style_codes = {
+            s: replace(code, decoder=stylizer.encode_style(style_tensors[s]).decoder)
+            for s, code in style_codes.items()
+        }
     results = []
     pairs = [(m, c, s) for m in methods for c in contents for s in styles]
     # content by content, so that each content is encoded once for all the styles it is painted in

@@ -34,6 +34,7 @@ from .colour import (
     toward_palette,
     toward_palettes_in_regions,
 )
+from .decoder_match import DEFAULT_LAYERS, RELUS, DecoderMatch, ImageMaps, check_layers, decoder_statistics
 from .errors import AdainError, Cancelled, ImageError, PixelLimitError
 from .gatys import polish, polish_targets
 from .nets import (
@@ -59,8 +60,10 @@ POLISH_BYTES_PER_PIXEL = 6.5 * 1024
 @dataclass
 class StyleCode:
     """A style encoded once: the per-channel relu4_1 mean and std that AdaIN needs, the image's RGB
-    palette that the ``palette`` option moves outputs to, and, from a polishing stylizer
-    (``with_options(polish=N).encode_style``), the four taps' that ``polish`` matches.
+    palette that the ``palette`` option moves outputs to, from a polishing stylizer
+    (``with_options(polish=N).encode_style``) the four taps' that ``polish`` matches, and from a
+    matching one (``with_options(decoder_match=S)``) the decoder's ReLUs' that ``decoder_match``
+    moves towards.
 
     Accepted wherever a style image is, so a style can be reused across many contents or frames,
     and saved to (and loaded from) a small ``.safetensors`` file.
@@ -74,6 +77,9 @@ class StyleCode:
     # the style image's RGB mean (3, 1) and covariance (3, 3), which ``palette`` moves outputs to
     # (None: a code saved without it)
     palette: Palette | None = None
+    # (mean, std) at each of the decoder's ReLUs decoding the style's own relu4_1, g(f(s)) (None:
+    # encoded without ``decoder_match``); they belong to the decoder that measured them
+    decoder: tuple[Stats, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.palette is not None:
@@ -92,6 +98,11 @@ class StyleCode:
                     f"a StyleCode's taps are {len(TAP_CHANNELS)} (mean, std) pairs, got {len(self.taps)}"
                 )
             shapes += [(part, n) for stats, n in zip(self.taps, TAP_CHANNELS, strict=True) for part in stats]
+        if self.decoder is not None:
+            if len(self.decoder) != RELUS or any(len(stats) != 2 for stats in self.decoder):
+                raise AdainError(f"a StyleCode's decoder statistics are {RELUS} (mean, std) pairs")
+            # any width of decoder: each layer's mean sets the channels its std must have
+            shapes += [(part, _channels(stats[0])) for stats in self.decoder for part in stats]
         for part, channels in shapes:
             if (
                 not isinstance(part, Tensor)
@@ -104,13 +115,16 @@ class StyleCode:
                 )
             if not torch.isfinite(part).all():
                 raise AdainError(f"style {self.name!r} has non-finite statistics (NaN or infinity)")
-        stds = [self.std] + ([std for _, std in self.taps] if self.taps is not None else [])
+        stds = [self.std] + [std for _, std in (self.taps or ()) + (self.decoder or ())]
         if any((std <= 0).any() for std in stds):
             raise AdainError(f"style {self.name!r} has a std that is not positive")
 
     def to(self, device: torch.device | str) -> StyleCode:
-        moved = None if self.taps is None else tuple((m.to(device), s.to(device)) for m, s in self.taps)
-        return replace(self, mean=self.mean.to(device), std=self.std.to(device), taps=moved)
+        def moved(stats: tuple[Stats, ...] | None) -> tuple[Stats, ...] | None:
+            return None if stats is None else tuple((m.to(device), s.to(device)) for m, s in stats)
+
+        return replace(self, mean=self.mean.to(device), std=self.std.to(device), taps=moved(self.taps),
+                       decoder=moved(self.decoder))  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> None:
         from safetensors.torch import save_file
@@ -120,6 +134,8 @@ class StyleCode:
             parts |= {f"{tap}.mean": mean, f"{tap}.std": std}
         if self.palette is not None:
             parts |= {"rgb.mean": self.palette[0], "rgb.cov": self.palette[1]}
+        for k, (mean, std) in enumerate(self.decoder or ()):
+            parts |= {f"decoder{k}.mean": mean, f"decoder{k}.std": std}
         # copies: relu4_1 is mean and std again, and safetensors refuses tensors that share memory
         tensors = {key: part.to("cpu", torch.float32, copy=True).contiguous() for key, part in parts.items()}
         with files.replacing(path) as tmp:
@@ -139,14 +155,20 @@ class StyleCode:
             colours = (
                 (tensors["rgb.mean"].double(), tensors["rgb.cov"].double()) if "rgb.mean" in tensors else None
             )
+            decoder = None
+            if any(key.startswith("decoder") for key in tensors):
+                decoder = tuple(
+                    (tensors[f"decoder{k}.mean"], tensors[f"decoder{k}.std"]) for k in range(RELUS)
+                )
         except Exception:
             raise AdainError(
-                f"{path} is not a saved style (expected 'mean' and 'std', and all four taps or none)"
+                f"{path} is not a saved style (expected 'mean' and 'std', and all four taps or none, and "
+                f"all {RELUS} decoder layers or none)"
             ) from None
         if meta.get("format") != "adain-style" or mean.shape != (1, 512, 1, 1) or std.shape != mean.shape:
             raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std' of 512 channels)")
         try:
-            return cls(mean, std, meta.get("name", Path(path).stem), four, colours)
+            return cls(mean, std, meta.get("name", Path(path).stem), four, colours, decoder)
         except AdainError as exc:
             raise AdainError(f"{path}: {exc}") from None
 
@@ -184,6 +206,11 @@ class StylizerOptions:
     # the share of the way the output's colours move to the style image's RGB mean and covariance
     # (0: none, the paper's); the decoder sees relu4_1's statistics only, which carry its colours loosely
     palette: float = 0.0
+    # the share of the way the decoder's chosen ReLUs move to their statistics decoding the style
+    # itself (0: none, the paper's; ``decoder_match``); one more decoder pass per style encoded
+    decoder_match: float = 0.0
+    # which of the decoder's ReLUs (0 at relu4_1's end to 7 at full resolution) it moves
+    decoder_match_layers: tuple[int, ...] = DEFAULT_LAYERS
 
     @property
     def memory_mb(self) -> float:
@@ -203,6 +230,11 @@ class StylizerOptions:
             raise AdainError(f"feedback must be from 0 to 1, got {self.feedback}")
         if not _is_number(self.palette) or not 0 <= self.palette <= 1:
             raise AdainError(f"palette must be from 0 to 1, got {self.palette}")
+        if not _is_number(self.decoder_match) or not 0 <= self.decoder_match <= 1:
+            raise AdainError(f"decoder_match must be from 0 to 1, got {self.decoder_match}")
+        if not isinstance(self.decoder_match_layers, (list, tuple)):
+            raise AdainError("decoder_match_layers must be a sequence of the decoder's ReLUs, 0 to 7")
+        object.__setattr__(self, "decoder_match_layers", check_layers(self.decoder_match_layers))
         if self.feedback_preview is not None and not 0 < self.feedback_preview <= 1:
             raise AdainError(f"feedback_preview must be above 0 and at most 1, got {self.feedback_preview}")
         if (
@@ -245,6 +277,7 @@ class Stylizer:
         self.options = options or StylizerOptions()
         self.overhead_mb = winograd.footprint_mb(self.encode, self.decode)  # counted in the memory budget
         self.encoder_weights, self.decoder_weights = encoder_weights, decoder_weights
+        self._check_backend()
         # the last content encoded and its features, and those of its smaller copy for feedback's first
         # pass ("preview"), kept only inside ``reusing_content()``
         self._last_content: dict[str, tuple[Tensor, Tensor]] | None = None
@@ -281,7 +314,12 @@ class Stylizer:
         """A stylizer sharing these networks with some options changed (a server's own limits)."""
         other = copy.copy(self)
         other.options = replace(self.options, **changes)  # type: ignore[arg-type]
+        other._check_backend()
         return other
+
+    def _check_backend(self) -> None:
+        if self.options.decoder_match and self.backend.onnx_dir is not None:
+            raise AdainError("decoder_match runs on the torch backend (the exported decoder has no hooks)")
 
     @property
     def device(self) -> torch.device:
@@ -363,7 +401,8 @@ class Stylizer:
         else:
             codes = [self.encode_style(s, style_size, crop) for s in styles]
         targets = style_targets(codes, style_weights, mask is not None)
-        out = self._render(x, [targets], [alpha], mask)
+        match = self._decoder_match([codes], style_weights, mask is not None, [alpha])
+        out = self._render(x, [targets], [alpha], mask, match=match)
         if self.options.palette:
             out = self._toward_palettes(out, codes, style_weights, [alpha], mask)
         if self.options.polish:
@@ -385,13 +424,51 @@ class Stylizer:
             return self._polish_codes([style], size, crop)[0]
         x = self.style_tensor(style, size, crop)
         tile = self._budget_tile(x.shape[-1], x.shape[-2])
+        features = None
         if tile is None:
-            mean, std = mean_std(self.encode(x))
+            features = self.encode(x)
+            mean, std = mean_std(features)
         else:  # over the memory budget: the statistics gathered tile by tile
             mean, std = tiling.statistics_tiled(
                 pad_to_stride(x), self.encode, tile, self.backend.memory_format
             )
-        return StyleCode(mean, std, _style_name(style), palette=palette_of(x))
+        decoder = self._decoder_statistics(x, features)
+        return StyleCode(mean, std, _style_name(style), palette=palette_of(x), decoder=decoder)
+
+    def _decoder_statistics(self, x: Tensor, features: Tensor | None = None) -> tuple[Stats, ...] | None:
+        """For ``decoder_match``, the decoder's statistics decoding the style image ``x`` (its relu4_1
+        ``features`` where already encoded); None without the option. A style over the memory
+        budget whole is measured on a copy shrunk until it fits (the decoder cannot gather its
+        layers' statistics tile by tile in one pass)."""
+        if not self.options.decoder_match:
+            return None
+        if features is None:
+            height, width = x.shape[-2:]
+            while self._budget_tile(width, height) is not None:
+                height, width = height * 3 // 4, width * 3 // 4
+            small = F.interpolate(
+                x, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+            )
+            features = self.encode(small.clamp(0, 1).contiguous(memory_format=self.backend.memory_format))
+        return decoder_statistics(self.decode, features)
+
+    def _decoder_match(
+        self,
+        codes: Sequence[Sequence[StyleCode]],
+        style_weights: Sequence[float] | None,
+        masked: bool,
+        alphas: Sequence[float],
+    ) -> DecoderMatch | None:
+        """What ``decoder_match`` moves in each image of a batch painted in ``codes[i]``: the styles'
+        blend, or one style per mask region, each image by the option's share times its alpha."""
+        share = self.options.decoder_match
+        if not share:
+            return None
+        mix = None if masked else [style_shares(style_weights, len(image_codes)) for image_codes in codes]
+        channels = [m.out_channels for m in self.decoder if isinstance(m, nn.Conv2d)][:RELUS]
+        return DecoderMatch.for_styles(
+            self.options.decoder_match_layers, codes, mix, [share * a for a in alphas], channels
+        )
 
     @torch.inference_mode()
     def stylize_tensor(
@@ -414,8 +491,10 @@ class Stylizer:
         if self.options.palette:
             check_palette(styles, False)
         mask_image = None if mask is None else self._image(mask)
-        targets = style_targets([s.to(self.device) for s in styles], style_weights, mask is not None)
-        out = self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth)
+        codes = [s.to(self.device) for s in styles]
+        targets = style_targets(codes, style_weights, mask is not None)
+        match = self._decoder_match([codes] * len(x), style_weights, mask is not None, [alpha] * len(x))
+        out = self._render_batch(x, [targets] * len(x), [alpha] * len(x), mask_image, smooth, match)
         if not self.options.palette:
             return out
         return self._toward_palettes(out, styles, style_weights, [alpha] * len(out), mask_image)
@@ -433,8 +512,10 @@ class Stylizer:
             check_controls(alpha, 1, None, False)
         if self.options.palette:
             check_palette(styles, False)
-        targets = [style_targets([s.to(self.device)], None, False) for s in styles]
-        out = self._render_batch(x, targets, list(alphas), None, None)
+        codes = [[s.to(self.device)] for s in styles]
+        targets = [style_targets(image_codes, None, False) for image_codes in codes]
+        match = self._decoder_match(codes, None, False, alphas)
+        out = self._render_batch(x, targets, list(alphas), None, None, match)
         if not self.options.palette:
             return out
         share, pairs = self.options.palette, zip(out.split(1), styles, alphas, strict=True)
@@ -468,16 +549,19 @@ class Stylizer:
         alphas: list[float],
         mask: Image.Image | None,
         smooth: tiling.Smooth | None,
+        match: DecoderMatch | None = None,
     ) -> Tensor:
         """``_render`` on parts of the batch as large as the memory budget takes without tiles, in
-        order (so ``smooth`` sees the frames in order); ``targets`` and ``alphas``: one per image."""
+        order (so ``smooth`` sees the frames in order); ``targets``, ``alphas`` and ``match``'s
+        targets and shares: one per image."""
         size = self._batch_that_fits(x)
         parts = [
             self._render(
-                x[i : i + size].to(self.device), targets[i : i + size], alphas[i : i + size], mask, smooth
+                x[i : i + size].to(self.device), targets[i : i + size], alphas[i : i + size], mask, smooth,
+                None if match is None else match.images(i, i + size),
             )
             for i in range(0, len(x), size)
-        ]
+        ]  # fmt: skip
         return torch.cat(parts).clamp(0, 1)
 
     @devices.freed_memory_kept()  # the freed heap handed back when it returns
@@ -488,6 +572,7 @@ class Stylizer:
         alphas: list[float],
         mask: Image.Image | None,
         smooth: tiling.Smooth | None = None,
+        match: DecoderMatch | None = None,
     ) -> Tensor:
         """encode -> AdaIN -> decode; tile by tile (``tiling.render_tiled``) when the image needs more
         than the memory budget. Image ``i`` takes ``targets[i]`` (a (mean, std) per mask region) and
@@ -496,7 +581,8 @@ class Stylizer:
 
         With the ``feedback`` option, a first pass at full strength shows how far the decoder's output
         misses each target at relu4_1, and the image is painted again from targets moved by that
-        share of the miss (``feedback_targets``)."""
+        share of the miss (``feedback_targets``). With ``match``, the decoder's chosen layers move
+        towards the styles' own (``decoder_match``), in both passes."""
         height, width = x.shape[-2:]
         padded = pad_to_stride(x)
         labels = None if mask is None else self._labels(mask, padded.shape[-2:], (height, width))
@@ -504,7 +590,7 @@ class Stylizer:
         # without tiles the content's features serve both passes; tiles are encoded again in each
         features = None if tile is not None else self._encode_content(padded)
         if self.options.feedback:
-            made = self._first_pass(x, padded, features, tile, targets, labels, mask)
+            made = self._first_pass(x, padded, features, tile, targets, labels, mask, match)
             targets = [
                 [
                     feedback_targets(t, m, self.options.feedback)
@@ -512,7 +598,9 @@ class Stylizer:
                 ]
                 for image_targets, image_made in zip(targets, made, strict=True)
             ]
-        return self._paint(padded, features, tile, targets, alphas, labels, smooth)[..., :height, :width]
+        return self._paint(padded, features, tile, targets, alphas, labels, smooth, match)[
+            ..., :height, :width
+        ]
 
     def _check_polish(self, x: Tensor, styles: Sequence[StyleLike], mask: ImageLike | None) -> None:
         """What ``polish`` cannot take, refused before any work."""
@@ -550,8 +638,9 @@ class Stylizer:
                 codes.append(style.to(self.device))
                 continue
             stats = tuple(mean_std(f) for f in taps(self.encode_fp32, measured[i].float()))
+            decoder = self._decoder_statistics(measured[i])
             # relu4_1 is the last tap
-            codes.append(StyleCode(*stats[-1], _style_name(style), stats, palette_of(measured[i])))
+            codes.append(StyleCode(*stats[-1], _style_name(style), stats, palette_of(measured[i]), decoder))
         return codes
 
     def _polish(
@@ -590,6 +679,7 @@ class Stylizer:
         targets: list[list[Stats]],
         labels: Tensor | None,
         mask: Image.Image | None,
+        match: DecoderMatch | None,
     ) -> list[list[Stats | None]]:
         """Feedback's first pass, at full strength: the relu4_1 statistics its output reaches, per
         image and region; on the content scaled by ``feedback_preview`` (no side under the encoder's
@@ -603,8 +693,10 @@ class Stylizer:
             labels = None if mask is None else self._labels(mask, padded.shape[-2:], size)
             tile = self._tile_size(padded)
             features = None if tile is not None else self._encode_content(padded, "preview")
+        if match is not None:  # at full strength too
+            match = replace(match, shares=[self.options.decoder_match] * len(targets))
         # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
-        first = self._paint(padded, features, tile, targets, [1.0] * len(targets), labels, None)
+        first = self._paint(padded, features, tile, targets, [1.0] * len(targets), labels, None, match)
         return self._statistics(first.clamp(0, 1), tile, len(targets[0]), labels)
 
     def _paint(
@@ -616,21 +708,46 @@ class Stylizer:
         alphas: list[float],
         labels: Tensor | None,
         smooth: tiling.Smooth | None,
+        match: DecoderMatch | None = None,
     ) -> Tensor:
         """``_render``'s one pass over the stride-padded batch: from its ``features`` whole, or in
-        tiles of ``tile`` pixels."""
-        encode, decode = self._interruptible(self.encode), self._interruptible(self.decode)
+        tiles of ``tile`` pixels (with ``match``, its maps first gathered over the tiles)."""
+        encode = self._interruptible(self.encode)
 
-        def paint(features: Tensor, content_stats: list[list[Stats | None]], labels: Tensor | None) -> Tensor:
+        def target(
+            features: Tensor, content_stats: list[list[Stats | None]], labels: Tensor | None
+        ) -> Tensor:
             mixed = []
             for i, (alpha, own) in enumerate(zip(alphas, features.split(1), strict=True)):
                 t = adain_regions(own, content_stats[i], targets[i], labels)
                 mixed.append(alpha * t + (1 - alpha) * own)
-            return decode(torch.cat(mixed))
+            return torch.cat(mixed)
+
+        def paint(
+            features: Tensor,
+            content_stats: list[list[Stats | None]],
+            labels: Tensor | None,
+            fixed: dict[int, list[ImageMaps]] | None = None,
+        ) -> Tensor:
+            decode = self.decode
+            if match is not None:  # the maps measured on this image whole, or ``fixed`` over its tiles
+                decode = functools.partial(match.decode, self.decode, labels=labels, fixed=fixed)
+            return self._interruptible(decode)(target(features, content_stats, labels))
+
+        def settle(content_stats: list[list[Stats | None]], encode_tile: Callable[[tiling.Tile], Tensor],
+                   tiles: list[tiling.Tile], bar: object) -> tiling.Paint:  # fmt: skip
+            def target_of_tile(tile: tiling.Tile) -> Tensor:
+                context_labels = None if labels is None else tile.context_features(labels)
+                return target(encode_tile(tile), content_stats, context_labels)
+
+            # the decoder as it is: its ReLUs are reached through it (each tile's encoding checks ``cancelled``)
+            fixed = match.gather_maps(target_of_tile, self.decode, tiles, labels, bar)  # type: ignore[union-attr]
+            return functools.partial(paint, fixed=fixed)
 
         if features is None:
             return tiling.render_tiled(padded, encode, paint, tile, len(targets[0]), labels,
-                                       self.backend.memory_format, smooth, self.options.progress)  # fmt: skip
+                                       self.backend.memory_format, smooth, self.options.progress,
+                                       None if match is None else (settle, len(match.layers)))  # fmt: skip
         content_stats = tiling.content_statistics(features, len(targets[0]), labels)
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
@@ -671,7 +788,7 @@ class Stylizer:
             tiling.grid(padded.shape[-2], padded.shape[-1], tile), len(padded), regions, labels,
         )  # fmt: skip
 
-    def _interruptible(self, net: nn.Module) -> Callable[[Tensor], Tensor]:
+    def _interruptible(self, net: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
         """``net``, or ``net`` after a check of the ``cancelled`` option."""
         cancelled = self.options.cancelled
         if cancelled is None:
@@ -780,6 +897,11 @@ def _mask_gray(mask: Image.Image, size: tuple[int, int]) -> Tensor:
     if img.size != (size[1], size[0]):
         img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return images.to_tensor(img.convert("RGB"))[:, :1]
+
+
+def _channels(part: object) -> int:
+    """The channels a (1, C, 1, 1) statistic claims, for checking its partner's shape."""
+    return part.shape[1] if isinstance(part, Tensor) and part.dim() == 4 else -1
 
 
 def _style_name(style: ImageLike) -> str:

@@ -26,6 +26,12 @@ from .nets import EPS, Stats, std_from_sums
 # context's region labels or None) -> the decoded pixels of the context
 Paint = Callable[[Tensor, list[list[Stats | None]], Tensor | None], Tensor]
 Smooth = Callable[[list[Stats | None]], list[Stats | None]]
+# (the whole image's content statistics, a tile's encoder, the tiles, the progress bar) -> the Paint
+# to use: what must see every tile before any is painted (the decoder match's maps), and how many
+# passes over the tiles it makes
+Settle = tuple[
+    Callable[[list[list[Stats | None]], Callable[["Tile"], Tensor], list["Tile"], object], Paint], int
+]
 
 STRIDE = 8
 HALO = 64  # pixels of context each side of a tile core (multiple of the stride)
@@ -218,25 +224,29 @@ def render_tiled(
     memory_format: torch.memory_format = torch.contiguous_format,
     smooth: Smooth | None = None,
     progress: bool = False,
+    settle: Settle | None = None,
 ) -> Tensor:
     """``paint(encode(x))`` of a stride-padded (N, 3, H, W) batch in tiles of ``tile`` pixels.
 
     A first pass encodes every tile and gathers the content statistics over the whole image (per
     image of the batch, per region of ``labels``, the region of each feature position of the
-    whole image); ``smooth`` may replace them (the video path's temporal smoothing). The second
-    pass encodes each tile again with its halo, paints it with the whole image's statistics and
-    keeps its core.
+    whole image); ``smooth`` may replace them (the video path's temporal smoothing). ``settle``
+    may then make its own passes and hand back the painter. The last pass encodes each tile
+    again with its halo, paints it with the whole image's statistics and keeps its core.
     """
     from tqdm import tqdm
 
     tiles = grid(padded.shape[-2], padded.shape[-1], tile)
-    bar = tqdm(total=2 * len(tiles), desc="tiles", unit="tile", disable=not progress, leave=False,
+    passes = 2 + (settle[1] if settle is not None else 0)
+    bar = tqdm(total=passes * len(tiles), desc="tiles", unit="tile", disable=not progress, leave=False,
                dynamic_ncols=True)  # fmt: skip
 
     encode_tile = tile_encoder(padded, encode, memory_format)
     content_stats = gather_statistics(encode_tile, tiles, padded.shape[0], regions, labels, bar)
     if smooth is not None:
         content_stats = [smooth(image_stats) for image_stats in content_stats]
+    if settle is not None:
+        paint = settle[0](content_stats, encode_tile, tiles, bar)
 
     out = torch.empty_like(padded, memory_format=memory_format)
     for t in tiles:

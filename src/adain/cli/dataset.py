@@ -52,6 +52,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--overwrite", action="store_true", help="start afresh in an output tree made with other settings")
     flags.add_feedback_flag(parser)
     flags.add_palette_flag(parser)
+    flags.add_decoder_match_flag(parser)
     flags.add_polish_flag(parser)
     flags.add_max_memory_flag(parser)
     flags.add_weights_flags(parser)
@@ -65,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
     weights = {"vgg": args.vgg and str(args.vgg), "decoder": args.decoder and str(args.decoder),
                "device": args.device, "fast": not args.plain, "precision": args.precision}  # fmt: skip
     # only the options asked for, so that runs from before the flags resume as they were
-    chosen = {**flags.feedback_options(args), **flags.polish_options(args), "palette": args.palette}
+    chosen = {**flags.feedback_options(args), **flags.polish_options(args), "palette": args.palette,
+              **flags.decoder_match_options(args)}  # fmt: skip
+    if "decoder_match_layers" in chosen:  # the config is written as JSON
+        chosen["decoder_match_layers"] = list(chosen["decoder_match_layers"])
     if args.max_memory is not None:
         chosen["max_memory_mb"] = args.max_memory
     weights.update({name: value for name, value in chosen.items() if value})

@@ -27,6 +27,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="the adain method's style strength from 0 to 1 (default 1)")  # fmt: skip
     flags.add_feedback_flag(parser)
     flags.add_palette_flag(parser)
+    flags.add_decoder_match_flag(parser)
     flags.add_polish_flag(parser)
     flags.add_weights_flags(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
@@ -56,8 +57,9 @@ def run(args: argparse.Namespace) -> int:
             f"{args.out} holds an earlier evaluation ({', '.join(earlier)}): pass --overwrite to replace it"
         )
     stylizer = flags.stylizer_from(
-        args, **flags.feedback_options(args), **flags.polish_options(args), palette=args.palette
-    )
+        args, **flags.feedback_options(args), **flags.polish_options(args), palette=args.palette,
+        **flags.decoder_match_options(args),
+    )  # fmt: skip
     methods = args.method or ["adain", "content", "style"]
     results = evaluate(
         stylizer, contents, styles, methods, args.size, not args.quiet, args.gatys_iters, alpha=args.alpha
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         "feedback": args.feedback,
         "feedback_preview": args.feedback_preview,
         "palette": args.palette,
+        "decoder_match": args.decoder_match,
+        "decoder_match_layers": list(stylizer.options.decoder_match_layers) if args.decoder_match else None,
         "polish": args.polish,
         "polish_style_weight": stylizer.options.polish_style_weight,
     }

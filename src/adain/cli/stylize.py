@@ -32,6 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--preserve-color", action="store_true", help="keep the content's colours")
     flags.add_feedback_flag(parser)
     flags.add_palette_flag(parser)
+    flags.add_decoder_match_flag(parser)
     flags.add_polish_flag(parser)
     parser.add_argument("--mask", type=Path,
                         help="mask image: white gets the first style, black the second (two styles)")  # fmt: skip
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         **flags.feedback_options(args),
         **flags.polish_options(args),
         **palette,
+        **flags.decoder_match_options(args),
     )
     stylizer = flags.stylizer_from(args, **vars(options))
     results = batch.stylize_jobs(

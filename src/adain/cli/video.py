@@ -31,6 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="keep each frame's colours (the style recoloured per frame: about twice the work)")  # fmt: skip
     flags.add_feedback_flag(parser)
     flags.add_palette_flag(parser)
+    flags.add_decoder_match_flag(parser)
     add("--batch", type=flags.positive_int, default=defaults.VIDEO_BATCH,
         help=f"frames stylized together (default {defaults.VIDEO_BATCH})")  # fmt: skip
     add("--codec", default=defaults.VIDEO_CODEC, help=f"video encoder (default {defaults.VIDEO_CODEC})")
@@ -55,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
     from ..stylize import StyleCode
 
     flags.check_flag_controls(args.alpha, len(args.style), args.style_weights, args.mask is not None)
-    options = {**flags.feedback_options(args), **flags.palette_option(args)}
+    options = {
+        **flags.feedback_options(args),
+        **flags.palette_option(args),
+        **flags.decoder_match_options(args),
+    }
     if args.output.exists() and not args.overwrite:
         raise AdainError(f"{args.output} exists (pass --overwrite to replace it)")
     stylizer = flags.stylizer_from(args, max_memory_mb=args.max_memory, **options)

@@ -1,0 +1,49 @@
+"""What ``--decoder-match`` costs: one pass against one pass with the decoder's chosen ReLUs moved
+towards the style's own statistics (a per-channel map measured on the whole image), timed in turns
+in one run with a style encoded once, as a batch or a server does; and what encoding a style costs
+with the decoder's statistics (one more decoder pass) and without. What it gains in style loss is
+measured by ``benchmarks/decoder_matching.py`` and ``adain eval --decoder-match`` (README,
+"Decoder match").
+
+    python benchmarks/decoder_match_time.py [--sizes 512,1024] [--share 0.75] [--layers 0,6] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from inference import add_timing_flags, against_one_pass, cpu_stylizer, smooth_image, timed
+from results_file import add_out_flags, parse_args, write_results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--share", type=float, default=0.75, help="the match's share (default 0.75)")
+    parser.add_argument("--layers", default="0,6", help="the decoder's ReLUs it moves (default 0,6)")
+    parser.add_argument("--style-size", type=int, default=512, help="the style encoded (default 512)")
+    add_timing_flags(parser, sizes="512,1024", runs=3)
+    add_out_flags(parser, "decoder_match_time.json")
+    args = parse_args(parser)
+    once, precision = cpu_stylizer(args)
+    layers = tuple(int(k) for k in args.layers.split(","))
+    matching = once.with_options(decoder_match=args.share, decoder_match_layers=layers)
+    variants = [(f"match {args.share:g}", matching)]
+    rows = against_one_pass(once, variants, [int(s) for s in args.sizes.split(",")], args.runs)
+    style = smooth_image(args.style_size, torch.Generator().manual_seed(1))[0]
+    (plain, matched), _ = timed(
+        [lambda: once.encode_style(style), lambda: matching.encode_style(style)], args.runs
+    )
+    print(f"encoding a {args.style_size}² style: {plain:.3f}s, with the decoder's statistics {matched:.3f}s "
+          f"({matched / plain:.2f}x)")  # fmt: skip
+    write_results(args.out, {
+        "precision": precision, "threads": torch.get_num_threads(), "share": args.share, "layers": list(layers),
+        "rows": rows, "style_size": args.style_size, "encode_style_seconds": plain,
+        "encode_style_with_decoder_seconds": matched,
+    })  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
