@@ -202,13 +202,22 @@ def add_feedback_flag(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def feedback_options(args: argparse.Namespace) -> dict[str, object]:
-    """The ``Stylizer`` options of ``add_feedback_flag``'s flags, checked as usage errors."""
+def _refined(args: argparse.Namespace, main: str, refinement: str) -> dict[str, object]:
+    """The ``Stylizer`` options of a flag and the one that refines it (None: not given), the latter
+    refused as a usage error without the former."""
     from ..errors import UsageError
 
-    if args.feedback_preview is not None and not args.feedback:
-        raise UsageError("--feedback-preview goes with --feedback")
-    return {"feedback": args.feedback, "feedback_preview": args.feedback_preview}
+    value, detail = getattr(args, main), getattr(args, refinement)
+    if detail is None:
+        return {main: value}
+    if not value:
+        raise UsageError(f"--{refinement.replace('_', '-')} goes with --{main.replace('_', '-')}")
+    return {main: value, refinement: detail}
+
+
+def feedback_options(args: argparse.Namespace) -> dict[str, object]:
+    """The ``Stylizer`` options of ``add_feedback_flag``'s flags, checked as usage errors."""
+    return _refined(args, "feedback", "feedback_preview")
 
 
 def add_palette_flag(parser: argparse.ArgumentParser) -> None:
@@ -261,14 +270,7 @@ def add_decoder_match_flag(parser: argparse.ArgumentParser) -> None:
 
 def decoder_match_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``Stylizer`` options of ``add_decoder_match_flag``'s flags, checked as usage errors."""
-    from ..errors import UsageError
-
-    if args.decoder_match_layers is not None and not args.decoder_match:
-        raise UsageError("--decoder-match-layers goes with --decoder-match")
-    chosen: dict[str, object] = {"decoder_match": args.decoder_match}
-    if args.decoder_match_layers is not None:
-        chosen["decoder_match_layers"] = args.decoder_match_layers
-    return chosen
+    return _refined(args, "decoder_match", "decoder_match_layers")
 
 
 def add_polish_flag(parser: argparse.ArgumentParser) -> None:
@@ -287,13 +289,7 @@ def add_polish_flag(parser: argparse.ArgumentParser) -> None:
 
 def polish_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``Stylizer`` options of ``add_polish_flag``'s flags, checked as usage errors."""
-    from ..errors import UsageError
-
-    if args.polish_style_weight is None:
-        return {"polish": args.polish}
-    if not args.polish:
-        raise UsageError("--polish-style-weight goes with --polish")
-    return {"polish": args.polish, "polish_style_weight": args.polish_style_weight}
+    return _refined(args, "polish", "polish_style_weight")
 
 
 def add_quiet_flag(parser: argparse.ArgumentParser) -> None:
