@@ -169,3 +169,20 @@ def test_eval_measures_it_and_says_so(tmp_path, decoder_file):
     plain, match = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("plain", "match"))
     assert match["decoder_match"] == 1 and match["decoder_match_layers"] == [0, 6]
     assert match["methods"]["adain"]["style_loss"] != plain["methods"]["adain"]["style_loss"]
+
+
+def test_a_style_over_the_memory_budget_is_measured_on_a_copy_that_fits(stylizer, tmp_path):
+    from adain import tiling
+
+    big = make_image(tmp_path / "big.png", (400, 336), seed=7)
+    tight = stylizer.with_options(
+        decoder_match=0.75, max_memory_mb=tiling.RUNTIME_MB + stylizer.overhead_mb + 60
+    )
+    assert tight._budget_tile(400, 336) is not None  # the style itself needs tiles
+    code = tight.encode_style(big)
+    roomy = stylizer.with_options(decoder_match=0.75).encode_style(big)
+    assert len(code.decoder) == 8 and torch.allclose(code.mean, roomy.mean, atol=1e-4)
+    # a smaller copy's statistics: near the whole image's, not the same
+    assert not torch.equal(code.decoder[6][1], roomy.decoder[6][1])
+    small, whole = code.decoder[0][0].flatten(), roomy.decoder[0][0].flatten()
+    assert torch.corrcoef(torch.stack([small, whole]))[0, 1] > 0.9
