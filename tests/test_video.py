@@ -277,3 +277,25 @@ def test_sigterm_during_a_video_leaves_no_temporary_file(tmp_path, decoder_file)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mkv"]
+
+
+def test_decoder_match_paints_every_frame(stylizer, tmp_path, decoder_file):
+    """``--decoder-match``: the frames differ from the plain ones, with and without a mask and with
+    colour preservation (the style recoloured, then measured, per frame)."""
+    import numpy as np
+
+    from adain.video import FramePainter
+
+    rng = np.random.default_rng(2)
+    frames = [rng.integers(0, 256, (40, 48, 3), dtype=np.uint8) for _ in range(2)]
+    matched = FramePainter(stylizer.with_options(decoder_match=1.0), [STYLE], style_size=64)(frames)
+    plain = FramePainter(stylizer, [STYLE], style_size=64)(frames)
+    assert all(not np.array_equal(m, p) for m, p in zip(matched, plain, strict=True))
+    kept = FramePainter(stylizer.with_options(decoder_match=1.0), [STYLE], preserve_color=True, style_size=64)
+    assert len(kept(frames)) == 2
+    clip = synth_video(tmp_path / "in.mkv", frames=3)
+    mask = make_image(tmp_path / "mask.png", (64, 48), seed=2)
+    for extra in (["-s", STYLE], ["--mask", mask, "-s", STYLE, STYLE]):
+        made = tmp_path / f"matched{len(extra)}.mkv"
+        argv = video_args(decoder_file, clip, "-o", made, "--decoder-match", 0.75, *extra)
+        assert main(["video", *argv]) == 0 and probe(made)["frames"] == 3
