@@ -210,7 +210,7 @@ def scaled_clip(source: Path, target: Path, size: tuple[int, int], frames: int) 
 def throughput(stylizer, style, tmp: Path, strength: float, frames: dict[str, int], variant) -> dict:
     """Frames per second of ``stylize_video``, plain and temporal (and with ``variant``'s options,
     plain) taking turns on each clip."""
-    code = [stylizer.encode_style(style, 512)]
+    code = [stylizer.with_options(**variant).encode_style(style, 512)]  # with all a variant needs of it
     modes = {"plain": (stylizer, None), "temporal": (stylizer, strength)}
     if variant:
         modes[variant_name(variant)] = (stylizer.with_options(**variant), None)
