@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from . import defaults
 from .errors import AdainError
 from .nets import Stats, blend, mean_std, run_decoder
-from .tiling import STRIDE, RegionStats, Tile, content_statistics
+from .tiling import Tile, content_statistics, gather_statistics, repeat_labels
 
 RELUS = 8  # the decoder's ReLUs, numbered from 0 at relu4_1's end
 # each ReLU's resolution over relu4_1's (the image's is 8): 0 at 1/8, 1-4 at 1/4, 5-6 at 1/2, 7 whole
@@ -70,10 +70,7 @@ def layer_map(own: Stats | None, target: Stats) -> Map | None:
 
 def labels_at(labels: Tensor | None, k: int) -> Tensor | None:
     """Region labels at relu4_1's resolution brought to ReLU ``k``'s, as the decoder upsamples."""
-    if labels is None or RELU_SCALE[k] == 1:
-        return labels
-    s = RELU_SCALE[k]
-    return labels.repeat_interleave(s, dim=-2).repeat_interleave(s, dim=-1)
+    return None if labels is None else repeat_labels(labels, RELU_SCALE[k])
 
 
 def move(x: Tensor, maps: ImageMaps, share: float, labels: Tensor | None) -> Tensor:
@@ -193,15 +190,11 @@ class DecoderMatch:
         regions, images = len(self.targets[0]), len(self.targets)
         fixed: dict[int, list[ImageMaps]] = {}
         for k in self.layers:
-            sums = [RegionStats(regions) for _ in range(images)]
-            for tile in tiles:
+
+            def decode_tile(tile: Tile, k: int = k) -> Tensor:
                 context_labels = None if labels is None else tile.context_features(labels)
-                x = self.decode(decode, target_of_tile(tile), context_labels, fixed, stop_at=k)
-                core = tile.core_of_context(x, STRIDE // RELU_SCALE[k])
-                core_labels = None if labels is None else labels_at(tile.core_features(labels), k)
-                for i, image_sums in enumerate(sums):
-                    image_sums.add(core[i : i + 1], core_labels)
-                if bar is not None:
-                    bar.update(1)  # type: ignore[attr-defined]
-            fixed[k] = self.maps(k, [[s.mean_std(r) for r in range(regions)] for s in sums])
+                return self.decode(decode, target_of_tile(tile), context_labels, fixed, stop_at=k)
+
+            own = gather_statistics(decode_tile, tiles, images, regions, labels, bar, RELU_SCALE[k])
+            fixed[k] = self.maps(k, own)
         return fixed

@@ -175,6 +175,13 @@ def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
 
+def repeat_labels(labels: Tensor, scale: int) -> Tensor:
+    """Region labels brought ``scale`` times finer, as nearest upsampling brings the features."""
+    if scale == 1:
+        return labels
+    return labels.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+
+
 def gather_statistics(
     encode_tile: Callable[[Tile], Tensor],
     tiles: list[Tile],
@@ -182,13 +189,16 @@ def gather_statistics(
     regions: int = 1,
     labels: Tensor | None = None,
     bar: object = None,
+    scale: int = 1,
 ) -> list[list[Stats | None]]:
     """Per image of the batch, per region: the whole image's feature (mean, std), gathered over the
-    tile cores (each tile encoded with its halo, so a core's features are the whole image's)."""
+    tile cores (each tile encoded with its halo, so a core's features are the whole image's).
+    ``scale``: the features' resolution over relu4_1's (a decoder layer's), ``labels`` being at
+    relu4_1's."""
     stats = [RegionStats(regions) for _ in range(images)]
     for t in tiles:
-        core = t.core_of_context(encode_tile(t), STRIDE)
-        core_labels = None if labels is None else t.core_features(labels)
+        core = t.core_of_context(encode_tile(t), STRIDE // scale)
+        core_labels = None if labels is None else repeat_labels(t.core_features(labels), scale)
         for i, image_stats in enumerate(stats):
             image_stats.add(core[i : i + 1], core_labels)
         release_freed_memory()
