@@ -6,6 +6,7 @@ measured by ``benchmarks/decoder_matching.py`` and ``adain eval --decoder-match`
 "Decoder match").
 
     python benchmarks/decoder_match_time.py [--sizes 512,1024] [--share 0.75] [--layers 0,6] [--runs 3]
+        [--backend onnx]
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def main() -> None:
     print(f"encoding a {args.style_size}² style: {plain:.3f}s, with the decoder's statistics {matched:.3f}s "
           f"({matched / plain:.2f}x)")  # fmt: skip
     write_results(args.out, {
-        "precision": precision, "threads": torch.get_num_threads(), "share": args.share, "layers": list(layers),
+        "backend": args.backend, "precision": precision, "threads": torch.get_num_threads(), "share": args.share, "layers": list(layers),
         "rows": rows, "style_size": args.style_size, "encode_style_seconds": plain,
         "encode_style_with_decoder_seconds": matched,
     })  # fmt: skip

@@ -84,14 +84,18 @@ def add_timing_flags(parser: argparse.ArgumentParser, sizes: str, runs: int) -> 
     parser.add_argument("--runs", type=int, default=runs, help=f"timed runs of each (default {runs})")
     parser.add_argument("--decoder", type=Path)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnx"],
+                        help="torch, or the exported models in ONNX Runtime (float32; default torch)")  # fmt: skip
 
 
 def cpu_stylizer(args: argparse.Namespace) -> tuple[Stylizer, str]:
     """The stylizer of ``add_timing_flags``' flags on the CPU and its arithmetic's name, printed
     with the thread count and torch's version."""
-    stylizer = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", precision=args.precision)
+    stylizer = Stylizer.from_pretrained(
+        decoder=args.decoder, device="cpu", precision=args.precision, backend=args.backend
+    )
     precision = dtype_name(stylizer.dtype or torch.float32)
-    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, {precision}")
+    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, {stylizer.backend.describe()}")
     return stylizer, precision
 
 

@@ -149,7 +149,16 @@ def psnr(a, b) -> float:
 
 
 @needs_runtime
-@pytest.mark.parametrize("controls", ["alpha, blend, palette", "mask, colour", "mask, feedback, palette"])
+@pytest.mark.parametrize(
+    "controls",
+    [
+        "alpha, blend, palette",
+        "mask, colour",
+        "mask, feedback, palette",
+        "blend, match",
+        "mask, feedback, match",
+    ],
+)
 def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_path, controls):
     """The page's browser mode: nothing is posted, and the result is the server's within 35 dB."""
     import io
@@ -183,6 +192,8 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
             page.check("#preserve-color")
         if "feedback" in controls:
             page.check("#feedback")
+        if "match" in controls:
+            page.check("#match")
         if "palette" in controls:
             page.check("#preserve-color")
             page.check("#palette")  # the style's colours or the photo's: checking one clears the other
@@ -219,6 +230,8 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         files.append(("mask", MASK.read_bytes()))
     if "palette" in controls:
         form["palette"] = "0.25"
+    if "match" in controls:
+        form["decoder_match"] = "0.75"
     import httpx
 
     response = httpx.post(server + "/v1/stylize", data=form, files=files, timeout=300)
@@ -237,6 +250,13 @@ def test_browser_mode_stylizes_inside_the_browser_like_the_server(server, tmp_pa
         plain = Image.open(io.BytesIO(once.content)).convert("RGB")
         print(f"{controls}: against one pass {psnr(in_browser, plain):.1f} dB")
         assert psnr(in_browser, plain) < 35
+    if "match" in controls:  # the box did something, in the browser as on the server
+        response = httpx.post(
+            server + "/v1/stylize", data={**form, "decoder_match": "0"}, files=files, timeout=300
+        )
+        plain = Image.open(io.BytesIO(response.content)).convert("RGB")
+        print(f"{controls}: against no match {psnr(in_browser, plain):.1f} dB")
+        assert psnr(in_browser, plain) < psnr(in_browser, on_server) - 3
     if "palette" in controls:  # nearer the server's recoloured result than its plain one
         response = httpx.post(server + "/v1/stylize", data={**form, "palette": "0"}, files=files, timeout=300)
         plain = Image.open(io.BytesIO(response.content)).convert("RGB")

@@ -148,13 +148,38 @@ def test_the_cli_flags(tmp_path, pair, decoder_file):
     assert not (tmp_path / "no.png").exists()
 
 
-def test_the_onnx_backend_refuses_it_in_one_line(stylizer):
-    from dataclasses import replace
+@torch.no_grad()
+def test_the_graph_for_export_matches_as_the_hooks_do(decoder_file):
+    """``MatchingDecoder`` (what ``decoder_match.onnx`` holds): at share 0 a style's statistics, and
+    the hooks' output for a batch, one region or two."""
+    from adain.weights import load_decoder_state
 
-    onnx = stylizer.with_options()
-    onnx.backend = replace(stylizer.backend, onnx_dir="exported")
-    with pytest.raises(AdainError, match="torch backend"):
-        onnx.with_options(decoder_match=0.5)
+    decoder = Decoder().eval()
+    decoder.load_state_dict(load_decoder_state(decoder_file))
+    graph = decoder_match.MatchingDecoder(decoder)
+    g = torch.Generator().manual_seed(0)
+    style, x = torch.rand(1, 512, 5, 5, generator=g), torch.rand(2, 512, 7, 6, generator=g)
+    own, other = (
+        decoder_match.decoder_statistics(decoder, style),
+        decoder_match.decoder_statistics(decoder, 2 * style),
+    )
+
+    def run(match, labels, features):
+        inputs = match.graph_inputs(labels, features.shape[-2:])
+        return graph(features, inputs.pop("regions"), inputs.pop("share"), *inputs.values())
+
+    measured = run(decoder_match.DecoderMatch((), [[()]], [0.0]), None, style)
+    assert torch.allclose(measured[0], decoder(style))
+    for k, (mean, std) in enumerate(own):
+        assert torch.allclose(measured[1 + 2 * k].flatten(), mean.flatten(), atol=1e-5)
+        assert torch.allclose(measured[2 + 2 * k].flatten(), std.flatten(), atol=1e-5)
+    labels = (torch.rand(1, 1, 7, 6, generator=g) > 0.4).long()
+    for regions, where in ((1, None), (2, labels)):
+        targets = [[(own[0], own[6]), (other[0], other[6])][:regions]] * 2
+        match = decoder_match.DecoderMatch((0, 6), targets, [0.75, 0.5])
+        hooked = match.decode(decoder, x, where)
+        assert not torch.allclose(hooked, decoder(x), atol=1e-2)
+        assert torch.allclose(run(match, where, x)[0], hooked, atol=1e-5)
 
 
 def test_eval_measures_it_and_says_so(tmp_path, decoder_file):

@@ -27,7 +27,7 @@ def exported(tmp_path_factory, decoder_file):
 
 
 def test_export_writes_checked_models_and_a_description(exported, decoder_file):
-    for name in ("encoder.onnx", "decoder.onnx"):
+    for name in ("encoder.onnx", "decoder.onnx", "decoder_match.onnx"):
         onnx.checker.check_model(str(exported / name))
     description = json.loads((exported / "adain.json").read_text())
     assert description["encoder"]["output"] == "relu4_1" and description["adain"]["eps"] == 1e-5
@@ -59,6 +59,36 @@ def test_the_onnx_backend_stylizes_like_pytorch_with_every_control(tmp_path, dec
     tiled = onnx_backend.with_options(tile=64)
     big = make_image(tmp_path / "big.png", (200, 168), seed=3)
     assert psnr(tiled(big, styles[0]), ours(big, styles[0])) >= 35
+
+
+def test_the_onnx_backend_follows_decoder_match(tmp_path, decoder_file, monkeypatch):
+    """``decoder_match.onnx``: the style's statistics and the matched image as the torch backend
+    makes them, with a blend and with a mask; an image that needs tiles is refused in one line."""
+    from adain.errors import AdainError
+
+    monkeypatch.setenv("ADAIN_HOME", str(tmp_path / "home"))
+    vgg = SHARED_VGG if SHARED_VGG.is_file() else None
+    ours = Stylizer.from_pretrained(vgg, decoder_file, "cpu", fast=False).with_options(decoder_match=0.75)
+    theirs = Stylizer.from_pretrained(vgg, decoder_file, "cpu", backend="onnx").with_options(
+        decoder_match=0.75
+    )
+    content = make_image(tmp_path / "c.png", (60, 44), seed=1)
+    styles = [make_image(tmp_path / f"s{i}.png", (40, 40), seed=2 + i) for i in range(2)]
+    mask = make_image(tmp_path / "m.png", (60, 44), seed=9, mode="L")
+    code, expected = theirs.encode_style(styles[0]), ours.encode_style(styles[0])
+    for (mean, std), (want_mean, want_std) in zip(code.decoder, expected.decoder, strict=True):
+        assert torch.allclose(mean, want_mean, rtol=1e-3, atol=1e-3) and torch.allclose(
+            std, want_std, rtol=1e-3, atol=1e-3
+        )
+    plain = Stylizer.from_pretrained(vgg, decoder_file, "cpu", backend="onnx")
+    for controls in ({}, {"alpha": 0.5, "style_weights": [1, 3]}, {"mask": mask}):
+        chosen = styles if controls.get("style_weights") or controls.get("mask") else styles[0]
+        matched = theirs(content, chosen, **controls)
+        assert psnr(matched, ours(content, chosen, **controls)) >= 45
+        assert psnr(matched, plain(content, chosen, **controls)) < 45  # the match did something
+    big = make_image(tmp_path / "big.png", (200, 168), seed=3)
+    with pytest.raises(AdainError, match="needs tiles"):
+        theirs.with_options(tile=64)(big, styles[0])
 
 
 def test_export_refuses_to_replace_an_export_and_the_cli_writes_one(tmp_path, decoder_file, capsys):

@@ -101,9 +101,9 @@ class Backend:
 
     def decoder(self, decoder: Decoder) -> nn.Module:
         if self.onnx_dir is not None:
-            from .export import OnnxNet
+            from .export import OnnxDecoder
 
-            return OnnxNet(self.onnx_dir / "decoder.onnx")
+            return OnnxDecoder(self.onnx_dir)
         net = fuse_upsampling(decoder) if self.fused_upsampling else decoder
         if self.dtype is not None:
             return Autocast(net, self.dtype)

@@ -13,6 +13,10 @@ share 0.75 lower the style loss 8.7 % for 0.8 % more content loss; README, "Deco
 The maps are the whole image's, measured after the earlier layers have moved, so an image in tiles
 comes out as it does whole: ``gather_maps`` measures each chosen layer over the tile cores, one
 pass over the tiles per chosen layer, before the tiles are painted.
+
+``MatchingDecoder`` is the same arithmetic as one graph with tensors for inputs, for the exported
+models (``decoder_match.onnx``): ONNX Runtime and the page's browser mode run it where no hook
+can reach the decoder's ReLUs.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import defaults
 from .errors import AdainError
-from .nets import Stats, blend, mean_std, run_decoder
+from .nets import EPS, Stats, blend, mean_std, run_decoder
 from .tiling import Tile, content_statistics, gather_statistics, repeat_labels
 
 RELUS = 8  # the decoder's ReLUs, numbered from 0 at relu4_1's end
@@ -55,6 +60,13 @@ def decoder_statistics(decode: nn.Module, features: Tensor) -> tuple[Stats, ...]
         stats.append(mean_std(x))
         return x
 
+    if hasattr(decode, "matching"):  # an exported decoder: the statistics are its graph's outputs
+        match = DecoderMatch((), [[()]] * len(features), [0.0] * len(features))
+        measured = decode.matching(features, match.graph_inputs(None, features.shape[-2:]))[1:]
+        return tuple(
+            (mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1))
+            for mean, std in zip(measured[::2], measured[1::2], strict=True)
+        )
     run_decoder(decode, features, keep)
     return tuple(stats)
 
@@ -161,6 +173,13 @@ class DecoderMatch:
     ) -> Tensor:
         """``decode(t)`` with each chosen ReLU moved: by the ``fixed`` maps where given (tiles), else
         by maps measured on these activations (a whole image). ``stop_at``: as ``run_decoder``."""
+        if hasattr(decode, "matching"):  # an exported decoder: the match inside its graph, on a whole image
+            if fixed is not None or stop_at is not None:
+                raise AdainError(
+                    "decoder_match with the onnx backend paints an image whole, and this one needs tiles: "
+                    "give it more memory (--max-memory) or use the torch backend"
+                )
+            return decode.matching(t, self.graph_inputs(labels, t.shape[-2:]))[0]
         regions = len(self.targets[0])
 
         def after_relu(k: int, x: Tensor) -> Tensor:
@@ -198,3 +217,84 @@ class DecoderMatch:
             own = gather_statistics(decode_tile, tiles, images, regions, labels, bar, RELU_SCALE[k])
             fixed[k] = self.maps(k, own)
         return fixed
+
+    def graph_inputs(self, labels: Tensor | None, size: tuple[int, int]) -> dict[str, Tensor]:
+        """This match as ``MatchingDecoder``'s inputs besides the features, for relu4_1 of ``size``:
+        the regions one hot, each ReLU's share per image (0 where not chosen), the styles' targets."""
+        images, regions = len(self.targets), len(self.targets[0])
+        if labels is None:
+            one_hot = torch.ones(images, 1, *size)
+        else:
+            one_hot = (
+                F.one_hot(labels[0, 0].cpu(), regions).permute(2, 0, 1).float().expand(images, -1, -1, -1)
+            )
+        share = torch.zeros(images, RELUS)
+        share[:, list(self.layers)] = torch.tensor(self.shares, dtype=torch.float32).unsqueeze(1)
+        inputs = {"regions": one_hot.contiguous(), "share": share}
+        for k in range(RELUS):
+            for part, name in enumerate(("mean", "std")):
+                if k not in self.layers:  # any value: its share is 0
+                    inputs[f"target_{name}_{k}"] = torch.ones(images, regions, 1)
+                    continue
+                j = self.layers.index(k)
+                inputs[f"target_{name}_{k}"] = torch.stack([
+                    torch.stack([target[j][part].flatten() for target in image_targets])
+                    for image_targets in self.targets
+                ]).float().cpu()  # fmt: skip
+        return inputs
+
+
+def region_statistics(x: Tensor, regions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per image and region of one-hot ``regions`` (N, R, H, W) the channel (mean, std) of ``x``
+    (N, C, H, W), each (N, R, C), as ``nets.mean_std`` computes them, and the region's positions
+    (N, R). Sums of deviations from the image's own channel means, so fp32 loses little."""
+    flat, weights = x.flatten(2).float(), regions.flatten(2)
+    centre = flat.mean(dim=2, keepdim=True)
+    deviations = flat - centre
+    count = weights.sum(dim=2)
+    n = count.clamp_min(2).unsqueeze(2)  # a region under two positions is not moved (no NaN on the way)
+    sums = torch.bmm(weights, deviations.transpose(1, 2))
+    squares = torch.bmm(weights, deviations.square().transpose(1, 2))
+    mean = sums / n + centre.transpose(1, 2)
+    variance = ((squares - sums.square() / n) / (n - 1)).clamp_min(0)
+    return mean, (variance + EPS).sqrt(), count
+
+
+class MatchingDecoder(nn.Module):
+    """A decoder with the match inside its graph, for export: every ReLU's activations measured per
+    region and moved ``share[:, k]`` of the way to the targets (``move``'s arithmetic, all eight
+    ReLUs, a share of 0 leaving a layer as it is).
+
+    Inputs: relu4_1 features ``x`` (N, 512, h, w); ``regions`` (N, R, h, w), one hot (all ones for
+    no mask); ``share`` (N, 8); per ReLU k, ``target_mean_k`` and ``target_std_k`` (N, R, C_k), any
+    (N, R, 1) where its share is 0. Outputs: the image ``y`` and per ReLU ``mean_k``, ``std_k``
+    (N, R, C_k) of its activations before they moved: decoded at share 0, a style's own
+    ``decoder_statistics``.
+    """
+
+    def __init__(self, decoder: nn.Module) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, x: Tensor, regions: Tensor, share: Tensor, *targets: Tensor) -> tuple[Tensor, ...]:
+        measured: list[Tensor] = []
+
+        def after_relu(k: int, a: Tensor) -> Tensor:
+            weights = regions if RELU_SCALE[k] == 1 else F.interpolate(regions, scale_factor=RELU_SCALE[k])
+            mean, std, count = region_statistics(a, weights)
+            measured.extend((mean, std))
+            scale = targets[2 * k + 1] / std
+            shift = targets[2 * k] - mean * scale
+            shares = share[:, k : k + 1] * (count >= 2).float()  # (N, R)
+            flat = weights.flatten(2)
+
+            def at_positions(per_region: Tensor) -> Tensor:  # each position's region's value
+                return torch.bmm(per_region.transpose(1, 2), flat).view(
+                    a.shape[0], -1, a.shape[2], a.shape[3]
+                )
+
+            moved = (a * at_positions(scale) + at_positions(shift)).clamp_min(0)
+            return a + at_positions(shares.unsqueeze(2)) * (moved - a)
+
+        y = run_decoder(self.decoder, x, after_relu)
+        return (y, *measured)

@@ -6,6 +6,9 @@ few lines of arithmetic that ``adain.json`` spells out for any runtime:
 
     t = std_s * (f_c - mean_c) / std_c + mean_s,   per sample and channel over H x W,
     std = sqrt(sum((f - mean)^2) / (H*W - 1) + 1e-5),   output = clamp(decoder(alpha * t + (1 - alpha) * f_c), 0, 1)
+
+``decoder_match.onnx`` is the decoder with the ``decoder_match`` option inside
+(``decoder_match.MatchingDecoder``: its inputs and outputs are listed in ``adain.json``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from . import files, weights
+from . import decoder_match, defaults, files, weights
 from .errors import AdainError, UsageError
 from .nets import EPS
 
-MODEL_FILES = ("encoder.onnx", "decoder.onnx", "adain.json")
+MODEL_FILES = ("encoder.onnx", "decoder.onnx", "decoder_match.onnx", "adain.json")
+NETWORK_FILES = MODEL_FILES[:3]
 OPSET = 17
 
 
@@ -39,10 +43,31 @@ def _needs_onnx() -> None:
 
 def _export_net(net: nn.Module, example: Tensor, path: Path) -> None:
     axes = {0: "batch", 2: "height", 3: "width"}
+    _export(net, {"x": example}, ["y"], {"x": axes, "y": axes}, path)
+
+
+def _export(net: nn.Module, inputs: dict[str, Tensor], outputs: list[str],
+            axes: dict[str, dict[int, str]], path: Path) -> None:  # fmt: skip
     with files.replacing(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and shape notes
-        torch.onnx.export(net, (example,), str(tmp), input_names=["x"], output_names=["y"], opset_version=OPSET,
-                          dynamic_axes={"x": axes, "y": axes}, dynamo=False)  # fmt: skip
+        torch.onnx.export(net, tuple(inputs.values()), str(tmp), input_names=list(inputs), output_names=outputs,
+                          opset_version=OPSET, dynamic_axes=axes, dynamo=False)  # fmt: skip
+
+
+def _export_matching(net: nn.Module, features: Tensor, path: Path) -> None:
+    """``decoder_match.MatchingDecoder`` of ``net``, its inputs and outputs named as it documents."""
+    channels = [m.out_channels for m in net if isinstance(m, nn.Conv2d)][: decoder_match.RELUS]
+    image = {0: "batch", 2: "height", 3: "width"}
+    per_region = {0: "batch", 1: "regions"}
+    inputs = {"x": features, "regions": torch.ones(1, 1, *features.shape[2:]),
+              "share": torch.full((1, decoder_match.RELUS), 0.5)}  # fmt: skip
+    outputs, axes = ["y"], {"x": image, "y": image, "regions": {**image, 1: "regions"}, "share": {0: "batch"}}
+    for k, c in enumerate(channels):
+        for name in ("mean", "std"):
+            inputs[f"target_{name}_{k}"] = torch.rand(1, 1, c) + 0.5
+            outputs.append(f"{name}_{k}")
+            axes[f"target_{name}_{k}"] = axes[f"{name}_{k}"] = {**per_region, 2: f"channels_{k}"}
+    _export(decoder_match.MatchingDecoder(net), inputs, outputs, axes, path)
 
 
 def half_weights(path: Path) -> None:
@@ -96,7 +121,8 @@ def export_onnx(
     with torch.no_grad():
         _export_net(encoder, example, out / "encoder.onnx")
         _export_net(net, encoder(example), out / "decoder.onnx")
-    for name in MODEL_FILES[:2]:
+        _export_matching(net, encoder(example), out / "decoder_match.onnx")
+    for name in NETWORK_FILES:
         if fp16:
             half_weights(out / name)
         onnx.checker.check_model(str(out / name))
@@ -116,9 +142,29 @@ def export_onnx(
             "width": net.width,  # the hidden layers' channels, times the paper's decoder's
             "metadata": decoder_weights.metadata,
         },
+        "decoder_match": {
+            "file": "decoder_match.onnx",
+            "what": "the decoder with each ReLU k (0-7 from relu4_1's end) moved share[:, k] of the way to the "
+            "targets' channel statistics, per region: a = a + share * (max(0, a * s + b) - a) with "
+            "s = target_std / std(a), b = target_mean - mean(a) * s",
+            "inputs": "x (N, 512, h, w); regions (N, R, h, w) one hot at relu4_1's size; share (N, 8); "
+            "target_mean_k, target_std_k (N, R, C_k), or (N, R, 1) where share[:, k] is 0",
+            "outputs": "y; mean_k, std_k (N, R, C_k): the activations' statistics before they moved "
+            "(at share 0, decoding a style's relu4_1: its statistics, the targets)",
+            "layers": list(defaults.DECODER_MATCH_LAYERS),
+            "share": "the option's share times alpha; the region of a position under 2 positions is not moved",
+        },
     }
     files.write_text(out / "adain.json", json.dumps(description, indent=2) + "\n")
     return out
+
+
+def _session(path: Path, threads: int | None) -> object:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxNet(nn.Module):
@@ -126,15 +172,31 @@ class OnnxNet(nn.Module):
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         super().__init__()
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = _session(Path(path), threads)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.session.run(None, {"x": x.detach().float().contiguous().cpu().numpy()})[0]
+        y = self.session.run(None, {"x": x.detach().float().contiguous().cpu().numpy()})[0]  # type: ignore[attr-defined]
         return torch.from_numpy(y).to(x.device)
+
+
+class OnnxDecoder(OnnxNet):
+    """An export's ``decoder.onnx``; with ``matching``, its ``decoder_match.onnx`` (opened on first
+    use: a pipeline without the option never loads it)."""
+
+    def __init__(self, export_dir: str | os.PathLike, threads: int | None = None) -> None:
+        super().__init__(Path(export_dir) / "decoder.onnx", threads)
+        self.export_dir, self.threads = Path(export_dir), threads
+        self._matching: object = None
+
+    def matching(self, x: Tensor, inputs: dict[str, Tensor]) -> list[Tensor]:
+        """``decoder_match.MatchingDecoder``'s outputs for features ``x`` and its other ``inputs``."""
+        if self._matching is None:
+            self._matching = _session(self.export_dir / "decoder_match.onnx", self.threads)
+        feed = {"x": x.detach().float().contiguous().cpu().numpy()}
+        feed.update(
+            (name, value.detach().float().contiguous().cpu().numpy()) for name, value in inputs.items()
+        )
+        return [torch.from_numpy(y).to(x.device) for y in self._matching.run(None, feed)]  # type: ignore[attr-defined]
 
 
 def cached_export(vgg: str | os.PathLike | None, decoder: str | os.PathLike | None) -> Path:

@@ -277,7 +277,6 @@ class Stylizer:
         self.options = options or StylizerOptions()
         self.overhead_mb = winograd.footprint_mb(self.encode, self.decode)  # counted in the memory budget
         self.encoder_weights, self.decoder_weights = encoder_weights, decoder_weights
-        self._check_backend()
         # the last content encoded and its features, and those of its smaller copy for feedback's first
         # pass ("preview"), kept only inside ``reusing_content()``
         self._last_content: dict[str, tuple[Tensor, Tensor]] | None = None
@@ -314,12 +313,7 @@ class Stylizer:
         """A stylizer sharing these networks with some options changed (a server's own limits)."""
         other = copy.copy(self)
         other.options = replace(self.options, **changes)  # type: ignore[arg-type]
-        other._check_backend()
         return other
-
-    def _check_backend(self) -> None:
-        if self.options.decoder_match and self.backend.onnx_dir is not None:
-            raise AdainError("decoder_match runs on the torch backend (the exported decoder has no hooks)")
 
     @property
     def device(self) -> torch.device:

@@ -39,7 +39,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export import MODEL_FILES, export_onnx
+    from ..export import NETWORK_FILES, export_onnx
 
     if args.web:
         from ..browser import export_web
@@ -55,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
 
             raise UsageError("--web-runtime goes with --web")
         out = models = export_onnx(args.out_dir, args.vgg, args.decoder, args.overwrite, args.fp16)
-    sizes = ", ".join(f"{name} {(models / name).stat().st_size / 2**20:.1f} MB" for name in MODEL_FILES[:2])
+    sizes = ", ".join(f"{name} {(models / name).stat().st_size / 2**20:.1f} MB" for name in NETWORK_FILES)
     print(f"adain: wrote {sizes} and adain.json to {models}", file=sys.stderr)
     return 0
