@@ -79,3 +79,42 @@ def test_memory_budget_picks_tiles(stylizer, tmp_path):
 def test_absurd_tile_sizes(size):
     with pytest.raises(AdainError, match="tile size must be between"):
         tiling.check_tile(size)
+
+
+@pytest.mark.parametrize("decoder_match", [0.0, 0.75])
+def test_each_tile_is_encoded_once_where_the_budget_keeps_its_features(
+    stylizer, tmp_path, monkeypatch, decoder_match
+):
+    """Kept between the passes over the tiles (the content statistics', the decoder match's and the
+    painting's), each tile's features are encoded once, and the image is what encoding it in
+    every pass paints."""
+    from adain.stylize import Stylizer
+
+    content = make_image(tmp_path / "c.png", (200, 168), seed=7)
+    tiles = stylizer.with_options(tile=64, decoder_match=decoder_match)
+    code = tiles.encode_style(make_image(tmp_path / "s.png", (64, 64), seed=8))
+    encoded = []
+    real = tiling.tile_encoder
+
+    def counting(padded, encode, memory_format):
+        each = real(padded, encode, memory_format)
+        return lambda t: encoded.append(t) or each(t)
+
+    monkeypatch.setattr(tiling, "tile_encoder", counting)
+    kept = np.asarray(tiles(content, code))
+    assert len(encoded) == len(set(encoded)) == len(tiling.grid(200, 168, 64))
+    encoded.clear()
+    monkeypatch.setattr(Stylizer, "_keeps_features", lambda self, padded, tile: False)
+    again = np.asarray(tiles(content, code))
+    assert len(encoded) == (2 + (2 if decoder_match else 0)) * len(tiling.grid(200, 168, 64))
+    assert np.array_equal(kept, again)
+
+
+def test_the_plan_makes_room_for_the_features_where_they_are_a_small_part_of_the_budget():
+    side = tiling.auto_tile(3072, 3072, 2048, 100)
+    planned = tiling.plan_tiles(3072, 3072, 2048, 100)
+    assert planned < side and tiling.features_fit(3072, 3072, planned, 2048, 100)
+    assert not tiling.features_fit(3072, 3072, side, 2048, 100)
+    # at 4096² they would take over a quarter of 2 GB: the largest tile, encoded in every pass
+    assert tiling.plan_tiles(4096, 4096, 2048, 100) == tiling.auto_tile(4096, 4096, 2048, 100)
+    assert not tiling.features_fit(4096, 4096, tiling.plan_tiles(4096, 4096, 2048, 100), 2048, 100)

@@ -741,7 +741,8 @@ class Stylizer:
         if features is None:
             return tiling.render_tiled(padded, encode, paint, tile, len(targets[0]), labels,
                                        self.backend.memory_format, smooth, self.options.progress,
-                                       None if match is None else (settle, len(match.layers)))  # fmt: skip
+                                       None if match is None else (settle, len(match.layers)),
+                                       self._keeps_features(padded, tile))  # fmt: skip
         content_stats = tiling.content_statistics(features, len(targets[0]), labels)
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
@@ -861,7 +862,15 @@ class Stylizer:
         one-line error, from the size alone, for images the budget cannot hold even in tiles."""
         padded = [n + -n % STRIDE for n in (height, width)]
         budget, overhead = self.options.memory_mb / count, self.overhead_mb / count
-        return tiling.auto_tile(padded[0], padded[1], budget, overhead, self.decoder.width)
+        return tiling.plan_tiles(padded[0], padded[1], budget, overhead, self.decoder.width)
+
+    def _keeps_features(self, padded: Tensor, tile: int) -> bool:
+        """Whether the budget holds every tile's features of this batch between the passes."""
+        count = len(padded)
+        budget, overhead = self.options.memory_mb / count, self.overhead_mb / count
+        return tiling.features_fit(
+            padded.shape[-2], padded.shape[-1], tile, budget, overhead, self.decoder.width
+        )
 
     def style_tensor(self, style: ImageLike, size: int = 0, crop: bool = False) -> Tensor:
         """A style image as a (1, 3, H, W) RGB tensor on the device, as ``encode_style`` reads it:

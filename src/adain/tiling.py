@@ -10,6 +10,7 @@ out as they would from the whole image.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ BYTES_PER_PIXEL = 1024
 # and one conversion buffer, per pixel; and the process itself (torch, the weights).
 IMAGE_BYTES_PER_PIXEL = 36
 RUNTIME_MB = 300
+# relu4_1 of a tile's context (512 fp32 channels at 1/8 of its side), per pixel of the context:
+# what keeping every tile's features between the passes over the tiles costs
+FEATURE_BYTES_PER_PIXEL = 512 * 4 // STRIDE**2
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,48 @@ def auto_tile(
             f"a memory budget of {max_memory_mb:g} MB is too small for a {width}x{height} image "
             f"(needs at least {need} MB; raise --max-memory)"
         )
+    return side
+
+
+def kept_features_mb(height: int, width: int, tile: int) -> float:
+    """What every tile's relu4_1 features take, kept between the passes over the tiles."""
+    area = sum((t.ctx_bottom - t.ctx_top) * (t.ctx_right - t.ctx_left) for t in grid(height, width, tile))
+    return area * FEATURE_BYTES_PER_PIXEL / 2**20
+
+
+def features_fit(
+    height: int,
+    width: int,
+    tile: int,
+    max_memory_mb: float,
+    extra_mb: float = 0.0,
+    decoder_width: float = 1.0,
+) -> bool:
+    """Whether the budget holds every tile's features besides one tile's working set (``auto_tile``'s
+    terms), so that each tile is encoded once however many passes go over the tiles."""
+    context = min(tile + 2 * HALO, height) * min(tile + 2 * HALO, width)
+    fixed = (RUNTIME_MB + extra_mb) * 2**20 + height * width * IMAGE_BYTES_PER_PIXEL
+    working = context * BYTES_PER_PIXEL * max(1.0, decoder_width)
+    return fixed + working + kept_features_mb(height, width, tile) * 2**20 <= max_memory_mb * 2**20
+
+
+def plan_tiles(
+    height: int, width: int, max_memory_mb: float, extra_mb: float = 0.0, decoder_width: float = 1.0
+) -> int | None:
+    """``auto_tile``'s tile, made a little smaller where that makes room to keep every tile's
+    features (``features_fit``): at most a quarter of the budget for them, as each tile encoded
+    once instead of in every pass costs less than the halos of smaller tiles."""
+    side = auto_tile(height, width, max_memory_mb, extra_mb, decoder_width)
+    if side is None:
+        return None
+    kept = kept_features_mb(height, width, side)
+    if kept <= max_memory_mb / 4:
+        with contextlib.suppress(AdainError):
+            smaller = auto_tile(height, width, max_memory_mb - 1.25 * kept, extra_mb, decoder_width)
+            if smaller is not None and features_fit(
+                height, width, smaller, max_memory_mb, extra_mb, decoder_width
+            ):
+                return smaller
     return side
 
 
@@ -235,6 +281,7 @@ def render_tiled(
     smooth: Smooth | None = None,
     progress: bool = False,
     settle: Settle | None = None,
+    keep_features: bool = False,
 ) -> Tensor:
     """``paint(encode(x))`` of a stride-padded (N, 3, H, W) batch in tiles of ``tile`` pixels.
 
@@ -242,7 +289,8 @@ def render_tiled(
     image of the batch, per region of ``labels``, the region of each feature position of the
     whole image); ``smooth`` may replace them (the video path's temporal smoothing). ``settle``
     may then make its own passes and hand back the painter. The last pass encodes each tile
-    again with its halo, paints it with the whole image's statistics and keeps its core.
+    again with its halo (with ``keep_features``, takes its features kept from the first pass
+    instead: ``features_fit``), paints it with the whole image's statistics and keeps its core.
     """
     from tqdm import tqdm
 
@@ -252,6 +300,15 @@ def render_tiled(
                dynamic_ncols=True)  # fmt: skip
 
     encode_tile = tile_encoder(padded, encode, memory_format)
+    kept: dict[Tile, Tensor] = {}
+    if keep_features:
+        encode_each = encode_tile
+
+        def encode_tile(t: Tile) -> Tensor:
+            if t not in kept:
+                kept[t] = encode_each(t)
+            return kept[t]
+
     content_stats = gather_statistics(encode_tile, tiles, padded.shape[0], regions, labels, bar)
     if smooth is not None:
         content_stats = [smooth(image_stats) for image_stats in content_stats]
@@ -262,7 +319,7 @@ def render_tiled(
     for t in tiles:
         context_labels = None if labels is None else t.context_features(labels)
         out[..., t.top : t.bottom, t.left : t.right] = t.core_of_context(
-            paint(encode_tile(t), content_stats, context_labels)
+            paint(kept.pop(t) if t in kept else encode_tile(t), content_stats, context_labels)
         )
         release_freed_memory()
         bar.update(1)
