@@ -355,8 +355,14 @@ def test_decoder_match_on_the_server(client, tmp_path):
     once = stylize(client, tmp_path, content_size="0", format="png")
     matched = stylize(client, tmp_path, content_size="0", format="png", decoder_match="0.75")
     assert once.status_code == matched.status_code == 200 and once.content != matched.content
-    # a built-in style was encoded with the decoder's statistics when the server started
+    # a built-in style gets the decoder's statistics on the first request that needs them, and keeps them
+    waves = client.app.state.builtin["waves"]
+    assert stylize(client, tmp_path, with_style=False, style_id="waves").status_code == 200
+    assert waves.code.decoder is None
     builtin = stylize(client, tmp_path, with_style=False, style_id="waves", decoder_match="1")
-    assert builtin.status_code == 200
+    assert builtin.status_code == 200 and len(waves.code.decoder) == 8
+    measured = waves.code
+    assert stylize(client, tmp_path, with_style=False, style_id="waves", decoder_match="0.5").status_code == 200
+    assert waves.code is measured
     refused = stylize(client, tmp_path, decoder_match="1.5")
     assert refused.status_code == 422 and "decoder_match" in str(refused.json()["detail"])

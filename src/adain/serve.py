@@ -273,6 +273,9 @@ class Studio:
                 img = await self.decode(upload, "style", self.config.style_size)
                 styles.append(Style(Path(upload.filename or "style").stem, None, img))
             mask_img = await self.decode(mask, "mask") if mask is not None else None
+            if decoder_match:
+                for kept in styles:
+                    await run_in_threadpool(_with_decoder_statistics, self.stylizer, kept)
             async with _watch_client(request) as gone:
                 # polled before each tile
                 stylizer = self.stylizer.with_options(
@@ -327,6 +330,7 @@ def create_app(config: ServeConfig | None = None, stylizer: Stylizer | None = No
 
     _add_routes(app, studio)
     app.state.stylizer, app.state.gate, app.state.uploaded = studio.stylizer, studio.gate, studio.uploaded
+    app.state.builtin = studio.builtin
     return app
 
 
@@ -485,15 +489,21 @@ def _decode(data: bytes, name: str, max_pixels: int, short_side: int) -> Image.I
 
 
 def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int, polish: bool) -> Style:
-    """A kept style: resized, encoded with the decoder's statistics that ``decoder_match`` requests
-    need (where the backend has them), and with ``polish`` its four taps measured too, so that
-    polish requests do not measure it again."""
+    """A kept style: resized, encoded, and with ``polish`` its four taps measured too, so that
+    polish requests do not measure it again (the decoder's statistics that ``decoder_match``
+    needs are measured on the first request that asks: ``_with_decoder_statistics``)."""
     resized = images.resize_short_side(images.flatten_alpha(img), size)
-    if stylizer.backend.onnx_dir is None:
-        stylizer = stylizer.with_options(decoder_match=1.0)
     code = stylizer.encode_style(resized)
     polish_code = stylizer.with_options(polish=1).encode_style(resized) if polish else None
     return Style(name, replace(code, name=name), resized, polish_code)
+
+
+def _with_decoder_statistics(stylizer: Stylizer, style: Style) -> None:
+    """A kept style's code with the decoder's statistics, measured once (one more encoder and
+    decoder pass); two requests racing to it measure the same numbers."""
+    if style.code is not None and style.code.decoder is None:
+        code = stylizer.with_options(decoder_match=1.0).encode_style(style.image)
+        style.code = replace(code, name=style.name)
 
 
 def _run(stylizer: Stylizer, content: Image.Image, styles: list[Style], mask: Image.Image | None,
