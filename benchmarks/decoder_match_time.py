@@ -11,24 +11,17 @@ measured by ``benchmarks/decoder_matching.py`` and ``adain eval --decoder-match`
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from inference import add_timing_flags, against_one_pass, cpu_stylizer, smooth_image, timed
-from results_file import add_out_flags, parse_args, write_results
+from inference import against_one_pass, smooth_image, timed, timing_parser, timing_setup
+from results_file import write_results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = timing_parser(__doc__)
     parser.add_argument("--share", type=float, default=0.75, help="the match's share (default 0.75)")
     parser.add_argument("--layers", default="0,6", help="the decoder's ReLUs it moves (default 0,6)")
     parser.add_argument("--style-size", type=int, default=512, help="the style encoded (default 512)")
-    add_timing_flags(parser, sizes="512,1024", runs=3)
-    add_out_flags(parser, "decoder_match_time.json")
-    args = parse_args(parser)
-    once, precision = cpu_stylizer(args)
+    args, once, precision = timing_setup(parser, "512,1024", 3, "decoder_match_time.json")
     layers = tuple(int(k) for k in args.layers.split(","))
     matching = once.with_options(decoder_match=args.share, decoder_match_layers=layers)
     variants = [(f"match {args.share:g}", matching)]

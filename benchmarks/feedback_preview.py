@@ -9,25 +9,18 @@ keeps of feedback's gain in style loss is measured by ``scripts/style_channels.p
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from inference import add_timing_flags, against_one_pass, cpu_stylizer
-from results_file import add_out_flags, parse_args, write_results
+from inference import against_one_pass, timing_parser, timing_setup
+from results_file import write_results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = timing_parser(__doc__)
     parser.add_argument(
         "--previews", default="0.25,0.5,0.75", help="first-pass scales (default 0.25,0.5,0.75)"
     )
     parser.add_argument("--share", type=float, default=0.5, help="the feedback share (default 0.5)")
-    add_timing_flags(parser, sizes="1024,2048", runs=2)
-    add_out_flags(parser, "feedback_preview.json")
-    args = parse_args(parser)
-    once, precision = cpu_stylizer(args)
+    args, once, precision = timing_setup(parser, "1024,2048", 2, "feedback_preview.json")
     fed = once.with_options(feedback=args.share)
     previews = [float(p) for p in args.previews.split(",")]
     variants = [("feedback", fed)] + [

@@ -88,6 +88,21 @@ def add_timing_flags(parser: argparse.ArgumentParser, sizes: str, runs: int) -> 
                         help="torch, or the exported models in ONNX Runtime (float32; default torch)")  # fmt: skip
 
 
+def timing_parser(doc: str) -> argparse.ArgumentParser:
+    """The parser of an option's timing against one pass, for the benchmark's own flags first."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def timing_setup(
+    parser: argparse.ArgumentParser, sizes: str, runs: int, out_name: str
+) -> tuple[argparse.Namespace, Stylizer, str]:
+    """``parser`` given the timing flags and the results file's, parsed; and ``cpu_stylizer``."""
+    add_timing_flags(parser, sizes, runs)
+    add_out_flags(parser, out_name)
+    args = parse_args(parser)
+    return (args, *cpu_stylizer(args))
+
+
 def cpu_stylizer(args: argparse.Namespace) -> tuple[Stylizer, str]:
     """The stylizer of ``add_timing_flags``' flags on the CPU and its arithmetic's name, printed
     with the thread count and torch's version."""

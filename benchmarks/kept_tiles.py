@@ -10,13 +10,12 @@ are compared too (PSNR): only the tile size and the number of encodings differ.
 
 from __future__ import annotations
 
-import argparse
 import copy
 
 import numpy as np
 import torch
-from inference import add_timing_flags, cpu_stylizer, smooth_image, timed
-from results_file import add_out_flags, parse_args, write_results
+from inference import smooth_image, timed, timing_parser, timing_setup
+from results_file import write_results
 
 from adain import Stylizer, tiling
 
@@ -39,14 +38,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = timing_parser(__doc__)
     parser.add_argument("--memory", type=float, default=2048, help="the memory budget in MB (default 2048)")
-    add_timing_flags(parser, sizes="2048,3072", runs=2)
-    add_out_flags(parser, "kept_tiles.json")
-    args = parse_args(parser)
-    now, precision = cpu_stylizer(args)
+    args, now, precision = timing_setup(parser, "2048,3072", 2, "kept_tiles.json")
     now = now.with_options(max_memory_mb=args.memory)
     before = copy.copy(now)
     before.__class__ = EncodedInEveryPass  # the same networks and options

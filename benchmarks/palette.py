@@ -8,22 +8,15 @@ loss is measured by ``adain eval --palette`` on the canonical pairs (README, "Pa
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from inference import add_timing_flags, against_one_pass, cpu_stylizer
-from results_file import add_out_flags, parse_args, write_results
+from inference import against_one_pass, timing_parser, timing_setup
+from results_file import write_results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = timing_parser(__doc__)
     parser.add_argument("--share", type=float, default=0.25, help="the palette share (default 0.25)")
-    add_timing_flags(parser, sizes="512,1024,2048", runs=3)
-    add_out_flags(parser, "palette.json")
-    args = parse_args(parser)
-    once, precision = cpu_stylizer(args)
+    args, once, precision = timing_setup(parser, "512,1024,2048", 3, "palette.json")
     variants = [(f"palette {args.share:g}", once.with_options(palette=args.share))]
     rows = against_one_pass(once, variants, [int(s) for s in args.sizes.split(",")], args.runs)
     write_results(
