@@ -362,7 +362,9 @@ def test_decoder_match_on_the_server(client, tmp_path):
     builtin = stylize(client, tmp_path, with_style=False, style_id="waves", decoder_match="1")
     assert builtin.status_code == 200 and len(waves.code.decoder) == 8
     measured = waves.code
-    assert stylize(client, tmp_path, with_style=False, style_id="waves", decoder_match="0.5").status_code == 200
+    assert (
+        stylize(client, tmp_path, with_style=False, style_id="waves", decoder_match="0.5").status_code == 200
+    )
     assert waves.code is measured
     refused = stylize(client, tmp_path, decoder_match="1.5")
     assert refused.status_code == 422 and "decoder_match" in str(refused.json()["detail"])

@@ -81,17 +81,17 @@ def test_absurd_tile_sizes(size):
         tiling.check_tile(size)
 
 
-@pytest.mark.parametrize("decoder_match", [0.0, 0.75])
+@pytest.mark.parametrize(("decoder_match", "feedback"), [(0.0, 0.0), (0.75, 0.0), (0.0, 0.5)])
 def test_each_tile_is_encoded_once_where_the_budget_keeps_its_features(
-    stylizer, tmp_path, monkeypatch, decoder_match
+    stylizer, tmp_path, monkeypatch, decoder_match, feedback
 ):
-    """Kept between the passes over the tiles (the content statistics', the decoder match's and the
-    painting's), each tile's features are encoded once, and the image is what encoding it in
-    every pass paints."""
+    """Kept between the passes over the tiles (the content statistics', the decoder match's, the
+    painting's, feedback's two renders), each tile's features are encoded once, and the image is
+    what encoding it in every pass paints."""
     from adain.stylize import Stylizer
 
     content = make_image(tmp_path / "c.png", (200, 168), seed=7)
-    tiles = stylizer.with_options(tile=64, decoder_match=decoder_match)
+    tiles = stylizer.with_options(tile=64, decoder_match=decoder_match, feedback=feedback)
     code = tiles.encode_style(make_image(tmp_path / "s.png", (64, 64), seed=8))
     encoded = []
     real = tiling.tile_encoder
@@ -101,12 +101,14 @@ def test_each_tile_is_encoded_once_where_the_budget_keeps_its_features(
         return lambda t: encoded.append(t) or each(t)
 
     monkeypatch.setattr(tiling, "tile_encoder", counting)
+    count = len(tiling.grid(200, 168, 64))
     kept = np.asarray(tiles(content, code))
-    assert len(encoded) == len(set(encoded)) == len(tiling.grid(200, 168, 64))
+    # feedback also encodes its first render's output, tile by tile
+    assert len(encoded) == len(set(encoded)) + (count if feedback else 0) == count * (2 if feedback else 1)
     encoded.clear()
-    monkeypatch.setattr(Stylizer, "_keeps_features", lambda self, padded, tile: False)
+    monkeypatch.setattr(Stylizer, "_kept_features", lambda self, padded, tile: None)
     again = np.asarray(tiles(content, code))
-    assert len(encoded) == (2 + (2 if decoder_match else 0)) * len(tiling.grid(200, 168, 64))
+    assert len(encoded) == count * (2 + (2 if decoder_match else 0) + (3 if feedback else 0))
     assert np.array_equal(kept, again)
 
 

@@ -581,10 +581,12 @@ class Stylizer:
         padded = pad_to_stride(x)
         labels = None if mask is None else self._labels(mask, padded.shape[-2:], (height, width))
         tile = self._tile_size(padded)
-        # without tiles the content's features serve both passes; tiles are encoded again in each
+        # without tiles the content's features serve both passes; with tiles, each tile's where the
+        # budget holds them (else tiles are encoded again in each pass)
         features = None if tile is not None else self._encode_content(padded)
+        kept = self._kept_features(padded, tile)
         if self.options.feedback:
-            made = self._first_pass(x, padded, features, tile, targets, labels, mask, match)
+            made = self._first_pass(x, padded, features, tile, targets, labels, mask, match, kept)
             targets = [
                 [
                     feedback_targets(t, m, self.options.feedback)
@@ -592,7 +594,7 @@ class Stylizer:
                 ]
                 for image_targets, image_made in zip(targets, made, strict=True)
             ]
-        return self._paint(padded, features, tile, targets, alphas, labels, smooth, match)[
+        return self._paint(padded, features, tile, targets, alphas, labels, smooth, match, kept)[
             ..., :height, :width
         ]
 
@@ -674,6 +676,7 @@ class Stylizer:
         labels: Tensor | None,
         mask: Image.Image | None,
         match: DecoderMatch | None,
+        kept: dict[tiling.Tile, Tensor] | None,
     ) -> list[list[Stats | None]]:
         """Feedback's first pass, at full strength: the relu4_1 statistics its output reaches, per
         image and region; on the content scaled by ``feedback_preview`` (no side under the encoder's
@@ -687,10 +690,12 @@ class Stylizer:
             labels = None if mask is None else self._labels(mask, padded.shape[-2:], size)
             tile = self._tile_size(padded)
             features = None if tile is not None else self._encode_content(padded, "preview")
+            kept = self._kept_features(padded, tile)
         if match is not None:  # at full strength too
             match = replace(match, shares=[self.options.decoder_match] * len(targets))
         # unsmoothed: ``smooth`` keeps state over the frames and sees each once, in the final pass
-        first = self._paint(padded, features, tile, targets, [1.0] * len(targets), labels, None, match)
+        first = self._paint(padded, features, tile, targets, [1.0] * len(targets), labels, None, match, kept,
+                            last=False)  # fmt: skip
         return self._statistics(first.clamp(0, 1), tile, len(targets[0]), labels)
 
     def _paint(
@@ -703,9 +708,12 @@ class Stylizer:
         labels: Tensor | None,
         smooth: tiling.Smooth | None,
         match: DecoderMatch | None = None,
+        kept: dict[tiling.Tile, Tensor] | None = None,
+        last: bool = True,
     ) -> Tensor:
         """``_render``'s one pass over the stride-padded batch: from its ``features`` whole, or in
-        tiles of ``tile`` pixels (with ``match``, its maps first gathered over the tiles)."""
+        tiles of ``tile`` pixels (with ``match``, its maps first gathered over the tiles; ``kept``
+        and ``last``: as ``render_tiled``'s)."""
         encode = self._interruptible(self.encode)
 
         def target(
@@ -742,7 +750,7 @@ class Stylizer:
             return tiling.render_tiled(padded, encode, paint, tile, len(targets[0]), labels,
                                        self.backend.memory_format, smooth, self.options.progress,
                                        None if match is None else (settle, len(match.layers)),
-                                       self._keeps_features(padded, tile))  # fmt: skip
+                                       kept, last)  # fmt: skip
         content_stats = tiling.content_statistics(features, len(targets[0]), labels)
         if smooth is not None:
             content_stats = [smooth(image_stats) for image_stats in content_stats]
@@ -864,13 +872,17 @@ class Stylizer:
         budget, overhead = self.options.memory_mb / count, self.overhead_mb / count
         return tiling.plan_tiles(padded[0], padded[1], budget, overhead, self.decoder.width)
 
-    def _keeps_features(self, padded: Tensor, tile: int) -> bool:
-        """Whether the budget holds every tile's features of this batch between the passes."""
+    def _kept_features(self, padded: Tensor, tile: int | None) -> dict[tiling.Tile, Tensor] | None:
+        """Where each tile's features of this batch are kept between the passes over the tiles (an
+        empty dict to fill), or None where there are no tiles or the budget does not hold them."""
+        if tile is None:
+            return None
         count = len(padded)
         budget, overhead = self.options.memory_mb / count, self.overhead_mb / count
-        return tiling.features_fit(
+        fits = tiling.features_fit(
             padded.shape[-2], padded.shape[-1], tile, budget, overhead, self.decoder.width
         )
+        return {} if fits else None
 
     def style_tensor(self, style: ImageLike, size: int = 0, crop: bool = False) -> Tensor:
         """A style image as a (1, 3, H, W) RGB tensor on the device, as ``encode_style`` reads it:

@@ -281,7 +281,8 @@ def render_tiled(
     smooth: Smooth | None = None,
     progress: bool = False,
     settle: Settle | None = None,
-    keep_features: bool = False,
+    kept: dict[Tile, Tensor] | None = None,
+    last: bool = True,
 ) -> Tensor:
     """``paint(encode(x))`` of a stride-padded (N, 3, H, W) batch in tiles of ``tile`` pixels.
 
@@ -289,8 +290,11 @@ def render_tiled(
     image of the batch, per region of ``labels``, the region of each feature position of the
     whole image); ``smooth`` may replace them (the video path's temporal smoothing). ``settle``
     may then make its own passes and hand back the painter. The last pass encodes each tile
-    again with its halo (with ``keep_features``, takes its features kept from the first pass
-    instead: ``features_fit``), paints it with the whole image's statistics and keeps its core.
+    again with its halo, paints it with the whole image's statistics and keeps its core.
+
+    ``kept`` (where the budget holds them: ``features_fit``) keeps each tile's features from its
+    first encoding, so it is encoded once; a caller painting the same tiles again (feedback's
+    first render) passes the same dict with ``last`` False, and the last render empties it.
     """
     from tqdm import tqdm
 
@@ -300,8 +304,7 @@ def render_tiled(
                dynamic_ncols=True)  # fmt: skip
 
     encode_tile = tile_encoder(padded, encode, memory_format)
-    kept: dict[Tile, Tensor] = {}
-    if keep_features:
+    if kept is not None:
         encode_each = encode_tile
 
         def encode_tile(t: Tile) -> Tensor:
@@ -319,7 +322,7 @@ def render_tiled(
     for t in tiles:
         context_labels = None if labels is None else t.context_features(labels)
         out[..., t.top : t.bottom, t.left : t.right] = t.core_of_context(
-            paint(kept.pop(t) if t in kept else encode_tile(t), content_stats, context_labels)
+            paint(kept.pop(t) if last and kept is not None else encode_tile(t), content_stats, context_labels)
         )
         release_freed_memory()
         bar.update(1)
