@@ -38,6 +38,11 @@ RELUS = 8  # the decoder's ReLUs, numbered from 0 at relu4_1's end
 RELU_SCALE = (1, 2, 2, 2, 2, 4, 4, 8)
 DEFAULT_LAYERS = defaults.DECODER_MATCH_LAYERS
 
+WHOLE_IMAGES_ONLY = (
+    "decoder_match with the onnx backend paints an image whole, and this one needs tiles: "
+    "give it more memory (--max-memory) or use the torch backend"
+)
+
 Map = tuple[Tensor, Tensor]  # per-channel (scale, shift), each (1, C, 1, 1)
 ImageMaps = list[Map | None]  # per mask region; None: the region keeps its activations
 
@@ -175,10 +180,7 @@ class DecoderMatch:
         by maps measured on these activations (a whole image). ``stop_at``: as ``run_decoder``."""
         if hasattr(decode, "matching"):  # an exported decoder: the match inside its graph, on a whole image
             if fixed is not None or stop_at is not None:
-                raise AdainError(
-                    "decoder_match with the onnx backend paints an image whole, and this one needs tiles: "
-                    "give it more memory (--max-memory) or use the torch backend"
-                )
+                raise AdainError(WHOLE_IMAGES_ONLY)
             return decode.matching(t, self.graph_inputs(labels, t.shape[-2:]))[0]
         regions = len(self.targets[0])
 

@@ -34,7 +34,15 @@ from .colour import (
     toward_palette,
     toward_palettes_in_regions,
 )
-from .decoder_match import DEFAULT_LAYERS, RELUS, DecoderMatch, ImageMaps, check_layers, decoder_statistics
+from .decoder_match import (
+    DEFAULT_LAYERS,
+    RELUS,
+    WHOLE_IMAGES_ONLY,
+    DecoderMatch,
+    ImageMaps,
+    check_layers,
+    decoder_statistics,
+)
 from .errors import AdainError, Cancelled, ImageError, PixelLimitError
 from .gatys import polish, polish_targets
 from .nets import (
@@ -583,6 +591,8 @@ class Stylizer:
         tile = self._tile_size(padded)
         # without tiles the content's features serve both passes; with tiles, each tile's where the
         # budget holds them (else tiles are encoded again in each pass)
+        if tile is not None and match is not None and self.backend.onnx_dir is not None:
+            raise AdainError(WHOLE_IMAGES_ONLY)  # before any work: the exported graph measures a whole image
         features = None if tile is not None else self._encode_content(padded)
         kept = self._kept_features(padded, tile)
         if self.options.feedback:
