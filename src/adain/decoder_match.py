@@ -59,12 +59,6 @@ def check_layers(layers: Sequence[int]) -> tuple[int, ...]:
 
 def decoder_statistics(decode: nn.Module, features: Tensor) -> tuple[Stats, ...]:
     """Each of the decoder's ReLUs' channel (mean, std) decoding ``features`` (a style's relu4_1)."""
-    stats: list[Stats] = []
-
-    def keep(k: int, x: Tensor) -> Tensor:
-        stats.append(mean_std(x))
-        return x
-
     if hasattr(decode, "matching"):  # an exported decoder: the statistics are its graph's outputs
         match = DecoderMatch((), [[()]] * len(features), [0.0] * len(features))
         measured = decode.matching(features, match.graph_inputs(None, features.shape[-2:]))[1:]
@@ -72,6 +66,12 @@ def decoder_statistics(decode: nn.Module, features: Tensor) -> tuple[Stats, ...]
             (mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1))
             for mean, std in zip(measured[::2], measured[1::2], strict=True)
         )
+    stats: list[Stats] = []
+
+    def keep(k: int, x: Tensor) -> Tensor:
+        stats.append(mean_std(x))
+        return x
+
     run_decoder(decode, features, keep)
     return tuple(stats)
 

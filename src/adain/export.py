@@ -167,6 +167,11 @@ def _session(path: Path, threads: int | None) -> object:
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def _as_numpy(x: Tensor) -> object:
+    """A tensor as ONNX Runtime takes it: float32, contiguous, on the CPU."""
+    return x.detach().float().contiguous().cpu().numpy()
+
+
 class OnnxNet(nn.Module):
     """An exported network run by ONNX Runtime's CPU provider, in place of the PyTorch one."""
 
@@ -175,7 +180,7 @@ class OnnxNet(nn.Module):
         self.session = _session(Path(path), threads)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.session.run(None, {"x": x.detach().float().contiguous().cpu().numpy()})[0]  # type: ignore[attr-defined]
+        y = self.session.run(None, {"x": _as_numpy(x)})[0]  # type: ignore[attr-defined]
         return torch.from_numpy(y).to(x.device)
 
 
@@ -192,10 +197,7 @@ class OnnxDecoder(OnnxNet):
         """``decoder_match.MatchingDecoder``'s outputs for features ``x`` and its other ``inputs``."""
         if self._matching is None:
             self._matching = _session(self.export_dir / "decoder_match.onnx", self.threads)
-        feed = {"x": x.detach().float().contiguous().cpu().numpy()}
-        feed.update(
-            (name, value.detach().float().contiguous().cpu().numpy()) for name, value in inputs.items()
-        )
+        feed = {name: _as_numpy(value) for name, value in {"x": x, **inputs}.items()}
         return [torch.from_numpy(y).to(x.device) for y in self._matching.run(None, feed)]  # type: ignore[attr-defined]
 
 

@@ -879,16 +879,18 @@ class Stylizer:
         """The tile ``count`` images of this size need under the memory budget (None: none), or a
         one-line error, from the size alone, for images the budget cannot hold even in tiles."""
         padded = [n + -n % STRIDE for n in (height, width)]
-        budget, overhead = self.options.memory_mb / count, self.overhead_mb / count
-        return tiling.plan_tiles(padded[0], padded[1], budget, overhead, self.decoder.width)
+        return tiling.plan_tiles(padded[0], padded[1], *self._budget_per_image(count), self.decoder.width)
+
+    def _budget_per_image(self, count: int) -> tuple[float, float]:
+        """Each of ``count`` images' share of the memory budget and of the networks' overhead (MB)."""
+        return self.options.memory_mb / count, self.overhead_mb / count
 
     def _kept_features(self, padded: Tensor, tile: int | None) -> dict[tiling.Tile, Tensor] | None:
         """Where each tile's features of this batch are kept between the passes over the tiles (an
         empty dict to fill), or None where there are no tiles or the budget does not hold them."""
         if tile is None:
             return None
-        count = len(padded)
-        budget, overhead = self.options.memory_mb / count, self.overhead_mb / count
+        budget, overhead = self._budget_per_image(len(padded))
         fits = tiling.features_fit(
             padded.shape[-2], padded.shape[-1], tile, budget, overhead, self.decoder.width
         )

@@ -103,6 +103,18 @@ def check_tile(tile: int) -> int:
     return tile // STRIDE * STRIDE
 
 
+def _fixed_bytes(height: int, width: int, extra_mb: float) -> float:
+    """What the budget spends however the image is tiled: the runtime plus ``extra_mb`` and the
+    whole-image buffers."""
+    return (RUNTIME_MB + extra_mb) * 2**20 + height * width * IMAGE_BYTES_PER_PIXEL
+
+
+def _tile_bytes_per_pixel(decoder_width: float) -> float:
+    """A tile's working set per pixel of its context, its full-resolution layers ``decoder_width``
+    times the paper's decoder's."""
+    return BYTES_PER_PIXEL * max(1.0, decoder_width)
+
+
 def auto_tile(
     height: int, width: int, max_memory_mb: float, extra_mb: float = 0.0, decoder_width: float = 1.0
 ) -> int | None:
@@ -112,8 +124,8 @@ def auto_tile(
     weights), whole-image buffers, and one tile's working set, whose full-resolution layers have
     ``decoder_width`` times the paper's channels in a wider decoder.
     """
-    per_pixel = BYTES_PER_PIXEL * max(1.0, decoder_width)
-    fixed = (RUNTIME_MB + extra_mb) * 2**20 + height * width * IMAGE_BYTES_PER_PIXEL
+    per_pixel = _tile_bytes_per_pixel(decoder_width)
+    fixed = _fixed_bytes(height, width, extra_mb)
     budget = max_memory_mb * 2**20 - fixed
     if height * width * per_pixel <= budget:
         return None
@@ -144,10 +156,11 @@ def features_fit(
 ) -> bool:
     """Whether the budget holds every tile's features besides one tile's working set (``auto_tile``'s
     terms), so that each tile is encoded once however many passes go over the tiles."""
-    context = min(tile + 2 * HALO, height) * min(tile + 2 * HALO, width)
-    fixed = (RUNTIME_MB + extra_mb) * 2**20 + height * width * IMAGE_BYTES_PER_PIXEL
-    working = context * BYTES_PER_PIXEL * max(1.0, decoder_width)
-    return fixed + working + kept_features_mb(height, width, tile) * 2**20 <= max_memory_mb * 2**20
+    working = (
+        min(tile + 2 * HALO, height) * min(tile + 2 * HALO, width) * _tile_bytes_per_pixel(decoder_width)
+    )
+    kept = kept_features_mb(height, width, tile) * 2**20
+    return _fixed_bytes(height, width, extra_mb) + working + kept <= max_memory_mb * 2**20
 
 
 def plan_tiles(
