@@ -72,7 +72,7 @@ def cached_step(model, optimizer, dtype, batch_size: int, crop_size: int):
     def step():
         content, style = next(batches)
         with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss_c, loss_s = model(content.to(memory_format=torch.channels_last), style, cached=True)
+            loss_c, loss_s, _ = model(content.to(memory_format=torch.channels_last), style, cached=True)
         loss = loss_c + 10 * loss_s
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -122,7 +122,7 @@ def main() -> None:
 
     def ours():
         with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss_c, loss_s = model(c_last, s_last)
+            loss_c, loss_s, _ = model(c_last, s_last)
         loss = loss_c + 10 * loss_s
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

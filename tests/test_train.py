@@ -89,7 +89,7 @@ def test_training_losses_and_gradients_equal_the_plain_networks(winograd, norm):
     torch.manual_seed(3)
     encoder, decoder = Encoder(), Decoder(norm)
     content, style = torch.rand(2, 3, 40, 36), torch.rand(2, 3, 32, 44)
-    loss_c, loss_s = AdaINLoss(encoder, decoder, winograd=winograd)(content, style)
+    loss_c, loss_s, _ = AdaINLoss(encoder, decoder, winograd=winograd)(content, style)
     (loss_c + 10 * loss_s).backward()
     fast = [p.grad.clone() for p in decoder.parameters()]
     decoder.zero_grad()
@@ -668,8 +668,8 @@ def test_style_layer_weights_scale_each_taps_terms():
     torch.manual_seed(5)
     encoder, decoder = Encoder().eval(), Decoder()
     content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
-    _, plain = AdaINLoss(encoder, decoder)(content, style)
-    _, weighted = AdaINLoss(encoder, decoder, style_layer_weights=(1, 2, 0, 1))(content, style)
+    _, plain, _ = AdaINLoss(encoder, decoder)(content, style)
+    _, weighted, _ = AdaINLoss(encoder, decoder, style_layer_weights=(1, 2, 0, 1))(content, style)
     with torch.no_grad():
         t = adain(encoder(content), encoder.taps(style)[-1])
         terms = style_loss_terms(encoder.taps(decoder(t)), [mean_std(x) for x in encoder.taps(style)])
@@ -687,8 +687,8 @@ def test_clamp_output_measures_the_saved_image_and_brings_pixels_back():
         decoder[-1].weight *= 200  # outputs spread well beyond [0, 1], so a clamp shows
         decoder[-1].bias += 0.5
     content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
-    _, raw = AdaINLoss(encoder, decoder)(content, style)
-    _, clamped_style = AdaINLoss(encoder, decoder, clamp_output=True)(content, style)
+    _, raw, _ = AdaINLoss(encoder, decoder)(content, style)
+    _, clamped_style, _ = AdaINLoss(encoder, decoder, clamp_output=True)(content, style)
     with torch.no_grad():
         t = adain(encoder(content), encoder.taps(style)[-1])
         output = decoder(t)
@@ -1058,8 +1058,8 @@ def test_distil_feedback_targets_the_teachers_two_passes():
         teacher[-1].bias += 0.3  # another decoder than the student, with outputs inside [0, 1] in part
     content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     taught = AdaINLoss(encoder, student, teacher=teacher, teacher_feedback=0.5, teacher_alpha=0.9)
-    content_loss_taught, style_taught = taught(content, style)
-    content_plain, style_plain = AdaINLoss(encoder, student)(content, style)
+    content_loss_taught, style_taught, _ = taught(content, style)
+    content_plain, style_plain, _ = AdaINLoss(encoder, student)(content, style)
     with torch.no_grad():  # the teacher's two passes by hand, as Stylizer paints with feedback 0.5, alpha 0.9
         f, wanted = encoder(content), mean_std(encoder.taps(style)[-1])
         t = adain(f, encoder.taps(style)[-1])
@@ -1168,4 +1168,139 @@ def test_a_bad_decoder_width_is_refused_before_a_run_starts(dataset, tmp_path, c
         exit_.value.code == 2
         and "--decoder-width: a decoder width must be a multiple of 1/64" in capsys.readouterr().err
     )
+    assert not (tmp_path / "run").exists()
+
+
+def packed_decoder_targets(decoder, features, layers):
+    """The decoder match's targets for a batch of relu4_1 ``features``, laid out as the cache keeps them."""
+    from adain.decoder_match import decoder_statistics
+
+    rows = []
+    with torch.no_grad():
+        for one in features.split(1):
+            stats = [decoder_statistics(decoder, one)[k] for k in layers]
+            rows.append(
+                torch.stack(
+                    [torch.cat([m.flatten() for m, _ in stats]), torch.cat([s.flatten() for _, s in stats])]
+                )
+            )
+    return torch.stack(rows)
+
+
+def test_decoder_match_loss_is_the_style_loss_form_on_the_decoders_relus():
+    from adain.decoder_match import decoder_statistics
+    from adain.features import STYLE_WIDTH
+
+    torch.manual_seed(6)
+    encoder, student, teacher = Encoder().eval(), Decoder(), Decoder()
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        stats = [mean_std(t) for t in encoder.taps(style)]
+        packed = torch.stack(
+            [torch.cat([m.flatten(1) for m, _ in stats], 1), torch.cat([s.flatten(1) for _, s in stats], 1)],
+            1,
+        )
+        content_feat, style_feat = encoder(content), encoder(style)
+    targets = packed_decoder_targets(teacher, style_feat, (0, 6))
+    assert targets.shape == (2, 2, 256 + 64)
+    model = AdaINLoss(encoder, student, match_layers=(0, 6))
+    plain = AdaINLoss(encoder, student)(content_feat, packed, cached=True)
+    losses = model(content_feat, torch.cat([packed, targets], 2), cached=True)
+    # the paper's two losses are unchanged by the targets riding along
+    assert losses.content.item() == pytest.approx(plain.content.item(), rel=1e-5)
+    assert losses.style.item() == pytest.approx(plain.style.item(), rel=1e-5)
+    assert plain.decoder_match.item() == 0
+    with torch.no_grad():  # by hand: the student's ReLUs decoding t against the teacher's decoding the style
+        t = adain(content_feat, encoder.taps(style)[-1])
+        errors, energy = {0: 0.0, 6: 0.0}, {0: 0.0, 6: 0.0}
+        for i in range(2):
+            made = decoder_statistics(student, t[i : i + 1])
+            wanted = decoder_statistics(teacher, style_feat[i : i + 1])
+            for k in (0, 6):
+                error = sum(((a - b) ** 2).mean() for a, b in zip(made[k], wanted[k], strict=True))
+                energy[k] += sum((b**2).mean() for b in wanted[k]) / 2  # the mean square over the batch
+                errors[k] += error / 2
+        expected = sum(errors[k] / (energy[k] / 2) for k in (0, 6)).item()
+    assert losses.decoder_match.item() == pytest.approx(expected, rel=1e-4)
+    assert targets.shape[-1] + STYLE_WIDTH == 960 + 320
+    losses.decoder_match.backward()
+    assert student[1].weight.grad is not None and student[1].weight.grad.abs().sum() > 0
+    # the decoder's own statistics decoding the style itself are its targets: nothing to learn
+    same = AdaINLoss(encoder, teacher, match_layers=(0, 6))
+    own = same(style_feat, torch.cat([packed, targets], 2), cached=True)
+    assert own.decoder_match.item() < 1e-6 * max(expected, 1)
+
+
+def test_decoder_match_weight_trains_towards_its_teachers_cached_targets(
+    dataset, tmp_path, capsys, decoder_file
+):
+    from safetensors.torch import load_file
+
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    args = ("--feature-cache", cache, "--style-targets", "whole", "--init-decoder", decoder_file,
+            "--decoder-match-weight", "2", "--lr", "0")  # fmt: skip
+    assert main(train_args(dataset, run, "--max-iter", 2, *args)) == 0
+    assert "decoder match at ReLUs 0,6, weight 2, towards the teacher's" in capsys.readouterr().err
+    (found,) = cache.glob("decoder-*.safetensors")
+    targets = load_file(found)
+    assert targets["mean"].shape == (4, 1, 320) and targets["std"].shape == (4, 1, 320)
+    # the logged total carries the match's term: more than the paper's two
+    for row in read_log(run):
+        assert float(row["loss"]) > float(row["content"]) + 10 * float(row["style"]) + 1e-4
+    made = found.stat().st_mtime_ns
+    # resumed, the teacher is the run's copy (other file bytes, the same weights): the cache is reused
+    assert main(train_args(dataset, run, "--max-iter", 3, *args, "--resume")) == 0
+    assert [p.stat().st_mtime_ns for p in cache.glob("decoder-*.safetensors")] == [made]
+    # other ReLUs are another cache file
+    assert (
+        main(train_args(dataset, tmp_path / "b", "--max-iter", 1, *args, "--decoder-match-layers", "7")) == 0
+    )
+    assert sorted(load_file(p)["mean"].shape[-1] for p in cache.glob("decoder-*.safetensors")) == [64, 320]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ("--feature-cache", "C", "--decoder-match-weight", "1"),
+            "needs --feature-cache and --style-targets whole",
+        ),
+        (
+            (
+                "--decoder-match-weight",
+                "1",
+                "--style-targets",
+                "whole",
+                "--feature-cache",
+                "C",
+                "--style-gain",
+                "0.2",
+            ),
+            "does not go with --style-gain",
+        ),  # fmt: skip
+        (
+            ("--decoder-match-weight", "1", "--style-targets", "whole", "--feature-cache", "C"),
+            "--decoder-match-weight needs a teacher",
+        ),  # fmt: skip
+        (
+            (
+                "--decoder-match-layers",
+                "8",
+            ),
+            "decoder match layers are the decoder's ReLUs, 0 to 7",
+        ),
+        (
+            (
+                "--decoder-match-weight",
+                "-1",
+            ),
+            "--decoder-match-weight",
+        ),
+    ],
+)
+def test_decoder_match_weight_refusals(dataset, tmp_path, capsys, flags, message):
+    flags = [str(tmp_path / "cache") if f == "C" else f for f in flags]
+    assert exit_status(train_args(dataset, tmp_path / "run", "--max-iter", "1", *flags)) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()

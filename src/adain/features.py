@@ -39,8 +39,11 @@ from .tiling import STRIDE
 FORMAT = "adain-features-2"  # 2: style statistics per crop, (N, K, 960)
 TAP_STRIDES = (1, 2, 4, STRIDE)  # image pixels per position of each tap, along each side
 STYLE_CROPS = 16  # style crops kept per style image: 8,304 targets for train512's 519 styles
+STYLE_WIDTH = sum(TAP_CHANNELS)  # a style's statistics: the four taps' channels end to end
 Encode = Callable[[Tensor], Tensor]  # (1, 3, H, W) image -> relu4_1 features
 Taps = Callable[[Tensor], list[Tensor]]  # (1, 3, H, W) image -> the four style taps
+# (1, 512, h, w) relu4_1 features -> (mean, std), each (D,): a decoder's chosen ReLUs decoding them
+DecoderStatistics = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
 def cache_key(paths: Sequence[Path], kind: str, encoder_id: str, load_size: int, crops: str = "") -> str:
@@ -78,6 +81,14 @@ class StyleStats:
     mean: Tensor
     std: Tensor
     skipped: int = 0
+
+    def joined(self, other: StyleStats) -> StyleStats:
+        """Each style's statistics with ``other``'s (of the same images, one per image) after them."""
+        if other.mean.shape[:2] != (len(self.mean), 1) or self.mean.shape[1] != 1:
+            raise AdainError("decoder match targets need whole-image style targets, one per style image")
+        return StyleStats(
+            torch.cat([self.mean, other.mean], -1), torch.cat([self.std, other.std], -1), self.skipped
+        )
 
 
 def crop_corners(height: int, width: int, crop_size: int, count: int, seed: int) -> list[tuple[int, int]]:
@@ -219,6 +230,26 @@ def encode_styles(
     return StyleStats(mean, std, len(paths) - len(mean))
 
 
+@torch.no_grad()
+def decoder_styles(
+    paths: Sequence[Path], load_size: int, encode: Encode, measure: DecoderStatistics,
+    progress: bool = False, upscale: bool = True,
+) -> StyleStats:  # fmt: skip
+    """What a decoder's ReLUs hold for each whole style image: ``measure`` of its relu4_1 features
+    (N, 1, D), the image read as ``encode_styles`` reads it for whole-image targets."""
+    means, stds = [], []
+    bar = _progress(len(paths), "decoder statistics", progress)
+    for _, (x,) in _readable(paths, [load_size], None if upscale else 1):
+        mean, std = measure(encode(x))
+        means.append(mean.float().cpu())
+        stds.append(std.float().cpu())
+        bar.update(1)
+    bar.close()
+    if not means:
+        raise AdainError("none of the style images could be read")
+    return StyleStats(torch.stack(means)[:, None], torch.stack(stds)[:, None], len(paths) - len(means))
+
+
 def _load(path: Path, key: str) -> dict[str, Tensor] | None:
     """The tensors of a cache file made with ``key``, or None if it is missing or does not check out."""
     from safetensors import safe_open
@@ -274,11 +305,24 @@ def cached_styles(paths: Sequence[Path], load_size: int, encode_taps: Taps, enco
     if jitter:
         crops += f", jittered by {jitter}"
     key = cache_key(paths, "style", encoder_id, load_size, crops)
-    path = Path(cache_dir) / f"style-{key}.safetensors"
+    return _cached_stats(Path(cache_dir) / f"style-{key}.safetensors", key,
+                         lambda: encode_styles(paths, load_size, encode_taps, crop_size, progress, scales, upscale, jitter))  # fmt: skip
+
+
+def cached_decoder_styles(paths: Sequence[Path], load_size: int, encode: Encode, measure: DecoderStatistics,
+                          model_id: str, cache_dir: Path, progress: bool = False, upscale: bool = True) -> StyleStats:  # fmt: skip
+    """``decoder_styles``, from the cache or measured now and kept; ``model_id`` names the encoder,
+    the decoder and its chosen ReLUs (any change is another cache file)."""
+    key = cache_key(paths, "decoder", model_id, load_size, "whole" + ("" if upscale else ", never upscaled"))
+    return _cached_stats(Path(cache_dir) / f"decoder-{key}.safetensors", key,
+                         lambda: decoder_styles(paths, load_size, encode, measure, progress, upscale))  # fmt: skip
+
+
+def _cached_stats(path: Path, key: str, build: Callable[[], StyleStats]) -> StyleStats:
     found = _load(path, key)
     if found is not None:
         return StyleStats(found["mean"], found["std"], int(found["skipped"]))
-    built = encode_styles(paths, load_size, encode_taps, crop_size, progress, scales, upscale, jitter)
+    built = build()
     _save(path, key, {"mean": built.mean, "std": built.std}, built.skipped)
     return built
 

@@ -8,14 +8,24 @@ With t = AdaIN(f(c), f(s)) and the output g(t):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .features import style_stats_of
-from .nets import Decoder, Encoder, Stats, adain_stats, feedback_targets, fuse_upsampling, mean_std, taps
+from .features import STYLE_WIDTH, style_stats_of
+from .nets import (
+    Decoder,
+    Encoder,
+    Stats,
+    adain_stats,
+    feedback_targets,
+    fuse_upsampling,
+    mean_std,
+    run_decoder,
+    taps,
+)
 from .winograd import accelerate
 
 ContentTarget = Literal["t", "fc"]
@@ -61,6 +71,31 @@ def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(output_feat.float(), target.float())
 
 
+def decoder_match_loss(made: list[Stats], targets: Tensor) -> Tensor:
+    """The style loss's form on the decoder's own ReLUs, relative: at each chosen ReLU, the MSE
+    between the channel means of the activations ``made`` and the ``targets``, plus the MSE between
+    the stds, over the targets' mean square (means and stds alike). ``targets`` (B, 2, D) are the
+    same ReLUs' means and stds laid end to end (``features.decoder_styles``). The ReLUs' scales
+    differ a hundredfold (the shipped decoder: squared errors of 0.12 at ReLU 0, 0.0006 at ReLU 6,
+    at 512 px), their relative errors alike (1-10 % at every ReLU), so each ReLU weighs the same."""
+    total = targets.new_zeros((), dtype=torch.float32)
+    wanted = targets.float().split([mean.shape[1] for mean, _ in made], dim=2)
+    for (mean, std), target in zip(made, wanted, strict=True):
+        error = F.mse_loss(mean.flatten(1).float(), target[:, 0]) + F.mse_loss(
+            std.flatten(1).float(), target[:, 1]
+        )
+        total = total + error / target.square().mean().clamp_min(1e-12)
+    return total
+
+
+class Losses(NamedTuple):
+    """A batch's losses: the paper's two, and the decoder match's (zero unless it is asked for)."""
+
+    content: Tensor
+    style: Tensor
+    decoder_match: Tensor
+
+
 class _ClampedBack(torch.autograd.Function):
     """Clamp to [0, 1]; backward, a pixel beyond the range gets the gradient only where it leads
     back into the range."""
@@ -102,6 +137,10 @@ class AdaINLoss(torch.nn.Module):
     two-pass output (``Stylizer``'s ``feedback`` option): a first pass at full strength, its miss
     measured, a second from targets moved by ``teacher_feedback`` of it at AdaIN strength
     ``teacher_alpha``: what one pass should learn to make.
+    ``match_layers``, decoder ReLUs (``decoder_match.RELU_SCALE``'s numbering), are measured while
+    the output is decoded, for ``decoder_match_loss`` against targets that cached style batches
+    carry beyond their first ``STYLE_WIDTH`` columns: what ``adain stylize --decoder-match`` moves
+    the activations towards, learnt so that one plain pass paints it.
     """
 
     def __init__(
@@ -115,8 +154,10 @@ class AdaINLoss(torch.nn.Module):
         teacher: Decoder | None = None,
         teacher_feedback: float = 0.5,
         teacher_alpha: float = 1.0,
+        match_layers: Sequence[int] = (),
     ) -> None:
         super().__init__()
+        self.match_layers = tuple(match_layers)
         self.style_layer_weights = tuple(style_layer_weights)
         self.clamp_output = clamp_output
         self.encoder = encoder.eval().requires_grad_(False)
@@ -131,11 +172,15 @@ class AdaINLoss(torch.nn.Module):
             taught = fuse_upsampling(teacher)
             self.teacher_decode = accelerate(taught) if winograd else taught
 
-    def forward(self, content: Tensor, style: Tensor, cached: bool = False) -> tuple[Tensor, Tensor]:
-        """(content loss, style loss) of a batch of content and style crops; with ``cached``, of
-        content relu4_1 features and (B, 2, 960) style statistics from the feature cache."""
+    def forward(self, content: Tensor, style: Tensor, cached: bool = False) -> Losses:
+        """The losses of a batch of content and style crops; with ``cached``, of content relu4_1
+        features and (B, 2, 960) style statistics from the feature cache, or (B, 2, 960 + D) with
+        the decoder match's targets after them."""
+        decoder_targets = None
         with torch.no_grad():
             if cached:  # the cache keeps features in bf16; fp32 training (no autocast) needs them in fp32
+                if style.shape[-1] > STYLE_WIDTH:
+                    style, decoder_targets = style[..., :STYLE_WIDTH], style[..., STYLE_WIDTH:]
                 content_feat, style_stats = content.float(), style_stats_of(style)
             else:
                 content_feat, style_stats = (
@@ -146,10 +191,23 @@ class AdaINLoss(torch.nn.Module):
             target = t if self.content_target == "t" else content_feat
             if self.teacher is not None:
                 target = self.taught(content_feat, t, style_stats[-1])
-        output = self.decode(t)
+        made: dict[int, Stats] = {}
+
+        def measure(k: int, x: Tensor) -> Tensor:
+            if k in self.match_layers:
+                made[k] = mean_std(x)
+            return x
+
+        matching = decoder_targets is not None and bool(self.match_layers)
+        output = run_decoder(self.decode, t, measure) if matching else self.decode(t)
         output_taps = taps(self.encode, clamped(output) if self.clamp_output else output)
         style = style_loss_to(output_taps, style_stats, self.style_layer_weights)
-        return content_loss(output_taps[-1], target), style
+        match = (
+            decoder_match_loss([made[k] for k in self.match_layers], decoder_targets)
+            if matching
+            else style.new_zeros(())
+        )
+        return Losses(content_loss(output_taps[-1], target), style, match)
 
     def taught(self, content_feat: Tensor, t: Tensor, style: Stats) -> Tensor:
         """relu4_1 of the teacher's two-pass output for AdaIN output ``t`` (content features and the

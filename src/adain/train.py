@@ -30,6 +30,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import defaults, features, files, images, weights
 from .data import ImageDataset, endless
+from .decoder_match import check_layers, decoder_statistics
 from .devices import describe_device, dtype_name, keep_freed_memory, pick_device, pick_precision
 from .errors import AdainError, UsageError
 from .features import CachedBatches, ContentFeatures, StyleStats
@@ -95,6 +96,10 @@ class TrainConfig:
     distil_feedback: float = 0.0
     distil_alpha: float = 1.0
     teacher: str | None = None  # the teacher's weights (default --init-decoder); the run keeps a copy
+    # a loss on the decoder's own ReLUs (losses.decoder_match_loss) at this weight, towards what the
+    # teacher's hold decoding each style image (0: none)
+    decoder_match_weight: float = 0.0
+    decoder_match_layers: tuple[int, ...] = defaults.DECODER_MATCH_LAYERS
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
     extra: dict = field(default_factory=dict)
@@ -104,7 +109,8 @@ class TrainConfig:
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
           "style_jitter", "style_mix", "style_mix_reach", "style_gain", "bold_styles", "style_layer_weights", "clamp_output",
-          "new_channel_lr", "distil_feedback", "distil_alpha", "ema")  # fmt: skip
+          "new_channel_lr", "distil_feedback", "distil_alpha", "decoder_match_weight", "decoder_match_layers",
+          "ema")  # fmt: skip
 # the flags named otherwise than their field
 FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles", "style_mix_reach": "--mix-reach"}
 
@@ -288,11 +294,15 @@ class Trainer:
 
         encoder, self.encoder_weights = weights.load_encoder(config.vgg)
         self.decoder = initial_decoder(config)
-        self.teacher = self._teacher() if config.distil_feedback else None
+        self.teacher = self._teacher() if config.distil_feedback or config.decoder_match_weight else None
+        if self.teacher is not None:
+            self.teacher.to(self.device).eval().requires_grad_(False)
         self.model = AdaINLoss(
             encoder, self.decoder, config.content_target, config.winograd,
             style_layer_weights=config.style_layer_weights, clamp_output=config.clamp_output,
-            teacher=self.teacher, teacher_feedback=config.distil_feedback, teacher_alpha=config.distil_alpha,
+            teacher=self.teacher if config.distil_feedback else None, teacher_feedback=config.distil_feedback,
+            teacher_alpha=config.distil_alpha,
+            match_layers=config.decoder_match_layers if config.decoder_match_weight else (),
         ).to(self.device)  # fmt: skip
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
@@ -342,10 +352,18 @@ class Trainer:
         return self.out_dir / "teacher.safetensors"
 
     def _teacher(self) -> Decoder:
-        """The frozen decoder whose two-pass output ``--distil-feedback`` teaches: the run's own copy
-        when it has a checkpoint to resume (it keeps its teacher whatever ships meanwhile), else
-        ``--teacher``, else ``--init-decoder``."""
+        """The frozen decoder whose two-pass output ``--distil-feedback`` teaches, and whose ReLUs
+        ``--decoder-match-weight``'s targets are measured in: the run's own copy when it has a
+        checkpoint to resume (it keeps its teacher whatever ships meanwhile), else ``--teacher``,
+        else ``--init-decoder``."""
         cfg = self.config
+        kept = self.teacher_path.is_file() and self.checkpoint_path.is_file()
+        source = self.teacher_path if kept else cfg.teacher or cfg.init_decoder
+        if source is None:
+            flag = "--distil-feedback" if cfg.distil_feedback else "--decoder-match-weight"
+            raise AdainError(f"{flag} needs a teacher: --teacher or --init-decoder")
+        if not cfg.distil_feedback:
+            return weights.decoder_from_file(source, cfg.decoder_norm)
         if not 0 < cfg.distil_feedback <= 1 or not 0 <= cfg.distil_alpha <= 1:
             raise AdainError(
                 f"--distil-feedback must be above 0 and at most 1 and --distil-alpha from 0 to 1, got "
@@ -355,10 +373,6 @@ class Trainer:
             raise AdainError(
                 "--distil-feedback replaces the content target: it does not go with --content-target fc"
             )
-        kept = self.teacher_path.is_file() and self.checkpoint_path.is_file()
-        source = self.teacher_path if kept else cfg.teacher or cfg.init_decoder
-        if source is None:
-            raise AdainError("--distil-feedback needs a teacher: --teacher or --init-decoder")
         return weights.decoder_from_file(source, cfg.decoder_norm)
 
     def describe(self) -> str:
@@ -396,6 +410,11 @@ class Trainer:
                 f"content target: the teacher's two passes (feedback {cfg.distil_feedback:g}, alpha "
                 f"{cfg.distil_alpha:g}; {self.teacher_path}); "
             )
+        if cfg.decoder_match_weight:
+            loss += (
+                f"decoder match at ReLUs {','.join(map(str, cfg.decoder_match_layers))}, weight "
+                f"{cfg.decoder_match_weight:g}, towards the teacher's ({self.teacher_path}); "
+            )
         return (
             f"{describe_device(self.device)}{processes}, {dtype_name(self.autocast_dtype)}; "
             f"{self.content.total:,} content and {self.style.total:,} style images; "
@@ -428,6 +447,20 @@ class Trainer:
             styles = features.cached_styles(self.style.files, cfg.load_size, lambda x: taps(model.encode, on_device(x)),
                                             encoder_id, cache_dir, crop, self.progress, cfg.style_scales,
                                             cfg.style_upscale, cfg.style_jitter)  # fmt: skip
+            if cfg.decoder_match_weight:
+                chosen = cfg.decoder_match_layers
+                model_id = f"{encoder_id}|{weights.state_digest(self.teacher)}|{','.join(map(str, chosen))}"
+
+                def measure(feat: Tensor) -> tuple[Tensor, Tensor]:
+                    stats = [decoder_statistics(self.teacher, feat)[k] for k in chosen]
+                    return torch.cat([m.flatten() for m, _ in stats]), torch.cat(
+                        [s.flatten() for _, s in stats]
+                    )
+
+                found = features.cached_decoder_styles(self.style.files, cfg.load_size,
+                                                       lambda x: model.encode(on_device(x)), measure, model_id,
+                                                       cache_dir, self.progress, cfg.style_upscale)  # fmt: skip
+                styles = styles.joined(found)
         return contents, styles
 
     @property
@@ -517,8 +550,10 @@ class Trainer:
             dtype=self.autocast_dtype or torch.float32,
             enabled=self.autocast_dtype is not None,
         ):
-            loss_c, loss_s = self.forward(content, style, self.cached is not None)
-        loss = self.config.content_weight * loss_c + self.config.style_weight * loss_s
+            loss_c, loss_s, loss_m = self.forward(content, style, self.cached is not None)
+        cfg = self.config
+        # the log's total carries the match's term; its columns stay the paper's two
+        loss = cfg.content_weight * loss_c + cfg.style_weight * loss_s + cfg.decoder_match_weight * loss_m
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         before = [param.detach().clone() for param, _ in self.step_boost]
@@ -778,6 +813,19 @@ def check_style_recipe(config: TrainConfig) -> None:
             raise AdainError(f"{flag} must be at least 0, not {value}")
         if value and what and not config.feature_cache:
             raise AdainError(f"{flag} needs --feature-cache (it {what} cached style statistics)")
+    if config.decoder_match_weight < 0:
+        raise AdainError(f"--decoder-match-weight must be at least 0, not {config.decoder_match_weight}")
+    if config.decoder_match_weight:
+        check_layers(config.decoder_match_layers)
+        if not config.feature_cache or config.style_targets != "whole":
+            raise AdainError(
+                "--decoder-match-weight needs --feature-cache and --style-targets whole (its targets are "
+                "measured decoding each whole style image once)"
+            )
+        if config.style_gain:
+            raise AdainError(
+                "--decoder-match-weight does not go with --style-gain (no gain for the decoder's targets)"
+            )
     weights = config.style_layer_weights
     if weights and (len(weights) != len(TAPS) or min(weights) < 0 or not any(weights)):
         raise AdainError(

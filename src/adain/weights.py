@@ -390,6 +390,16 @@ def decoder_from_file(
     return decoder
 
 
+def state_digest(net: torch.nn.Module) -> str:
+    """A short digest of a network's parameters and buffers: the same weights, the same digest,
+    whatever file (and metadata) they were read from."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode() + b"\0")
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def export_decoder(
     decoder: Decoder, path: str | os.PathLike, metadata: dict[str, str] | None = None, half: bool = False
 ) -> Path:
