@@ -6,7 +6,8 @@ For random (photo, painting) pairs of the 512 px training sets, each at 512 px, 
 and stds of every decoder ReLU's input (pre) and output (post), decoding t = AdaIN(f(c), f(s)) and
 decoding f(s) with the ``--teacher`` (default: the decoder itself). Prints, per ReLU, the mean
 over the pairs of the squared gap relative to the style's (sum over channels of (a - b)^2 over
-the sum of b^2), for the means and for the stds:
+the sum of b^2), for the means and for the stds, and the scale of the style's statistics after
+the ReLU (the mean square of its channel means and stds):
 
     python scripts/decoder_layer_gap.py src/adain/decoder.safetensors [OTHER ...] [--pairs 12]
         [--teacher src/adain/decoder.safetensors]
@@ -73,18 +74,21 @@ def main() -> None:
             encoded.append((adain(content_feat, style_feat), style_feat))
         for path in args.decoders:
             decoder = weights.decoder_from_file(path).eval()
-            gaps = torch.zeros(len(decoder.relu_index), 4)
+            gaps = torch.zeros(len(decoder.relu_index), 5)
             for t, style_feat in encoded:
                 made = relu_statistics(decoder, t)
                 wanted = relu_statistics(teacher or decoder, style_feat)
                 for k, (ours, theirs) in enumerate(zip(made, wanted, strict=True)):
-                    gaps[k] += torch.tensor([relative(a, b) for a, b in zip(ours, theirs, strict=True)])
+                    scale = torch.cat([theirs[2].flatten(), theirs[3].flatten()]).square().mean().item()
+                    gaps[k] += torch.tensor(
+                        [*(relative(a, b) for a, b in zip(ours, theirs, strict=True)), scale]
+                    )
             gaps /= len(encoded)
             print(f"\n{path} ({len(encoded)} pairs; the style decoded by {args.teacher or 'itself'})\n")
-            print("| ReLU | pre: means | pre: stds | post: means | post: stds |")
-            print("|---:|---:|---:|---:|---:|")
+            print("| ReLU | pre: means | pre: stds | post: means | post: stds | the style's scale |")
+            print("|---:|---:|---:|---:|---:|---:|")
             for k, row in enumerate(gaps.tolist()):
-                print(f"| {k} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+                print(f"| {k} | " + " | ".join(f"{v:.4f}" for v in row[:4]) + f" | {row[4]:.3g} |")
 
 
 if __name__ == "__main__":

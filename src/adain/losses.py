@@ -76,8 +76,9 @@ def decoder_match_loss(made: list[Stats], targets: Tensor) -> Tensor:
     between the channel means of the activations ``made`` and the ``targets``, plus the MSE between
     the stds, over the targets' mean square (means and stds alike). ``targets`` (B, 2, D) are the
     same ReLUs' means and stds laid end to end (``features.decoder_styles``). The ReLUs' scales
-    differ a hundredfold (the shipped decoder: squared errors of 0.12 at ReLU 0, 0.0006 at ReLU 6,
-    at 512 px), their relative errors alike (1-10 % at every ReLU), so each ReLU weighs the same."""
+    differ 180-fold (the mean square of the shipped decoder's statistics: 2.4 at ReLU 0, 0.013 at
+    ReLU 6, at 512 px) and their relative gaps are alike (1-7 % at every ReLU;
+    ``scripts/decoder_layer_gap.py``), so relative errors let each ReLU weigh the same."""
     total = targets.new_zeros((), dtype=torch.float32)
     wanted = targets.float().split([mean.shape[1] for mean, _ in made], dim=2)
     for (mean, std), target in zip(made, wanted, strict=True):
