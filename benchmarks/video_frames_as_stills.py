@@ -45,13 +45,12 @@ class Style:
 
 @torch.inference_mode()
 def losses(
-    stylizer: Stylizer, frame: Image.Image, style_taps: list[torch.Tensor], style: Style
+    stylizer: Stylizer, frame: Image.Image, content_feat: torch.Tensor, style: Style
 ) -> tuple[float, float]:
-    """(content loss, style loss) of ``stylizer``'s painting of ``frame``, as ``adain eval`` measures them."""
-    painted = images.to_tensor(stylizer(frame, style.code))
-    out_taps = taps(stylizer.encode_fp32, painted)
-    content_feat = stylizer.encode_fp32(images.to_tensor(frame))  # against f(c), as adain eval measures it
-    return content_loss(out_taps[-1], content_feat).item(), style_loss(out_taps, style_taps).item()
+    """(content loss, style loss) of ``stylizer``'s painting of ``frame`` in ``style``, as ``adain
+    eval`` measures them: against the frame's relu4_1 ``content_feat`` and the style's four taps."""
+    out_taps = taps(stylizer.encode_fp32, images.to_tensor(stylizer(frame, style.code)))
+    return content_loss(out_taps[-1], content_feat).item(), style_loss(out_taps, style.taps).item()
 
 
 def main() -> None:
@@ -70,7 +69,7 @@ def main() -> None:
     plain = Stylizer.from_pretrained(decoder=args.decoder)
     options = {k: v for k in ("decoder_match", "palette", "feedback") if (v := getattr(args, k))}
     variant = plain.with_options(**options)
-    styles = sorted(p for p in args.styles.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    styles = images.find_images(args.styles)
     clips = clip_frames(args.frames, args.every)
     rows = []
     for style_path in styles:
@@ -81,8 +80,10 @@ def main() -> None:
                 for frame in frames:
                     if size == "512":
                         frame = images.resize_short_side(frame, 512)
+                    with torch.inference_mode():  # one encoding of the frame for both paintings
+                        content_feat = plain.encode_fp32(images.to_tensor(frame))
                     for name, stylizer in (("plain", plain), ("variant", variant)):
-                        measured[name].append(losses(stylizer, frame, style.taps, style))
+                        measured[name].append(losses(stylizer, frame, content_feat, style))
                 (pc, ps), (vc, vs) = (np.mean(measured[n], axis=0).tolist() for n in ("plain", "variant"))
                 rows.append({"style": style_path.name, "clip": clip, "size": size, "content_plain": pc,
                              "style_plain": ps, "content_variant": vc, "style_variant": vs})  # fmt: skip

@@ -60,17 +60,18 @@ def main() -> None:
     args = parser.parse_args()
     encoder, _ = weights.load_encoder(None)
     teacher = weights.decoder_from_file(args.teacher).eval() if args.teacher else None
-    contents, styles = (sorted(d.glob("*.jpg")) for d in (args.content_dir, args.style_dir))
+    contents, styles = (images.find_images(d) for d in (args.content_dir, args.style_dir))
     draw = random.Random(args.seed)
     pairs = [(draw.choice(contents), draw.choice(styles)) for _ in range(args.pairs)]
-
-    def load(path: Path) -> Tensor:
-        return images.to_tensor(images.resize_short_side(images.flatten_alpha(images.load_image(path)), 512))
 
     with torch.inference_mode():
         encoded = []
         for content, style in pairs:
-            content_feat, style_feat = encoder(load(content)), encoder(load(style))
+            # the 512 px sets are 512 x 512 already: the centre square is the image
+            content_feat, style_feat = (
+                encoder(images.load_square(content, 512)),
+                encoder(images.load_square(style, 512)),
+            )
             encoded.append((adain(content_feat, style_feat), style_feat))
         for path in args.decoders:
             decoder = weights.decoder_from_file(path).eval()

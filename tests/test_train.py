@@ -1174,16 +1174,13 @@ def test_a_bad_decoder_width_is_refused_before_a_run_starts(dataset, tmp_path, c
 def packed_decoder_targets(decoder, features, layers):
     """The decoder match's targets for a batch of relu4_1 ``features``, laid out as the cache keeps them."""
     from adain.decoder_match import decoder_statistics
+    from adain.features import end_to_end
 
     rows = []
     with torch.no_grad():
         for one in features.split(1):
-            stats = [decoder_statistics(decoder, one)[k] for k in layers]
-            rows.append(
-                torch.stack(
-                    [torch.cat([m.flatten() for m, _ in stats]), torch.cat([s.flatten() for _, s in stats])]
-                )
-            )
+            stats = decoder_statistics(decoder, one)
+            rows.append(torch.stack(end_to_end([stats[k] for k in layers])))
     return torch.stack(rows)
 
 

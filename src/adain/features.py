@@ -100,6 +100,12 @@ def crop_corners(height: int, width: int, crop_size: int, count: int, seed: int)
              STRIDE * int(torch.randint(cols, (1,), generator=generator))) for _ in range(count)]  # fmt: skip
 
 
+def end_to_end(stats: Sequence[Stats]) -> tuple[Tensor, Tensor]:
+    """Several layers' channel (mean, std) as two vectors (D,), the layers' channels end to end:
+    how the cache keeps a style's statistics."""
+    return torch.cat([m.flatten() for m, _ in stats]), torch.cat([s.flatten() for _, s in stats])
+
+
 def tap_statistics(
     style_taps: Sequence[Tensor], corners: Sequence[tuple[int, int]] | None, crop_size: int
 ) -> tuple[Tensor, Tensor]:
@@ -113,8 +119,9 @@ def tap_statistics(
                 row, col, size = top // stride, left // stride, crop_size // stride
                 tap = tap[..., row : row + size, col : col + size]
             crop.append(mean_std(tap.float()))
-        means.append(torch.cat([m.flatten() for m, _ in crop]))
-        stds.append(torch.cat([s.flatten() for _, s in crop]))
+        mean, std = end_to_end(crop)
+        means.append(mean)
+        stds.append(std)
     return torch.stack(means), torch.stack(stds)
 
 

@@ -452,10 +452,8 @@ class Trainer:
                 model_id = f"{encoder_id}|{weights.state_digest(self.teacher)}|{','.join(map(str, chosen))}"
 
                 def measure(feat: Tensor) -> tuple[Tensor, Tensor]:
-                    stats = [decoder_statistics(self.teacher, feat)[k] for k in chosen]
-                    return torch.cat([m.flatten() for m, _ in stats]), torch.cat(
-                        [s.flatten() for _, s in stats]
-                    )
+                    stats = decoder_statistics(self.teacher, feat)
+                    return features.end_to_end([stats[k] for k in chosen])
 
                 found = features.cached_decoder_styles(self.style.files, cfg.load_size,
                                                        lambda x: model.encode(on_device(x)), measure, model_id,
