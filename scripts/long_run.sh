@@ -26,6 +26,8 @@
 #   MATCH, MATCH_LAYERS    --decoder-match-weight, --decoder-match-layers (session 47: the decoder's
 #              ReLUs pulled towards what the run's starting decoder holds decoding each style; needs
 #              TARGETS=whole), -match$MATCH
+#   MATCH_ON   --decoder-match (session 48: the match switched on while training, the same targets;
+#              needs TARGETS=whole), -on$MATCH_ON
 #   WIDTH, WIDEN, NEWLR    --decoder-width, --widen, --new-channel-lr
 #   MIRROR=1   the photos and their mirror images (scripts/mirror_images.py, made once in
 #              $ADAIN_HOME/content-train512-mirror): twice the photos, each framed two ways, -mirror
@@ -96,12 +98,13 @@ mixed512)
     [ -n "${WIDEN:-}" ] && variant+=(--widen "$WIDEN")
     [ -n "${NEWLR:-}" ] && variant+=(--new-channel-lr "$NEWLR")
     [ -n "${MATCH:-}" ] && variant+=(--decoder-match-weight "$MATCH")
+    [ -n "${MATCH_ON:-}" ] && variant+=(--decoder-match "$MATCH_ON")
     [ -n "${MATCH_LAYERS:-}" ] && variant+=(--decoder-match-layers "$MATCH_LAYERS")
     [ -n "${DISTIL:-}" ] && DISTIL_ALPHA=${DISTIL_ALPHA:-0.93} && variant+=(--distil-feedback "$DISTIL" --distil-alpha "$DISTIL_ALPHA")
     LR=${LR:-5e-5}
     BATCH=${BATCH:-4}
     batch_tag=; [ "$BATCH" = 4 ] || batch_tag=-b$BATCH
-    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c$CROP${TARGETS:+-$TARGETS}$batch_tag-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${GAIN:+-gain$GAIN}${BOLD:+-bold$BOLD}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${WIDTH:+-w$WIDTH}${WIDEN:+-$WIDEN}${NEWLR:+-nlr$NEWLR}${HOLDOUT:+-ho$HOLDOUT}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}${MIRROR:+-mirror}${MATCH:+-match$MATCH}${MATCH_LAYERS:+-at$MATCH_LAYERS}}
+    RUN=${RUN:-$ADAIN_HOME/runs/q512-mixed${JITTER:+-$JITTER}${TWICE512:+-x2}-c$CROP${TARGETS:+-$TARGETS}$batch_tag-lr$LR${STYLE_WEIGHT:+-sw$STYLE_WEIGHT}${MIX:+-mix$MIX}${REACH:+-reach$REACH}${GAIN:+-gain$GAIN}${BOLD:+-bold$BOLD}${SEED:+-seed$SEED}${LAYERS:+-lw$LAYERS}${CLAMP:+-clamp}${WIDTH:+-w$WIDTH}${WIDEN:+-$WIDEN}${NEWLR:+-nlr$NEWLR}${HOLDOUT:+-ho$HOLDOUT}${DISTIL:+-distil${DISTIL}a${DISTIL_ALPHA}}${MIRROR:+-mirror}${MATCH:+-match$MATCH}${MATCH_ON:+-on$MATCH_ON}${MATCH_LAYERS:+-at$MATCH_LAYERS}}
     # the iteration budget is not part of the recipe (a resumed run takes a new one), and the kept
     # snapshots are what the means of weights are made of
     recipe=(--content-dir "$CONTENT" --style-dir "$STYLES" "${MIXED_RECIPE[@]}"

@@ -1255,6 +1255,60 @@ def test_decoder_match_weight_trains_towards_its_teachers_cached_targets(
     assert sorted(load_file(p)["mean"].shape[-1] for p in cache.glob("decoder-*.safetensors")) == [64, 320]
 
 
+def test_training_with_the_decoder_match_on_decodes_as_stylize_does():
+    from adain.decoder_match import DecoderMatch, decoder_statistics
+    from adain.losses import style_loss_to
+    from adain.weights import load_decoder, load_encoder
+
+    torch.manual_seed(7)  # trained networks: random ones paint a flat image the match hardly changes
+    encoder = load_encoder(SHARED_VGG if SHARED_VGG.is_file() else None)[0].eval()
+    student, teacher = load_decoder()[0], load_decoder()[0]
+    with torch.no_grad():  # a teacher whose ReLUs hold other statistics
+        for param in teacher.parameters():
+            param.mul_(1.2)
+    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        stats = [mean_std(t) for t in encoder.taps(style)]
+        packed = torch.stack(
+            [torch.cat([m.flatten(1) for m, _ in stats], 1), torch.cat([s.flatten(1) for _, s in stats], 1)],
+            1,
+        )
+        content_feat, style_feat = encoder(content), encoder(style)
+    batch = torch.cat([packed, packed_decoder_targets(teacher, style_feat, (0, 6))], 2)
+    plain = AdaINLoss(encoder, student)(content_feat, packed, cached=True)
+    on = AdaINLoss(encoder, student, match_layers=(0, 6), match_share=0.75)(content_feat, batch, cached=True)
+    with torch.no_grad():  # by hand: stylize's match, each image towards the teacher's decoding of its style
+        t = adain(content_feat, encoder.taps(style)[-1])
+        targets = []
+        for i in range(2):
+            wanted = decoder_statistics(teacher, style_feat[i : i + 1])
+            targets.append([(wanted[0], wanted[6])])
+        output = DecoderMatch((0, 6), targets, [0.75, 0.75]).decode(student, t, None)
+        output_taps = encoder.taps(output)
+    assert on.style.item() == pytest.approx(style_loss_to(output_taps, stats).item(), rel=1e-4)
+    assert on.content.item() == pytest.approx(content_loss(output_taps[-1], t).item(), rel=1e-4)
+    assert abs(on.style.item() - plain.style.item()) > 0.05 * plain.style.item()  # the match moved it
+    assert on.decoder_match.item() == 0  # no loss of its own: the targets are moved towards
+    (on.content + on.style).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+
+
+def test_decoder_match_on_trains_from_the_same_cached_targets(dataset, tmp_path, capsys, decoder_file):
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    args = ("--feature-cache", cache, "--style-targets", "whole", "--init-decoder", decoder_file)
+    assert main(train_args(dataset, run, "--max-iter", 2, *args, "--decoder-match", "0.5")) == 0
+    assert "decoder match on at ReLUs 0,6, share 0.5, towards the teacher's" in capsys.readouterr().err
+    (found,) = cache.glob("decoder-*.safetensors")
+    made = found.stat().st_mtime_ns
+    for row in read_log(run):  # no term of its own in the total
+        assert float(row["loss"]) == pytest.approx(float(row["content"]) + 10 * float(row["style"]), rel=1e-4)
+    # the loss form of the match reads the same targets: one cache file for both
+    assert (
+        main(train_args(dataset, tmp_path / "b", "--max-iter", 1, *args, "--decoder-match-weight", "1")) == 0
+    )
+    assert [p.stat().st_mtime_ns for p in cache.glob("decoder-*.safetensors")] == [made]
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
@@ -1292,6 +1346,16 @@ def test_decoder_match_weight_trains_towards_its_teachers_cached_targets(
                 "-1",
             ),
             "--decoder-match-weight",
+        ),
+        (("--decoder-match", "1.5"), "--decoder-match"),
+        (
+            ("--decoder-match", "0.5", "--decoder-match-weight", "1"),
+            "--decoder-match and --decoder-match-weight do not go together",
+        ),
+        (("--decoder-match", "0.5", "--feature-cache", "C"), "--decoder-match needs --feature-cache"),
+        (
+            ("--decoder-match", "0.5", "--style-targets", "whole", "--feature-cache", "C"),
+            "--decoder-match needs a teacher",
         ),
     ],
 )

@@ -57,6 +57,11 @@ def check_layers(layers: Sequence[int]) -> tuple[int, ...]:
     return chosen
 
 
+def relu_channels(decoder: nn.Module) -> list[int]:
+    """The channels of each of a decoder's ReLUs (each follows one of its convolutions)."""
+    return [m.out_channels for m in decoder.modules() if isinstance(m, nn.Conv2d)][:RELUS]
+
+
 def decoder_statistics(decode: nn.Module, features: Tensor) -> tuple[Stats, ...]:
     """Each of the decoder's ReLUs' channel (mean, std) decoding ``features`` (a style's relu4_1)."""
     if hasattr(decode, "matching"):  # an exported decoder: the statistics are its graph's outputs

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .decoder_match import layer_map, move, relu_channels
 from .features import STYLE_WIDTH, style_stats_of
 from .nets import (
     Decoder,
@@ -141,7 +142,11 @@ class AdaINLoss(torch.nn.Module):
     ``match_layers``, decoder ReLUs (``decoder_match.RELU_SCALE``'s numbering), are measured while
     the output is decoded, for ``decoder_match_loss`` against targets that cached style batches
     carry beyond their first ``STYLE_WIDTH`` columns: what ``adain stylize --decoder-match`` moves
-    the activations towards, learnt so that one plain pass paints it.
+    the activations towards, learnt so that one plain pass paints it. With ``match_share`` the
+    same targets are not a loss but the match itself, switched on while training: each chosen
+    ReLU's activations move that share of the way to them (``decoder_match.move``, with the
+    gradient through the activations' own statistics), so the other layers learn to paint from
+    matched activations.
     """
 
     def __init__(
@@ -156,9 +161,10 @@ class AdaINLoss(torch.nn.Module):
         teacher_feedback: float = 0.5,
         teacher_alpha: float = 1.0,
         match_layers: Sequence[int] = (),
+        match_share: float = 0.0,
     ) -> None:
         super().__init__()
-        self.match_layers = tuple(match_layers)
+        self.match_layers, self.match_share = tuple(match_layers), match_share
         self.style_layer_weights = tuple(style_layer_weights)
         self.clamp_output = clamp_output
         self.encoder = encoder.eval().requires_grad_(False)
@@ -193,22 +199,37 @@ class AdaINLoss(torch.nn.Module):
             if self.teacher is not None:
                 target = self.taught(content_feat, t, style_stats[-1])
         made: dict[int, Stats] = {}
+        wanted = self._per_layer(decoder_targets)
 
-        def measure(k: int, x: Tensor) -> Tensor:
-            if k in self.match_layers:
-                made[k] = mean_std(x)
+        def at_relu(k: int, x: Tensor) -> Tensor:
+            if k not in wanted:
+                return x
+            if self.match_share:
+                return move(x, [layer_map(mean_std(x), wanted[k])], self.match_share, None)
+            made[k] = mean_std(x)
             return x
 
-        matching = decoder_targets is not None and bool(self.match_layers)
-        output = run_decoder(self.decode, t, measure) if matching else self.decode(t)
+        output = run_decoder(self.decode, t, at_relu) if wanted else self.decode(t)
         output_taps = taps(self.encode, clamped(output) if self.clamp_output else output)
         style = style_loss_to(output_taps, style_stats, self.style_layer_weights)
         match = (
             decoder_match_loss([made[k] for k in self.match_layers], decoder_targets)
-            if matching
+            if made
             else style.new_zeros(())
         )
         return Losses(content_loss(output_taps[-1], target), style, match)
+
+    def _per_layer(self, targets: Tensor | None) -> dict[int, Stats]:
+        """The cached decoder targets (B, 2, D) as each chosen ReLU's (mean, std), (B, C, 1, 1)."""
+        if targets is None or not self.match_layers:
+            return {}
+        channels = relu_channels(self.decoder)
+        widths = [channels[k] for k in self.match_layers]
+        parts = targets.float().split(widths, dim=2)
+        return {
+            k: (part[:, 0, :, None, None], part[:, 1, :, None, None])
+            for k, part in zip(self.match_layers, parts, strict=True)
+        }
 
     def taught(self, content_feat: Tensor, t: Tensor, style: Stats) -> Tensor:
         """relu4_1 of the teacher's two-pass output for AdaIN output ``t`` (content features and the

@@ -42,6 +42,7 @@ from .decoder_match import (
     ImageMaps,
     check_layers,
     decoder_statistics,
+    relu_channels,
 )
 from .errors import AdainError, Cancelled, ImageError, PixelLimitError
 from .gatys import polish, polish_targets
@@ -467,7 +468,7 @@ class Stylizer:
         if not share:
             return None
         mix = None if masked else [style_shares(style_weights, len(image_codes)) for image_codes in codes]
-        channels = [m.out_channels for m in self.decoder if isinstance(m, nn.Conv2d)][:RELUS]
+        channels = relu_channels(self.decoder)
         return DecoderMatch.for_styles(
             self.options.decoder_match_layers, codes, mix, [share * a for a in alphas], channels
         )

@@ -99,6 +99,9 @@ class TrainConfig:
     # a loss on the decoder's own ReLUs (losses.decoder_match_loss) at this weight, towards what the
     # teacher's hold decoding each style image (0: none)
     decoder_match_weight: float = 0.0
+    # the decoder match switched on while training, at this share (0: off): the same targets moved
+    # towards inside the decoder instead of a loss, so the layers learn to paint from matched activations
+    decoder_match: float = 0.0
     decoder_match_layers: tuple[int, ...] = defaults.DECODER_MATCH_LAYERS
     ema: float = 0.0  # decay of the exported moving average of the weights; 0: export the weights as trained
     device: str = "auto"
@@ -109,8 +112,8 @@ class TrainConfig:
 RECIPE = ("load_size", "crop_size", "batch_size", "lr", "lr_decay", "warmup", "style_weight", "content_weight",
           "content_target", "seed", "feature_cache", "style_targets", "style_scales", "style_upscale",
           "style_jitter", "style_mix", "style_mix_reach", "style_gain", "bold_styles", "style_layer_weights", "clamp_output",
-          "new_channel_lr", "distil_feedback", "distil_alpha", "decoder_match_weight", "decoder_match_layers",
-          "ema")  # fmt: skip
+          "new_channel_lr", "distil_feedback", "distil_alpha", "decoder_match_weight", "decoder_match",
+          "decoder_match_layers", "ema")  # fmt: skip
 # the flags named otherwise than their field
 FLAGS = {"style_jitter": "--jitter-styles", "style_mix": "--mix-styles", "style_mix_reach": "--mix-reach"}
 
@@ -294,7 +297,8 @@ class Trainer:
 
         encoder, self.encoder_weights = weights.load_encoder(config.vgg)
         self.decoder = initial_decoder(config)
-        self.teacher = self._teacher() if config.distil_feedback or config.decoder_match_weight else None
+        matching = bool(config.decoder_match_weight or config.decoder_match)
+        self.teacher = self._teacher() if config.distil_feedback or matching else None
         if self.teacher is not None:
             self.teacher.to(self.device).eval().requires_grad_(False)
         self.model = AdaINLoss(
@@ -302,7 +306,7 @@ class Trainer:
             style_layer_weights=config.style_layer_weights, clamp_output=config.clamp_output,
             teacher=self.teacher if config.distil_feedback else None, teacher_feedback=config.distil_feedback,
             teacher_alpha=config.distil_alpha,
-            match_layers=config.decoder_match_layers if config.decoder_match_weight else (),
+            match_layers=config.decoder_match_layers if matching else (), match_share=config.decoder_match,
         ).to(self.device)  # fmt: skip
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model = self.model.to(memory_format=self.memory_format)
@@ -360,7 +364,10 @@ class Trainer:
         kept = self.teacher_path.is_file() and self.checkpoint_path.is_file()
         source = self.teacher_path if kept else cfg.teacher or cfg.init_decoder
         if source is None:
-            flag = "--distil-feedback" if cfg.distil_feedback else "--decoder-match-weight"
+            flag = (
+                "--distil-feedback" if cfg.distil_feedback
+                else "--decoder-match" if cfg.decoder_match else "--decoder-match-weight"
+            )  # fmt: skip
             raise AdainError(f"{flag} needs a teacher: --teacher or --init-decoder")
         if not cfg.distil_feedback:
             return weights.decoder_from_file(source, cfg.decoder_norm)
@@ -410,6 +417,11 @@ class Trainer:
                 f"content target: the teacher's two passes (feedback {cfg.distil_feedback:g}, alpha "
                 f"{cfg.distil_alpha:g}; {self.teacher_path}); "
             )
+        if cfg.decoder_match:
+            loss += (
+                f"decoder match on at ReLUs {','.join(map(str, cfg.decoder_match_layers))}, share "
+                f"{cfg.decoder_match:g}, towards the teacher's ({self.teacher_path}); "
+            )
         if cfg.decoder_match_weight:
             loss += (
                 f"decoder match at ReLUs {','.join(map(str, cfg.decoder_match_layers))}, weight "
@@ -447,7 +459,7 @@ class Trainer:
             styles = features.cached_styles(self.style.files, cfg.load_size, lambda x: taps(model.encode, on_device(x)),
                                             encoder_id, cache_dir, crop, self.progress, cfg.style_scales,
                                             cfg.style_upscale, cfg.style_jitter)  # fmt: skip
-            if cfg.decoder_match_weight:
+            if cfg.decoder_match_weight or cfg.decoder_match:
                 chosen = cfg.decoder_match_layers
                 model_id = f"{encoder_id}|{weights.state_digest(self.teacher)}|{','.join(map(str, chosen))}"
 
@@ -813,17 +825,25 @@ def check_style_recipe(config: TrainConfig) -> None:
             raise AdainError(f"{flag} needs --feature-cache (it {what} cached style statistics)")
     if config.decoder_match_weight < 0:
         raise AdainError(f"--decoder-match-weight must be at least 0, not {config.decoder_match_weight}")
-    if config.decoder_match_weight:
+    if not 0 <= config.decoder_match <= 1:
+        raise AdainError(f"--decoder-match must be from 0 to 1, not {config.decoder_match}")
+    if config.decoder_match and config.decoder_match_weight:
+        raise AdainError(
+            "--decoder-match and --decoder-match-weight do not go together: the match either moves the "
+            "activations (the first) or is learnt as a loss (the second)"
+        )
+    for flag, value in (("--decoder-match-weight", config.decoder_match_weight),
+                        ("--decoder-match", config.decoder_match)):  # fmt: skip
+        if not value:
+            continue
         check_layers(config.decoder_match_layers)
         if not config.feature_cache or config.style_targets != "whole":
             raise AdainError(
-                "--decoder-match-weight needs --feature-cache and --style-targets whole (its targets are "
+                f"{flag} needs --feature-cache and --style-targets whole (its targets are "
                 "measured decoding each whole style image once)"
             )
         if config.style_gain:
-            raise AdainError(
-                "--decoder-match-weight does not go with --style-gain (no gain for the decoder's targets)"
-            )
+            raise AdainError(f"{flag} does not go with --style-gain (no gain for the decoder's targets)")
     weights = config.style_layer_weights
     if weights and (len(weights) != len(TAPS) or min(weights) < 0 or not any(weights)):
         raise AdainError(

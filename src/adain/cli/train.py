@@ -119,15 +119,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--distil-alpha", type=flags.unit_float, default=1.0, metavar="A",
         help="the teacher's second pass at this AdaIN strength (default 1)")  # fmt: skip
     add("--teacher", metavar="PATH",
-        help="the --distil-feedback and --decoder-match-weight teacher's weights (default: --init-decoder); the run keeps a copy, "
+        help="the --distil-feedback and decoder match teacher's weights (default: --init-decoder); the run keeps a copy, "
         "teacher.safetensors, which a resumed run uses")  # fmt: skip
     add("--decoder-match-weight", type=flags.non_negative_float, default=0.0, metavar="W",
         help="add a loss, at weight W, pulling the channel means and stds of the decoder's own ReLUs towards what "
         "the teacher's (--teacher, default --init-decoder) hold decoding each whole style image: what "
         "adain stylize --decoder-match does, learnt by one pass (needs --feature-cache and --style-targets "
         "whole); default 0, none")  # fmt: skip
+    add("--decoder-match", type=flags.unit_float, default=0.0, metavar="SHARE",
+        help="train with adain stylize --decoder-match switched on: each of the decoder's chosen ReLUs moves this share "
+        "of the way to what the teacher's hold decoding the whole style image, so the other layers learn to "
+        "paint from matched activations; stylize with the same option (needs --feature-cache and "
+        "--style-targets whole); default 0, off")  # fmt: skip
     add("--decoder-match-layers", type=flags.decoder_layers, default=d.DECODER_MATCH_LAYERS,
-        metavar="K,K", help=f"the ReLUs --decoder-match-weight measures, 0 to 7 (default "
+        metavar="K,K", help=f"the ReLUs --decoder-match and --decoder-match-weight use, 0 to 7 (default "
         f"{','.join(map(str, d.DECODER_MATCH_LAYERS))})")  # fmt: skip
     add("--ema", type=flags.non_negative_float, default=0.0, metavar="DECAY",
         help="export an exponential moving average of the decoder's weights, updated every step with this "
