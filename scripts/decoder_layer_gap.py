@@ -10,7 +10,11 @@ the sum of b^2), for the means and for the stds, and the scale of the style's st
 the ReLU (the mean square of its channel means and stds):
 
     python scripts/decoder_layer_gap.py src/adain/decoder.safetensors [OTHER ...] [--pairs 12]
-        [--teacher src/adain/decoder.safetensors]
+        [--teacher src/adain/decoder.safetensors] [--decode style]
+
+With ``--decode style`` each decoder decodes the style too, so the table says how far its own
+statistics of the style, the targets ``adain stylize --decoder-match`` gives it, have drifted from
+the teacher's, which ``adain train --decoder-match`` trained it towards (session 48).
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ def main() -> None:
     parser.add_argument("--content-dir", type=Path, default=SHARED / "data" / "content" / "train512")
     parser.add_argument("--style-dir", type=Path, default=SHARED / "data" / "style" / "train512")
     parser.add_argument("--pairs", type=int, default=12)
+    parser.add_argument(
+        "--decode", choices=("t", "style"), default="t", help="what each decoder decodes (default t)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     encoder, _ = weights.load_encoder(None)
@@ -77,7 +84,7 @@ def main() -> None:
             decoder = weights.decoder_from_file(path).eval()
             gaps = torch.zeros(len(decoder.relu_index), 5)
             for t, style_feat in encoded:
-                made = relu_statistics(decoder, t)
+                made = relu_statistics(decoder, t if args.decode == "t" else style_feat)
                 wanted = relu_statistics(teacher or decoder, style_feat)
                 for k, (ours, theirs) in enumerate(zip(made, wanted, strict=True)):
                     scale = torch.cat([theirs[2].flatten(), theirs[3].flatten()]).square().mean().item()
@@ -85,7 +92,8 @@ def main() -> None:
                         [*(relative(a, b) for a, b in zip(ours, theirs, strict=True)), scale]
                     )
             gaps /= len(encoded)
-            print(f"\n{path} ({len(encoded)} pairs; the style decoded by {args.teacher or 'itself'})\n")
+            print(f"\n{path} decoding {args.decode} ({len(encoded)} pairs; the style decoded by "
+                  f"{args.teacher or 'itself'})\n")  # fmt: skip
             print("| ReLU | pre: means | pre: stds | post: means | post: stds | the style's scale |")
             print("|---:|---:|---:|---:|---:|---:|")
             for k, row in enumerate(gaps.tolist()):

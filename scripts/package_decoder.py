@@ -118,6 +118,9 @@ def main() -> None:
         "style_targets": style_targets_of(config),
         "warmup": config.get("warmup", 0),
         "weights": label,
+        **weights.decoder_match_meta(
+            config.get("decoder_match", 0.0), config.get("decoder_match_layers", ())
+        ),
     }
     weights.export_decoder(decoder, args.out, meta, half=True)
     args.card.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from adain.losses import AdaINLoss, content_loss, style_loss
 from adain.nets import Decoder, Encoder, adain, mean_std
 from adain.stylize import Stylizer
 from adain.train import TrainConfig, Trainer, learning_rate
+from adain.weights import DecoderWeights
 
 from .conftest import SHARED_VGG, exit_status, make_image
 
@@ -1300,6 +1301,14 @@ def test_decoder_match_on_trains_from_the_same_cached_targets(dataset, tmp_path,
     assert "decoder match on at ReLUs 0,6, share 0.5, towards the teacher's" in capsys.readouterr().err
     (found,) = cache.glob("decoder-*.safetensors")
     made = found.stat().st_mtime_ns
+    # the decoder it exports paints with the match it learnt with (tests/test_trained_match.py)
+    exported = DecoderWeights.read(run / "decoder.safetensors")
+    assert (exported.decoder_match, exported.decoder_match_layers) == (0.5, (0, 6))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "package_decoder.py"
+    packaged = tmp_path / "packaged.safetensors"
+    subprocess.run([sys.executable, script, run, "--out", packaged, "--card", tmp_path / "card"],
+                   check=True, capture_output=True)  # fmt: skip
+    assert DecoderWeights.read(packaged).decoder_match_layers == (0, 6)
     for row in read_log(run):  # no term of its own in the total
         assert float(row["loss"]) == pytest.approx(float(row["content"]) + 10 * float(row["style"]), rel=1e-4)
     # the loss form of the match reads the same targets: one cache file for both

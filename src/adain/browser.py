@@ -63,12 +63,15 @@ def unavailable_reason(runtime: Path | None) -> str | None:
     return None
 
 
-def web_config(static: bool, reason: str | None, polish: int = 0) -> dict:
+def web_config(static: bool, reason: str | None, polish: int = 0, decoder_match: float = 0.0) -> dict:
     """What the page reads from ``web.json``; ``polish``: the most steps the server takes (a static
-    export has no server, and the browser cannot take them: it runs the networks forward only)."""
+    export has no server, and the browser cannot take them: it runs the networks forward only);
+    ``decoder_match``: the share of a decoder trained with the match on (its textures box starts
+    ticked at that share), else 0."""
     return {
         "static": static,
         "polish": polish,
+        "decoder_match": decoder_match,
         "browser": {
             "available": reason is None,
             "reason": reason,
@@ -108,6 +111,8 @@ def export_web(
     for name in RUNTIME_FILES:
         with files.replacing(out / "ort" / name) as tmp:
             shutil.copyfile(folder / name, tmp)
-    files.write_text(out / "web.json", json.dumps(web_config(static=True, reason=None), indent=2) + "\n")
+    share = json.loads((out / "models" / "adain.json").read_text())["decoder_match"]["default_share"]
+    config = web_config(static=True, reason=None, decoder_match=share)
+    files.write_text(out / "web.json", json.dumps(config, indent=2) + "\n")
     files.write_text(out / "index.html", page_html())
     return out

@@ -251,11 +251,14 @@ class Studio:
     async def stylize(self, content: UploadFile, style: list[UploadFile], style_id: list[str],
                       mask: UploadFile | None, controls: dict, request: Request | None = None,
                       feedback: float = 0.0, polish: int = 0, palette: float = 0.0,
-                      decoder_match: float = 0.0) -> Image.Image:  # fmt: skip
+                      decoder_match: float | None = None) -> Image.Image:  # fmt: skip
         """The stylized image; ``controls`` are the form's alpha, style_weights, preserve_color and
         content_size, ``feedback``, ``polish``, ``palette`` and ``decoder_match`` the stylizer
-        options (0: one pass, no steps, the decoder's colours, the decoder's own activations).
+        options (0: one pass, no steps, the decoder's colours, the decoder's own activations;
+        ``decoder_match`` None: the server's, which a decoder trained with the match on sets).
         Nothing is decoded before the request holds its place at the gate."""
+        if decoder_match is None:
+            decoder_match = self.stylizer.options.decoder_match
         if polish > self.config.max_polish:
             raise AdainError(
                 f"polish: this server takes at most {self.config.max_polish} steps, got {polish}"
@@ -345,7 +348,8 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
     @app.get("/web.json", include_in_schema=False)
     def web_config() -> dict:
         """What the page's browser mode needs, or why it is not offered."""
-        return browser.web_config(static=False, reason=studio.browser_reason, polish=studio.config.max_polish)
+        return browser.web_config(static=False, reason=studio.browser_reason, polish=studio.config.max_polish,
+                                  decoder_match=studio.stylizer.options.decoder_match)  # fmt: skip
 
     @app.get("/ort/{name}", include_in_schema=False)
     def runtime_file(name: str) -> FileResponse:
@@ -424,14 +428,15 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
             ),
         ] = 0.0,
         decoder_match: Annotated[
-            float,
+            float | None,
             Form(
                 ge=0.0,
                 le=1.0,
                 description="move the decoder's own activations this share of the way to their "
-                "statistics decoding the style itself: stronger style for about 1.2x the time (0: none)",
+                "statistics decoding the style itself: stronger style for about 1.2x the time (0: none; "
+                "default: none, or the share of a decoder trained with it on)",
             ),
-        ] = 0.0,
+        ] = None,
     ) -> Response:
         """Paint ``content`` in the style(s); returns the image."""
         controls = {"alpha": alpha, "style_weights": style_weights, "preserve_color": preserve_color,

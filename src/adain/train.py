@@ -695,6 +695,7 @@ class Trainer:
             "content_target": cfg.content_target,
             "skipped_images": str(self.skipped),
             "weights": weights_label(cfg.ema),
+            **weights.decoder_match_meta(cfg.decoder_match, cfg.decoder_match_layers),
         }
 
     def save_snapshot(self) -> None:

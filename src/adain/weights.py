@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from . import files
-from .errors import WeightsError
+from .errors import AdainError, WeightsError
 from .nets import (
     VGG_RELU4_1,
     Decoder,
@@ -329,6 +329,11 @@ class DecoderWeights:
     encoder: str | None = None
     iterations: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    # the decoder match it was trained with on (``adain train --decoder-match``), which a stylizer
+    # loading it uses unless told otherwise: its other layers learnt to paint from matched
+    # activations. 0: none, the paper's pipeline
+    decoder_match: float = 0.0
+    decoder_match_layers: tuple[int, ...] | None = None
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> DecoderWeights:
@@ -353,7 +358,34 @@ class DecoderWeights:
             meta.get("encoder"),
             int(iterations) if iterations.isdigit() else None,
             meta,
+            *_trained_match(meta, path),
         )  # type: ignore[arg-type]
+
+
+def decoder_match_meta(share: float, layers: Iterable[int]) -> dict[str, str]:
+    """The metadata of a decoder trained with the decoder match on (``DecoderWeights``)."""
+    return (
+        {"decoder_match": f"{share:g}", "decoder_match_layers": ",".join(map(str, layers))} if share else {}
+    )
+
+
+def _trained_match(meta: Mapping[str, str], path: str | os.PathLike) -> tuple[float, tuple[int, ...] | None]:
+    """The decoder match a decoder's metadata records (``decoder_match_meta``), checked."""
+    from .decoder_match import check_layers
+
+    if "decoder_match" not in meta:
+        return 0.0, None
+    try:
+        share = float(meta["decoder_match"])
+        layers = check_layers([int(k) for k in meta.get("decoder_match_layers", "").split(",") if k.strip()])
+        if not 0 < share <= 1:
+            raise ValueError(f"a share above 0 and at most 1, not {share}")
+    except (ValueError, AdainError) as exc:
+        raise WeightsError(
+            f"{path}: bad decoder match {meta.get('decoder_match')!r} at layers "
+            f"{meta.get('decoder_match_layers')!r} in its metadata ({exc})"
+        ) from None
+    return share, layers
 
 
 def load_encoder(vgg: str | os.PathLike | None = None) -> tuple[Encoder, EncoderWeights]:

@@ -255,11 +255,11 @@ def decoder_layers(text: str) -> tuple[int, ...]:
 
 def add_decoder_match_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--decoder-match", type=unit_float, default=0.0, metavar="SHARE",
+        "--decoder-match", type=unit_float, metavar="SHARE",
         help="move the decoder's own activations this share (0-1, times --alpha) of the way to their "
         "statistics decoding the style itself (AdaIN inside the decoder; 0.75: the style loss 9 %% "
         "lower at 512 px for 1 %% more content loss, README \"Decoder match\"; one more decoder pass "
-        "per style; default 0: as the paper)",
+        "per style; default 0: as the paper, or the share a decoder trained with it on records)",
     )  # fmt: skip
     parser.add_argument(
         "--decoder-match-layers", type=decoder_layers, metavar="K1,K2,...",
@@ -269,7 +269,10 @@ def add_decoder_match_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def decoder_match_options(args: argparse.Namespace) -> dict[str, object]:
-    """The ``Stylizer`` options of ``add_decoder_match_flag``'s flags, checked as usage errors."""
+    """The ``Stylizer`` options of ``add_decoder_match_flag``'s flags, checked as usage errors; none
+    where neither is given (the decoder's own: ``weights.DecoderWeights.decoder_match``)."""
+    if args.decoder_match is None and args.decoder_match_layers is None:
+        return {}
     return _refined(args, "decoder_match", "decoder_match_layers")
 
 

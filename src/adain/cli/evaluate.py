@@ -72,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
         "feedback": args.feedback,
         "feedback_preview": args.feedback_preview,
         "palette": args.palette,
-        "decoder_match": args.decoder_match,
-        "decoder_match_layers": list(stylizer.options.decoder_match_layers) if args.decoder_match else None,
+        "decoder_match": stylizer.options.decoder_match,
+        "decoder_match_layers": (
+            list(stylizer.options.decoder_match_layers) if stylizer.options.decoder_match else None
+        ),
         "polish": args.polish,
         "polish_style_weight": stylizer.options.polish_style_weight,
     }

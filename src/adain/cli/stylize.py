@@ -51,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .. import batch, images
-    from ..stylize import StylizerOptions
 
     contents, problems = batch.expand(args.content, "content")
     styles, style_problems = batch.expand(args.style, "style")
@@ -74,17 +73,12 @@ def run(args: argparse.Namespace) -> int:
             return 1  # its one reason said it all
         raise AdainError("nothing left to do")
 
-    options = StylizerOptions(
-        args.max_pixels,
-        args.max_memory,
-        args.tile or None,
-        progress=not args.quiet,
-        **flags.feedback_options(args),
-        **flags.polish_options(args),
-        **palette,
+    # only the decoder match asked for: a decoder trained with it on brings its own otherwise
+    stylizer = flags.stylizer_from(
+        args, max_pixels=args.max_pixels, max_memory_mb=args.max_memory, tile=args.tile or None,
+        progress=not args.quiet, **flags.feedback_options(args), **flags.polish_options(args), **palette,
         **flags.decoder_match_options(args),
-    )
-    stylizer = flags.stylizer_from(args, **vars(options))
+    )  # fmt: skip
     results = batch.stylize_jobs(
         stylizer, jobs, args.style_size, args.crop, alpha=args.alpha, style_weights=args.style_weights,
         mask=args.mask, preserve_color=args.preserve_color, content_size=args.content_size,
