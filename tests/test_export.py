@@ -156,6 +156,7 @@ def test_web_export_is_a_static_folder_and_refuses_to_replace_one(tmp_path, deco
     assert main(args) == 0 and "static page" in capsys.readouterr().err
     assert json.loads((out / "web.json").read_text())["static"] is True
     assert json.loads((out / "web.json").read_text())["polish"] == 0  # no server to take the steps
+    assert json.loads((out / "web.json").read_text())["decoder_match"] == 0  # a decoder trained without it
     assert all((out / "ort" / name).is_file() for name in RUNTIME_FILES)
     assert all((out / "models" / name).is_file() for name in ("encoder.onnx", "decoder.onnx", "adain.json"))
     assert "stylizeInBrowser" in (out / "index.html").read_text()
