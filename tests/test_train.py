@@ -1185,12 +1185,9 @@ def packed_decoder_targets(decoder, features, layers):
     return torch.stack(rows)
 
 
-def test_decoder_match_loss_is_the_style_loss_form_on_the_decoders_relus():
-    from adain.decoder_match import decoder_statistics
-    from adain.features import STYLE_WIDTH
-
-    torch.manual_seed(6)
-    encoder, student, teacher = Encoder().eval(), Decoder(), Decoder()
+def encoded_batch(encoder):
+    """Two random 32 px content and style images encoded: the content's relu4_1, the style's, its
+    four taps' statistics, and those laid out as the feature cache keeps them (B, 2, 960)."""
     content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         stats = [mean_std(t) for t in encoder.taps(style)]
@@ -1198,7 +1195,16 @@ def test_decoder_match_loss_is_the_style_loss_form_on_the_decoders_relus():
             [torch.cat([m.flatten(1) for m, _ in stats], 1), torch.cat([s.flatten(1) for _, s in stats], 1)],
             1,
         )
-        content_feat, style_feat = encoder(content), encoder(style)
+        return encoder(content), encoder(style), stats, packed
+
+
+def test_decoder_match_loss_is_the_style_loss_form_on_the_decoders_relus():
+    from adain.decoder_match import decoder_statistics
+    from adain.features import STYLE_WIDTH
+
+    torch.manual_seed(6)
+    encoder, student, teacher = Encoder().eval(), Decoder(), Decoder()
+    content_feat, style_feat, stats, packed = encoded_batch(encoder)
     targets = packed_decoder_targets(teacher, style_feat, (0, 6))
     assert targets.shape == (2, 2, 256 + 64)
     model = AdaINLoss(encoder, student, match_layers=(0, 6))
@@ -1209,7 +1215,7 @@ def test_decoder_match_loss_is_the_style_loss_form_on_the_decoders_relus():
     assert losses.style.item() == pytest.approx(plain.style.item(), rel=1e-5)
     assert plain.decoder_match.item() == 0
     with torch.no_grad():  # by hand: the student's ReLUs decoding t against the teacher's decoding the style
-        t = adain(content_feat, encoder.taps(style)[-1])
+        t = adain(content_feat, style_feat)
         errors, energy = {0: 0.0, 6: 0.0}, {0: 0.0, 6: 0.0}
         for i in range(2):
             made = decoder_statistics(student, t[i : i + 1])
@@ -1267,19 +1273,12 @@ def test_training_with_the_decoder_match_on_decodes_as_stylize_does():
     with torch.no_grad():  # a teacher whose ReLUs hold other statistics
         for param in teacher.parameters():
             param.mul_(1.2)
-    content, style = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
-    with torch.no_grad():
-        stats = [mean_std(t) for t in encoder.taps(style)]
-        packed = torch.stack(
-            [torch.cat([m.flatten(1) for m, _ in stats], 1), torch.cat([s.flatten(1) for _, s in stats], 1)],
-            1,
-        )
-        content_feat, style_feat = encoder(content), encoder(style)
+    content_feat, style_feat, stats, packed = encoded_batch(encoder)
     batch = torch.cat([packed, packed_decoder_targets(teacher, style_feat, (0, 6))], 2)
     plain = AdaINLoss(encoder, student)(content_feat, packed, cached=True)
     on = AdaINLoss(encoder, student, match_layers=(0, 6), match_share=0.75)(content_feat, batch, cached=True)
     with torch.no_grad():  # by hand: stylize's match, each image towards the teacher's decoding of its style
-        t = adain(content_feat, encoder.taps(style)[-1])
+        t = adain(content_feat, style_feat)
         targets = []
         for i in range(2):
             wanted = decoder_statistics(teacher, style_feat[i : i + 1])
