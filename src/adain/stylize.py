@@ -305,8 +305,8 @@ class Stylizer:
         the decoder (a path, else ``$ADAIN_DECODER``, else the one shipped with the package);
         ``options`` are ``StylizerOptions`` fields (``max_pixels``, ``max_memory_mb``, ``tile``,
         ``progress``); a decoder trained with the decoder match on brings its ``decoder_match`` and
-        ``decoder_match_layers`` as their defaults. ``backend="onnx"`` runs the networks exported to ONNX (cached under
-        ``$ADAIN_HOME/onnx``) with ONNX Runtime on the CPU."""
+        ``decoder_match_layers`` as their defaults. ``backend="onnx"`` runs the networks exported to
+        ONNX (cached under ``$ADAIN_HOME/onnx``) with ONNX Runtime on the CPU."""
         if backend not in ("torch", "onnx"):
             raise AdainError(f"unknown backend {backend!r} (choose torch or onnx)")
         encoder, encoder_weights = weights.load_encoder(vgg)
