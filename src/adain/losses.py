@@ -72,21 +72,19 @@ def content_loss(output_feat: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(output_feat.float(), target.float())
 
 
-def decoder_match_loss(made: list[Stats], targets: Tensor) -> Tensor:
+def decoder_match_loss(made: list[Stats], targets: list[Stats]) -> Tensor:
     """The style loss's form on the decoder's own ReLUs, relative: at each chosen ReLU, the MSE
     between the channel means of the activations ``made`` and the ``targets``, plus the MSE between
-    the stds, over the targets' mean square (means and stds alike). ``targets`` (B, 2, D) are the
-    same ReLUs' means and stds laid end to end (``features.decoder_styles``). The ReLUs' scales
+    the stds, over the targets' mean square (means and stds alike); each target (mean, std) is
+    (B, C, 1, 1), as ``made``'s, one per chosen ReLU. The ReLUs' scales
     differ 180-fold (the mean square of the shipped decoder's statistics: 2.4 at ReLU 0, 0.013 at
     ReLU 6, at 512 px) and their relative gaps are alike (1-7 % at every ReLU;
     ``scripts/decoder_layer_gap.py``), so relative errors let each ReLU weigh the same."""
-    total = targets.new_zeros((), dtype=torch.float32)
-    wanted = targets.float().split([mean.shape[1] for mean, _ in made], dim=2)
-    for (mean, std), target in zip(made, wanted, strict=True):
-        error = F.mse_loss(mean.flatten(1).float(), target[:, 0]) + F.mse_loss(
-            std.flatten(1).float(), target[:, 1]
-        )
-        total = total + error / target.square().mean().clamp_min(1e-12)
+    total = made[0][0].new_zeros((), dtype=torch.float32)
+    for (mean, std), (target_mean, target_std) in zip(made, targets, strict=True):
+        error = F.mse_loss(mean.float(), target_mean) + F.mse_loss(std.float(), target_std)
+        energy = torch.cat([target_mean.flatten(), target_std.flatten()]).square().mean()
+        total = total + error / energy.clamp_min(1e-12)
     return total
 
 
@@ -213,14 +211,15 @@ class AdaINLoss(torch.nn.Module):
         output_taps = taps(self.encode, clamped(output) if self.clamp_output else output)
         style = style_loss_to(output_taps, style_stats, self.style_layer_weights)
         match = (
-            decoder_match_loss([made[k] for k in self.match_layers], decoder_targets)
+            decoder_match_loss([made[k] for k in self.match_layers], [wanted[k] for k in self.match_layers])
             if made
             else style.new_zeros(())
         )
         return Losses(content_loss(output_taps[-1], target), style, match)
 
     def _per_layer(self, targets: Tensor | None) -> dict[int, Stats]:
-        """The cached decoder targets (B, 2, D) as each chosen ReLU's (mean, std), (B, C, 1, 1)."""
+        """The cached decoder targets (B, 2, D), the chosen ReLUs' means and stds laid end to end
+        (``features.decoder_styles``), as each one's (mean, std), (B, C, 1, 1), in fp32."""
         if targets is None or not self.match_layers:
             return {}
         channels = relu_channels(self.decoder)
