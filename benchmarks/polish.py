@@ -41,7 +41,7 @@ def peak_mb(size: int, steps: int, decoder: Path | None) -> float:
         "import re, sys; sys.path.insert(0, 'benchmarks'); from polish import inputs;"
         "from adain import Stylizer;"
         f"s = Stylizer.from_pretrained(decoder={str(decoder) if decoder else None!r}, device='cpu',"
-        f" polish={steps}, max_memory_mb=1e6);"
+        f" polish={steps}, max_memory_mb=1e6, decoder_match=0);"
         f"s(*inputs({size}));"
         # the high-water mark of this process's own memory (ru_maxrss would start from the parent's)
         "print(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))"
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--decoder", type=Path)
     add_out_flags(parser, "polish.json")
     args = parse_args(parser)
-    once = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", max_memory_mb=1e6)
+    once = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", max_memory_mb=1e6, decoder_match=0)
     steps = [int(n) for n in args.steps.split(",")]
     precision = dtype_name(once.dtype or torch.float32)
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}, {precision}")

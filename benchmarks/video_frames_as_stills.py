@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--decoder", type=Path)
     add_out_flags(parser, "video_frames_as_stills.json")
     args = parse_args(parser)
-    plain = Stylizer.from_pretrained(decoder=args.decoder)
+    plain = Stylizer.from_pretrained(decoder=args.decoder, decoder_match=0)
     options = {k: v for k in ("decoder_match", "palette", "feedback") if (v := getattr(args, k))}
     variant = plain.with_options(**options)
     styles = images.find_images(args.styles)

@@ -123,11 +123,12 @@ def main() -> None:
     save(strip(tiles), "palette")
 
     c, s = content("cornell"), style("woman_with_hat_matisse")
-    tiles = [(load(c), "content"), (load(s), "style"), (run(c, s), "one pass")]
-    for share, layers in ((0.75, (0, 6)), (0.5, (0, 1, 2, 5, 6, 7))):
-        matched = stylizer.with_options(decoder_match=share, decoder_match_layers=layers)
+    tiles = [(load(c), "content"), (load(s), "style")]
+    for share, layers in ((0, None), (stylizer.options.decoder_match, None), (0.5, (0, 1, 2, 5, 6, 7))):
+        matched = stylizer.with_options(decoder_match=share, **({"decoder_match_layers": layers} if layers else {}))
         painted = matched(c, s, content_size=args.size, style_size=args.size)
-        tiles.append((painted, f"decoder match {share}, layers {','.join(map(str, layers))}"))
+        chosen = ",".join(map(str, matched.options.decoder_match_layers))
+        tiles.append((painted, f"decoder match {share:g}, layers {chosen}" if share else "the paper's one pass"))
     save(strip(tiles), "decoder_match")
 
     # polish adds grain too fine to see at the strips' scale: 200 px squares cut at 1:1 from 512 px results

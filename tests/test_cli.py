@@ -380,10 +380,14 @@ def test_bench_end_to_end_writes_json(tmp_path, decoder_file, capsys):
             cell = row[case]
             assert cell["runs"] == 2 and 0 < cell["min_ms"] <= cell["median_ms"] <= cell["max_ms"]
     assert "including style" in capsys.readouterr().out
+    assert result["decoder_match"] == 0  # a plain decoder: the paper's one pass
     before = out.read_text()
     assert main(argv) == 2 and "exists: pass --overwrite" in capsys.readouterr().err
     assert out.read_text() == before
-    assert main([*argv, "--overwrite"]) == 0 and json.loads(out.read_text())["results"]
+    assert main([*argv, "--overwrite", "--decoder-match", "0.5"]) == 0
+    matched = json.loads(out.read_text())
+    assert (matched["decoder_match"], matched["decoder_match_layers"]) == (0.5, [0, 6])
+    assert "decoder match 0.5 at ReLUs 0,6" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["bench", "--sizes", "1,2"])
 

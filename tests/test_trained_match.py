@@ -2,15 +2,19 @@
 way of loading it paints with it unless told otherwise."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import save_file
 
 from adain import weights
 from adain.cli import main
-from adain.errors import WeightsError
+from adain.errors import AdainError, WeightsError
 from adain.nets import Decoder
 from adain.stylize import Stylizer
 
@@ -116,3 +120,73 @@ def test_the_server_and_the_export_follow_the_decoders_match(tmp_path, trained_w
     out = export_onnx(tmp_path / "onnx", VGG, trained_with_match)
     match = json.loads((out / "adain.json").read_text())["decoder_match"]
     assert match["layers"] == [0, 5] and match["default_share"] == 0.5
+
+
+SET_MATCH = Path(__file__).resolve().parents[1] / "scripts" / "set_decoder_match.py"
+
+
+def test_a_match_chosen_after_training_keeps_the_weights_and_the_metadata(tmp_path, decoder_file):
+    """``scripts/set_decoder_match.py``: how the shipped decoder got its match (stage 11)."""
+    plain = weights.export_decoder(
+        weights.decoder_from_file(decoder_file),
+        tmp_path / "plain.safetensors",
+        {"iterations": "7"},
+        half=True,
+    )
+    out = tmp_path / "set.safetensors"
+    done = subprocess.run(
+        [sys.executable, SET_MATCH, plain, "--share", "0.65", "--out", out], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    found = weights.DecoderWeights.read(out)
+    assert (found.decoder_match, found.decoder_match_layers, found.iterations) == (0.65, (0, 6), 7)
+    before, after = weights.read_state_dict(plain), weights.read_state_dict(out)
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
+    stylizer = Stylizer.from_pretrained(VGG, out, "cpu", precision="fp32")
+    assert (stylizer.options.decoder_match, stylizer.options.decoder_match_layers) == (0.65, (0, 6))
+
+    again = subprocess.run(
+        [sys.executable, SET_MATCH, plain, "--share", "0.65", "--out", out], capture_output=True, text=True
+    )
+    assert again.returncode != 0 and "exists" in again.stderr and "Traceback" not in again.stderr
+    removed = weights.set_decoder_match(out, tmp_path / "none.safetensors", 0)
+    assert weights.DecoderWeights.read(removed).decoder_match == 0
+    with pytest.raises(AdainError, match="from 0 to 1"):
+        weights.set_decoder_match(out, tmp_path / "x.safetensors", 1.5)
+    with pytest.raises(AdainError, match="ReLUs, 0 to 7"):
+        weights.set_decoder_match(out, tmp_path / "x.safetensors", 0.5, (8,))
+    with pytest.raises(WeightsError, match="carries metadata"):
+        weights.set_decoder_match(out, tmp_path / "x.pth", 0.5)
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "x.pth").exists()
+
+
+def test_a_dataset_records_the_decoders_match_and_refuses_to_mix_pipelines(
+    tmp_path, decoder_file, trained_with_match, capsys, monkeypatch
+):
+    """A dataset begun with one pipeline is not finished with another: the decoder's own match is
+    written into ``dataset.json``, so the same command resumed after the default decoder changed
+    its pipeline (as the shipped one did in session 49) is refused instead of mixing the two."""
+    src, styles = tmp_path / "src", tmp_path / "styles"
+    src.mkdir()
+    styles.mkdir()
+    make_image(src / "a.png", (40, 32), seed=1)
+    make_image(styles / "s.png", (32, 32), seed=2)
+    out = tmp_path / "out"
+    vgg = ["--vgg", str(SHARED_VGG)] if VGG else []
+
+    def dataset(*flags: str) -> int:  # the default decoder, as $ADAIN_DECODER says
+        argv = ["dataset", str(src), "--styles", str(styles), "-o", str(out), "--style-size", "32"]
+        return main([*argv, "--device", "cpu", "-q", *vgg, *flags])
+
+    monkeypatch.setenv("ADAIN_DECODER", str(decoder_file))
+    assert dataset() == 0
+    assert "decoder_match" not in json.loads((out / "dataset.json").read_text())["weights"]
+    monkeypatch.setenv("ADAIN_DECODER", str(trained_with_match))
+    capsys.readouterr()
+    assert dataset() == 2 and "another configuration" in capsys.readouterr().err
+    assert dataset("--overwrite") == 0
+    recorded = json.loads((out / "dataset.json").read_text())["weights"]
+    assert (recorded["decoder_match"], recorded["decoder_match_layers"]) == (0.5, [0, 5])
+    assert dataset() == 0  # the same again resumes
+    assert dataset("--decoder-match", "0") == 2  # the paper's pipeline is another configuration

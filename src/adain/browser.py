@@ -66,8 +66,8 @@ def unavailable_reason(runtime: Path | None) -> str | None:
 def web_config(static: bool, reason: str | None, polish: int = 0, decoder_match: float = 0.0) -> dict:
     """What the page reads from ``web.json``; ``polish``: the most steps the server takes (a static
     export has no server, and the browser cannot take them: it runs the networks forward only);
-    ``decoder_match``: the share of a decoder trained with the match on (its textures box starts
-    ticked at that share), else 0."""
+    ``decoder_match``: the share a decoder records (its textures box starts ticked at that share),
+    else 0."""
     return {
         "static": static,
         "polish": polish,

@@ -151,7 +151,7 @@ def export_onnx(
             "target_mean_k, target_std_k (N, R, C_k), or (N, R, 1) where share[:, k] is 0",
             "outputs": "y; mean_k, std_k (N, R, C_k): the activations' statistics before they moved "
             "(at share 0, decoding a style's relu4_1: its statistics, the targets)",
-            # a decoder trained with the match on records its layers and share: it paints with them
+            # a decoder that records a match (trained with it on, or chosen after): it paints with it
             "layers": list(decoder_weights.decoder_match_layers or defaults.DECODER_MATCH_LAYERS),
             "default_share": decoder_weights.decoder_match,
             "share": "the option's share times alpha; the region of a position under 2 positions is not moved",

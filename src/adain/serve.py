@@ -255,7 +255,7 @@ class Studio:
         """The stylized image; ``controls`` are the form's alpha, style_weights, preserve_color and
         content_size, ``feedback``, ``polish``, ``palette`` and ``decoder_match`` the stylizer
         options (0: one pass, no steps, the decoder's colours, the decoder's own activations;
-        ``decoder_match`` None: the server's, which a decoder trained with the match on sets).
+        ``decoder_match`` None: the server's, the share its decoder records).
         Nothing is decoded before the request holds its place at the gate."""
         if decoder_match is None:
             decoder_match = self.stylizer.options.decoder_match
@@ -434,7 +434,7 @@ def _add_routes(app: FastAPI, studio: Studio) -> None:
                 le=1.0,
                 description="move the decoder's own activations this share of the way to their "
                 "statistics decoding the style itself: stronger style for about 1.2x the time (0: none; "
-                "default: none, or the share of a decoder trained with it on)",
+                "default: the share the decoder records, 0.65 for the shipped one)",
             ),
         ] = None,
     ) -> Response:

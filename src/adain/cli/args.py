@@ -257,9 +257,9 @@ def add_decoder_match_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decoder-match", type=unit_float, metavar="SHARE",
         help="move the decoder's own activations this share (0-1, times --alpha) of the way to their "
-        "statistics decoding the style itself (AdaIN inside the decoder; 0.75: the style loss 9 %% "
-        "lower at 512 px for 1 %% more content loss, README \"Decoder match\"; one more decoder pass "
-        "per style; default 0: as the paper, or the share a decoder trained with it on records)",
+        "statistics decoding the style itself (AdaIN inside the decoder; one more decoder pass per style; "
+        "default: the share the decoder records, 0.65 for the shipped one, its style loss 8 %% lower at "
+        "512 px for under 1 %% more content loss, README \"Decoder match\"; 0: the paper's pipeline)",
     )  # fmt: skip
     parser.add_argument(
         "--decoder-match-layers", type=decoder_layers, metavar="K1,K2,...",

@@ -22,6 +22,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     flags.add_weights_flags(parser)
+    flags.add_decoder_match_flag(parser)
     parser.set_defaults(run=run)
 
 
@@ -31,8 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out and args.out.exists() and not args.overwrite:  # before minutes of measuring, not after
         raise UsageError(f"{args.out} exists: pass --overwrite to replace it")
-    result = bench(flags.stylizer_from(args), args.sizes, args.runs, args.warmup)
-    print(f"{result['device']}, {result['dtype']}, torch {result['torch']}")
+    result = bench(flags.stylizer_from(args, **flags.decoder_match_options(args)), args.sizes, args.runs, args.warmup)
+    match = result["decoder_match"]
+    pipeline = f"decoder match {match:g} at ReLUs {','.join(map(str, result['decoder_match_layers']))}" if match else "one pass"
+    print(f"{result['device']}, {result['dtype']}, torch {result['torch']}, {pipeline}")
     print(f"{'size':>6}  {'excluding style (ms)':>24}  {'including style (ms)':>24}")
     for row in result["results"]:
         cells = [row[k] for k in ("excluding_style", "including_style")]

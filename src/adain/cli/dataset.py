@@ -68,6 +68,14 @@ def run(args: argparse.Namespace) -> int:
     # only the options asked for, so that runs from before the flags resume as they were
     chosen = {**flags.feedback_options(args), **flags.polish_options(args), "palette": args.palette,
               **flags.decoder_match_options(args)}  # fmt: skip
+    if "decoder_match" not in chosen:
+        # the decoder's own match, written into the config: a run begun with a decoder that painted
+        # otherwise (the shipped one before session 49) is then refused on resuming, not mixed
+        from .. import weights as decoder_files
+
+        own = decoder_files.DecoderWeights.read(decoder_files.resolve_decoder(args.decoder))
+        if own.decoder_match:
+            chosen.update(decoder_match=own.decoder_match, decoder_match_layers=own.decoder_match_layers)
     if "decoder_match_layers" in chosen:  # the config is written as JSON
         chosen["decoder_match_layers"] = list(chosen["decoder_match_layers"])
     if args.max_memory is not None:

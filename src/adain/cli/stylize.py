@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             return 1  # its one reason said it all
         raise AdainError("nothing left to do")
 
-    # only the decoder match asked for: a decoder trained with it on brings its own otherwise
+    # only the decoder match asked for: the decoder brings its own otherwise
     stylizer = flags.stylizer_from(
         args, max_pixels=args.max_pixels, max_memory_mb=args.max_memory, tile=args.tile or None,
         progress=not args.quiet, **flags.feedback_options(args), **flags.polish_options(args), **palette,
