@@ -157,11 +157,15 @@ def main() -> None:
     add_out_flags(parser, "inference.json")
     args = parse_args(parser)
     # the reference's pipeline, the paper's: without the match the decoder may record
-    ours = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", precision=args.precision, decoder_match=0)
+    ours = Stylizer.from_pretrained(
+        decoder=args.decoder, device="cpu", precision=args.precision, decoder_match=0
+    )
     onnx = None
     if not args.no_onnx:
         try:
-            onnx = Stylizer.from_pretrained(decoder=args.decoder, device="cpu", backend="onnx", decoder_match=0)
+            onnx = Stylizer.from_pretrained(
+                decoder=args.decoder, device="cpu", backend="onnx", decoder_match=0
+            )
         except AdainError as exc:  # the extra is not installed
             print(f"ONNX Runtime left out: {exc}")
     plain_encoder, plain_decoder = plain_copy(ours.encoder, Encoder), plain_copy(ours.decoder, Decoder)

@@ -65,6 +65,8 @@ def bench(stylizer: Stylizer, sizes: Sequence[int], runs: int = 5, warmup: int =
         "torch": torch.__version__,
         # the decoder match is part of the pipeline timed: one more decoder pass per style encoded
         "decoder_match": stylizer.options.decoder_match,
-        "decoder_match_layers": list(stylizer.options.decoder_match_layers) if stylizer.options.decoder_match else [],
+        "decoder_match_layers": list(stylizer.options.decoder_match_layers)
+        if stylizer.options.decoder_match
+        else [],
         "results": results,
     }

@@ -32,9 +32,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out and args.out.exists() and not args.overwrite:  # before minutes of measuring, not after
         raise UsageError(f"{args.out} exists: pass --overwrite to replace it")
-    result = bench(flags.stylizer_from(args, **flags.decoder_match_options(args)), args.sizes, args.runs, args.warmup)
+    result = bench(
+        flags.stylizer_from(args, **flags.decoder_match_options(args)), args.sizes, args.runs, args.warmup
+    )
     match = result["decoder_match"]
-    pipeline = f"decoder match {match:g} at ReLUs {','.join(map(str, result['decoder_match_layers']))}" if match else "one pass"
+    pipeline = (
+        f"decoder match {match:g} at ReLUs {','.join(map(str, result['decoder_match_layers']))}"
+        if match
+        else "one pass"
+    )
     print(f"{result['device']}, {result['dtype']}, torch {result['torch']}, {pipeline}")
     print(f"{'size':>6}  {'excluding style (ms)':>24}  {'including style (ms)':>24}")
     for row in result["results"]:
