@@ -10,7 +10,8 @@ no more passes, only each chosen layer's statistics and a per-channel affine map
     python benchmarks/decoder_matching.py --config plain --config 6,7:0.5 --config 0,1,2,5,6,7:0.5:0.96 \
         [--every 3] [--palette 0.25] [--save DIR] [--out benchmarks/results/decoder_matching.json]
 
-A config is LAYERS:SHARE[:ALPHA] or ``plain`` (LAYERS: the decoder's ReLUs, 0-7 from relu4_1's end:
+A config is LAYERS:SHARE[:ALPHA] or ``plain`` (LAYERS: the decoder's ReLUs, 0-7 from relu4_1's end,
+each K or K=S for a share of its own, as in ``0=0.65,5=0.3,6=0.65:0``:
 0 at 1/8 scale, 1-4 at 1/4, 5-6 at 1/2, 7 at full; none, as in ``:0:0.9``, is the plain pass at
 that alpha, the line that alpha trades along). ``--every N`` takes every Nth content and
 style of the paper's test images (default 1: all 220 pairs). Losses as ``adain eval --size 512
@@ -44,6 +45,10 @@ class Config:
     layers: tuple[int, ...] = ()
     share: float = 0.0
     alpha: float = 1.0
+    own_shares: tuple[tuple[int, float], ...] = ()  # layers given as K=S: their shares instead of ``share``
+
+    def shares(self) -> dict[int, float]:
+        return {k: dict(self.own_shares).get(k, self.share) for k in self.layers}
 
 
 def parse_config(text: str) -> Config:
@@ -52,16 +57,20 @@ def parse_config(text: str) -> Config:
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise argparse.ArgumentTypeError(f"a config is LAYERS:SHARE[:ALPHA] or plain, not {text!r}")
-    layers = tuple(int(k) for k in parts[0].split(",") if k)  # none: alpha alone, ":0:0.9"
+    items = [k.split("=") for k in parts[0].split(",") if k]  # none: alpha alone, ":0:0.9"
+    layers = tuple(int(item[0]) for item in items)
+    own = tuple((int(item[0]), float(item[1])) for item in items if len(item) == 2)
     alpha = float(parts[2]) if len(parts) == 3 else 1.0
-    return Config(text, layers, float(parts[1]), alpha)
+    return Config(text, layers, float(parts[1]), alpha, own)
 
 
 def decode(
-    decoder: nn.Sequential, x: Tensor, targets: dict[int, Stats] | None = None, share: float = 0.0
-) -> tuple[Tensor, list[Stats]]:
+    decoder: nn.Sequential, x: Tensor, targets: dict[int, Stats] | None = None,
+    share: float | dict[int, float] = 0.0,
+) -> tuple[Tensor, list[Stats]]:  # fmt: skip
     """The decoder's output and its ReLU activations' statistics; with ``targets``, the ReLUs so
-    numbered moved ``share`` of the way to those statistics as the pass goes."""
+    numbered moved ``share`` (one for all, or each its own) of the way to those statistics as the
+    pass goes."""
     stats: list[Stats] = []
     for layer in decoder:
         x = layer(x)
@@ -69,7 +78,8 @@ def decode(
             k = len(stats)
             stats.append(mean_std(x))
             if targets and k in targets:
-                x = torch.lerp(x, normalise(x, stats[k], targets[k]).clamp_min(0), share)
+                moved = share[k] if isinstance(share, dict) else share
+                x = torch.lerp(x, normalise(x, stats[k], targets[k]).clamp_min(0), moved)
     return x, stats
 
 
@@ -106,7 +116,7 @@ def main() -> None:
                 t = torch.lerp(feats, stylized, cfg.alpha)
                 started = time.perf_counter()
                 if cfg.layers:  # (decode measures every ReLU's statistics: its time is an upper bound)
-                    out, _ = decode(decoder, t, {k: own[k] for k in cfg.layers}, cfg.share)
+                    out, _ = decode(decoder, t, {k: own[k] for k in cfg.layers}, cfg.shares())
                 else:
                     out = decoder(t)
                 totals[cfg.name][2] += time.perf_counter() - started

@@ -67,3 +67,22 @@ def test_the_plain_config_measures_what_adain_eval_measures(tmp_path, decoder_fi
         [sys.executable, SCRIPT, "--config", "plain", "--out", out], capture_output=True, text=True
     )
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@torch.no_grad()
+def test_a_layer_given_its_own_share_moves_by_it(stylizer):
+    script = load_script()
+    config = script.parse_config("0=0.25,6:0.5")
+    assert config.layers == (0, 6) and config.shares() == {0: 0.25, 6: 0.5}
+    decoder = stylizer.decoder.float()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.rand(1, 512, 6, 5, generator=g), 3 * torch.rand(1, 512, 6, 5, generator=g)
+    _, other = script.decode(decoder, y)
+    targets = {0: other[0], 6: other[6]}
+    mixed = script.decode(decoder, x, targets, config.shares())[0]
+    assert torch.equal(mixed, script.decode(decoder, x, targets, {0: 0.25, 6: 0.5})[0])
+    assert not torch.allclose(mixed, script.decode(decoder, x, targets, 0.5)[0], atol=1e-4)
+    assert torch.equal(
+        script.decode(decoder, x, {0: other[0]}, {0: 0.25})[0],
+        script.decode(decoder, x, {0: other[0]}, 0.25)[0],
+    )
