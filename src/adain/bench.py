@@ -58,15 +58,14 @@ def bench(stylizer: Stylizer, sizes: Sequence[int], runs: int = 5, warmup: int =
         results.append(
             {"size": size, "excluding_style": summary(excluding), "including_style": summary(including)}
         )
+    matched = stylizer.options.decoder_match
     return {
         "device": describe_device(device),
         "dtype": dtype_name(stylizer.dtype),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         # the decoder match is part of the pipeline timed: one more decoder pass per style encoded
-        "decoder_match": stylizer.options.decoder_match,
-        "decoder_match_layers": list(stylizer.options.decoder_match_layers)
-        if stylizer.options.decoder_match
-        else [],
+        "decoder_match": matched,
+        "decoder_match_layers": list(stylizer.options.decoder_match_layers) if matched else [],
         "results": results,
     }

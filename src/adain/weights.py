@@ -358,7 +358,7 @@ class DecoderWeights:
             meta.get("encoder"),
             int(iterations) if iterations.isdigit() else None,
             meta,
-            *_trained_match(meta, path),
+            *_recorded_match(meta, path),
         )  # type: ignore[arg-type]
 
 
@@ -397,7 +397,7 @@ def set_decoder_match(
     return out
 
 
-def _trained_match(meta: Mapping[str, str], path: str | os.PathLike) -> tuple[float, tuple[int, ...] | None]:
+def _recorded_match(meta: Mapping[str, str], path: str | os.PathLike) -> tuple[float, tuple[int, ...] | None]:
     """The decoder match a decoder's metadata records (``decoder_match_meta``), checked."""
     from .decoder_match import check_layers
 
