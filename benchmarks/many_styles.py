@@ -53,9 +53,8 @@ def main() -> None:
     args = parse_args(parser)
     contents = images.find_images(IMAGES / "content")[: args.contents]
     styles = images.find_images(IMAGES / "style")[: args.styles]
-    stylizer = Stylizer.from_pretrained(
-        device="cpu", precision=args.precision, decoder_match=0
-    )  # as EncodingEachTime
+    # the paper's one pass, as EncodingEachTime paints
+    stylizer = Stylizer.from_pretrained(device="cpu", precision=args.precision, decoder_match=0)
     plain = EncodingEachTime(stylizer.encoder, stylizer.decoder, "cpu", precision=args.precision)
     stylizer(contents[0], styles[0], content_size=args.size, style_size=args.size, crop=True)  # warm-up
 

@@ -256,9 +256,8 @@ def main() -> None:
     if sweeping:
         parser.set_defaults(out=parser.get_default("out").with_name("video_consistency-sweep.json"))
     args = parse_args(parser)
-    stylizer = Stylizer.from_pretrained(
-        decoder=args.decoder, decoder_match=0
-    )  # the plain output, the options on top
+    # the plain output, the options on top
+    stylizer = Stylizer.from_pretrained(decoder=args.decoder, decoder_match=0)
     loss = StyleLoss(stylizer, args.style)
     options = ("feedback", "palette", "decoder_match")
     variant = {option: value for option in options if (value := getattr(args, option))}

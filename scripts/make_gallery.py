@@ -124,15 +124,16 @@ def main() -> None:
 
     c, s = content("cornell"), style("woman_with_hat_matisse")
     tiles = [(load(c), "content"), (load(s), "style")]
-    for share, layers in ((0, None), (stylizer.options.decoder_match, None), (0.5, (0, 1, 2, 5, 6, 7))):
-        matched = stylizer.with_options(
-            decoder_match=share, **({"decoder_match_layers": layers} if layers else {})
-        )
+    six = stylizer.with_options(decoder_match=0.5, decoder_match_layers=(0, 1, 2, 5, 6, 7))
+    for matched in (stylizer.with_options(decoder_match=0), stylizer, six):
         painted = matched(c, s, content_size=args.size, style_size=args.size)
-        chosen = ",".join(map(str, matched.options.decoder_match_layers))
-        label = f"decoder match {share:g}, layers {chosen}" if share else "the paper's one pass"
-        own = share and share == stylizer.options.decoder_match and layers is None
-        tiles.append((painted, f"{label} (the default)" if own else label))
+        share, layers = matched.options.decoder_match, matched.options.decoder_match_layers
+        label = (
+            f"decoder match {share:g}, layers {','.join(map(str, layers))}"
+            if share
+            else "the paper's one pass"
+        )
+        tiles.append((painted, f"{label} (the default)" if share and matched is stylizer else label))
     save(strip(tiles), "decoder_match")
 
     # polish adds grain too fine to see at the strips' scale: 200 px squares cut at 1:1 from 512 px results

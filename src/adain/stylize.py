@@ -311,9 +311,9 @@ class Stylizer:
             raise AdainError(f"unknown backend {backend!r} (choose torch or onnx)")
         encoder, encoder_weights = weights.load_encoder(vgg)
         net, decoder_weights = weights.load_decoder(decoder, encoder_weights)
-        if decoder_weights.decoder_match:  # the decoder's own match: it paints with it unless told not to
-            options.setdefault("decoder_match", decoder_weights.decoder_match)
-            options.setdefault("decoder_match_layers", decoder_weights.decoder_match_layers)
+        # a decoder that records a match paints with it unless told not to
+        for name, value in decoder_weights.match_options().items():
+            options.setdefault(name, value)
         chosen = None
         if backend == "onnx":
             from .export import cached_export

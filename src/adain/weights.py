@@ -335,6 +335,12 @@ class DecoderWeights:
     decoder_match: float = 0.0
     decoder_match_layers: tuple[int, ...] | None = None
 
+    def match_options(self) -> dict[str, object]:
+        """The ``StylizerOptions`` of the match it records, for a loader's defaults: none without one."""
+        if not self.decoder_match:
+            return {}
+        return {"decoder_match": self.decoder_match, "decoder_match_layers": self.decoder_match_layers}
+
     @classmethod
     def read(cls, path: str | os.PathLike) -> DecoderWeights:
         meta = read_metadata(path)
@@ -385,7 +391,7 @@ def set_decoder_match(
     for one in (path, out):
         if Path(one).suffix != ".safetensors":
             raise WeightsError(f"{one}: only a .safetensors decoder carries metadata")
-    state = read_state_dict(path)
+    state = read_state_dict(path)  # written back as stored: load_decoder_state gives fp32 copies
     load_decoder_state(path, found.norm, found.width)  # a decoder's layout, or a clear error
     meta = {k: v for k, v in found.metadata.items() if k not in ("decoder_match", "decoder_match_layers")}
     meta.update(decoder_match_meta(share, chosen))

@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
         # otherwise (the shipped one before session 49) is then refused on resuming, not mixed
         from .. import weights as decoder_files
 
-        own = decoder_files.DecoderWeights.read(decoder_files.resolve_decoder(args.decoder))
-        if own.decoder_match:
-            chosen.update(decoder_match=own.decoder_match, decoder_match_layers=own.decoder_match_layers)
+        chosen.update(
+            decoder_files.DecoderWeights.read(decoder_files.resolve_decoder(args.decoder)).match_options()
+        )
     if "decoder_match_layers" in chosen:  # the config is written as JSON
         chosen["decoder_match_layers"] = list(chosen["decoder_match_layers"])
     if args.max_memory is not None:
