@@ -11,7 +11,8 @@ no more passes, only each chosen layer's statistics and a per-channel affine map
         [--every 3] [--palette 0.25] [--save DIR] [--out benchmarks/results/decoder_matching.json]
 
 A config is LAYERS:SHARE[:ALPHA] or ``plain`` (LAYERS: the decoder's ReLUs, 0-7 from relu4_1's end,
-each K or K=S for a share of its own, as in ``0=0.65,5=0.3,6=0.65:0``:
+each K or K=S for a share of its own, as in ``0=0.65,5=0.3,6=0.65:0``, Kc for the layer moved to
+the style pass's channel covariance as well as its means, whitened and coloured as WCT does:
 0 at 1/8 scale, 1-4 at 1/4, 5-6 at 1/2, 7 at full; none, as in ``:0:0.9``, is the plain pass at
 that alpha, the line that alpha trades along). ``--every N`` takes every Nth content and
 style of the paper's test images (default 1: all 220 pairs). Losses as ``adain eval --size 512
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from adain import images
 from adain.colour import palette_of, toward_palette
+from adain.decoder_match import covariance_map, mean_covariance, move
 from adain.evaluate import losses
 from adain.nets import Stats, adain_stats, mean_std, normalise, taps
 from adain.stylize import Stylizer
@@ -46,6 +48,7 @@ class Config:
     share: float = 0.0
     alpha: float = 1.0
     own_shares: tuple[tuple[int, float], ...] = ()  # layers given as K=S: their shares instead of ``share``
+    covariance: tuple[int, ...] = ()  # layers given as Kc: moved to the style's channel covariance too
 
     def shares(self) -> dict[int, float]:
         return {k: dict(self.own_shares).get(k, self.share) for k in self.layers}
@@ -58,19 +61,20 @@ def parse_config(text: str) -> Config:
     if len(parts) not in (2, 3):
         raise argparse.ArgumentTypeError(f"a config is LAYERS:SHARE[:ALPHA] or plain, not {text!r}")
     items = [k.split("=") for k in parts[0].split(",") if k]  # none: alpha alone, ":0:0.9"
-    layers = tuple(int(item[0]) for item in items)
-    own = tuple((int(item[0]), float(item[1])) for item in items if len(item) == 2)
+    layers = tuple(int(item[0].rstrip("c")) for item in items)
+    own = tuple((int(item[0].rstrip("c")), float(item[1])) for item in items if len(item) == 2)
+    covariance = tuple(int(item[0][:-1]) for item in items if item[0].endswith("c"))
     alpha = float(parts[2]) if len(parts) == 3 else 1.0
-    return Config(text, layers, float(parts[1]), alpha, own)
+    return Config(text, layers, float(parts[1]), alpha, own, covariance)
 
 
 def decode(
     decoder: nn.Sequential, x: Tensor, targets: dict[int, Stats] | None = None,
-    share: float | dict[int, float] = 0.0,
+    share: float | dict[int, float] = 0.0, covariances: dict[int, tuple[Tensor, Tensor]] | None = None,
 ) -> tuple[Tensor, list[Stats]]:  # fmt: skip
     """The decoder's output and its ReLU activations' statistics; with ``targets``, the ReLUs so
     numbered moved ``share`` (one for all, or each its own) of the way to those statistics as the
-    pass goes."""
+    pass goes; those in ``covariances`` to its channel means and covariance instead."""
     stats: list[Stats] = []
     for layer in decoder:
         x = layer(x)
@@ -79,8 +83,23 @@ def decode(
             stats.append(mean_std(x))
             if targets and k in targets:
                 moved = share[k] if isinstance(share, dict) else share
-                x = torch.lerp(x, normalise(x, stats[k], targets[k]).clamp_min(0), moved)
+                if covariances and k in covariances:
+                    x = move(x, [covariance_map(mean_covariance(x), covariances[k])], moved, None)
+                else:
+                    x = torch.lerp(x, normalise(x, stats[k], targets[k]).clamp_min(0), moved)
     return x, stats
+
+
+def relu_covariances(decoder: nn.Sequential, x: Tensor, layers: set[int]) -> dict[int, tuple[Tensor, Tensor]]:
+    """The channel means and covariances of ``layers``' ReLUs decoding ``x``."""
+    found, k = {}, 0
+    for layer in decoder:
+        x = layer(x)
+        if isinstance(layer, nn.ReLU):
+            if k in layers:
+                found[k] = mean_covariance(x)
+            k += 1
+    return found
 
 
 @torch.no_grad()
@@ -109,6 +128,8 @@ def main() -> None:
         style_taps = taps(encoder, style_image)
         style_stats = [mean_std(f) for f in style_taps]
         _, own = decode(decoder, style_taps[-1])
+        wanted = {k for cfg in args.config for k in cfg.covariance}
+        own_covariances = relu_covariances(decoder, style_taps[-1], wanted) if wanted else {}
         palette = palette_of(style_image)
         for content, feats in content_feats.items():
             stylized = adain_stats(feats, *style_stats[-1])
@@ -116,7 +137,8 @@ def main() -> None:
                 t = torch.lerp(feats, stylized, cfg.alpha)
                 started = time.perf_counter()
                 if cfg.layers:  # (decode measures every ReLU's statistics: its time is an upper bound)
-                    out, _ = decode(decoder, t, {k: own[k] for k in cfg.layers}, cfg.shares())
+                    covariances = {k: own_covariances[k] for k in cfg.covariance}
+                    out, _ = decode(decoder, t, {k: own[k] for k in cfg.layers}, cfg.shares(), covariances)
                 else:
                     out = decoder(t)
                 totals[cfg.name][2] += time.perf_counter() - started

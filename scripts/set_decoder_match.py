@@ -1,6 +1,6 @@
 """Give a decoder file the decoder match it paints with by default (issue 14, session 49).
 
-    python scripts/set_decoder_match.py DECODER --share 0.65 [--layers 0,6] --out OUT [--overwrite]
+    python scripts/set_decoder_match.py DECODER --share 0.65 [--layers 0,6] [--covariance] --out OUT [--overwrite]
 
 The weights are copied unchanged; the metadata records the share and the layers
 (``weights.decoder_match_meta``), which every loader then follows unless told otherwise
@@ -26,6 +26,9 @@ def main() -> None:
     parser.add_argument("decoder", type=Path)
     parser.add_argument("--share", type=float, required=True, help="0-1; 0 removes the match")
     parser.add_argument("--layers", help="the decoder's ReLUs, 0-7, comma-separated (default 0,6)")
+    parser.add_argument(
+        "--covariance", action="store_true", help="the layers moved to the style's covariance"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
@@ -36,13 +39,15 @@ def main() -> None:
     except ValueError:
         raise SystemExit(f"--layers: {args.layers!r} is not a comma-separated list of ReLUs 0-7") from None
     try:
-        weights.set_decoder_match(args.decoder, args.out, args.share, layers)
+        weights.set_decoder_match(args.decoder, args.out, args.share, layers, args.covariance)
     except AdainError as e:
         raise SystemExit(str(e)) from None
     found = weights.DecoderWeights.read(args.out)
     layers_text = ",".join(map(str, found.decoder_match_layers or ()))
+    kind = " (covariance)" if found.decoder_match_covariance else ""
     print(
-        f"{args.out}: decoder match {found.decoder_match:g} at ReLUs {layers_text or 'none'}", file=sys.stderr
+        f"{args.out}: decoder match {found.decoder_match:g} at ReLUs {layers_text or 'none'}{kind}",
+        file=sys.stderr,
     )
 
 

@@ -67,5 +67,6 @@ def bench(stylizer: Stylizer, sizes: Sequence[int], runs: int = 5, warmup: int =
         # the decoder match is part of the pipeline timed: one more decoder pass per style encoded
         "decoder_match": matched,
         "decoder_match_layers": list(stylizer.options.decoder_match_layers) if matched else [],
+        "decoder_match_covariance": bool(matched and stylizer.options.decoder_match_covariance),
         "results": results,
     }

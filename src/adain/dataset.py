@@ -43,8 +43,8 @@ class DatasetConfig:
     seed: int = 0
     ext: str | None = None  # None keeps each image's format
     # the Stylizer's from_pretrained arguments: vgg, decoder, device, precision (and the options asked
-    # for: feedback, feedback_preview, palette, decoder_match, decoder_match_layers, polish,
-    # polish_style_weight, max_memory_mb)
+    # for: feedback, feedback_preview, palette, decoder_match, decoder_match_layers,
+    # decoder_match_covariance, polish, polish_style_weight, max_memory_mb)
     weights: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:

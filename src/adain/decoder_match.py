@@ -10,6 +10,10 @@ measured on the whole image (``layer_map``), clamped at zero as a ReLU's output 
 Measured on the paper's 220 pairs at 512² (``benchmarks/decoder_matching.py``): layers 0 and 6 at
 share 0.75 lower the style loss 8.7 % for 0.8 % more content loss; README, "Decoder match".
 
+With ``covariance``, a chosen ReLU moves to the style pass's channel means and covariance instead,
+whitened and coloured as WCT does at relu4_1 (``covariance_map``: a C x C matrix where AdaIN has a
+per-channel scale): the style's decoder statistics then keep each chosen layer's covariance too.
+
 The maps are the whole image's, measured after the earlier layers have moved, so an image in tiles
 comes out as it does whole: ``gather_maps`` measures each chosen layer over the tile cores, one
 pass over the tiles per chosen layer, before the tiles are painted.
@@ -22,7 +26,7 @@ can reach the decoder's ReLUs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,12 +42,18 @@ RELUS = 8  # the decoder's ReLUs, numbered from 0 at relu4_1's end
 RELU_SCALE = (1, 2, 2, 2, 2, 4, 4, 8)
 DEFAULT_LAYERS = defaults.DECODER_MATCH_LAYERS
 
+COVARIANCE_TORCH_ONLY = (
+    "the decoder match's covariance runs on the torch backend only (the exported models move each "
+    "channel's mean and std): use --backend torch or --no-decoder-match-covariance"
+)
 WHOLE_IMAGES_ONLY = (
     "decoder_match with the onnx backend paints an image whole, and this one needs tiles: "
     "give it more memory (--max-memory) or use the torch backend"
 )
 
-Map = tuple[Tensor, Tensor]  # per-channel (scale, shift), each (1, C, 1, 1)
+# per-channel (scale, shift), each (1, C, 1, 1); or, for the covariance match, (matrix (C, C), shift)
+Map = tuple[Tensor, Tensor]
+Moments = tuple[Tensor, Tensor]  # channel mean (1, C, 1, 1) and covariance (C, C), float64
 ImageMaps = list[Map | None]  # per mask region; None: the region keeps its activations
 
 
@@ -64,21 +74,49 @@ def relu_channels(decoder: nn.Module) -> list[int]:
 
 def decoder_statistics(decode: nn.Module, features: Tensor) -> tuple[Stats, ...]:
     """Each of the decoder's ReLUs' channel (mean, std) decoding ``features`` (a style's relu4_1)."""
+    return decoder_moments(decode, features)[0]
+
+
+def decoder_moments(
+    decode: nn.Module, features: Tensor, covariance_at: Sequence[int] = ()
+) -> tuple[tuple[Stats, ...], tuple[Tensor | None, ...] | None]:
+    """``decoder_statistics``, and with ``covariance_at`` the channel covariance of those ReLUs
+    (None at the others; None for all without ``covariance_at``), in the same pass."""
+    if covariance_at and hasattr(decode, "matching"):
+        raise AdainError(COVARIANCE_TORCH_ONLY)
     if hasattr(decode, "matching"):  # an exported decoder: the statistics are its graph's outputs
         match = DecoderMatch((), [[()]] * len(features), [0.0] * len(features))
         measured = decode.matching(features, match.graph_inputs(None, features.shape[-2:]))[1:]
         return tuple(
             (mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1))
             for mean, std in zip(measured[::2], measured[1::2], strict=True)
-        )
+        ), None
     stats: list[Stats] = []
+    covariances: list[Tensor | None] = []
 
     def keep(k: int, x: Tensor) -> Tensor:
         stats.append(mean_std(x))
+        covariances.append(mean_covariance(x)[1] if k in covariance_at else None)
         return x
 
     run_decoder(decode, features, keep)
-    return tuple(stats)
+    return tuple(stats), (tuple(covariances) if covariance_at else None)
+
+
+def mean_covariance(x: Tensor) -> Moments:
+    """One image's (1, C, H, W) channel means and covariance over its positions, in float64."""
+    flat = x[0].reshape(x.shape[1], -1).double()
+    mean = flat.mean(dim=1, keepdim=True)
+    centred = flat - mean
+    return mean.view(1, -1, 1, 1), centred @ centred.T / max(flat.shape[1] - 1, 1)
+
+
+def psd_power(matrix: Tensor, power: float) -> Tensor:
+    """A covariance matrix to ``power`` through its eigenvalues, each held at no less than a
+    millionth of the largest: a ReLU's dead channels have none, and their directions would blow up."""
+    values, vectors = torch.linalg.eigh(matrix)
+    values = values.clamp_min(values.max().clamp_min(0) * 1e-6 + 1e-12)
+    return (vectors * values.pow(power)) @ vectors.T
 
 
 def layer_map(own: Stats | None, target: Stats) -> Map | None:
@@ -88,6 +126,16 @@ def layer_map(own: Stats | None, target: Stats) -> Map | None:
         return None
     scale = target[1] / own[1]
     return scale, target[0] - own[0] * scale
+
+
+def covariance_map(own: Moments | None, target: Moments) -> Map | None:
+    """The matrix and shift that give activations of moments ``own`` the mean and covariance
+    ``target`` (``T^(1/2) O^(-1/2)``, whitening then colouring; None: a region too small)."""
+    if own is None:
+        return None
+    matrix = psd_power(target[1].double(), 0.5) @ psd_power(own[1].double(), -0.5)
+    shift = target[0].double().view(-1) - matrix @ own[0].double().view(-1)
+    return matrix.float(), shift.float().view(1, -1, 1, 1)
 
 
 def labels_at(labels: Tensor | None, k: int) -> Tensor | None:
@@ -103,16 +151,21 @@ def move(x: Tensor, maps: ImageMaps, share: float, labels: Tensor | None) -> Ten
             continue
         scale, shift = found
         flat = x.float()
-        moved = torch.lerp(flat, torch.addcmul(shift, flat, scale).clamp_min(0), share).to(x.dtype)
+        if scale.dim() == 2:  # the covariance match's matrix
+            mapped = torch.einsum("dc,nchw->ndhw", scale, flat) + shift
+        else:
+            mapped = torch.addcmul(shift, flat, scale)
+        moved = torch.lerp(flat, mapped.clamp_min(0), share).to(x.dtype)
         out = moved if labels is None else torch.where(labels == region, moved, out)
     return out
 
 
 def style_layers(
-    codes: Sequence[object], layers: tuple[int, ...], channels: Sequence[int]
+    codes: Sequence[object], layers: tuple[int, ...], channels: Sequence[int], covariance: bool = False
 ) -> list[tuple[Stats, ...]]:
-    """Each encoded style's statistics at ``layers``, refused in one line where it has none or
-    they are another decoder's (``channels``: this decoder's ReLUs')."""
+    """Each encoded style's statistics at ``layers`` (with ``covariance``, its (mean, covariance)),
+    refused in one line where it has none or they are another decoder's (``channels``: this
+    decoder's ReLUs')."""
     found = []
     for code in codes:
         name = getattr(code, "name", "style")
@@ -124,19 +177,38 @@ def style_layers(
             )
         if [mean.shape[1] for mean, _ in stats] != list(channels):
             raise AdainError(f"style {name!r} has another decoder's statistics: encode the style image again")
-        found.append(tuple(stats[k] for k in layers))
+        if not covariance:
+            found.append(tuple(stats[k] for k in layers))
+            continue
+        covariances = getattr(code, "decoder_covariance", None) or (None,) * RELUS
+        if any(covariances[k] is None for k in layers):
+            raise AdainError(
+                f"style {name!r} was encoded without the decoder covariances at ReLUs "
+                f"{','.join(map(str, layers))} that the covariance match needs: encode the style image "
+                "with a stylizer that has it (with_options(decoder_match_covariance=True))"
+            )
+        found.append(tuple((stats[k][0], covariances[k]) for k in layers))
     return found
+
+
+def blend_moments(moments: Sequence[Moments], shares: Sequence[float]) -> Moments:
+    """Several styles' (mean, covariance) mixed by ``shares``, each part weighed as ``blend`` weighs
+    a (mean, std)."""
+    mean = sum(w * m for w, (m, _) in zip(shares, moments, strict=True))
+    cov = sum(w * c for w, (_, c) in zip(shares, moments, strict=True))
+    return mean, cov  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
 class DecoderMatch:
     """What one decoding matches: the chosen ReLUs, per image of the batch and per mask region the
-    styles' statistics at each of them, and the share each image moves (the option times its
-    alpha)."""
+    styles' statistics at each of them (with ``covariance``, their mean and covariance), and the
+    share each image moves (the option times its alpha)."""
 
     layers: tuple[int, ...]
     targets: list[list[tuple[Stats, ...]]]  # [image][region][j] for layers[j]
     shares: list[float]
+    covariance: bool = False
 
     @classmethod
     def for_styles(
@@ -146,30 +218,34 @@ class DecoderMatch:
         shares_of_styles: Sequence[Sequence[float]] | None,
         shares: Sequence[float],
         channels: Sequence[int],
+        covariance: bool = False,
     ) -> DecoderMatch:
         """Per image, its styles' statistics: blended by ``shares_of_styles[i]`` (as relu4_1's are),
         or with None one per mask region; ``channels``: the decoder's ReLUs'."""
+        mix = blend_moments if covariance else blend
         targets = []
         for i, image_codes in enumerate(codes):
-            per_style = style_layers(image_codes, layers, channels)
+            per_style = style_layers(image_codes, layers, channels, covariance)
             if shares_of_styles is None:
                 targets.append(per_style)
                 continue
             mixed = tuple(
-                blend([stats[j] for stats in per_style], shares_of_styles[i]) for j in range(len(layers))
+                mix([stats[j] for stats in per_style], shares_of_styles[i]) for j in range(len(layers))
             )
             targets.append([mixed])
-        return cls(layers, targets, list(shares))
+        return cls(layers, targets, list(shares), covariance)
 
     def images(self, start: int, stop: int) -> DecoderMatch:
         """The match of images ``start`` to ``stop`` of the batch."""
-        return DecoderMatch(self.layers, self.targets[start:stop], self.shares[start:stop])
+        return replace(self, targets=self.targets[start:stop], shares=self.shares[start:stop])
 
     def maps(self, k: int, own: list[list[Stats | None]]) -> list[ImageMaps]:
-        """Per image and region, the map of ReLU ``k`` from the activations' own statistics."""
+        """Per image and region, the map of ReLU ``k`` from the activations' own statistics (their
+        mean and covariance for the covariance match)."""
         j = self.layers.index(k)
+        map_of = covariance_map if self.covariance else layer_map
         return [
-            [layer_map(stats, target[j]) for stats, target in zip(image_own, image_targets, strict=True)]
+            [map_of(stats, target[j]) for stats, target in zip(image_own, image_targets, strict=True)]
             for image_own, image_targets in zip(own, self.targets, strict=True)
         ]
 
@@ -184,6 +260,8 @@ class DecoderMatch:
         """``decode(t)`` with each chosen ReLU moved: by the ``fixed`` maps where given (tiles), else
         by maps measured on these activations (a whole image). ``stop_at``: as ``run_decoder``."""
         if hasattr(decode, "matching"):  # an exported decoder: the match inside its graph, on a whole image
+            if self.covariance:
+                raise AdainError(COVARIANCE_TORCH_ONLY)
             if fixed is not None or stop_at is not None:
                 raise AdainError(WHOLE_IMAGES_ONLY)
             return decode.matching(t, self.graph_inputs(labels, t.shape[-2:]))[0]
@@ -196,7 +274,7 @@ class DecoderMatch:
             if fixed is not None and k in fixed:
                 maps = fixed[k]
             else:
-                maps = self.maps(k, content_statistics(x, regions, labels_k))
+                maps = self.maps(k, content_statistics(x, regions, labels_k, self.covariance))
             moved = [move(x[i : i + 1], maps[i], self.shares[i], labels_k) for i in range(len(x))]
             return torch.cat(moved)
 
@@ -221,7 +299,9 @@ class DecoderMatch:
                 context_labels = None if labels is None else tile.context_features(labels)
                 return self.decode(decode, target_of_tile(tile), context_labels, fixed, stop_at=k)
 
-            own = gather_statistics(decode_tile, tiles, images, regions, labels, bar, RELU_SCALE[k])
+            own = gather_statistics(
+                decode_tile, tiles, images, regions, labels, bar, RELU_SCALE[k], self.covariance
+            )
             fixed[k] = self.maps(k, own)
         return fixed
 

@@ -121,8 +121,9 @@ def evaluate(
     # the last tap is relu4_1, the encoder's output: AdaIN's style statistics come from it
     style_codes = {s: StyleCode(*stats[-1], s.stem) for s, stats in style_stats.items()}
     if stylizer.options.decoder_match:  # and the decoder's own statistics of each style, as it measures them
+        measured = {s: stylizer.encode_style(style_tensors[s]) for s in style_codes}
         style_codes = {
-            s: replace(code, decoder=stylizer.encode_style(style_tensors[s]).decoder)
+            s: replace(code, decoder=measured[s].decoder, decoder_covariance=measured[s].decoder_covariance)
             for s, code in style_codes.items()
         }
     results = []

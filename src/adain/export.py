@@ -116,6 +116,12 @@ def export_onnx(
     files.check_writable(out)
     encoder, encoder_weights = weights.load_encoder(vgg)
     net, decoder_weights = weights.load_decoder(decoder, encoder_weights)
+    if decoder_weights.decoder_match_covariance:  # the page and ONNX Runtime would paint another picture
+        raise UsageError(
+            f"{decoder_weights.source} paints with the decoder match's covariance, which the exported models "
+            "cannot run (they move each channel's mean and std): record its match without it "
+            "(scripts/set_decoder_match.py)"
+        )
     encoder, net = encoder.eval(), net.eval()
     example = torch.rand(1, 3, 64, 64)
     with torch.no_grad():

@@ -506,7 +506,15 @@ def _encode_style(stylizer: Stylizer, img: Image.Image, name: str, size: int, po
 def _with_decoder_statistics(stylizer: Stylizer, style: Style) -> None:
     """A kept style's code with the decoder's statistics, measured once (one more encoder and
     decoder pass); two requests racing to it measure the same numbers."""
-    if style.code is not None and style.code.decoder is None:
+    covariance_missing = (
+        stylizer.options.decoder_match_covariance
+        and style.code is not None
+        and (
+            style.code.decoder_covariance is None
+            or any(style.code.decoder_covariance[k] is None for k in stylizer.options.decoder_match_layers)
+        )
+    )
+    if style.code is not None and (style.code.decoder is None or covariance_missing):
         code = stylizer.with_options(decoder_match=1.0).encode_style(style.image)
         style.code = replace(code, name=style.name)
 

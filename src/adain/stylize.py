@@ -41,7 +41,7 @@ from .decoder_match import (
     DecoderMatch,
     ImageMaps,
     check_layers,
-    decoder_statistics,
+    decoder_moments,
     relu_channels,
 )
 from .errors import AdainError, Cancelled, ImageError, PixelLimitError
@@ -89,6 +89,9 @@ class StyleCode:
     # (mean, std) at each of the decoder's ReLUs decoding the style's own relu4_1, g(f(s)) (None:
     # encoded without ``decoder_match``); they belong to the decoder that measured them
     decoder: tuple[Stats, ...] | None = None
+    # with ``decoder_match_covariance``, the channel covariance (C, C) at each ReLU the match moves,
+    # None at the others (None for all: encoded without it)
+    decoder_covariance: tuple[Tensor | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.palette is not None:
@@ -112,6 +115,8 @@ class StyleCode:
                 raise AdainError(f"a StyleCode's decoder statistics are {RELUS} (mean, std) pairs")
             # any width of decoder: each layer's mean sets the channels its std must have
             shapes += [(part, _channels(stats[0])) for stats in self.decoder for part in stats]
+        if self.decoder_covariance is not None:
+            self._check_covariances()
         for part, channels in shapes:
             if (
                 not isinstance(part, Tensor)
@@ -128,12 +133,37 @@ class StyleCode:
         if any((std <= 0).any() for std in stds):
             raise AdainError(f"style {self.name!r} has a std that is not positive")
 
+    def _check_covariances(self) -> None:
+        """Covariances only beside the decoder's statistics, one (C, C) per ReLU or None, finite."""
+        found = self.decoder_covariance or ()
+        if self.decoder is None or len(found) != RELUS:
+            raise AdainError(
+                f"a StyleCode's decoder covariances are {RELUS} matrices or None, beside its decoder statistics"
+            )
+        for cov, (mean, _) in zip(found, self.decoder, strict=True):
+            if cov is None:
+                continue
+            channels = _channels(mean)
+            if (
+                not isinstance(cov, Tensor)
+                or cov.shape != (channels, channels)
+                or not cov.is_floating_point()
+            ):
+                raise AdainError(
+                    f"a StyleCode's decoder covariance at a {channels}-channel ReLU is ({channels}, {channels})"
+                )
+            if not torch.isfinite(cov).all():
+                raise AdainError(f"style {self.name!r} has a non-finite decoder covariance")
+
     def to(self, device: torch.device | str) -> StyleCode:
         def moved(stats: tuple[Stats, ...] | None) -> tuple[Stats, ...] | None:
             return None if stats is None else tuple((m.to(device), s.to(device)) for m, s in stats)
 
+        covariances = self.decoder_covariance
+        if covariances is not None:
+            covariances = tuple(None if c is None else c.to(device) for c in covariances)
         return replace(self, mean=self.mean.to(device), std=self.std.to(device), taps=moved(self.taps),
-                       decoder=moved(self.decoder))  # fmt: skip
+                       decoder=moved(self.decoder), decoder_covariance=covariances)  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> None:
         from safetensors.torch import save_file
@@ -145,8 +175,19 @@ class StyleCode:
             parts |= {"rgb.mean": self.palette[0], "rgb.cov": self.palette[1]}
         for k, (mean, std) in enumerate(self.decoder or ()):
             parts |= {f"decoder{k}.mean": mean, f"decoder{k}.std": std}
+        for k, cov in enumerate(self.decoder_covariance or ()):
+            if cov is not None:
+                parts[f"decoder{k}.cov"] = cov
         # copies: relu4_1 is mean and std again, and safetensors refuses tensors that share memory
-        tensors = {key: part.to("cpu", torch.float32, copy=True).contiguous() for key, part in parts.items()}
+        # the covariances in float64, as measured: the matrix roots of a rounded one paint other pixels
+        tensors = {
+            key: part.to(
+                "cpu",
+                torch.float64 if key.startswith("decoder") and key.endswith(".cov") else torch.float32,
+                copy=True,
+            ).contiguous()
+            for key, part in parts.items()
+        }
         with files.replacing(path) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "adain-style", "name": self.name})
 
@@ -169,6 +210,12 @@ class StyleCode:
                 decoder = tuple(
                     (tensors[f"decoder{k}.mean"], tensors[f"decoder{k}.std"]) for k in range(RELUS)
                 )
+            covariances = None
+            if any(key.endswith(".cov") and key.startswith("decoder") for key in tensors):
+                covariances = tuple(
+                    tensors[f"decoder{k}.cov"].double() if f"decoder{k}.cov" in tensors else None
+                    for k in range(RELUS)
+                )
         except Exception:
             raise AdainError(
                 f"{path} is not a saved style (expected 'mean' and 'std', and all four taps or none, and "
@@ -177,7 +224,7 @@ class StyleCode:
         if meta.get("format") != "adain-style" or mean.shape != (1, 512, 1, 1) or std.shape != mean.shape:
             raise AdainError(f"{path} is not a saved style (expected 'mean' and 'std' of 512 channels)")
         try:
-            return cls(mean, std, meta.get("name", Path(path).stem), four, colours, decoder)
+            return cls(mean, std, meta.get("name", Path(path).stem), four, colours, decoder, covariances)
         except AdainError as exc:
             raise AdainError(f"{path}: {exc}") from None
 
@@ -220,6 +267,9 @@ class StylizerOptions:
     decoder_match: float = 0.0
     # which of the decoder's ReLUs (0 at relu4_1's end to 7 at full resolution) it moves
     decoder_match_layers: tuple[int, ...] = DEFAULT_LAYERS
+    # those ReLUs moved to the style pass's channel covariance, not only each channel's mean and
+    # std (whitening and colouring, as WCT does at relu4_1; the torch backend only)
+    decoder_match_covariance: bool = False
 
     @property
     def memory_mb(self) -> float:
@@ -244,6 +294,10 @@ class StylizerOptions:
         if not isinstance(self.decoder_match_layers, (list, tuple)):
             raise AdainError("decoder_match_layers must be a sequence of the decoder's ReLUs, 0 to 7")
         object.__setattr__(self, "decoder_match_layers", check_layers(self.decoder_match_layers))
+        if not isinstance(self.decoder_match_covariance, bool):
+            raise AdainError(
+                f"decoder_match_covariance must be True or False, got {self.decoder_match_covariance!r}"
+            )
         if self.feedback_preview is not None and not 0 < self.feedback_preview <= 1:
             raise AdainError(f"feedback_preview must be above 0 and at most 1, got {self.feedback_preview}")
         if (
@@ -439,16 +493,20 @@ class Stylizer:
             mean, std = tiling.statistics_tiled(
                 pad_to_stride(x), self.encode, tile, self.backend.memory_format
             )
-        decoder = self._decoder_statistics(x, features)
-        return StyleCode(mean, std, _style_name(style), palette=palette_of(x), decoder=decoder)
+        decoder, covariances = self._decoder_statistics(x, features)
+        return StyleCode(mean, std, _style_name(style), palette=palette_of(x), decoder=decoder,
+                         decoder_covariance=covariances)  # fmt: skip
 
-    def _decoder_statistics(self, x: Tensor, features: Tensor | None = None) -> tuple[Stats, ...] | None:
+    def _decoder_statistics(
+        self, x: Tensor, features: Tensor | None = None
+    ) -> tuple[tuple[Stats, ...] | None, tuple[Tensor | None, ...] | None]:
         """For ``decoder_match``, the decoder's statistics decoding the style image ``x`` (its relu4_1
-        ``features`` where already encoded); None without the option. A style over the memory
-        budget whole is measured on a copy shrunk until it fits (the decoder cannot gather its
-        layers' statistics tile by tile in one pass)."""
+        ``features`` where already encoded), and with ``decoder_match_covariance`` the covariances
+        at the layers it moves; None without the option. A style over the memory budget whole is
+        measured on a copy shrunk until it fits (the decoder cannot gather its layers' statistics
+        tile by tile in one pass)."""
         if not self.options.decoder_match:
-            return None
+            return None, None
         if features is None:
             height, width = x.shape[-2:]
             while self._budget_tile(width, height) is not None:
@@ -457,7 +515,8 @@ class Stylizer:
                 x, size=(height, width), mode="bilinear", antialias=True, align_corners=False
             )
             features = self.encode(small.clamp(0, 1).contiguous(memory_format=self.backend.memory_format))
-        return decoder_statistics(self.decode, features)
+        covariance_at = self.options.decoder_match_layers if self.options.decoder_match_covariance else ()
+        return decoder_moments(self.decode, features, covariance_at)
 
     def _decoder_match(
         self,
@@ -474,8 +533,9 @@ class Stylizer:
         mix = None if masked else [style_shares(style_weights, len(image_codes)) for image_codes in codes]
         channels = relu_channels(self.decoder)
         return DecoderMatch.for_styles(
-            self.options.decoder_match_layers, codes, mix, [share * a for a in alphas], channels
-        )
+            self.options.decoder_match_layers, codes, mix, [share * a for a in alphas], channels,
+            self.options.decoder_match_covariance,
+        )  # fmt: skip
 
     @torch.inference_mode()
     def stylize_tensor(
@@ -649,9 +709,10 @@ class Stylizer:
                 codes.append(style.to(self.device))
                 continue
             stats = tuple(mean_std(f) for f in taps(self.encode_fp32, measured[i].float()))
-            decoder = self._decoder_statistics(measured[i])
+            decoder, covariances = self._decoder_statistics(measured[i])
             # relu4_1 is the last tap
-            codes.append(StyleCode(*stats[-1], _style_name(style), stats, palette_of(measured[i]), decoder))
+            codes.append(StyleCode(*stats[-1], _style_name(style), stats, palette_of(measured[i]), decoder,
+                                   covariances))  # fmt: skip
         return codes
 
     def _polish(

@@ -185,11 +185,13 @@ def plan_tiles(
 
 class RegionStats:
     """Per-channel sums over feature positions, per region (one region, or two with a mask), so
-    that the mean and std of the whole image can be gathered tile by tile."""
+    that the mean and std of the whole image can be gathered tile by tile; with ``covariance``,
+    the sums of the channels' products too, for their covariance."""
 
-    def __init__(self, regions: int = 1) -> None:
+    def __init__(self, regions: int = 1, covariance: bool = False) -> None:
         self.sums: list[Tensor | float] = [0.0] * regions
         self.squares: list[Tensor | float] = [0.0] * regions
+        self.products: list[Tensor | float] | None = [0.0] * regions if covariance else None
         self.counts = [0] * regions
 
     def add(self, features: Tensor, region: Tensor | None = None) -> None:
@@ -200,6 +202,8 @@ class RegionStats:
             part = flat if labels is None else flat[:, labels == k]
             self.sums[k] = self.sums[k] + part.sum(dim=1)
             self.squares[k] = self.squares[k] + part.square().sum(dim=1)
+            if self.products is not None:
+                self.products[k] = self.products[k] + part @ part.T
             self.counts[k] += part.shape[1]
 
     def mean_std(self, k: int = 0, eps: float = EPS) -> Stats | None:
@@ -212,16 +216,31 @@ class RegionStats:
         std = std_from_sums(total, squares, n, eps)  # type: ignore[arg-type]
         return (total / n).float().view(1, -1, 1, 1), std.float().view(1, -1, 1, 1)
 
+    def mean_covariance(self, k: int = 0) -> tuple[Tensor, Tensor] | None:
+        """Region k's channel mean (1, C, 1, 1) and covariance (C, C), in float64, as
+        ``decoder_match.mean_covariance`` gives them (None: under two positions)."""
+        n = self.counts[k]
+        if n < 2 or self.products is None:
+            return None
+        mean = self.sums[k] / n  # type: ignore[operator]
+        cov = (self.products[k] - n * torch.outer(mean, mean)) / (n - 1)  # type: ignore[operator]
+        return mean.view(1, -1, 1, 1), cov
+
+    def gathered(self, k: int = 0) -> Stats | None:
+        """Region k's (mean, std), or with ``covariance`` its (mean, covariance)."""
+        return self.mean_std(k) if self.products is None else self.mean_covariance(k)
+
 
 def content_statistics(
-    features: Tensor, regions: int = 1, labels: Tensor | None = None
+    features: Tensor, regions: int = 1, labels: Tensor | None = None, covariance: bool = False
 ) -> list[list[Stats | None]]:
-    """Per image of a (N, C, h, w) batch, per region: the (mean, std) of its features, gathered as
-    ``render_tiled`` gathers them tile by tile (so one tile and many give the same transform)."""
-    stats = [RegionStats(regions) for _ in range(features.shape[0])]
+    """Per image of a (N, C, h, w) batch, per region: the (mean, std) of its features (with
+    ``covariance``, their mean and covariance), gathered as ``render_tiled`` gathers them tile by
+    tile (so one tile and many give the same transform)."""
+    stats = [RegionStats(regions, covariance) for _ in range(features.shape[0])]
     for i, image_stats in enumerate(stats):
         image_stats.add(features[i : i + 1], labels)
-    return [[s.mean_std(k) for k in range(regions)] for s in stats]
+    return [[s.gathered(k) for k in range(regions)] for s in stats]
 
 
 def pad_to_stride(x: Tensor, stride: int = STRIDE) -> Tensor:
@@ -249,12 +268,13 @@ def gather_statistics(
     labels: Tensor | None = None,
     bar: object = None,
     scale: int = 1,
+    covariance: bool = False,
 ) -> list[list[Stats | None]]:
-    """Per image of the batch, per region: the whole image's feature (mean, std), gathered over the
-    tile cores (each tile encoded with its halo, so a core's features are the whole image's).
-    ``scale``: the features' resolution over relu4_1's (a decoder layer's), ``labels`` being at
-    relu4_1's."""
-    stats = [RegionStats(regions) for _ in range(images)]
+    """Per image of the batch, per region: the whole image's feature (mean, std) (with
+    ``covariance``, (mean, covariance)), gathered over the tile cores (each tile encoded with its
+    halo, so a core's features are the whole image's). ``scale``: the features' resolution over
+    relu4_1's (a decoder layer's), ``labels`` being at relu4_1's."""
+    stats = [RegionStats(regions, covariance) for _ in range(images)]
     for t in tiles:
         core = t.core_of_context(encode_tile(t), STRIDE // scale)
         core_labels = None if labels is None else repeat_labels(t.core_features(labels), scale)
@@ -263,7 +283,7 @@ def gather_statistics(
         release_freed_memory()
         if bar is not None:
             bar.update(1)  # type: ignore[attr-defined]
-    return [[s.mean_std(k) for k in range(regions)] for s in stats]
+    return [[s.gathered(k) for k in range(regions)] for s in stats]
 
 
 def tile_encoder(

@@ -334,12 +334,15 @@ class DecoderWeights:
     # or one chosen for it after training (``set_decoder_match``). 0: none, the paper's pipeline
     decoder_match: float = 0.0
     decoder_match_layers: tuple[int, ...] | None = None
+    decoder_match_covariance: bool = False  # its layers moved to the style's covariance
 
     def match_options(self) -> dict[str, object]:
         """The ``StylizerOptions`` of the match it records, for a loader's defaults: none without one."""
         if not self.decoder_match:
             return {}
-        return {"decoder_match": self.decoder_match, "decoder_match_layers": self.decoder_match_layers}
+        options = {"decoder_match": self.decoder_match, "decoder_match_layers": self.decoder_match_layers}
+        # only where on: configs written before the covariance match (a dataset's) stay as they were
+        return options | ({"decoder_match_covariance": True} if self.decoder_match_covariance else {})
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> DecoderWeights:
@@ -368,19 +371,28 @@ class DecoderWeights:
         )  # type: ignore[arg-type]
 
 
-def decoder_match_meta(share: float, layers: Iterable[int]) -> dict[str, str]:
+MATCH_KEYS = ("decoder_match", "decoder_match_layers", "decoder_match_covariance")
+
+
+def decoder_match_meta(share: float, layers: Iterable[int], covariance: bool = False) -> dict[str, str]:
     """The metadata of a decoder that paints with the decoder match by default (``DecoderWeights``)."""
-    return (
-        {"decoder_match": f"{share:g}", "decoder_match_layers": ",".join(map(str, layers))} if share else {}
-    )
+    if not share:
+        return {}
+    meta = {"decoder_match": f"{share:g}", "decoder_match_layers": ",".join(map(str, layers))}
+    return meta | ({"decoder_match_covariance": "1"} if covariance else {})
 
 
 def set_decoder_match(
-    path: str | os.PathLike, out: str | os.PathLike, share: float, layers: Iterable[int] | None = None
+    path: str | os.PathLike,
+    out: str | os.PathLike,
+    share: float,
+    layers: Iterable[int] | None = None,
+    covariance: bool = False,
 ) -> Path:
     """Write ``path``'s decoder to ``out`` with the decoder match it paints with by default: ``share``
-    at ``layers`` (default ``defaults.DECODER_MATCH_LAYERS``), or none with share 0. The weights are
-    copied unchanged, tensor for tensor; only the metadata changes."""
+    at ``layers`` (default ``defaults.DECODER_MATCH_LAYERS``), to the style's covariance there with
+    ``covariance``, or none with share 0. The weights are copied unchanged, tensor for tensor; only
+    the metadata changes."""
     from . import defaults
     from .decoder_match import check_layers
 
@@ -393,8 +405,8 @@ def set_decoder_match(
             raise WeightsError(f"{one}: only a .safetensors decoder carries metadata")
     state = read_state_dict(path)  # written back as stored: load_decoder_state gives fp32 copies
     load_decoder_state(path, found.norm, found.width)  # a decoder's layout, or a clear error
-    meta = {k: v for k, v in found.metadata.items() if k not in ("decoder_match", "decoder_match_layers")}
-    meta.update(decoder_match_meta(share, chosen))
+    meta = {k: v for k, v in found.metadata.items() if k not in MATCH_KEYS}
+    meta.update(decoder_match_meta(share, chosen, covariance))
     out = Path(out)
     with files.replacing(out) as tmp:
         from safetensors.torch import save_file
@@ -403,23 +415,28 @@ def set_decoder_match(
     return out
 
 
-def _recorded_match(meta: Mapping[str, str], path: str | os.PathLike) -> tuple[float, tuple[int, ...] | None]:
+def _recorded_match(
+    meta: Mapping[str, str], path: str | os.PathLike
+) -> tuple[float, tuple[int, ...] | None, bool]:
     """The decoder match a decoder's metadata records (``decoder_match_meta``), checked."""
     from .decoder_match import check_layers
 
     if "decoder_match" not in meta:
-        return 0.0, None
+        return 0.0, None, False
     try:
         share = float(meta["decoder_match"])
         layers = check_layers([int(k) for k in meta.get("decoder_match_layers", "").split(",") if k.strip()])
         if not 0 < share <= 1:
             raise ValueError(f"a share above 0 and at most 1, not {share}")
+        covariance = meta.get("decoder_match_covariance", "0")
+        if covariance not in ("0", "1"):
+            raise ValueError(f"decoder_match_covariance 0 or 1, not {covariance!r}")
     except (ValueError, AdainError) as exc:
         raise WeightsError(
             f"{path}: bad decoder match {meta.get('decoder_match')!r} at layers "
             f"{meta.get('decoder_match_layers')!r} in its metadata ({exc})"
         ) from None
-    return share, layers
+    return share, layers, covariance == "1"
 
 
 def load_encoder(vgg: str | os.PathLike | None = None) -> tuple[Encoder, EncoderWeights]:

@@ -266,14 +266,31 @@ def add_decoder_match_flag(parser: argparse.ArgumentParser) -> None:
         help="which of the decoder's ReLUs --decoder-match moves, 0 (after relu4_1's conv) to 7 (full "
         f"resolution) (default {','.join(map(str, defaults.DECODER_MATCH_LAYERS))})",
     )  # fmt: skip
+    parser.add_argument(
+        "--decoder-match-covariance", action=argparse.BooleanOptionalAction,
+        help="move those ReLUs to the channel covariance of the style's own pass, not only each "
+        "channel's mean and std (whitening and colouring; torch backend only; README \"Decoder "
+        "match\"; default: as the decoder records, off for the shipped one)",
+    )  # fmt: skip
 
 
 def decoder_match_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``Stylizer`` options of ``add_decoder_match_flag``'s flags, checked as usage errors; none
     where neither is given (the decoder's own: ``weights.DecoderWeights.decoder_match``)."""
-    if args.decoder_match is None and args.decoder_match_layers is None:
+    from ..errors import UsageError
+
+    if (
+        args.decoder_match is None
+        and args.decoder_match_layers is None
+        and args.decoder_match_covariance is None
+    ):
         return {}
-    return _refined(args, "decoder_match", "decoder_match_layers")
+    if args.decoder_match_covariance is not None and not args.decoder_match:
+        raise UsageError("--decoder-match-covariance goes with --decoder-match")
+    options = _refined(args, "decoder_match", "decoder_match_layers")
+    if args.decoder_match_covariance is not None:
+        options["decoder_match_covariance"] = args.decoder_match_covariance
+    return options
 
 
 def add_polish_flag(parser: argparse.ArgumentParser) -> None:

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     match = result["decoder_match"]
     pipeline = (
         f"decoder match {match:g} at ReLUs {','.join(map(str, result['decoder_match_layers']))}"
+        + (" (covariance)" if result["decoder_match_covariance"] else "")
         if match
         else "one pass"
     )

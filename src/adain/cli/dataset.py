@@ -80,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
         chosen["decoder_match_layers"] = list(chosen["decoder_match_layers"])
     if args.max_memory is not None:
         chosen["max_memory_mb"] = args.max_memory
-    # an explicit --decoder-match 0 is kept: it turns off a decoder's own match
-    weights.update({name: value for name, value in chosen.items() if value or name == "decoder_match"})
+    # an explicit --decoder-match 0 (or --no-decoder-match-covariance) is kept: it turns off a decoder's own
+    kept = ("decoder_match", "decoder_match_covariance")
+    weights.update({name: value for name, value in chosen.items() if value or name in kept})
     config = DatasetConfig(
         str(args.src), str(args.styles), str(args.output), args.per_content, args.alpha, args.content_size,
         args.style_size, args.seed, args.ext, weights,

@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
         "decoder_match_layers": (
             list(stylizer.options.decoder_match_layers) if stylizer.options.decoder_match else None
         ),
+        "decoder_match_covariance": bool(
+            stylizer.options.decoder_match and stylizer.options.decoder_match_covariance
+        ),
         "polish": args.polish,
         "polish_style_weight": stylizer.options.polish_style_weight,
     }
