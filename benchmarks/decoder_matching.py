@@ -10,7 +10,9 @@ no more passes, only each chosen layer's statistics and a per-channel affine map
     python benchmarks/decoder_matching.py --config plain --config 6,7:0.5 --config 0,1,2,5,6,7:0.5:0.96 \
         [--every 3] [--palette 0.25] [--save DIR] [--out benchmarks/results/decoder_matching.json]
 
-A config is LAYERS:SHARE[:ALPHA] or ``plain`` (LAYERS: the decoder's ReLUs, 0-7 from relu4_1's end,
+A config is LAYERS:SHARE[:ALPHA[:WCT]] or ``plain`` (WCT: relu4_1's target moved that
+share from AdaIN's towards WCT's, the content's features whitened and coloured to the style's
+covariance; LAYERS: the decoder's ReLUs, 0-7 from relu4_1's end,
 each K or K=S for a share of its own, as in ``0=0.65,5=0.3,6=0.65:0``, Kc for the layer moved to
 the style pass's channel covariance as well as its means, whitened and coloured as WCT does:
 0 at 1/8 scale, 1-4 at 1/4, 5-6 at 1/2, 7 at full; none, as in ``:0:0.9``, is the plain pass at
@@ -49,6 +51,7 @@ class Config:
     alpha: float = 1.0
     own_shares: tuple[tuple[int, float], ...] = ()  # layers given as K=S: their shares instead of ``share``
     covariance: tuple[int, ...] = ()  # layers given as Kc: moved to the style's channel covariance too
+    whitened: float = 0.0  # relu4_1's target moved this share from AdaIN's towards WCT's
 
     def shares(self) -> dict[int, float]:
         return {k: dict(self.own_shares).get(k, self.share) for k in self.layers}
@@ -58,14 +61,15 @@ def parse_config(text: str) -> Config:
     if text == "plain":
         return Config("plain")
     parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise argparse.ArgumentTypeError(f"a config is LAYERS:SHARE[:ALPHA] or plain, not {text!r}")
+    if len(parts) not in (2, 3, 4):
+        raise argparse.ArgumentTypeError(f"a config is LAYERS:SHARE[:ALPHA[:WCT]] or plain, not {text!r}")
     items = [k.split("=") for k in parts[0].split(",") if k]  # none: alpha alone, ":0:0.9"
     layers = tuple(int(item[0].rstrip("c")) for item in items)
     own = tuple((int(item[0].rstrip("c")), float(item[1])) for item in items if len(item) == 2)
     covariance = tuple(int(item[0][:-1]) for item in items if item[0].endswith("c"))
-    alpha = float(parts[2]) if len(parts) == 3 else 1.0
-    return Config(text, layers, float(parts[1]), alpha, own, covariance)
+    alpha = float(parts[2]) if len(parts) >= 3 else 1.0
+    whitened = float(parts[3]) if len(parts) == 4 else 0.0
+    return Config(text, layers, float(parts[1]), alpha, own, covariance, whitened)
 
 
 def decode(
@@ -131,10 +135,16 @@ def main() -> None:
         wanted = {k for cfg in args.config for k in cfg.covariance}
         own_covariances = relu_covariances(decoder, style_taps[-1], wanted) if wanted else {}
         palette = palette_of(style_image)
+        style_moments = mean_covariance(style_taps[-1]) if any(cfg.whitened for cfg in args.config) else None
         for content, feats in content_feats.items():
             stylized = adain_stats(feats, *style_stats[-1])
+            coloured = None
+            if style_moments is not None:  # WCT at relu4_1: whitened and coloured to the style's covariance
+                matrix, shift = covariance_map(mean_covariance(feats), style_moments)
+                coloured = torch.einsum("dc,nchw->ndhw", matrix, feats) + shift  # unclamped, as AdaIN's
             for cfg in args.config:
-                t = torch.lerp(feats, stylized, cfg.alpha)
+                target = stylized if not cfg.whitened else torch.lerp(stylized, coloured, cfg.whitened)
+                t = torch.lerp(feats, target, cfg.alpha)
                 started = time.perf_counter()
                 if cfg.layers:  # (decode measures every ReLU's statistics: its time is an upper bound)
                     covariances = {k: own_covariances[k] for k in cfg.covariance}

@@ -123,7 +123,11 @@ def against_one_pass(
     a batch or a server does (by a variant that needs more of the style than relu4_1's, where one
     does); printed as they come."""
     rows = []
-    encoder = next((s for _, s in variants if s.options.decoder_match), once)
+    # the variant that needs most of the style: the covariances hold the means and stds as well
+    needs = sorted(
+        variants, key=lambda v: (v[1].options.decoder_match_covariance, bool(v[1].options.decoder_match))
+    )
+    encoder = needs[-1][1] if needs and needs[-1][1].options.decoder_match else once
     for size in sizes:
         g = torch.Generator().manual_seed(size)
         content = smooth_image(size, g)
