@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -116,3 +117,15 @@ def exit_status(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exit_:
         return exit_.code
+
+
+@pytest.fixture
+def tile_pair(tmp_path):
+    """A content large enough for 64 px tiles, and two styles."""
+    return (make_image(tmp_path / "c.png", (160, 136), seed=1), make_image(tmp_path / "s.png", (64, 56), seed=2),
+            make_image(tmp_path / "t.png", (72, 64), seed=5))  # fmt: skip
+
+
+def as_array(image: Image.Image) -> np.ndarray:
+    """An image's pixels as int16, so that differences of two do not wrap."""
+    return np.asarray(image, np.int16)

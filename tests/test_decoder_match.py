@@ -11,19 +11,8 @@ from adain.errors import AdainError
 from adain.nets import Decoder, adain_stats, mean_std, run_decoder, taps
 from adain.stylize import StyleCode, StylizerOptions
 
-from .conftest import exit_status, make_image, stylize_argv
+from .conftest import as_array, exit_status, make_image, stylize_argv
 from .test_decoder_matching import load_script
-
-
-@pytest.fixture
-def pair(tmp_path):
-    """A content large enough for 64 px tiles, and two styles."""
-    return (make_image(tmp_path / "c.png", (160, 136), seed=1), make_image(tmp_path / "s.png", (64, 56), seed=2),
-            make_image(tmp_path / "t.png", (72, 64), seed=5))  # fmt: skip
-
-
-def as_array(image: Image.Image) -> np.ndarray:
-    return np.asarray(image, np.int16)
 
 
 @torch.no_grad()
@@ -50,9 +39,9 @@ def test_run_decoder_reaches_every_relu_of_every_backend(decoder_file):
         assert run_decoder(net, x, stop_at=6).shape == (1, 64, 24, 20)
 
 
-def test_the_option_decodes_as_the_measured_lever(stylizer, pair):
+def test_the_option_decodes_as_the_measured_lever(stylizer, tile_pair):
     """What ``benchmarks/decoder_matching.py`` measured on the 220 pairs is what the option does."""
-    content, style, _ = pair
+    content, style, _ = tile_pair
     script = load_script()
     painter = stylizer.with_options(decoder_match=0.75)
     c, s = (images.to_tensor(images.load_image(p)) for p in (content, style))
@@ -66,8 +55,8 @@ def test_the_option_decodes_as_the_measured_lever(stylizer, pair):
     assert not torch.allclose(out, stylizer.stylize_tensor(c, [painter.encode_style(style)]), atol=1e-3)
 
 
-def test_tiles_paint_what_the_whole_image_paints_with_and_without_a_mask(stylizer, pair, tmp_path):
-    content, style, other = pair
+def test_tiles_paint_what_the_whole_image_paints_with_and_without_a_mask(stylizer, tile_pair, tmp_path):
+    content, style, other = tile_pair
     painter = stylizer.with_options(decoder_match=1.0, decoder_match_layers=(0, 5, 7))
     gathered = []
     real = decoder_match.DecoderMatch.gather_maps
@@ -89,8 +78,8 @@ def test_tiles_paint_what_the_whole_image_paints_with_and_without_a_mask(stylize
     assert gathered == [9, 9]  # the maps were gathered over the tiles, each time
 
 
-def test_no_share_no_style_and_a_blend_of_one_are_what_they_say(stylizer, pair):
-    content, style, other = pair
+def test_no_share_no_style_and_a_blend_of_one_are_what_they_say(stylizer, tile_pair):
+    content, style, other = tile_pair
     painter = stylizer.with_options(decoder_match=0.75)
     assert painter.with_options(decoder_match=0)(content, style) == stylizer(content, style)
     assert painter(content, style, alpha=0.0) == stylizer(content, style, alpha=0.0)  # the share times alpha
@@ -105,8 +94,8 @@ def test_no_share_no_style_and_a_blend_of_one_are_what_they_say(stylizer, pair):
     assert painter.with_options(feedback=0.5)(content, style) != painter(content, style)
 
 
-def test_an_encoded_style_carries_the_decoders_statistics(stylizer, pair, tmp_path, decoder_file):
-    content, style, _ = pair
+def test_an_encoded_style_carries_the_decoders_statistics(stylizer, tile_pair, tmp_path, decoder_file):
+    content, style, _ = tile_pair
     painter = stylizer.with_options(decoder_match=0.75)
     code = painter.encode_style(style)
     assert len(code.decoder) == 8 and stylizer.encode_style(style).decoder is None
@@ -132,8 +121,8 @@ def test_bad_options_are_refused_in_one_line(options, reason):
         StylizerOptions(**options)
 
 
-def test_the_cli_flags(tmp_path, pair, decoder_file):
-    content, style, _ = pair
+def test_the_cli_flags(tmp_path, tile_pair, decoder_file):
+    content, style, _ = tile_pair
     out = {k: tmp_path / f"{k}.png" for k in ("plain", "match", "layers")}
     assert exit_status(stylize_argv(content, style, out["plain"], decoder_file, "--content-size", "0")) == 0
     assert exit_status(stylize_argv(content, style, out["match"], decoder_file, "--content-size", "0",

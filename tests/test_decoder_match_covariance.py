@@ -11,19 +11,8 @@ from adain.errors import AdainError, WeightsError
 from adain.nets import adain_stats, mean_std, taps
 from adain.stylize import StyleCode, Stylizer, StylizerOptions
 
-from .conftest import exit_status, make_image, stylize_argv
+from .conftest import as_array, exit_status, stylize_argv
 from .test_decoder_matching import load_script
-
-
-@pytest.fixture
-def pair(tmp_path):
-    """A content large enough for 64 px tiles, and two styles."""
-    return (make_image(tmp_path / "c.png", (160, 136), seed=1), make_image(tmp_path / "s.png", (64, 56), seed=2),
-            make_image(tmp_path / "t.png", (72, 64), seed=5))  # fmt: skip
-
-
-def as_array(image: Image.Image) -> np.ndarray:
-    return np.asarray(image, np.int16)
 
 
 def test_the_map_gives_activations_the_targets_mean_and_covariance():
@@ -45,9 +34,9 @@ def test_the_map_gives_activations_the_targets_mean_and_covariance():
     assert decoder_match.covariance_map(None, target) is None  # a region too small keeps its activations
 
 
-def test_the_option_decodes_as_the_measured_lever(stylizer, pair):
+def test_the_option_decodes_as_the_measured_lever(stylizer, tile_pair):
     """What ``benchmarks/decoder_matching.py --config 0c,6c:S`` measured is what the option does."""
-    content, style, _ = pair
+    content, style, _ = tile_pair
     script = load_script()
     painter = stylizer.with_options(decoder_match=0.65, decoder_match_covariance=True)
     c, s = (images.to_tensor(images.load_image(p)) for p in (content, style))
@@ -64,8 +53,8 @@ def test_the_option_decodes_as_the_measured_lever(stylizer, pair):
     assert (out - std_only).abs().mean() > 1e-3
 
 
-def test_tiles_masks_blends_and_feedback_paint_as_the_whole_image(stylizer, pair, tmp_path):
-    content, style, other = pair
+def test_tiles_masks_blends_and_feedback_paint_as_the_whole_image(stylizer, tile_pair, tmp_path):
+    content, style, other = tile_pair
     painter = stylizer.with_options(
         decoder_match=1.0, decoder_match_layers=(0, 6), decoder_match_covariance=True
     )
@@ -81,8 +70,8 @@ def test_tiles_masks_blends_and_feedback_paint_as_the_whole_image(stylizer, pair
     assert painter.with_options(feedback=0.5)(content, style) != painter(content, style)
 
 
-def test_an_encoded_style_carries_the_covariances_it_needs(stylizer, pair, tmp_path):
-    content, style, _ = pair
+def test_an_encoded_style_carries_the_covariances_it_needs(stylizer, tile_pair, tmp_path):
+    content, style, _ = tile_pair
     painter = stylizer.with_options(decoder_match=0.75, decoder_match_covariance=True)
     code = painter.encode_style(style)
     shapes = [None if c is None else tuple(c.shape) for c in code.decoder_covariance]
@@ -107,8 +96,8 @@ def test_an_encoded_style_carries_the_covariances_it_needs(stylizer, pair, tmp_p
         StyleCode(code.mean, code.std, decoder=code.decoder, decoder_covariance=tuple(bad))
 
 
-def test_a_decoder_can_record_it_and_the_exported_models_refuse_it(tmp_path, decoder_file, pair):
-    content, style, _ = pair
+def test_a_decoder_can_record_it_and_the_exported_models_refuse_it(tmp_path, decoder_file, tile_pair):
+    content, style, _ = tile_pair
     recorded = weights.set_decoder_match(
         decoder_file, tmp_path / "cov.safetensors", 0.65, (0, 6), covariance=True
     )
@@ -146,10 +135,10 @@ def test_an_exported_decoder_refuses_it_in_one_line(stylizer):
         decoder_match.decoder_moments(Exported(), torch.rand(1, 512, 4, 4), (0, 6))
 
 
-def test_bad_options_and_flags_are_refused_in_one_line(tmp_path, pair, decoder_file):
+def test_bad_options_and_flags_are_refused_in_one_line(tmp_path, tile_pair, decoder_file):
     with pytest.raises(AdainError, match="True or False"):
         StylizerOptions(decoder_match=0.5, decoder_match_covariance="yes")
-    content, style, _ = pair
+    content, style, _ = tile_pair
     out = {k: tmp_path / f"{k}.png" for k in ("std", "cov")}
     common = ["--content-size", "0", "--decoder-match", "0.75"]
     assert exit_status(stylize_argv(content, style, out["std"], decoder_file, *common)) == 0
