@@ -269,8 +269,8 @@ def add_decoder_match_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--decoder-match-covariance", action=argparse.BooleanOptionalAction,
         help="move those ReLUs to the channel covariance of the style's own pass, not only each "
-        "channel's mean and std (whitening and colouring; torch backend only; README \"Decoder "
-        "match\"; default: as the decoder records, off for the shipped one)",
+        "channel's mean and std (whitening and colouring; torch backend only; README \"The decoder "
+        "match's covariance\"; default: as the decoder records, off for the shipped one)",
     )  # fmt: skip
 
 
