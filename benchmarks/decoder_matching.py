@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from adain import images
 from adain.colour import palette_of, toward_palette
-from adain.decoder_match import covariance_map, mean_covariance, move
+from adain.decoder_match import covariance_map, decoder_moments, mean_covariance, move
 from adain.evaluate import losses
 from adain.nets import Stats, adain_stats, mean_std, normalise, taps
 from adain.stylize import Stylizer
@@ -94,18 +94,6 @@ def decode(
     return x, stats
 
 
-def relu_covariances(decoder: nn.Sequential, x: Tensor, layers: set[int]) -> dict[int, tuple[Tensor, Tensor]]:
-    """The channel means and covariances of ``layers``' ReLUs decoding ``x``."""
-    found, k = {}, 0
-    for layer in decoder:
-        x = layer(x)
-        if isinstance(layer, nn.ReLU):
-            if k in layers:
-                found[k] = mean_covariance(x)
-            k += 1
-    return found
-
-
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -131,9 +119,9 @@ def main() -> None:
         style_image = images.load_square(style, args.size)
         style_taps = taps(encoder, style_image)
         style_stats = [mean_std(f) for f in style_taps]
-        _, own = decode(decoder, style_taps[-1])
-        wanted = {k for cfg in args.config for k in cfg.covariance}
-        own_covariances = relu_covariances(decoder, style_taps[-1], wanted) if wanted else {}
+        wanted = sorted({k for cfg in args.config for k in cfg.covariance})
+        own, covariances_of_style = decoder_moments(decoder, style_taps[-1], wanted)  # one pass for both
+        own_covariances = {k: (own[k][0], covariances_of_style[k]) for k in wanted}
         palette = palette_of(style_image)
         style_moments = mean_covariance(style_taps[-1]) if any(cfg.whitened for cfg in args.config) else None
         for content, feats in content_feats.items():

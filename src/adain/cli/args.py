@@ -202,17 +202,20 @@ def add_feedback_flag(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def _refined(args: argparse.Namespace, main: str, refinement: str) -> dict[str, object]:
-    """The ``Stylizer`` options of a flag and the one that refines it (None: not given), the latter
-    refused as a usage error without the former."""
+def _refined(args: argparse.Namespace, main: str, *refinements: str) -> dict[str, object]:
+    """The ``Stylizer`` options of a flag and those that refine it (None: not given), each of the
+    latter refused as a usage error without the former."""
     from ..errors import UsageError
 
-    value, detail = getattr(args, main), getattr(args, refinement)
-    if detail is None:
-        return {main: value}
-    if not value:
-        raise UsageError(f"--{refinement.replace('_', '-')} goes with --{main.replace('_', '-')}")
-    return {main: value, refinement: detail}
+    value, options = getattr(args, main), {main: getattr(args, main)}
+    for refinement in refinements:
+        detail = getattr(args, refinement)
+        if detail is None:
+            continue
+        if not value:
+            raise UsageError(f"--{refinement.replace('_', '-')} goes with --{main.replace('_', '-')}")
+        options[refinement] = detail
+    return options
 
 
 def feedback_options(args: argparse.Namespace) -> dict[str, object]:
@@ -277,20 +280,10 @@ def add_decoder_match_flag(parser: argparse.ArgumentParser) -> None:
 def decoder_match_options(args: argparse.Namespace) -> dict[str, object]:
     """The ``Stylizer`` options of ``add_decoder_match_flag``'s flags, checked as usage errors; none
     where neither is given (the decoder's own: ``weights.DecoderWeights.decoder_match``)."""
-    from ..errors import UsageError
-
-    if (
-        args.decoder_match is None
-        and args.decoder_match_layers is None
-        and args.decoder_match_covariance is None
-    ):
+    names = ("decoder_match", "decoder_match_layers", "decoder_match_covariance")
+    if all(getattr(args, name) is None for name in names):
         return {}
-    if args.decoder_match_covariance is not None and not args.decoder_match:
-        raise UsageError("--decoder-match-covariance goes with --decoder-match")
-    options = _refined(args, "decoder_match", "decoder_match_layers")
-    if args.decoder_match_covariance is not None:
-        options["decoder_match_covariance"] = args.decoder_match_covariance
-    return options
+    return _refined(args, *names)
 
 
 def add_polish_flag(parser: argparse.ArgumentParser) -> None:
